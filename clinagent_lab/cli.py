@@ -1,0 +1,290 @@
+"""The ``clinagent`` command line: parse, run, rerun, synth, demo, report.
+
+Errors print one clear line (what, where, what to do) and exit with code 2; ``--debug`` shows the traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+from .errors import ClinagentError
+
+__all__ = ["main", "build_parser"]
+
+EXIT_USAGE = 2
+
+
+# --------------------------------------------------------------------------------------------------------------
+# progress display
+# --------------------------------------------------------------------------------------------------------------
+class ProgressPrinter:
+    """Turns engine events into short lines on stderr (stdout stays clean for --json output)."""
+
+    def __init__(self, stream: Any = None) -> None:
+        self.stream = stream or sys.stderr
+        self.started: dict[int, float] = {}
+
+    def __call__(self, event: dict[str, Any]) -> None:
+        kind = event.get("type")
+        it = event.get("iteration")
+        if kind == "iteration_started":
+            self.started[it] = time.monotonic()
+            self._print(f"\n▶ iteration {it} ({event.get('idea')}): {event.get('rationale', '')[:300]}")
+        elif kind == "epoch":
+            metrics = event.get("metrics") or {}
+            shown = ", ".join(f"{k} {v:.4f}" for k, v in metrics.items() if k.startswith("val_"))
+            left = ""
+            if it in self.started and event.get("budget_s"):
+                left = f" · {max(0.0, event['budget_s'] - (time.monotonic() - self.started[it])):.0f} s left"
+            self._print(f"  epoch {int(event.get('epoch', 0)) + 1}/{event.get('max_epochs')} · {shown}{left}")
+        elif kind == "iteration_finished":
+            value = event.get("selection_value")
+            shown = f"{value:.4f}" if isinstance(value, (int, float)) else "-"
+            line = f"  ■ {event.get('status')} · selection {shown} · {event.get('decision')}: {event.get('reason')}"
+            if event.get("error"):
+                line += f"\n    error: {str(event['error'])[:300]}"
+            self._print(line)
+        elif kind == "loop_finished":
+            self._print(f"\nloop finished: {event.get('reason')}; best iteration {event.get('best_iteration')}")
+        elif kind == "test_started":
+            self._print(f"evaluating iteration {it} on the test split (once)…")
+        elif kind == "session_finished":
+            m = event.get("metrics") or {}
+            shown = ", ".join(f"{k} {v:.4f}" for k, v in m.items() if isinstance(v, float))
+            self._print(f"test: {shown}")
+
+    def _print(self, text: str) -> None:
+        print(text, file=self.stream, flush=True)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# commands
+# --------------------------------------------------------------------------------------------------------------
+def _resolve_model(value: str | None) -> str:
+    return value or os.environ.get("CLINAGENT_MODEL") or "offline"
+
+
+def cmd_parse(args: argparse.Namespace) -> int:
+    from .agent.engine import interpret, prepare_data
+
+    fingerprint = None
+    if args.data:
+        _, fingerprint = prepare_data(args.data, args.format, seed=args.seed)
+    spec = interpret(args.text, fingerprint, model=_resolve_model(args.model))
+    if args.json:
+        print(spec.model_dump_json(indent=2))
+    else:
+        print(_spec_summary(spec))
+    return 0
+
+
+def _spec_summary(spec: Any) -> str:
+    lines = [f"objective:   {spec.objective}", f"task:        {spec.task_type} ({spec.modality})",
+             f"classes:     {spec.classes}", f"targets:     {spec.target_classes}",
+             f"metric:      {spec.primary_metric.name} {spec.primary_metric.params}",
+             f"risk:        {spec.risk_preference}",
+             f"confounders: {[(c.name, c.column, c.action) for c in spec.confounders]}",
+             f"supervision: {spec.supervision.kind} (boxes on {spec.supervision.box_fraction})"]
+    lines += [f"assumed:     {a}" for a in spec.assumptions]
+    lines += [f"question:    {q}" for q in spec.questions]
+    return "\n".join(lines)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from .agent.engine import Engine
+
+    out = Path(args.out or f"clinagent-runs/{time.strftime('%Y%m%d-%H%M%S')}")
+    options = dict(_parse_kv(args.format_option or []))
+    engine = Engine.create(args.intent, args.data, out, model=_resolve_model(args.model), seed=args.seed,
+                           max_iterations=args.max_iterations, iteration_minutes=args.iteration_minutes,
+                           data_format=args.format, format_options=options)
+    spec = engine.session.spec
+    printer = ProgressPrinter()
+    printer._print(_spec_summary(spec))
+    session = engine.run(on_event=printer)
+    return _print_outcome(session)
+
+
+def _print_outcome(session: Any) -> int:
+    out = Path(session.out_dir)
+    print(f"\nsession:      {out / 'session.json'}")
+    print(f"notebooks:    {out / 'iterations'}")
+    for it in session.iterations:
+        value = f"{it.selection_value:.4f}" if it.selection_value is not None else "-"
+        print(f"  {it.index:>2} {it.status:<8} {value:>7} {it.decision:<9} {it.idea}  ({it.notebook})")
+    if session.final_test is not None:
+        print(f"predictions:  {session.final_test.predictions}")
+        m = session.final_test.metrics
+        keys = [k for k in ("primary", "auroc", "auroc_macro", "balanced_accuracy", "sensitivity", "specificity",
+                            "map50") if isinstance(m.get(k), (int, float))]
+        print("test (once): " + ", ".join(f"{k} {m[k]:.4f}" for k in keys))
+        return 0
+    print("no model was kept: " + (session.stop_reason or "see the iterations above"), file=sys.stderr)
+    return 1
+
+
+def cmd_synth(args: argparse.Namespace) -> int:
+    from .data.synth import generate
+
+    options = dict(_parse_kv(args.option or []))
+    path = generate(args.kind, args.out, seed=args.seed, **options)
+    print(path)
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from .agent.engine import Engine
+    from .data.synth import generate
+
+    out = Path(args.out or "clinagent-demo").resolve()
+    data = generate("chest_drain", out / "data", seed=args.seed, n=args.n, image_size=32, correlation=0.8)
+    request = ("pneumothorax on chest X-rays; don't let the model cheat by looking at chest drains; "
+               "sensitivity matters")
+    print(f"demo data (synthetic, chest-radiograph-like, drain correlated with the label): {data}")
+    print(f"request: {request!r}")
+    engine = Engine.create(request, data, out / "session", model=_resolve_model(args.model), seed=args.seed,
+                           max_iterations=args.max_iterations, iteration_minutes=args.iteration_minutes)
+    printer = ProgressPrinter(sys.stdout)
+    printer._print(_spec_summary(engine.session.spec))
+    session = engine.run(on_event=printer)
+    code = _print_outcome(session)
+    try:
+        report = engine.export_report()
+        print(f"report:       {report}")
+    except ImportError:
+        pass
+    return code
+
+
+def cmd_rerun(args: argparse.Namespace) -> int:
+    from .notebooks.rerun import rerun_notebook, seed_study
+
+    params = dict(_parse_kv_typed(args.param or []))
+    if args.seeds:
+        study = seed_study(args.notebook, args.seeds, params=params, out_dir=args.out, workers=args.workers,
+                           timeout_s=args.timeout)
+        print(study.summary_text())
+        return 0 if study.n_ok else 1
+    result = rerun_notebook(args.notebook, seed=args.seed, params=params, out_dir=args.out, timeout_s=args.timeout)
+    print(json.dumps({"status": result["status"], "output": str(result["output"]),
+                      "metrics": result.get("headline", {})}, indent=2))
+    return 0 if result["status"] == "ok" else 1
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from .report import write_report
+
+    path = write_report(args.session, args.out)
+    print(path)
+    return 0
+
+
+def _parse_kv(items: Sequence[str]) -> list[tuple[str, Any]]:
+    out = []
+    for item in items:
+        if "=" not in item:
+            raise ClinagentError(f"option '{item}' is not KEY=VALUE", fix="write e.g. --option n=120")
+        key, value = item.split("=", 1)
+        out.append((key, _coerce(value)))
+    return out
+
+
+def _parse_kv_typed(pairs: Sequence[Sequence[str]]) -> list[tuple[str, Any]]:
+    return [(k, _coerce(v)) for k, v in pairs]
+
+
+def _coerce(value: str) -> Any:
+    try:
+        return json.loads(value)
+    except (json.JSONDecodeError, ValueError):
+        return value
+
+
+# --------------------------------------------------------------------------------------------------------------
+# argument parsing
+# --------------------------------------------------------------------------------------------------------------
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="clinagent", description="Build a medical-imaging model by saying what you "
+                                                             "want. Offline by default.")
+    p.add_argument("--debug", action="store_true", help="show tracebacks")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    sp = sub.add_parser("parse", help="turn a request into a TaskSpec")
+    sp.add_argument("text")
+    sp.add_argument("--data", help="dataset path: ground the spec in it")
+    sp.add_argument("--format", help="dataset format (default: auto-detect)")
+    sp.add_argument("--json", action="store_true", help="print the TaskSpec as JSON")
+    sp.add_argument("--model", help="LLM (litellm model string) or 'offline' (default; env CLINAGENT_MODEL)")
+    sp.add_argument("--seed", type=int, default=0)
+    sp.set_defaults(func=cmd_parse)
+
+    rp = sub.add_parser("run", help="run the whole loop headless")
+    rp.add_argument("--intent", required=True, help="the request, as a clinician would say it")
+    rp.add_argument("--data", required=True, help="dataset folder or file")
+    rp.add_argument("--out", help="output folder (default: clinagent-runs/<time>)")
+    rp.add_argument("--format", help="dataset format (default: auto-detect)")
+    rp.add_argument("--format-option", action="append", metavar="KEY=VALUE",
+                    help="adapter option, e.g. subtask=melanoma_vs_nevus")
+    rp.add_argument("--max-iterations", type=int)
+    rp.add_argument("--iteration-minutes", type=float)
+    rp.add_argument("--seed", type=int, default=0)
+    rp.add_argument("--model", help="LLM (litellm model string) or 'offline' (default; env CLINAGENT_MODEL)")
+    rp.set_defaults(func=cmd_run)
+
+    rr = sub.add_parser("rerun", help="rerun an iteration notebook with papermill")
+    rr.add_argument("notebook")
+    rr.add_argument("--seed", type=int)
+    rr.add_argument("--seeds", type=int, nargs="+", help="seed study: run each seed, report mean ± sd")
+    rr.add_argument("-p", "--param", nargs=2, action="append", metavar=("KEY", "VALUE"))
+    rr.add_argument("--out", help="output folder (default: beside the notebook)")
+    rr.add_argument("--workers", type=int, default=1)
+    rr.add_argument("--timeout", type=float, default=3600.0, help="seconds per run")
+    rr.set_defaults(func=cmd_rerun)
+
+    sy = sub.add_parser("synth", help="write a synthetic dataset in a real on-disk format")
+    sy.add_argument("kind", help="chest_drain, dermoscopy, drain_overlay, isic2019, siim_acr, grazpedwri")
+    sy.add_argument("--out", required=True)
+    sy.add_argument("--seed", type=int, default=0)
+    sy.add_argument("--option", action="append", metavar="KEY=VALUE", help="e.g. n=200, correlation=0.9")
+    sy.set_defaults(func=cmd_synth)
+
+    dp = sub.add_parser("demo", help="synthesise data and run the whole loop offline (a few minutes)")
+    dp.add_argument("--out", help="output folder (default: ./clinagent-demo)")
+    dp.add_argument("--seed", type=int, default=0)
+    dp.add_argument("--n", type=int, default=600, help="number of synthetic images")
+    dp.add_argument("--max-iterations", type=int, default=3)
+    dp.add_argument("--iteration-minutes", type=float, default=1.5)
+    dp.add_argument("--model", help="LLM or 'offline' (default)")
+    dp.set_defaults(func=cmd_demo)
+
+    rep = sub.add_parser("report", help="write the self-contained HTML report of a session")
+    rep.add_argument("session", help="session folder (holds session.json)")
+    rep.add_argument("--out", help="output HTML path (default: <session>/report.html)")
+    rep.set_defaults(func=cmd_report)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except ClinagentError as exc:
+        if args.debug:
+            raise
+        print(f"clinagent: error: {exc.message}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("clinagent: interrupted; the session on disk is intact", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,256 @@
+"""Lightning datamodule over a :class:`~clinagent_lab.data.base.LoadedDataset` with assigned splits.
+
+Batches are dicts:
+
+- ``image``: float tensor ``N x C x S x S`` (C = ``recipe.model.in_channels``; grayscale and RGB converted);
+- ``label``: long class index;
+- ``index``: long row position in ``dataset.table`` (to join predictions back to ids and metadata);
+- ``group``: long confounder code (``recipe.debias.column`` or ``group_column``; see ``group_codes``), -1
+  when there is none.
+
+The test split is only built with ``include_test=True`` (the engine does this once, at the end); every
+``test_dataloader()`` call increments ``test_reads`` so that the session can record it.
+"""
+
+from __future__ import annotations
+
+import copy
+import warnings
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from lightning.pytorch import LightningDataModule
+from torch.utils.data import DataLoader, Dataset
+
+from ..errors import DataValidationError, SessionError
+from ..recipe import Recipe
+from .base import LoadedDataset
+from .images import to_channels
+from .samplers import build_sampler
+from .transforms import build_transforms, resize_transforms
+
+__all__ = ["ImageDataModule", "ImageDataset", "group_codes_for", "MAX_GROUP_LEVELS", "MISSING_GROUP"]
+
+MAX_GROUP_LEVELS = 8
+"""Numeric confounder columns with more distinct values are binned at quartiles."""
+MISSING_GROUP = "<missing>"
+
+
+def group_codes_for(values: pd.Series) -> tuple[np.ndarray, dict[str, int]]:
+    """Integer codes for a confounder column and the ``value -> code`` mapping (sorted levels).
+
+    Missing values get their own level; numeric columns with more than :data:`MAX_GROUP_LEVELS` values are
+    binned at quartiles (levels are the interval strings).
+
+    Example:
+        >>> codes, mapping = group_codes_for(pd.Series([1, 0, None, 1]))
+        >>> codes.tolist(), mapping
+        ([1, 0, 2, 1], {'0': 0, '1': 1, '<missing>': 2})
+    """
+    values = values.reset_index(drop=True)
+    present = values.dropna()
+    if pd.api.types.is_numeric_dtype(present) and present.nunique() > MAX_GROUP_LEVELS:
+        values = pd.qcut(values.astype(float), 4, duplicates="drop").astype(object)
+    elif pd.api.types.is_float_dtype(present) and np.all(np.mod(present.to_numpy(), 1) == 0):
+        values = values.astype("Int64").astype(object)
+    levels = values.where(values.notna(), None).map(lambda v: MISSING_GROUP if v is None else str(v))
+    names = sorted(set(levels) - {MISSING_GROUP}) + ([MISSING_GROUP] if MISSING_GROUP in set(levels) else [])
+    mapping = {name: k for k, name in enumerate(names)}
+    return levels.map(mapping).to_numpy(dtype=np.int64), mapping
+
+
+class ImageDataset(Dataset):
+    """Rows ``rows`` of a LoadedDataset, read (or taken from a cache), channel-converted and transformed."""
+
+    def __init__(self, source: LoadedDataset, rows: np.ndarray, labels: np.ndarray, groups: np.ndarray,
+                 channels: int, transform: Any, cache: np.ndarray | None = None) -> None:
+        self.source = source
+        self.rows = np.asarray(rows, dtype=np.int64)
+        self.labels = np.asarray(labels, dtype=np.int64)
+        self.groups = np.asarray(groups, dtype=np.int64)
+        self.channels = channels
+        self.transform = transform
+        self.cache = cache
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def raw_image(self, k: int) -> np.ndarray:
+        """The uint8 ``HxWxC`` image before augmentation (cached and resized when the cache is on)."""
+        if self.cache is not None:
+            return self.cache[k]
+        return to_channels(self.source.read_image(int(self.rows[k])), self.channels)
+
+    def __getitem__(self, k: int) -> dict[str, torch.Tensor]:
+        image = self.transform(image=self.raw_image(k))["image"]
+        return {"image": image.float(), "label": torch.tensor(self.labels[k], dtype=torch.long),
+                "index": torch.tensor(self.rows[k], dtype=torch.long),
+                "group": torch.tensor(self.groups[k], dtype=torch.long)}
+
+    def with_transform(self, transform: Any) -> ImageDataset:
+        clone = copy.copy(self)
+        clone.transform = transform
+        return clone
+
+
+class ImageDataModule(LightningDataModule):
+    """Train/val (and, on request, test) loaders for one Recipe.
+
+    Args:
+        dataset: a dataset whose ``split`` column is filled (see :func:`clinagent_lab.data.splits.assign_splits`).
+        recipe: the iteration's Recipe (image size, batch size, sampler, augmentation, channels, seed).
+        modality: decides the augmentation policy (see :mod:`clinagent_lab.data.transforms`).
+        include_test: build the test split (the final, single evaluation only).
+        group_column: confounder column for the ``group`` field when ``recipe.debias.column`` is unset.
+        cache_limit_bytes: the image cache is skipped (with a warning) above this size.
+    """
+
+    def __init__(self, dataset: LoadedDataset, recipe: Recipe, modality: str = "other", include_test: bool = False,
+                 group_column: str | None = None, cache_limit_bytes: int = 2 * 1024**3) -> None:
+        super().__init__()
+        self.dataset = dataset
+        self.recipe = recipe
+        self.modality = modality
+        self.include_test = include_test
+        self.channels = int(recipe.model.in_channels)
+        if self.channels not in (1, 3):
+            raise DataValidationError(f"in_channels={self.channels} is not supported by the image loader",
+                                      where="recipe.model.in_channels", fix="use 1 (grayscale) or 3 (RGB)")
+        self.group_column = recipe.debias.column or group_column
+        self.cache_limit_bytes = cache_limit_bytes
+        self.test_reads = 0
+        self.predict_split = "val"
+        self.datasets: dict[str, ImageDataset] = {}
+        self.group_codes: dict[str, int] = {}
+        self._row_groups = self._compute_groups()
+        self._check_splits()
+
+    # ------------------------------------------------------------------------------------------- building
+
+    def _compute_groups(self) -> np.ndarray:
+        table = self.dataset.table
+        if self.group_column is None:
+            return np.full(len(table), -1, dtype=np.int64)
+        if self.group_column not in table.columns:
+            raise DataValidationError(
+                f"confounder column '{self.group_column}' is not in the data",
+                where="recipe.debias.column", fix=f"use one of: {', '.join(self.dataset.metadata_columns) or '(none)'}")
+        codes, self.group_codes = group_codes_for(table[self.group_column])
+        return codes
+
+    def _check_splits(self) -> None:
+        split = self.dataset.table["split"]
+        for name in ("train", "val"):
+            if not (split == name).any():
+                raise DataValidationError(f"the dataset has no '{name}' rows", where="table column 'split'",
+                                          fix="assign splits first (clinagent_lab.data.splits.assign_splits)")
+
+    def rows_for(self, split: str) -> np.ndarray:
+        """Table rows of ``split``; train is subsampled to ``recipe.data.max_train_samples`` (seeded)."""
+        if split not in ("train", "val", "test"):
+            raise DataValidationError(f"unknown split '{split}'", fix="use train, val or test")
+        rows = self.dataset.subset_indices(split)
+        limit = self.recipe.data.max_train_samples
+        if split == "train" and limit is not None and len(rows) > limit:
+            rng = np.random.default_rng(self.recipe.seed)
+            rows = np.sort(rng.choice(rows, size=limit, replace=False))
+        return rows
+
+    def _fill_cache(self, rows: np.ndarray) -> np.ndarray | None:
+        if not self.recipe.data.cache_images:
+            return None
+        size = self.recipe.data.image_size
+        need = len(rows) * size * size * self.channels
+        if need > self.cache_limit_bytes:
+            warnings.warn(f"image cache would need {need / 2**30:.1f} GiB; reading images from disk instead",
+                          stacklevel=3)
+            return None
+        import albumentations as A
+
+        resize = A.Compose(resize_transforms(size, self.modality))
+        cache = np.empty((len(rows), size, size, self.channels), dtype=np.uint8)
+        for k, i in enumerate(rows):
+            image = to_channels(self.dataset.read_image(int(i)), self.channels)
+            cache[k] = resize(image=image)["image"].reshape(size, size, self.channels)
+        return cache
+
+    def _transform(self, train: bool) -> Any:
+        return build_transforms(self.recipe.augment, self.recipe.data.image_size, self.channels, self.modality,
+                                train=train, seed=self.recipe.seed if train else None)
+
+    def _build(self, split: str) -> ImageDataset:
+        rows = self.rows_for(split)
+        labels = self.dataset.table["label"].to_numpy(dtype=np.int64)[rows]
+        return ImageDataset(self.dataset, rows, labels, self._row_groups[rows], self.channels,
+                            self._transform(train=split == "train"), self._fill_cache(rows))
+
+    def setup(self, stage: str | None = None) -> None:
+        """Build train and val (and test when ``include_test``); idempotent."""
+        splits = ("train", "val", "test") if self.include_test else ("train", "val")
+        for split in splits:
+            if split not in self.datasets:
+                self.datasets[split] = self._build(split)
+
+    # -------------------------------------------------------------------------------------------- loaders
+
+    def _dataset(self, split: str) -> ImageDataset:
+        if split == "test" and not self.include_test:
+            raise SessionError("the test split is not available to this datamodule", where="test split",
+                               fix="the test split is read once, at the end, with include_test=True")
+        if split not in self.datasets:
+            self.setup()
+        return self.datasets[split]
+
+    def _loader(self, dataset: ImageDataset, shuffle: bool = False, sampler: Any = None,
+                drop_last: bool = False) -> DataLoader:
+        workers = self.recipe.data.num_workers
+        generator = torch.Generator().manual_seed(self.recipe.seed) if shuffle else None
+        return DataLoader(dataset, batch_size=min(self.recipe.data.batch_size, max(len(dataset), 1)),
+                          shuffle=shuffle, sampler=sampler, generator=generator, num_workers=workers,
+                          drop_last=drop_last, persistent_workers=workers > 0,
+                          pin_memory=torch.cuda.is_available())
+
+    def train_dataloader(self) -> DataLoader:
+        """Augmented, shuffled (or sampled per ``recipe.data.sampler``) training batches."""
+        ds = self._dataset("train")
+        sampler = build_sampler(self.recipe.data.sampler, ds.labels, ds.groups, seed=self.recipe.seed)
+        batch = min(self.recipe.data.batch_size, len(ds))
+        drop_last = len(ds) > batch and len(ds) % batch == 1  # a batch of one breaks batch norm
+        return self._loader(ds, shuffle=sampler is None, sampler=sampler, drop_last=drop_last)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader(self._dataset("val"))
+
+    def test_dataloader(self) -> DataLoader:
+        """The test split; only with ``include_test=True``. Counts reads in ``test_reads``."""
+        loader = self._loader(self._dataset("test"))
+        self.test_reads += 1
+        return loader
+
+    def predict_dataloader(self) -> DataLoader:
+        """Batches of ``predict_split`` (default val), no augmentation, in table order."""
+        return self.dataloader_for(self.predict_split)
+
+    def dataloader_for(self, split: str) -> DataLoader:
+        """Any split without shuffling or augmentation (train too: for scoring the training images)."""
+        if split == "test":
+            return self.test_dataloader()
+        ds = self._dataset(split)
+        if split == "train":
+            ds = ds.with_transform(self._transform(train=False))
+        return self._loader(ds)
+
+    # ------------------------------------------------------------------------------------------ summaries
+
+    def class_counts(self, split: str = "train") -> np.ndarray:
+        """Images per class in ``split`` (after ``max_train_samples``), length ``len(classes)``."""
+        if split == "test" and not self.include_test:
+            self._dataset("test")  # raises: test labels stay unread until the final evaluation
+        labels = self.dataset.table["label"].to_numpy(dtype=np.int64)[self.rows_for(split)]
+        return np.bincount(labels, minlength=len(self.dataset.classes))
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.dataset.classes)

@@ -1,0 +1,134 @@
+"""Image transforms per modality, built from a Recipe's :class:`~clinagent_lab.recipe.AugmentConfig`.
+
+Choices per modality (:data:`MODALITY_POLICIES`):
+
+- ``chest_xray``: keep the aspect ratio (resize the long side, pad with black): heart size and lung
+  proportions are findings. Vertical flips only when the recipe asks (``vertical_flip``; off by default): an
+  upside-down chest radiograph never occurs. Horizontal flips follow the recipe (they create dextrocardia-like
+  anatomy; cheap invariance on small data). No colour jitter (grayscale).
+- ``musculoskeletal_xray``: as chest, plus both flips allowed by the recipe (limbs appear in any laterality);
+  no 90-degree rotations by default.
+- ``dermoscopy``: squash-resize to a square (lesion colour and texture matter more than aspect ratio);
+  dermoscopy has no canonical orientation, so horizontal and vertical flips and 90-degree rotations are always
+  on; reflect-padding after rotation (skin continues past the border); colour jitter (magnitude
+  ``color_jitter``, 0.1 when the recipe leaves it at 0) to cover camera and lighting differences.
+- ``other``: squash-resize, recipe flags as given.
+
+Presets scale the recipe's magnitudes (rotation degrees, scale, brightness/contrast, colour jitter) and
+probabilities: ``none`` turns augmentation off, ``light`` x0.5, ``medium`` x1, ``strong`` x1.5. Evaluation
+transforms (``train=False``) only resize and normalise. Every pipeline ends with ``Normalize(mean=0.5,
+std=0.5)`` (pixels to [-1, 1]) and ``ToTensorV2`` (HWC uint8 -> CHW float tensor).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from ..recipe import AugmentConfig
+
+__all__ = ["ModalityPolicy", "MODALITY_POLICIES", "PRESET_SCALE", "build_transforms", "resize_transforms"]
+
+
+@dataclass(frozen=True)
+class ModalityPolicy:
+    keep_aspect: bool
+    """Letterbox (long side to size, pad) instead of squashing to a square."""
+    always_vertical_flip: bool = False
+    rotate90: bool = False
+    color_jitter_default: float = 0.0
+    """Colour-jitter magnitude used when the recipe's is 0 (3-channel images only)."""
+    reflect_border: bool = False
+
+
+MODALITY_POLICIES: dict[str, ModalityPolicy] = {
+    "chest_xray": ModalityPolicy(keep_aspect=True),
+    "musculoskeletal_xray": ModalityPolicy(keep_aspect=True),
+    "dermoscopy": ModalityPolicy(keep_aspect=False, always_vertical_flip=True, rotate90=True,
+                                 color_jitter_default=0.1, reflect_border=True),
+    "other": ModalityPolicy(keep_aspect=False),
+}
+
+PRESET_SCALE: dict[str, tuple[float, float]] = {
+    # preset -> (magnitude factor, probability of each photometric/geometric transform)
+    "none": (0.0, 0.0),
+    "light": (0.5, 0.3),
+    "medium": (1.0, 0.5),
+    "strong": (1.5, 0.7),
+}
+
+
+def _policy(modality: str) -> ModalityPolicy:
+    return MODALITY_POLICIES.get(modality, MODALITY_POLICIES["other"])
+
+
+def resize_transforms(image_size: int, modality: str = "other") -> list[Any]:
+    """The deterministic resize step for ``modality`` (also used to fill the image cache)."""
+    import albumentations as A
+    import cv2
+
+    if _policy(modality).keep_aspect:
+        return [A.LongestMaxSize(max_size=image_size, area_for_downscale="image"),
+                A.PadIfNeeded(min_height=image_size, min_width=image_size, border_mode=cv2.BORDER_CONSTANT,
+                              fill=0)]
+    return [A.Resize(image_size, image_size, area_for_downscale="image")]
+
+
+def _augmentations(augment: AugmentConfig, channels: int, policy: ModalityPolicy) -> list[Any]:
+    import albumentations as A
+    import cv2
+
+    factor, p = PRESET_SCALE[augment.preset]
+    if factor == 0.0:
+        return []
+    ops: list[Any] = []
+    if augment.horizontal_flip or policy.always_vertical_flip:
+        ops.append(A.HorizontalFlip(p=0.5))
+    if augment.vertical_flip or policy.always_vertical_flip:
+        ops.append(A.VerticalFlip(p=0.5))
+    if policy.rotate90:
+        ops.append(A.RandomRotate90(p=0.5))
+    rotate = min(augment.rotate_degrees * factor, 180.0)
+    scale = min(augment.scale * factor, 0.75)
+    if rotate > 0 or scale > 0:
+        border = cv2.BORDER_REFLECT_101 if policy.reflect_border else cv2.BORDER_CONSTANT
+        ops.append(A.Affine(rotate=(-rotate, rotate), scale=(1.0 - scale, 1.0 + scale), border_mode=border,
+                            fill=0, p=p))
+    bc = min(augment.brightness_contrast * factor, 0.9)
+    if bc > 0:
+        ops.append(A.RandomBrightnessContrast(brightness_limit=bc, contrast_limit=bc, p=p))
+    jitter = min((augment.color_jitter or policy.color_jitter_default) * factor, 0.5)
+    if channels == 3 and jitter > 0:
+        ops.append(A.ColorJitter(brightness=jitter, contrast=jitter, saturation=jitter, hue=min(jitter / 4, 0.5),
+                                 p=p))
+    return ops
+
+
+def build_transforms(augment: AugmentConfig, image_size: int, channels: int, modality: str = "other",
+                     train: bool = True, seed: int | None = None):
+    """An ``albumentations.Compose`` taking ``image=HxWxC uint8`` and giving a CHW float tensor.
+
+    Args:
+        augment: the recipe's augmentation settings.
+        image_size: output side in pixels (square).
+        channels: 1 or 3; the input must already have this many channels.
+        modality: ``chest_xray``, ``musculoskeletal_xray``, ``dermoscopy`` or ``other`` (see module docs).
+        train: add augmentations; False gives the deterministic evaluation pipeline.
+        seed: seed of the pipeline's random state (reproducible augmentation).
+
+    Example:
+        >>> import numpy as np
+        >>> from clinagent_lab.recipe import AugmentConfig
+        >>> t = build_transforms(AugmentConfig(), 16, 1, "chest_xray", train=False)
+        >>> tuple(t(image=np.zeros((20, 10, 1), np.uint8))["image"].shape)
+        (1, 16, 16)
+    """
+    import albumentations as A
+    from albumentations.pytorch import ToTensorV2
+
+    policy = _policy(modality)
+    ops = list(resize_transforms(image_size, modality))
+    if train:
+        ops += _augmentations(augment, channels, policy)
+    ops += [A.Normalize(mean=(0.5,) * channels, std=(0.5,) * channels, max_pixel_value=255.0), ToTensorV2()]
+    return A.Compose(ops, seed=seed)

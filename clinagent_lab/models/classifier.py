@@ -1,0 +1,208 @@
+"""``ImageClassifier``: the LightningModule behind the classification template notebook.
+
+Batches are dicts ``{"image": (N, C, H, W) float, "label": (N,) long, "index": (N,) long, "group": (N,) long}``
+where ``group`` is the confounder code (``-1`` when unknown; the key may be absent).
+
+Debiasing, chosen by ``recipe.debias.method`` and ``recipe.loss.name``:
+
+- ``gradient_reversal``: an adversary MLP predicts the confounder from ``[GRL(features), one_hot(label)]``.
+  Conditioning on the label means only label-independent confounder information is removed.
+- ``groupdro``: the loss re-weights label x confounder cells online (see :mod:`.losses`).
+- ``group_balanced``: handled by the data sampler, nothing to do here.
+
+``recipe.custom_code`` is ignored here: the notebook runs hooks itself.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..recipe import Recipe
+from .backbones import create_backbone
+from .grl import GradientReversalLayer, dann_lambda
+from .losses import make_loss
+
+__all__ = ["ImageClassifier", "auroc_score", "build_optimizer", "build_scheduler"]
+
+
+# ----------------------------------------------------------------------------------------------- metrics
+def auroc_score(probs: torch.Tensor, labels: torch.Tensor, positive_class: int = 1) -> float:
+    """Binary AUROC of ``positive_class`` for 2 classes, macro one-vs-rest AUROC otherwise.
+
+    Classes without both positives and negatives are left out of the macro average; ``nan`` when no class
+    qualifies (e.g. a single class present).
+    """
+    from torchmetrics.functional.classification import binary_auroc
+
+    num_classes = probs.shape[1]
+    classes = [positive_class] if num_classes == 2 else range(num_classes)
+    scores = []
+    for c in classes:
+        target = (labels == c).long()
+        if 0 < int(target.sum()) < len(target):
+            scores.append(float(binary_auroc(probs[:, c].float(), target)))
+    return float(sum(scores) / len(scores)) if scores else float("nan")
+
+
+# --------------------------------------------------------------------------------------------- optimisation
+_OPTIMIZERS = {
+    "adamw": lambda params, o: torch.optim.AdamW(params, lr=o.lr, weight_decay=o.weight_decay),
+    "adam": lambda params, o: torch.optim.Adam(params, lr=o.lr, weight_decay=o.weight_decay),
+    "sgd": lambda params, o: torch.optim.SGD(params, lr=o.lr, weight_decay=o.weight_decay,
+                                             momentum=o.momentum, nesterov=o.momentum > 0),
+}
+
+
+def build_optimizer(params: Any, recipe: Recipe) -> torch.optim.Optimizer:
+    """Optimizer named by ``recipe.optim.name`` (adamw, adam, sgd)."""
+    return _OPTIMIZERS[recipe.optim.name](params, recipe.optim)
+
+
+def build_scheduler(optimizer: torch.optim.Optimizer, recipe: Recipe, total_steps: float
+                    ) -> torch.optim.lr_scheduler.LRScheduler | None:
+    """Per-step schedule (``none``, ``cosine``, ``onecycle``) over ``total_steps`` optimizer steps."""
+    schedule = recipe.optim.schedule
+    if schedule == "none" or not math.isfinite(total_steps):
+        return None
+    steps = max(1, int(total_steps))
+    if schedule == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=steps)
+    return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=recipe.optim.lr, total_steps=steps)
+
+
+# ----------------------------------------------------------------------------------------------- the module
+class ImageClassifier(L.LightningModule):
+    """Image classifier built from a :class:`~clinagent_lab.recipe.Recipe`.
+
+    Args:
+        recipe: the iteration's recipe (or its ``model_dump()``); stored as hyperparameters so that
+            ``ImageClassifier.load_from_checkpoint(path)`` rebuilds the same model.
+        class_weights: per-class weights computed from the training labels (``weighted_ce``).
+        n_groups: number of confounder codes in ``batch["group"]`` (0 when no confounder is known).
+    """
+
+    def __init__(self, recipe: Recipe | dict[str, Any], class_weights: Sequence[float] | None = None,
+                 n_groups: int = 0) -> None:
+        super().__init__()
+        recipe = recipe if isinstance(recipe, Recipe) else Recipe.model_validate(recipe)
+        class_weights = None if class_weights is None else [float(w) for w in class_weights]
+        self.save_hyperparameters({"recipe": recipe.model_dump(mode="json"), "class_weights": class_weights,
+                                   "n_groups": int(n_groups)})
+        self.recipe = recipe
+        self.num_classes = recipe.num_classes
+        self.n_groups = int(n_groups)
+        self.positive_class = recipe.evaluation.positive_class if recipe.evaluation.positive_class is not None \
+            else 1
+        self.backbone = create_backbone(recipe.model, self.num_classes, recipe.data.image_size)
+        self.loss_fn = make_loss(recipe.loss, self.num_classes, class_weights, self.n_groups, recipe.debias)
+        self.grl: GradientReversalLayer | None = None
+        self.adversary: nn.Module | None = None
+        if recipe.debias.method == "gradient_reversal" and self.n_groups >= 2:
+            self.grl = GradientReversalLayer(0.0)
+            self.adversary = self._make_adversary(self.backbone.feature_dim, self.num_classes, self.n_groups)
+        self._val_logits: list[torch.Tensor] = []
+        self._val_labels: list[torch.Tensor] = []
+        self._val_groups: list[torch.Tensor] = []
+
+    @staticmethod
+    def _make_adversary(feature_dim: int, num_classes: int, n_groups: int) -> nn.Module:
+        hidden = max(32, min(256, feature_dim))
+        return nn.Sequential(nn.Linear(feature_dim + num_classes, hidden), nn.ReLU(inplace=True),
+                             nn.Linear(hidden, n_groups))
+
+    # ---------------------------------------------------------------------------------------------- forward
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.backbone(x)
+
+    @staticmethod
+    def _groups(batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        group = batch.get("group")
+        return group if group is not None else torch.full_like(batch["label"], -1)
+
+    def progress(self) -> float:
+        """Fraction of the estimated optimizer steps done (1.0 when the total is unknown)."""
+        try:
+            total = float(self.trainer.estimated_stepping_batches)
+        except (RuntimeError, AttributeError):
+            return 1.0
+        if not math.isfinite(total) or total <= 0:
+            return 1.0
+        return min(1.0, self.global_step / total)
+
+    def adversary_loss(self, features: torch.Tensor, labels: torch.Tensor, groups: torch.Tensor,
+                       lambda_: float) -> torch.Tensor:
+        """Cross-entropy of the adversary on samples with a known group (0 when there are none)."""
+        assert self.adversary is not None and self.grl is not None
+        known = groups >= 0
+        if not bool(known.any()):
+            return features.sum() * 0.0
+        self.grl.lambda_ = lambda_
+        onehot = F.one_hot(labels[known], self.num_classes).to(features.dtype)
+        adv_in = torch.cat([self.grl(features[known]), onehot], dim=1)
+        return F.cross_entropy(self.adversary(adv_in), groups[known])
+
+    # ------------------------------------------------------------------------------------------------ steps
+    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        labels, groups = batch["label"], self._groups(batch)
+        features = self.backbone.forward_features(batch["image"])
+        loss = self.loss_fn(self.backbone.classify(features), labels, group=groups)
+        n = labels.shape[0]
+        if self.adversary is not None:
+            lambda_ = dann_lambda(self.progress())
+            adv = self.adversary_loss(features, labels, groups, lambda_)
+            loss = loss + self.recipe.debias.adversary_weight * adv
+            self.log("adv_loss", adv.detach(), batch_size=n)
+            self.log("grl_lambda", lambda_, batch_size=n)
+        self.log("train_loss", loss.detach(), prog_bar=True, batch_size=n)
+        return loss
+
+    def _reset_validation(self) -> None:
+        self._val_logits.clear()
+        self._val_labels.clear()
+        self._val_groups.clear()
+
+    def on_validation_epoch_start(self) -> None:
+        self._reset_validation()
+
+    def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
+        self._val_logits.append(self(batch["image"]).detach().float().cpu())
+        self._val_labels.append(batch["label"].detach().cpu())
+        self._val_groups.append(self._groups(batch).detach().cpu())
+
+    def on_validation_epoch_end(self) -> None:
+        if not self._val_logits:
+            return
+        logits, labels = torch.cat(self._val_logits), torch.cat(self._val_labels)
+        groups = torch.cat(self._val_groups)
+        probs = logits.softmax(dim=1)
+        self.log("val_loss", F.cross_entropy(logits, labels), prog_bar=True)
+        self.log("val_auroc", auroc_score(probs, labels, self.positive_class), prog_bar=True)
+        if self.n_groups >= 2:
+            self.log("val_worst_group_auroc", self._worst_group_auroc(probs, labels, groups))
+        self._reset_validation()
+
+    def _worst_group_auroc(self, probs: torch.Tensor, labels: torch.Tensor, groups: torch.Tensor) -> float:
+        """Lowest AUROC over confounder groups where it is defined (``nan`` if none)."""
+        scores = [auroc_score(probs[groups == g], labels[groups == g], self.positive_class)
+                  for g in range(self.n_groups) if int((groups == g).sum()) > 1]
+        scores = [s for s in scores if not math.isnan(s)]
+        return min(scores) if scores else float("nan")
+
+    def predict_step(self, batch: dict[str, torch.Tensor], batch_idx: int, dataloader_idx: int = 0
+                     ) -> dict[str, torch.Tensor]:
+        return {"index": batch["index"], "probs": self(batch["image"]).softmax(dim=1)}
+
+    # -------------------------------------------------------------------------------------------- optimiser
+    def configure_optimizers(self) -> Any:
+        optimizer = build_optimizer(self.parameters(), self.recipe)
+        scheduler = build_scheduler(optimizer, self.recipe, self.trainer.estimated_stepping_batches)
+        if scheduler is None:
+            return optimizer
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}

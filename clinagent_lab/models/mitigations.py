@@ -1,0 +1,105 @@
+"""Confounder mitigations as recipe changes, registered by name (torch-free: the planner imports this).
+
+Each :class:`Mitigation` turns a recipe and a confounder into dotted recipe changes for
+:func:`clinagent_lab.recipe.apply_patch`. Switching from one mitigation to another also undoes the
+previous one's sampler or loss, so the changes can be applied to any recipe.
+
+Example:
+    >>> from clinagent_lab.recipe import Recipe, apply_patch
+    >>> r = Recipe(task_type="binary_classification", classes=["benign", "malignant"])
+    >>> changes = MITIGATIONS.get("groupdro").changes(r, "ruler", "has_ruler")
+    >>> new = apply_patch(r, changes)
+    >>> new.loss.name, new.debias.method, new.debias.column
+    ('groupdro', 'groupdro', 'has_ruler')
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from ..errors import RecipeError
+from ..recipe import Recipe
+from ..registry import Registry
+
+__all__ = ["MITIGATIONS", "MITIGATION_ORDER", "Mitigation"]
+
+Changes = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Mitigation:
+    """A named debiasing method.
+
+    Attributes:
+        name: registry name, also written to ``debias.method``.
+        description: one sentence for the clinician and the refiner.
+        build: ``(recipe, column) -> changes`` specific to the method.
+        needs_column: whether the method needs the confounder's metadata column.
+    """
+
+    name: str
+    description: str
+    build: Callable[[Recipe, str | None], Changes]
+    needs_column: bool = True
+
+    def changes(self, recipe: Recipe, confounder_name: str | None, column: str | None) -> Changes:
+        """Dotted recipe changes that switch ``recipe`` to this mitigation for ``confounder_name``.
+
+        Raises:
+            RecipeError: the method needs a metadata column and ``column`` is empty.
+        """
+        if self.needs_column and not column:
+            raise RecipeError(f"mitigation '{self.name}' needs the metadata column of confounder "
+                              f"'{confounder_name}'", where="field 'debias.column'",
+                              fix="name the metadata column that records the confounder, or choose 'none'")
+        changes = _undo_others(recipe, self.name)
+        changes.update({"debias.method": self.name, "debias.confounder": confounder_name,
+                        "debias.column": column})
+        changes.update(self.build(recipe, column))
+        return changes
+
+
+def _undo_others(recipe: Recipe, keep: str) -> Changes:
+    """Reset the sampler/loss another mitigation set, unless ``keep`` is that mitigation."""
+    out: Changes = {}
+    if keep != "group_balanced" and recipe.data.sampler == "group_balanced":
+        out["data.sampler"] = "random"
+    if keep != "groupdro" and recipe.loss.name == "groupdro":
+        out["loss.name"] = "ce"
+    return out
+
+
+def _none(recipe: Recipe, column: str | None) -> Changes:
+    return {}
+
+
+def _group_balanced(recipe: Recipe, column: str | None) -> Changes:
+    return {"data.sampler": "group_balanced"}
+
+
+def _gradient_reversal(recipe: Recipe, column: str | None) -> Changes:
+    return {"debias.adversary_weight": 1.0}
+
+
+def _groupdro(recipe: Recipe, column: str | None) -> Changes:
+    return {"loss.name": "groupdro"}
+
+
+MITIGATIONS: Registry[Mitigation] = Registry("mitigation")
+MITIGATIONS.register("none", Mitigation(
+    "none", "No confounder mitigation; the confounder is only reported.", _none, needs_column=False))
+MITIGATIONS.register("group_balanced", Mitigation(
+    "group_balanced", "Sample training images so every label x confounder cell is seen equally often.",
+    _group_balanced))
+MITIGATIONS.register("gradient_reversal", Mitigation(
+    "gradient_reversal", "Train an adversary to predict the confounder from the features (given the label) "
+    "and reverse its gradient, so the features stop encoding the confounder.", _gradient_reversal))
+MITIGATIONS.register("groupdro", Mitigation(
+    "groupdro", "GroupDRO: up-weight the label x confounder cells with the highest training loss, "
+    "minimising the worst cell's loss.", _groupdro))
+
+#: Mitigations to try, first to last: balancing is simple and strong (Idrissi et al. 2022), GroupDRO next,
+#: adversarial removal last (least stable).
+MITIGATION_ORDER: tuple[str, ...] = ("group_balanced", "groupdro", "gradient_reversal")

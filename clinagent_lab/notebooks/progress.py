@@ -1,0 +1,76 @@
+"""Progress events as versioned JSON lines, written by the iteration notebook and read by the executor.
+
+Each line is ``{"v": 1, "type": ..., "time": <unix seconds>, ...}``. Types written from the kernel:
+``fit_started`` (max_epochs, steps_per_epoch), ``epoch`` (epoch, step, metrics), ``fit_finished``.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+
+__all__ = ["EVENT_VERSION", "ProgressCallback", "write_event", "read_events"]
+
+EVENT_VERSION = 1
+
+
+def write_event(path: str | Path | None, type_: str, **fields: Any) -> None:
+    """Append one event line to ``path`` (no-op when ``path`` is empty)."""
+    if not path:
+        return
+    event = {"v": EVENT_VERSION, "type": type_, "time": round(time.time(), 3), **fields}
+    with open(path, "a", encoding="utf-8") as fh:
+        fh.write(json.dumps(event, default=float) + "\n")
+
+
+def read_events(path: str | Path, offset: int = 0) -> tuple[list[dict[str, Any]], int]:
+    """Read complete event lines from byte ``offset``; return the events and the new offset."""
+    p = Path(path)
+    if not p.exists():
+        return [], offset
+    with open(p, "rb") as fh:
+        fh.seek(offset)
+        chunk = fh.read()
+    end = chunk.rfind(b"\n") + 1
+    events = []
+    for line in chunk[:end].splitlines():
+        try:
+            events.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return events, offset + end
+
+
+def _scalar_metrics(metrics: dict[str, Any]) -> dict[str, float]:
+    out = {}
+    for key, value in metrics.items():
+        try:
+            out[key] = round(float(value), 6)
+        except (TypeError, ValueError):
+            continue
+    return out
+
+
+class ProgressCallback(L.Callback):
+    """Lightning callback that writes an ``epoch`` event after every validation epoch."""
+
+    def __init__(self, events_path: str | Path | None) -> None:
+        self.events_path = str(events_path) if events_path else None
+
+    def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        write_event(self.events_path, "fit_started", max_epochs=trainer.max_epochs,
+                    steps_per_epoch=trainer.num_training_batches if trainer.num_training_batches != float("inf")
+                    else None)
+
+    def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.sanity_checking:
+            return
+        write_event(self.events_path, "epoch", epoch=trainer.current_epoch, step=trainer.global_step,
+                    max_epochs=trainer.max_epochs, metrics=_scalar_metrics(trainer.callback_metrics))
+
+    def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        write_event(self.events_path, "fit_finished", epoch=trainer.current_epoch, step=trainer.global_step)

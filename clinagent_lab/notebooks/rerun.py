@@ -1,0 +1,124 @@
+"""Batch reruns of iteration notebooks with papermill: one seed, or a seed study with mean ± sd.
+
+An executed iteration notebook carries its values in the parameters cell, so ``papermill iteration.ipynb
+out.ipynb -p seed 1`` (run from the folder that should receive the outputs) reruns it exactly; this module does
+the same with a time budget, parameter checks and a summary.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import statistics
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import nbformat
+
+from ..errors import ClinagentError, RecipeError
+from .executor import NotebookExecutor
+from .render import declared_parameters
+
+__all__ = ["rerun_notebook", "seed_study", "SeedStudy", "check_parameters"]
+
+
+def check_parameters(nb_path: str | Path, params: dict[str, Any]) -> list[str]:
+    """Raise RecipeError naming the declared parameters when ``params`` has an undeclared one."""
+    path = Path(nb_path)
+    if not path.exists():
+        raise ClinagentError(f"notebook not found: {path}", fix="pass the iteration.ipynb of a session")
+    declared = declared_parameters(nbformat.read(path, as_version=4))
+    unknown = sorted(set(params) - set(declared))
+    if unknown:
+        raise RecipeError(f"parameter(s) {', '.join(unknown)} are not declared by {path.name}",
+                          where=str(path), fix=f"use the declared parameters: {', '.join(declared)}")
+    return declared
+
+
+def rerun_notebook(notebook: str | Path, *, seed: int | None = None, params: dict[str, Any] | None = None,
+                   out_dir: str | Path | None = None, timeout_s: float = 3600.0) -> dict[str, Any]:
+    """Rerun one notebook; returns {status, output, metrics, headline, error, wall_s}."""
+    nb = Path(notebook).resolve()
+    values = dict(params or {})
+    if seed is not None:
+        values["seed"] = seed
+    check_parameters(nb, values)
+    tag = f"seed_{seed}" if seed is not None else "rerun"
+    out = Path(out_dir).resolve() if out_dir else nb.parent / "reruns" / tag
+    out.mkdir(parents=True, exist_ok=True)
+    values.setdefault("output_dir", ".")
+    result = NotebookExecutor().execute(nb, out / nb.name, values, timeout_s=timeout_s,
+                                        events_path=out / "events.jsonl", cwd=out)
+    metrics: dict[str, Any] = {}
+    if result.status == "ok" and (out / "metrics.json").exists():
+        metrics = json.loads((out / "metrics.json").read_text(encoding="utf-8"))
+    headline = {k: v for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+    return {"status": result.status, "output": out / nb.name, "metrics": metrics, "headline": headline,
+            "error": result.error, "wall_s": result.wall_s, "seed": seed}
+
+
+@dataclass
+class SeedStudy:
+    notebook: str
+    runs: list[dict[str, Any]] = field(default_factory=list)
+    summary: dict[str, dict[str, float]] = field(default_factory=dict)
+
+    @property
+    def n_ok(self) -> int:
+        return sum(1 for r in self.runs if r["status"] == "ok")
+
+    def summary_text(self) -> str:
+        lines = [f"seed study of {self.notebook}: {self.n_ok}/{len(self.runs)} runs ok"]
+        for key, s in self.summary.items():
+            lines.append(f"  {key:<28} {s['mean']:.4f} ± {s['sd']:.4f}  (min {s['min']:.4f}, max {s['max']:.4f}, "
+                         f"spread {s['spread']:.4f}, n={int(s['n'])})")
+        for r in self.runs:
+            if r["status"] != "ok":
+                evalue = (r.get("error") or {}).get("evalue", "")
+                lines.append(f"  seed {r['seed']}: {r['status']} — {str(evalue)[:200]}")
+        return "\n".join(lines)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"notebook": self.notebook, "summary": self.summary,
+                "runs": [{"seed": r["seed"], "status": r["status"], "metrics": r["headline"],
+                          "output": str(r["output"]), "error": r.get("error"), "wall_s": r["wall_s"]}
+                         for r in self.runs]}
+
+
+def _summarise(runs: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
+    keys = sorted({k for r in runs if r["status"] == "ok" for k in r["headline"]})
+    out = {}
+    for key in keys:
+        values = [float(r["headline"][key]) for r in runs if r["status"] == "ok" and key in r["headline"]
+                  and not math.isnan(float(r["headline"][key]))]
+        if not values:
+            continue
+        out[key] = {"mean": statistics.fmean(values), "sd": statistics.stdev(values) if len(values) > 1 else 0.0,
+                    "min": min(values), "max": max(values), "spread": max(values) - min(values),
+                    "n": float(len(values))}
+    return out
+
+
+def seed_study(notebook: str | Path, seeds: list[int], *, params: dict[str, Any] | None = None,
+               out_dir: str | Path | None = None, workers: int = 1, timeout_s: float = 3600.0) -> SeedStudy:
+    """Run ``notebook`` once per seed; failures are reported next to successes. Writes seed_study.json."""
+    from ..agent.session import atomic_write_text
+
+    nb = Path(notebook).resolve()
+    check_parameters(nb, {**(params or {}), "seed": 0})
+    root = Path(out_dir).resolve() if out_dir else nb.parent / "seed_study"
+
+    def one(seed: int) -> dict[str, Any]:
+        return rerun_notebook(nb, seed=seed, params=params, out_dir=root / f"seed_{seed}", timeout_s=timeout_s)
+
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        runs = list(pool.map(one, seeds))
+    study = SeedStudy(notebook=str(nb), runs=runs, summary=_summarise(runs))
+    atomic_write_text(root / "seed_study.json", json.dumps(study.to_dict(), indent=2, default=str))
+    lines = ["metric,mean,sd,min,max,spread,n"] + [
+        f"{k},{v['mean']:.6f},{v['sd']:.6f},{v['min']:.6f},{v['max']:.6f},{v['spread']:.6f},{int(v['n'])}"
+        for k, v in study.summary.items()]
+    atomic_write_text(root / "seed_study.csv", "\n".join(lines) + "\n")
+    return study

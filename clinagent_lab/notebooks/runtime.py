@@ -1,0 +1,240 @@
+"""What an iteration notebook calls: the readable cells stay short and the logic stays tested library code.
+
+The template notebooks (``templates/*.ipynb``) create one :class:`IterationRun` with :func:`prepare_run` and
+call its methods in order: load data with the frozen split, collect custom-code hooks, build the Lightning
+``Trainer`` arguments, save outputs (``metrics.json``, predictions, ``model.ckpt``) and show figures.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ..data.base import LoadedDataset
+from ..errors import DataValidationError
+from ..recipe import Recipe
+from ..spec import TaskSpec
+from ..tasks import TaskBackend, get_backend
+from .progress import ProgressCallback, write_event
+
+__all__ = ["IterationRun", "Hooks", "prepare_run", "without_split", "MONITOR", "HOOK_FUNCTIONS"]
+
+#: metric each task type logs during validation, used for checkpoint selection inside an iteration
+MONITOR = {"binary_classification": "val_auroc", "multiclass_classification": "val_auroc",
+           "detection": "val_map50"}
+
+#: hook cell name -> (function it must define, where it goes: datamodule or module keyword)
+HOOK_FUNCTIONS = {
+    "model": ("build_model", "model", "custom_model"),
+    "loss": ("custom_loss", "model", "custom_loss"),
+    "augment": ("extra_transforms", "data", "extra_transforms"),
+    "sampler": ("sample_weights", "data", "sample_weights"),
+}
+
+
+@dataclass
+class Hooks:
+    data: dict[str, Any] = field(default_factory=dict)
+    model: dict[str, Any] = field(default_factory=dict)
+
+
+def without_split(dataset: LoadedDataset, split: str) -> LoadedDataset:
+    """A view of ``dataset`` with every row of ``split`` removed (pixels of those rows become unreachable)."""
+    keep = np.flatnonzero(dataset.table["split"].to_numpy() != split)
+    table = dataset.table.iloc[keep].reset_index(drop=True)
+    read = dataset.read_image
+
+    def read_image(i: int) -> np.ndarray:
+        return read(int(keep[i]))
+
+    kept_ids = set(table["image_id"])
+    boxes = None if dataset.boxes is None else {k: v for k, v in dataset.boxes.items() if k in kept_ids}
+    return LoadedDataset(format=dataset.format, root=dataset.root, task_type=dataset.task_type,
+                         classes=list(dataset.classes), table=table, read_image=read_image,
+                         metadata_columns=list(dataset.metadata_columns), boxes=boxes,
+                         box_classes=dataset.box_classes, warnings=list(dataset.warnings),
+                         source=dict(dataset.source))
+
+
+@dataclass
+class IterationRun:
+    recipe: Recipe
+    spec: TaskSpec
+    output_dir: Path
+    events_path: str
+    backend: TaskBackend
+
+    # --- data -----------------------------------------------------------------------------------------
+    def load_data(self, data_path: str, data_format: str = "", splits_path: str = "",
+                  include_test: bool = False) -> LoadedDataset:
+        from ..data.formats import load_dataset
+        from ..data.splits import apply_split_table
+
+        dataset = load_dataset(data_path, data_format or None, **self.recipe.data.format_options)
+        if splits_path:
+            dataset = apply_split_table(dataset, pd.read_csv(splits_path, dtype={"image_id": str}))
+        if dataset.table["split"].isna().any():
+            raise DataValidationError("some rows have no split assigned", where=splits_path or data_path,
+                                      fix="run the iteration through the engine, which freezes the split first")
+        return dataset if include_test else without_split(dataset, "test")
+
+    def data_summary(self, dataset: LoadedDataset) -> pd.DataFrame:
+        names = {i: c for i, c in enumerate(dataset.classes)}
+        table = pd.crosstab(dataset.table["label"].map(names), dataset.table["split"], margins=True)
+        _display(table)
+        for warning in dataset.warnings:
+            print("warning:", warning)
+        return table
+
+    # --- hooks ----------------------------------------------------------------------------------------
+    def collect_hooks(self, namespace: dict[str, Any]) -> Hooks:
+        hooks = Hooks()
+        for hook, (function, target, keyword) in HOOK_FUNCTIONS.items():
+            if hook in self.recipe.custom_code and callable(namespace.get(function)):
+                getattr(hooks, target)[keyword] = namespace[function]
+                print(f"custom {hook} hook in use: {function}()")
+        return hooks
+
+    # --- training -------------------------------------------------------------------------------------
+    def trainer_kwargs(self) -> dict[str, Any]:
+        from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
+
+        t = self.recipe.training
+        monitor = MONITOR[self.recipe.task_type]
+        callbacks: list[Any] = [
+            ProgressCallback(self.events_path),
+            ModelCheckpoint(dirpath=str(self.output_dir), filename="model", monitor=monitor, mode="max",
+                            save_top_k=1, enable_version_counter=False),
+        ]
+        if t.early_stopping_patience:
+            callbacks.append(EarlyStopping(monitor=monitor, mode="max", patience=t.early_stopping_patience))
+        kwargs: dict[str, Any] = dict(
+            max_epochs=t.max_epochs, accelerator=t.accelerator, devices=1, precision=t.precision,
+            deterministic=t.deterministic, callbacks=callbacks, logger=False, enable_progress_bar=False,
+            enable_model_summary=False, default_root_dir=str(self.output_dir), num_sanity_val_steps=0,
+        )
+        if t.max_time_s:
+            kwargs["max_time"] = {"seconds": int(max(1, t.max_time_s))}
+        for name in ("limit_train_batches", "limit_val_batches", "val_check_interval"):
+            if getattr(t, name) is not None:
+                kwargs[name] = getattr(t, name)
+        return kwargs
+
+    def best_module(self, module: Any, trainer: Any) -> Any:
+        """Reload the best checkpoint of this iteration (by the monitored validation metric) when it exists."""
+        ckpt = Path(self.output_dir) / "model.ckpt"
+        callback = getattr(trainer, "checkpoint_callback", None)
+        best = getattr(callback, "best_model_path", "") if callback else ""
+        if best and Path(best).exists():
+            loaded = type(module).load_from_checkpoint(best, map_location="cpu", weights_only=False)
+            for name in ("custom_model", "custom_loss"):
+                if hasattr(module, name):
+                    setattr(loaded, name, getattr(module, name))
+            return loaded
+        trainer.save_checkpoint(str(ckpt))
+        return module
+
+    # --- outputs --------------------------------------------------------------------------------------
+    def save_outputs(self, trainer: Any, predictions: Any, metrics: dict[str, Any]) -> None:
+        from ..agent.session import atomic_write_text
+        from ..evaluation.evaluate import evaluator_hash
+
+        out = Path(self.output_dir)
+        ckpt = out / "model.ckpt"
+        if not ckpt.exists():
+            trainer.save_checkpoint(str(ckpt))
+        pred_name = "val_predictions.csv" if self.recipe.task_type != "detection" else "val_predictions.json"
+        self.backend.save_predictions(predictions, out / pred_name)
+        atomic_write_text(out / "metrics.json", json.dumps(_jsonable(metrics), indent=2))
+        info = {"seed": self.recipe.seed, "evaluator_hash": evaluator_hash(), "epochs_run": trainer.current_epoch,
+                "global_step": trainer.global_step, "versions": package_versions()}
+        atomic_write_text(out / "run_info.json", json.dumps(info, indent=2))
+        write_event(self.events_path, "evaluated", metrics=_headline(metrics))
+
+    def show_metrics(self, metrics: dict[str, Any]) -> None:
+        _display(pd.Series(_headline(metrics), name="validation").to_frame())
+
+    def show_figures(self, predictions: Any, metrics: dict[str, Any]) -> None:
+        if self.recipe.task_type == "detection":
+            return
+        try:
+            from ..widgets.static import save_roc_png, save_confounder_png
+        except ImportError:  # figures are a convenience, never a reason to fail the iteration
+            return
+        paths = [save_roc_png(predictions, self.recipe, self.output_dir / "roc.png")]
+        for name in (metrics.get("confounders") or {}):
+            paths.append(save_confounder_png(predictions, self.recipe, self.spec, name,
+                                             self.output_dir / f"confounder_{name}.png"))
+        try:
+            from IPython.display import Image, display
+        except ImportError:
+            return
+        for path in paths:
+            if path and Path(path).exists():
+                display(Image(filename=str(path)))
+
+
+def prepare_run(*, recipe: dict[str, Any], spec: dict[str, Any], seed: int, output_dir: str,
+                events_path: str = "", max_epochs: int | None = None,
+                time_budget_s: float | None = None) -> IterationRun:
+    """Validate the parameters, apply overrides, seed everything, and pick the task backend."""
+    import lightning as L
+
+    data = json.loads(json.dumps(recipe))
+    data["seed"] = int(seed)
+    if max_epochs is not None:
+        data.setdefault("training", {})["max_epochs"] = int(max_epochs)
+    if time_budget_s is not None:
+        data.setdefault("training", {})["max_time_s"] = float(time_budget_s)
+    r = Recipe.model_validate(data)
+    s = TaskSpec.model_validate(spec) if spec else TaskSpec(task_type=r.task_type)
+    out = Path(output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    L.seed_everything(r.seed, workers=True, verbose=False)
+    events = events_path or str(out / "events.jsonl")
+    return IterationRun(recipe=r, spec=s, output_dir=out, events_path=events, backend=get_backend(r.task_type))
+
+
+def package_versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {"python": platform.python_version()}
+    for name in ("clinagent-lab", "torch", "torchvision", "lightning", "torchmetrics", "albumentations", "timm",
+                 "numpy", "pandas", "papermill"):
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            continue
+    return out
+
+
+def _headline(metrics: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in metrics.items() if isinstance(v, (int, float, str)) or v is None}
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, (np.floating, float)):
+        f = float(value)
+        return None if np.isnan(f) else f
+    if isinstance(value, np.integer):
+        return int(value)
+    return value
+
+
+def _display(obj: Any) -> None:
+    try:
+        from IPython.display import display
+
+        display(obj)
+    except ImportError:  # pragma: no cover - outside a kernel
+        print(obj)

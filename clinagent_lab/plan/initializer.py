@@ -1,0 +1,190 @@
+"""Task initializer: TaskSpec + DatasetFingerprint -> the first Recipe, every choice with a one-line reason.
+
+Like nnU-Net's planner: read the fingerprint, decide input size, network, batch size, loss and sampler from
+the data, and fit the number of epochs to the time budget using a measured (or estimated) throughput.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from ..data.base import DatasetFingerprint
+from ..errors import SpecError
+from ..recipe import (AugmentConfig, DataConfig, DebiasConfig, EvalConfig, LossConfig, ModelConfig, OptimConfig,
+                      Recipe, SupervisionConfig, TrainingConfig)
+from ..spec import TaskSpec
+
+__all__ = ["initialize_recipe", "positive_class_index", "fit_epochs", "ESTIMATED_THROUGHPUT",
+           "operating_rule", "AUGMENT_BY_MODALITY"]
+
+#: images/s for one training step on 2 CPU cores at 32x32, by architecture (measured with
+#: ``benchmarks/throughput.py``; scaled by pixel count for other sizes). Used when no measurement is given.
+ESTIMATED_THROUGHPUT = {"small_cnn": 900.0, "resnet18": 160.0, "resnet34": 90.0, "resnet50": 45.0,
+                        "efficientnet_b0": 120.0, "convnext_atto": 110.0, "fasterrcnn_mobilenet": 12.0,
+                        "retinanet_resnet18": 8.0}
+
+#: augmentation defaults by modality, with the reason shown to the clinician
+AUGMENT_BY_MODALITY: dict[str, tuple[dict[str, Any], str]] = {
+    "dermoscopy": ({"preset": "medium", "horizontal_flip": True, "vertical_flip": True, "rotate_degrees": 90.0,
+                    "color_jitter": 0.1}, "dermoscopy has no canonical orientation: flips, 90° rotations and mild "
+                                           "colour jitter are label-preserving"),
+    "chest_xray": ({"preset": "light", "horizontal_flip": False, "vertical_flip": False, "rotate_degrees": 7.0,
+                    "scale": 0.1}, "chest radiographs have anatomical left/right: no flips, small rotations and "
+                                   "scaling only"),
+    "musculoskeletal_xray": ({"preset": "light", "horizontal_flip": True, "rotate_degrees": 15.0},
+                             "left and right wrists mirror each other: horizontal flips and moderate rotations"),
+    "other": ({"preset": "light", "horizontal_flip": True, "rotate_degrees": 10.0},
+              "generic light augmentation (flip, small rotation) for an unspecified modality"),
+}
+
+
+def positive_class_index(spec: TaskSpec, classes: list[str]) -> int | None:
+    """Index of the first target class found in ``classes``; binary tasks default to index 1."""
+    lowered = [c.lower() for c in classes]
+    for target in spec.target_classes:
+        if target.lower() in lowered:
+            return lowered.index(target.lower())
+    cls = spec.primary_metric.params.get("class")
+    if isinstance(cls, str) and cls.lower() in lowered:
+        return lowered.index(cls.lower())
+    return 1 if len(classes) == 2 else None
+
+
+def operating_rule(spec: TaskSpec) -> tuple[str, float | None, str]:
+    """Operating-point rule from the primary metric and the risk preference."""
+    m = spec.primary_metric
+    if m.name == "sensitivity_at_specificity":
+        v = float(m.params["specificity"])
+        return "at_specificity", v, f"the request fixes specificity at {v:.0%}: threshold chosen on validation"
+    if m.name == "specificity_at_sensitivity":
+        v = float(m.params["sensitivity"])
+        return "at_sensitivity", v, f"the request fixes sensitivity at {v:.0%}: threshold chosen on validation"
+    if spec.risk_preference == "sensitivity":
+        return "at_sensitivity", 0.9, "missing a positive is costly: operate at 90% sensitivity (validation)"
+    if spec.risk_preference == "specificity":
+        return "at_specificity", 0.9, "false alarms are costly: operate at 90% specificity (validation)"
+    return "youden", None, "no preference stated: Youden's J (max sensitivity + specificity) on validation"
+
+
+def fit_epochs(n_train: int, n_val: int, throughput: float, budget_s: float, *, lo: int = 1,
+               hi: int = 60, share: float = 0.7) -> tuple[int, float]:
+    """Epochs that fit ``share`` of the budget at ``throughput`` images/s; returns (epochs, seconds per epoch)."""
+    per_epoch = n_train / throughput + n_val / (3.0 * throughput) + 0.3
+    return max(lo, min(hi, int(share * budget_s / per_epoch))), per_epoch
+
+
+def _image_size(fp: DatasetFingerprint, cap: int) -> tuple[int, str]:
+    med = int(min(fp.image_sizes.get("median_height", 64), fp.image_sizes.get("median_width", 64)))
+    if med <= cap:
+        size = max(16, med)
+        return size, f"images are {med} px (median): trained at their own size, no upsampling"
+    return cap, f"images are {med} px (median): downsampled to {cap} px to fit the CPU time budget; the " \
+                f"refiner may raise it"
+
+
+def _loss_and_sampler(fp: DatasetFingerprint, task_type: str) -> tuple[LossConfig, str, dict[str, str]]:
+    ratio = fp.imbalance_ratio
+    if task_type == "detection":
+        return LossConfig(name="ce"), "random", {"loss.name": "detector losses (classification + box regression)"}
+    if ratio <= 1.5:
+        return LossConfig(name="ce"), "random", {
+            "loss.name": f"classes are balanced (largest/smallest = {ratio:.1f}): plain cross-entropy",
+            "data.sampler": "balanced classes: random sampling"}
+    if ratio <= 10:
+        return LossConfig(name="weighted_ce"), "random", {
+            "loss.name": f"moderate imbalance ({ratio:.1f}:1): cross-entropy weighted by inverse class frequency",
+            "data.sampler": "weights in the loss already rebalance: random sampling"}
+    return LossConfig(name="ce"), "class_balanced", {
+        "loss.name": "strong imbalance: rebalanced by sampling, so the loss stays unweighted",
+        "data.sampler": f"strong imbalance ({ratio:.0f}:1): class-balanced sampling so rare classes are seen"}
+
+
+def initialize_recipe(spec: TaskSpec, fp: DatasetFingerprint, *, seed: int = 0, budget_s: float | None = None,
+                      throughput: float | None = None, gpu: bool = False, size_cap: int | None = None) -> Recipe:
+    """Write the baseline Recipe.
+
+    Args:
+        spec: the grounded TaskSpec (classes known).
+        fp: the dataset fingerprint.
+        budget_s: seconds for one iteration (default: ``spec.budget.iteration_minutes``).
+        throughput: measured training images/s for the chosen network at the chosen size, if known.
+        gpu: whether a GPU will train it (allows larger inputs and networks).
+        size_cap: largest input side to use (default 64 on CPU, 224 on GPU).
+    """
+    if not fp.classes or len(fp.classes) < 2 and spec.task_type != "detection":
+        raise SpecError("the data has fewer than two classes", where=fp.root, fix="point at labelled data")
+    budget = budget_s or spec.budget.iteration_minutes * 60.0
+    reasons: dict[str, str] = {}
+    task_type = spec.task_type
+    cap = size_cap or (224 if gpu else (128 if task_type == "detection" else 64))
+    size, reasons["data.image_size"] = _image_size(fp, cap)
+    channels = 3 if max(fp.channels or [1]) >= 3 else 1
+    reasons["model.in_channels"] = f"images have {channels} channel(s)"
+
+    if task_type == "detection":
+        arch = "fasterrcnn_mobilenet"
+        reasons["model.architecture"] = "Faster R-CNN with a MobileNetV3 backbone: the lightest torchvision " \
+                                        "detector that trains on CPU; randomly initialised (no downloads)"
+    elif gpu:
+        arch = "resnet18"
+        reasons["model.architecture"] = "ResNet-18: a strong, well-understood baseline that a GPU trains fast"
+    else:
+        arch = "small_cnn"
+        reasons["model.architecture"] = f"a compact 4-block CNN: at {size} px on CPU it trains many epochs " \
+                                        f"within the budget, where a ResNet would manage few"
+    batch = 64 if size <= 64 else (32 if size <= 128 else 16)
+    if task_type == "detection":
+        batch = 8
+    reasons["data.batch_size"] = f"{batch} images per step at {size} px fits memory and keeps steps frequent"
+
+    loss, sampler, loss_reasons = _loss_and_sampler(fp, task_type)
+    reasons.update(loss_reasons)
+
+    modality = spec.modality if spec.modality in AUGMENT_BY_MODALITY else "other"
+    aug, reasons["augment.preset"] = AUGMENT_BY_MODALITY[modality]
+
+    n_train = fp.split_counts.get("train", {})
+    n_val = fp.split_counts.get("val", {})
+    n_tr, n_va = sum(n_train.values()), sum(n_val.values())
+    rate = throughput or ESTIMATED_THROUGHPUT.get(arch, 100.0) * (32.0 * 32.0) / float(size * size)
+    epochs, per_epoch = fit_epochs(n_tr, n_va, rate, budget)
+    reasons["training.max_epochs"] = f"{epochs} epochs fit 70% of the {budget / 60:.1f}-minute budget at " \
+                                     f"~{per_epoch:.1f} s/epoch ({'measured' if throughput else 'estimated'})"
+    reasons["training.max_time_s"] = "Lightning stops cleanly at 85% of the budget; the executor kills at 100%"
+
+    rule, value, reasons["evaluation.operating_point"] = operating_rule(spec)
+    positive = positive_class_index(spec, fp.classes)
+    metric_params = dict(spec.primary_metric.params)
+    if "class" in metric_params and positive is not None:
+        metric_params["class"] = fp.classes[positive]
+    selection = None
+    mitigated = spec.mitigated_confounders()
+    if mitigated:
+        selection = "group_balanced_auroc"
+        reasons["evaluation.selection_metric"] = (
+            f"'{mitigated[0].name}' is to be mitigated: keep/discard uses AUROC on a label x {mitigated[0].name} "
+            f"balanced reweighting of validation, which a shortcut cannot inflate")
+    reasons["optim.lr"] = "AdamW with a one-cycle schedule: robust default for training from scratch"
+    lr = 3e-3 if arch == "small_cnn" else 1e-3
+    supervision = SupervisionConfig(kind=spec.supervision.kind, box_fraction=spec.supervision.box_fraction
+                                    if spec.supervision.box_fraction is not None else fp.box_fraction)
+    if task_type == "detection":
+        reasons["supervision.kind"] = (f"{supervision.kind} supervision; boxes on "
+                                       f"{(supervision.box_fraction or 0):.0%} of images")
+    return Recipe(
+        task_type=task_type, classes=list(fp.classes), seed=seed,
+        model=ModelConfig(architecture=arch, in_channels=channels, dropout=0.1 if task_type != "detection" else 0.0),
+        data=DataConfig(image_size=size, batch_size=batch, sampler=sampler),
+        augment=AugmentConfig(**aug),
+        optim=OptimConfig(name="adamw", lr=lr, weight_decay=1e-4, schedule="onecycle"),
+        loss=loss,
+        training=TrainingConfig(max_epochs=epochs, max_time_s=round(0.85 * budget, 1),
+                                early_stopping_patience=None),
+        debias=DebiasConfig(),
+        evaluation=EvalConfig(primary_metric=spec.primary_metric.name, metric_params=metric_params,
+                              positive_class=positive, operating_point=rule, operating_value=value,
+                              bootstrap=200, selection_metric=selection),
+        supervision=supervision,
+        reasons=reasons,
+    )

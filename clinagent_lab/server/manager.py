@@ -1,0 +1,515 @@
+"""The server's side of the agent loop: sessions on disk, one running iteration, pending proposals.
+
+Blocking engine calls run in a thread pool; the loop itself (propose -> run -> propose ...) is an asyncio
+task. Only ONE iteration runs per server at a time: a second start answers 409 with what is running.
+The engine class is injected (``engine_factory``) and imported lazily, so starting the server never imports
+torch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import functools
+import json
+import logging
+import secrets
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from ..agent.session import SESSION_FILE, Annotation, Session
+from ..errors import ClinagentError, DataFormatError, SessionError
+from ..recipe import Recipe, apply_patch
+from ..spec import TaskSpec
+from .events import EventBus
+
+__all__ = [
+    "BusyError",
+    "UnknownSessionError",
+    "PathOutsideRootError",
+    "SessionManager",
+    "resolve_data_path",
+    "load_engine_class",
+    "to_jsonable",
+    "iteration_cells",
+]
+
+log = logging.getLogger(__name__)
+
+ENGINE_PATH = "clinagent_lab.agent.engine:Engine"
+
+
+class BusyError(SessionError):
+    """Something is already running (an iteration, or the loop around it)."""
+
+    http_status = 409
+
+
+class UnknownSessionError(SessionError):
+    """No session with that id exists under the sessions folder."""
+
+    http_status = 404
+
+
+class PathOutsideRootError(DataFormatError):
+    """A data path points outside the folder the Jupyter server serves."""
+
+    http_status = 403
+
+
+def load_engine_class(path: str = ENGINE_PATH) -> Any:
+    """Import ``module:attr`` on first use (the engine pulls in heavy libraries)."""
+    module, _, attr = path.partition(":")
+    return getattr(__import__(module, fromlist=[attr]), attr)
+
+
+def resolve_data_path(root: Path, data_path: str) -> Path:
+    """Resolve ``data_path`` (relative to ``root`` or absolute) and check it lies inside ``root`` and exists.
+
+    Raises:
+        PathOutsideRootError: the path escapes ``root`` (403).
+        DataFormatError: the path does not exist (400).
+    """
+    root = Path(root).resolve()
+    raw = Path(data_path).expanduser()
+    path = (raw if raw.is_absolute() else root / raw).resolve()
+    if path != root and root not in path.parents:
+        raise PathOutsideRootError(f"data path '{data_path}' is outside the folder this server serves",
+                                   where="field 'data_path'",
+                                   fix=f"move or link the data under {root} and give a path relative to it")
+    if not path.exists():
+        raise DataFormatError(f"data path '{data_path}' does not exist", where="field 'data_path'",
+                              fix="check the spelling, or pick the folder in the file browser and use "
+                                  "'use file browser selection'")
+    return path
+
+
+def to_jsonable(obj: Any) -> Any:
+    """pydantic models, dataclasses, paths and tuples -> plain JSON values."""
+    if obj is None or isinstance(obj, (str, int, float, bool)):
+        return obj
+    if hasattr(obj, "model_dump"):
+        return obj.model_dump(mode="json")
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return {f.name: to_jsonable(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if isinstance(obj, dict):
+        return {str(k): to_jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple, set)):
+        return [to_jsonable(v) for v in obj]
+    if isinstance(obj, Path):
+        return str(obj)
+    return str(obj)
+
+
+def edit_proposal(proposal: Any, changes: dict[str, Any]) -> Any:
+    """Apply the clinician's ``changes`` (dotted field -> new value) to a proposal's recipe.
+
+    ``proposal.changes`` keeps ``[old, new]`` pairs against the recipe the proposal started from.
+    """
+    recipe: Recipe = apply_patch(proposal.recipe, changes)
+    old_changes = dict(getattr(proposal, "changes", {}) or {})
+    base = proposal.recipe.model_dump()
+    for dotted, value in changes.items():
+        node: Any = base
+        for key in dotted.split("."):
+            node = node[key]
+        old = old_changes[dotted][0] if dotted in old_changes else node
+        old_changes[dotted] = [old, value]
+    note = "; edited by the clinician: " + ", ".join(f"{k}={v!r}" for k, v in changes.items())
+    update = {"recipe": recipe, "changes": old_changes, "rationale": proposal.rationale + note}
+    if hasattr(proposal, "model_copy"):
+        return proposal.model_copy(update=update)
+    return dataclasses.replace(proposal, **update)
+
+
+def _joined(value: Any) -> Any:
+    return "".join(value) if isinstance(value, list) and all(isinstance(v, str) for v in value) else value
+
+
+def _output(out: dict[str, Any]) -> dict[str, Any]:
+    """An nbformat output with multi-line strings joined (nbformat stores them as lists of lines)."""
+    out = dict(out)
+    if "text" in out:
+        out["text"] = _joined(out["text"])
+    if "data" in out:
+        out["data"] = {mime: _joined(v) for mime, v in out["data"].items()}
+    return out
+
+
+def _notebook_path(session: Session, index: int) -> Path:
+    it = session.iteration(index)
+    out = Path(session.out_dir)
+    if it.notebook:
+        path = Path(it.notebook)
+        return path if path.is_absolute() else out / path
+    return out / "iterations" / f"iter_{index:02d}" / "iteration.ipynb"
+
+
+def iteration_cells(session: Session, index: int) -> dict[str, Any]:
+    """The executed notebook's ``clinagent``-tagged cells, headed by a markdown cell with the rationale.
+
+    Each cell is an nbformat v4 dict (no ``id``, so the receiving notebook assigns its own) tagged
+    ``clinagent`` and ``clinagent-iter-NN`` and carrying ``metadata.clinagent = {session, iteration}``.
+    """
+    it = session.iteration(index)
+    path = _notebook_path(session, index)
+    if not path.exists():
+        raise SessionError(f"iteration {index} has no executed notebook yet", where=str(path),
+                           fix="wait for the iteration to finish, or rerun it")
+    nb = json.loads(path.read_text(encoding="utf-8"))
+    tag = f"clinagent-iter-{index:02d}"
+    marker = {"session": session.id, "iteration": index}
+    metric = it.selection_value if it.selection_value is not None else it.val_metrics.get(
+        session.spec.primary_metric.key())
+    header = (f"## clinagent iteration {index}: {it.idea or 'baseline'}\n\n{it.rationale}\n\n"
+              f"*status* `{it.status}`, *decision* `{it.decision}`"
+              + (f", *{session.spec.primary_metric.name}* {metric:.4f}" if isinstance(metric, float) else ""))
+    cells: list[dict[str, Any]] = [{"cell_type": "markdown", "source": header,
+                                    "metadata": {"tags": ["clinagent", tag], "clinagent": marker}}]
+    for cell in nb.get("cells", []):
+        tags = list(cell.get("metadata", {}).get("tags", []))
+        if "clinagent" not in tags:
+            continue
+        meta = {k: v for k, v in cell.get("metadata", {}).items() if k not in ("papermill", "execution")}
+        meta.update(tags=tags + [tag], clinagent=marker)
+        source = cell.get("source", "")
+        out = {"cell_type": cell["cell_type"], "source": "".join(source) if isinstance(source, list) else source,
+               "metadata": meta}
+        if cell["cell_type"] == "code":
+            out.update(outputs=[_output(o) for o in cell.get("outputs", [])], execution_count=cell.get("execution_count"))
+        cells.append(out)
+    return {"session": session.id, "iteration": index, "notebook": str(path), "rationale": it.rationale,
+            "cells": cells}
+
+
+@dataclass
+class Job:
+    """What runs now: the loop of one session."""
+
+    session: str
+    auto_continue: bool
+    started_at: float = field(default_factory=time.time)
+    iteration: int | None = None
+    phase: str = "starting"
+    stop_requested: bool = False
+    task: asyncio.Task[None] | None = None
+
+    def describe(self) -> dict[str, Any]:
+        return {"session": self.session, "iteration": self.iteration, "phase": self.phase,
+                "auto_continue": self.auto_continue, "started_at": self.started_at}
+
+
+class SessionManager:
+    """Sessions under ``sessions_dir``, engines opened on demand, one loop task at a time.
+
+    Args:
+        sessions_dir: folder holding one sub-folder per session.
+        root_dir: the Jupyter server root; data paths must lie inside it.
+        engine_factory: the engine class (``create``/``open``/``interpret``); imported lazily when ``None``.
+        model: LLM model string for the planner ("offline" = deterministic rules).
+        max_iterations: default iteration budget for new sessions (``None``: the spec decides).
+        iteration_minutes: default time budget of one iteration.
+        auto_continue: run the proposed next iteration without waiting for approval.
+        bus: where progress events go.
+        workers: threads for blocking engine calls.
+    """
+
+    def __init__(self, sessions_dir: str | Path, root_dir: str | Path, *, engine_factory: Any = None,
+                 model: str = "offline", max_iterations: int | None = None,
+                 iteration_minutes: float | None = None, auto_continue: bool = False,
+                 bus: EventBus | None = None, workers: int = 4) -> None:
+        self.sessions_dir = Path(sessions_dir)
+        self.root_dir = Path(root_dir).resolve()
+        self._factory = engine_factory
+        self.model = model
+        self.max_iterations = max_iterations
+        self.iteration_minutes = iteration_minutes
+        self.auto_continue = auto_continue
+        self.bus = bus or EventBus()
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="clinagent")
+        self._dirs: dict[str, Path] = {}
+        self._engines: dict[str, Any] = {}
+        self._proposals: dict[str, Any] = {}
+        self._job: Job | None = None
+
+    # --- plumbing ----------------------------------------------------------------------------------
+    @property
+    def engine_class(self) -> Any:
+        if self._factory is None:
+            self._factory = load_engine_class()
+        return self._factory
+
+    async def _call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._pool, functools.partial(fn, *args, **kwargs))
+
+    def _emit(self, sid: str, type_: str, **payload: Any) -> None:
+        self.bus.publish({"type": type_, "session": sid, **payload})
+
+    def _out_dir(self, sid: str) -> Path:
+        if sid not in self._dirs:
+            self.scan()
+        if sid not in self._dirs:
+            raise UnknownSessionError(f"no session '{sid}'", where=str(self.sessions_dir),
+                                      fix="list sessions with GET /clinagent/api/sessions")
+        return self._dirs[sid]
+
+    def load(self, sid: str) -> Session:
+        """The session as saved on disk (atomic writes make this safe while an iteration runs)."""
+        return Session.load(self._out_dir(sid))
+
+    async def engine(self, sid: str) -> Any:
+        if sid not in self._engines:
+            self._engines[sid] = await self._call(self.engine_class.open, self._out_dir(sid))
+        return self._engines[sid]
+
+    def _require_idle(self, sid: str, action: str) -> None:
+        if self._job is not None and self._job.session == sid:
+            raise BusyError(f"cannot {action} while session '{sid}' is running",
+                            where=f"iteration {self._job.iteration}", fix="stop it or wait for it to finish")
+
+    # --- start-up ----------------------------------------------------------------------------------
+    def recover(self) -> list[Session]:
+        """At server start: list sessions on disk and mark iterations left ``running`` as ``interrupted``."""
+        sessions = self.scan()
+        for session in sessions:
+            self._mark_interrupted(session)
+        return sessions
+
+    def scan(self) -> list[Session]:
+        """Sessions on disk, oldest folder first (unreadable ones are logged and skipped)."""
+        sessions: list[Session] = []
+        if not self.sessions_dir.is_dir():
+            return sessions
+        for path in sorted(self.sessions_dir.glob(f"*/{SESSION_FILE}")):
+            try:
+                session = Session.load(path.parent)
+            except ClinagentError as exc:
+                log.warning("clinagent: skipping %s: %s", path, exc)
+                continue
+            self._dirs[session.id] = path.parent
+            sessions.append(session)
+        return sessions
+
+    @staticmethod
+    def _mark_interrupted(session: Session) -> None:
+        stale = [it for it in session.iterations if it.status == "running"]
+        if not stale and session.status != "running":
+            return
+        for it in stale:
+            it.status = "interrupted"
+            it.decision = "failed"
+            it.decision_reason = "the server stopped while this iteration ran; start again to rerun it"
+        session.status = "stopped"
+        session.stop_reason = "server restarted"
+        session.log("interrupted", iterations=[it.index for it in stale])
+        session.save()
+
+    # --- read --------------------------------------------------------------------------------------
+    def list(self) -> list[dict[str, Any]]:
+        out = []
+        for s in self.scan():
+            best = s.best()
+            out.append({"id": s.id, "created_at": s.created_at, "request": s.request, "data_path": s.data_path,
+                        "status": s.status, "iterations": len(s.iterations), "best_iteration": s.best_iteration,
+                        "best_value": best.selection_value if best else None,
+                        "running": self._job is not None and self._job.session == s.id})
+        return sorted(out, key=lambda d: d["created_at"], reverse=True)
+
+    def runtime(self, sid: str) -> dict[str, Any]:
+        job = self._job
+        proposal = self._proposals.get(sid)
+        return {"running": job.describe() if job and job.session == sid else None,
+                "busy": job.describe() if job else None,
+                "proposal": to_jsonable(proposal), "auto_continue": self.auto_continue,
+                "last_seq": self.bus.last_seq(sid)}
+
+    def get(self, sid: str) -> dict[str, Any]:
+        return {"session": self.load(sid).model_dump(mode="json"), "runtime": self.runtime(sid)}
+
+    def cells(self, sid: str, index: int) -> dict[str, Any]:
+        return iteration_cells(self.load(sid), index)
+
+    # --- write -------------------------------------------------------------------------------------
+    async def interpret(self, request: str, data_path: str | None) -> TaskSpec:
+        path = resolve_data_path(self.root_dir, data_path) if data_path else None
+        return await self._call(self.engine_class.interpret, request, data_path=path)
+
+    async def create(self, request: str, data_path: str, *, spec: TaskSpec | None = None,
+                     max_iterations: int | None = None, iteration_minutes: float | None = None,
+                     data_format: str | None = None) -> dict[str, Any]:
+        path = resolve_data_path(self.root_dir, data_path)
+        out_dir = self.sessions_dir / f"{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(3)}"
+        eng = await self._call(self.engine_class.create, request, path, out_dir, model=self.model,
+                               max_iterations=max_iterations or self.max_iterations,
+                               iteration_minutes=iteration_minutes or self.iteration_minutes,
+                               spec=spec, data_format=data_format)
+        sid = eng.session.id
+        self._dirs[sid] = Path(eng.session.out_dir)
+        self._engines[sid] = eng
+        self._emit(sid, "log", message=f"session created in {eng.session.out_dir}")
+        return self.get(sid)
+
+    async def update_spec(self, sid: str, spec: TaskSpec) -> dict[str, Any]:
+        self._require_idle(sid, "edit the spec")
+        eng = await self.engine(sid)
+        await self._call(eng.update_spec, spec)
+        return self.get(sid)
+
+    async def annotate(self, sid: str, annotation: Annotation) -> dict[str, Any]:
+        self._require_idle(sid, "add an annotation")
+        eng = await self.engine(sid)
+        saved = await self._call(eng.annotate, annotation)
+        self._emit(sid, "annotation", annotation=to_jsonable(saved))
+        return to_jsonable(saved)
+
+    async def finish(self, sid: str) -> dict[str, Any]:
+        self._require_idle(sid, "evaluate on the test split")
+        eng = await self.engine(sid)
+        final = await self._call(eng.finish)
+        self._emit(sid, "final_test", final_test=to_jsonable(final))
+        return to_jsonable(final)
+
+    async def export(self, sid: str) -> dict[str, Any]:
+        eng = await self.engine(sid)
+        path = Path(await self._call(eng.export_report)).resolve()
+        rel = path.relative_to(self.root_dir).as_posix() if self.root_dir in path.parents else None
+        self._emit(sid, "export", path=str(path), relative=rel)
+        return {"path": str(path), "relative": rel, "url": f"files/{rel}" if rel else None}
+
+    # --- proposals ---------------------------------------------------------------------------------
+    async def proposal(self, sid: str) -> Any:
+        """The pending proposal; computed when there is none and nothing runs."""
+        self._out_dir(sid)
+        if sid not in self._proposals and not (self._job and self._job.session == sid):
+            eng = await self.engine(sid)
+            self._proposals[sid] = await self._call(eng.propose)
+        return self._proposals.get(sid)
+
+    async def act_on_proposal(self, sid: str, action: str, changes: dict[str, Any] | None,
+                              auto_continue: bool | None) -> dict[str, Any]:
+        self._out_dir(sid)
+        self._require_idle(sid, f"{action} the proposal")
+        current = await self.proposal(sid)
+        if current is None:
+            raise BusyError(f"session '{sid}' has no proposal to {action}",
+                            fix="the budget is spent or no idea is left; finish the session")
+        if action == "approve":
+            return await self.start(sid, auto_continue=auto_continue, proposal=current)
+        if action == "reject":
+            self._proposals.pop(sid, None)
+            eng = await self.engine(sid)
+            if hasattr(eng, "reject"):
+                await self._call(eng.reject, current)
+            self._emit(sid, "proposal", proposal=None, rejected=to_jsonable(current))
+            return {"proposal": None, "rejected": to_jsonable(current)}
+        edited = edit_proposal(current, changes or {})
+        self._proposals[sid] = edited
+        self._emit(sid, "proposal", proposal=to_jsonable(edited), edited=True)
+        return {"proposal": to_jsonable(edited)}
+
+    # --- the loop ----------------------------------------------------------------------------------
+    async def start(self, sid: str, *, auto_continue: bool | None = None, proposal: Any = None) -> dict[str, Any]:
+        """Start one iteration (or the auto-continue loop) as a background task; 409 if anything runs."""
+        self._out_dir(sid)
+        if self._job is not None:
+            job = self._job
+            raise BusyError(f"an iteration is already running (session '{job.session}', iteration "
+                            f"{job.iteration}); one runs at a time", where=f"session '{job.session}'",
+                            fix="wait for it to finish or stop it")
+        job = Job(session=sid, auto_continue=self.auto_continue if auto_continue is None else auto_continue)
+        self._job = job
+        self._emit(sid, "state", running=job.describe())
+        job.task = asyncio.create_task(self._run(job, proposal))
+        return {"running": job.describe()}
+
+    def set_auto_continue(self, sid: str, enabled: bool) -> dict[str, Any]:
+        """Switch auto-continue for later starts and, when ``sid`` runs now, for the loop in progress."""
+        self._out_dir(sid)
+        self.auto_continue = enabled
+        if self._job is not None and self._job.session == sid:
+            self._job.auto_continue = enabled
+        self._emit(sid, "state", running=self._job.describe() if self._job else None, auto_continue=enabled)
+        return {"auto_continue": enabled}
+
+    async def stop(self, sid: str) -> dict[str, Any]:
+        self._out_dir(sid)
+        job = self._job
+        if job is None or job.session != sid:
+            raise BusyError(f"nothing is running in session '{sid}'", fix="start an iteration first")
+        job.stop_requested = True
+        job.phase = "stopping"
+        if sid in self._engines:
+            await self._call(self._engines[sid].stop)
+        self._emit(sid, "state", running=job.describe())
+        return {"stopping": job.describe()}
+
+    async def _run(self, job: Job, proposal: Any) -> None:
+        sid = job.session
+        loop = asyncio.get_running_loop()
+
+        def on_event(event: dict[str, Any]) -> None:
+            if event.get("type") == "iteration_started" and "iteration" in event:
+                job.iteration = event["iteration"]
+            self.bus.publish_threadsafe(loop, {**event, "session": sid})
+
+        try:
+            eng = await self.engine(sid)
+            while not job.stop_requested:
+                job.phase = "proposing"
+                current = proposal or self._proposals.pop(sid, None) or await self._call(eng.propose)
+                proposal = None
+                if current is None:
+                    self._emit(sid, "session_finished", reason="no further proposal (budget spent or no idea left)")
+                    break
+                if job.stop_requested:
+                    self._proposals[sid] = current
+                    break
+                job.phase = "running"
+                job.iteration = len(eng.session.iterations)
+                it = await self._call(eng.run_iteration, proposal=current, on_event=on_event)
+                job.iteration = getattr(it, "index", job.iteration)
+                if job.stop_requested or getattr(it, "status", "") == "stopped":
+                    break
+                job.phase = "proposing"
+                nxt = await self._call(eng.propose)
+                self._proposals[sid] = nxt
+                self._emit(sid, "proposal", proposal=to_jsonable(nxt), after=job.iteration)
+                if nxt is None:
+                    self._emit(sid, "session_finished", reason="no further proposal (budget spent or no idea left)")
+                    break
+                if not job.auto_continue:
+                    break
+        except ClinagentError as exc:
+            self._emit(sid, "error", **exc.to_dict())
+        except Exception as exc:  # keep the server alive; the sidebar shows the error
+            log.exception("clinagent: session %s failed", sid)
+            self._emit(sid, "error", error=type(exc).__name__, what=str(exc), where=None, fix=None,
+                       message=f"{type(exc).__name__}: {exc}")
+        finally:
+            self._job = None
+            self._emit(sid, "state", running=None)
+
+    async def wait_idle(self, timeout: float | None = None) -> None:
+        """Wait until the running loop (if any) ends. Used by tests and at shutdown."""
+        job = self._job
+        if job is not None and job.task is not None:
+            await asyncio.wait_for(asyncio.shield(job.task), timeout)
+
+    async def shutdown(self) -> None:
+        """Stop what runs, end event streams, release threads."""
+        job = self._job
+        if job is not None:
+            job.stop_requested = True
+            eng = self._engines.get(job.session)
+            if eng is not None:
+                eng.stop()
+            try:
+                await self.wait_idle(timeout=10)
+            except (asyncio.TimeoutError, Exception):  # noqa: BLE001 - shutting down regardless
+                pass
+        self.bus.close()
+        self._pool.shutdown(wait=False, cancel_futures=True)

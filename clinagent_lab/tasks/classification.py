@@ -1,0 +1,129 @@
+"""Classification backend (binary and multiclass): data module, Lightning module, predictions, evaluation."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import pandas as pd
+
+from ..data.base import LoadedDataset
+from ..recipe import Recipe
+from ..spec import TaskSpec
+from . import TASKS, TaskBackend
+
+__all__ = ["make_datamodule", "make_module", "predict", "evaluate", "save_predictions", "load_predictions",
+           "confounder_columns", "class_weights"]
+
+
+def confounder_columns(spec: TaskSpec, dataset: LoadedDataset | None = None) -> dict[str, str]:
+    """Confounder name -> metadata column, for every confounder grounded in a column present in the data."""
+    columns = set(dataset.table.columns) if dataset is not None else None
+    return {c.name: c.column for c in spec.confounders
+            if c.column and (columns is None or c.column in columns)}
+
+
+def _group_column(recipe: Recipe, spec: TaskSpec, dataset: LoadedDataset) -> str | None:
+    if recipe.debias.column:
+        return recipe.debias.column
+    mitigated = [c.column for c in spec.mitigated_confounders() if c.column in dataset.table.columns]
+    return mitigated[0] if mitigated else None
+
+
+def make_datamodule(dataset: LoadedDataset, recipe: Recipe, spec: TaskSpec, include_test: bool = False,
+                    extra_transforms: Callable[[bool], list] | None = None,
+                    sample_weights: Callable[..., np.ndarray] | None = None) -> Any:
+    from ..data.datamodule import ImageDataModule
+
+    kwargs: dict[str, Any] = {}
+    if extra_transforms is not None:
+        kwargs["extra_transforms"] = extra_transforms
+    if sample_weights is not None:
+        kwargs["sample_weights"] = sample_weights
+    return ImageDataModule(dataset, recipe, modality=spec.modality, include_test=include_test,
+                           group_column=_group_column(recipe, spec, dataset), **kwargs)
+
+
+def class_weights(recipe: Recipe, dataset: LoadedDataset) -> list[float] | None:
+    """Explicit weights from the recipe, or inverse train-class frequency for ``weighted_ce``/``focal``."""
+    if recipe.loss.class_weights:
+        return list(recipe.loss.class_weights)
+    if recipe.loss.name not in ("weighted_ce",):
+        return None
+    labels = dataset.table.loc[dataset.table["split"] == "train", "label"].to_numpy()
+    counts = np.bincount(labels, minlength=len(recipe.classes)).astype(float)
+    counts[counts == 0] = 1.0
+    weights = counts.sum() / (len(counts) * counts)
+    return [round(float(w), 6) for w in weights]
+
+
+def make_module(recipe: Recipe, dataset: LoadedDataset, spec: TaskSpec, datamodule: Any = None,
+                custom_model: Callable[..., Any] | None = None,
+                custom_loss: Callable[..., Any] | None = None) -> Any:
+    from ..models.classifier import ImageClassifier
+
+    n_groups = 0
+    column = _group_column(recipe, spec, dataset)
+    if column is not None:
+        n_groups = int(dataset.table[column].astype("string").fillna("<missing>").nunique())
+    module = ImageClassifier(recipe.model_dump(mode="json"), class_weights=class_weights(recipe, dataset),
+                             n_groups=n_groups)
+    if custom_model is not None:
+        module.set_custom_backbone(custom_model(recipe.model_dump(mode="json"), recipe.num_classes,
+                                                recipe.model.in_channels))
+    if custom_loss is not None:
+        module.custom_loss = custom_loss
+    return module
+
+
+def predict(module: Any, datamodule: Any, split: str) -> pd.DataFrame:
+    """Per-sample probabilities for ``split`` as a DataFrame: image_id, label, prob_<class>, group and metadata."""
+    import torch
+
+    loader = datamodule.dataloader_for(split)
+    module.eval()
+    indices, probs = [], []
+    with torch.no_grad():
+        for batch in loader:
+            out = module.predict_step(batch, 0)
+            indices.append(out["index"].cpu().numpy())
+            probs.append(out["probs"].float().cpu().numpy())
+    index = np.concatenate(indices) if indices else np.zeros(0, dtype=int)
+    prob = np.concatenate(probs) if probs else np.zeros((0, len(datamodule.recipe.classes)))
+    table = datamodule.dataset.table.iloc[index]
+    frame = pd.DataFrame({"image_id": table["image_id"].astype(str).to_numpy(),
+                          "label": table["label"].to_numpy().astype(int),
+                          "group_id": table["group_id"].astype(str).to_numpy()})
+    for k, name in enumerate(datamodule.recipe.classes):
+        frame[f"prob_{name}"] = prob[:, k]
+    for column in datamodule.dataset.metadata_columns:
+        frame[column] = table[column].to_numpy()
+    return frame
+
+
+def evaluate(predictions: pd.DataFrame, recipe: Recipe, spec: TaskSpec, dataset: LoadedDataset | None = None,
+             threshold: float | None = None) -> dict[str, Any]:
+    from ..evaluation.evaluate import evaluate_predictions
+
+    confounders = {n: c for n, c in confounder_columns(spec).items() if c in predictions.columns}
+    return evaluate_predictions(predictions, recipe.classes, recipe.evaluation, confounders=confounders,
+                                threshold=threshold, seed=recipe.seed)
+
+
+def save_predictions(predictions: pd.DataFrame, path: str | Path) -> Path:
+    from ..agent.session import atomic_write_text
+
+    atomic_write_text(Path(path), predictions.to_csv(index=False))
+    return Path(path)
+
+
+def load_predictions(path: str | Path) -> pd.DataFrame:
+    return pd.read_csv(path, dtype={"image_id": str, "group_id": str})
+
+
+_BACKEND = TaskBackend(name="classification", template="classification.ipynb", make_datamodule=make_datamodule,
+                       make_module=make_module, predict=predict, evaluate=evaluate,
+                       save_predictions=save_predictions, load_predictions=load_predictions)
+TASKS.register("binary_classification", _BACKEND)
+TASKS.register("multiclass_classification", _BACKEND)

@@ -1,0 +1,55 @@
+import subprocess
+import sys
+
+import pytest
+
+from clinagent_lab.errors import RecipeError, UnknownNameError
+from clinagent_lab.models.mitigations import MITIGATION_ORDER, MITIGATIONS, Mitigation
+from clinagent_lab.recipe import Recipe, apply_patch
+
+
+@pytest.fixture
+def recipe():
+    return Recipe(task_type="binary_classification", classes=["benign", "malignant"])
+
+
+def test_registry_and_order():
+    assert MITIGATIONS.names() == ["gradient_reversal", "group_balanced", "groupdro", "none"]
+    assert set(MITIGATION_ORDER) == set(MITIGATIONS.names()) - {"none"}
+    assert all(isinstance(MITIGATIONS.get(n), Mitigation) and MITIGATIONS.get(n).description
+               for n in MITIGATIONS.names())
+    with pytest.raises(UnknownNameError, match="known: gradient_reversal, group_balanced"):
+        MITIGATIONS.get("reweigh")
+
+
+@pytest.mark.parametrize("name,expected", [
+    ("group_balanced", {"data.sampler": "group_balanced"}),
+    ("gradient_reversal", {"debias.adversary_weight": 1.0}),
+    ("groupdro", {"loss.name": "groupdro"}),
+])
+def test_changes_apply_to_recipe(recipe, name, expected):
+    changes = MITIGATIONS.get(name).changes(recipe, "ruler", "has_ruler")
+    assert changes == {"debias.method": name, "debias.confounder": "ruler", "debias.column": "has_ruler",
+                       **expected}
+    new = apply_patch(recipe, changes)
+    assert (new.debias.method, new.debias.confounder, new.debias.column) == (name, "ruler", "has_ruler")
+
+
+def test_switching_undoes_previous_mitigation(recipe):
+    dro = apply_patch(recipe, MITIGATIONS.get("groupdro").changes(recipe, "ruler", "has_ruler"))
+    balanced = apply_patch(dro, MITIGATIONS.get("group_balanced").changes(dro, "ruler", "has_ruler"))
+    assert (balanced.loss.name, balanced.data.sampler) == ("ce", "group_balanced")
+    grl = apply_patch(balanced, MITIGATIONS.get("gradient_reversal").changes(balanced, "ruler", "has_ruler"))
+    assert (grl.loss.name, grl.data.sampler, grl.debias.method) == ("ce", "random", "gradient_reversal")
+    off = apply_patch(dro, MITIGATIONS.get("none").changes(dro, None, None))
+    assert (off.loss.name, off.debias.method, off.debias.column) == ("ce", "none", None)
+
+
+def test_missing_column_is_an_error(recipe):
+    with pytest.raises(RecipeError, match="needs the metadata column of confounder 'ruler'"):
+        MITIGATIONS.get("groupdro").changes(recipe, "ruler", None)
+
+
+def test_package_import_is_torch_free():
+    code = "import sys, clinagent_lab.models as m; m.MITIGATIONS; assert 'torch' not in sys.modules"
+    subprocess.run([sys.executable, "-c", code], check=True)
