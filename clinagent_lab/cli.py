@@ -103,7 +103,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     options = dict(_parse_kv(args.format_option or []))
     engine = Engine.create(args.intent, args.data, out, model=_resolve_model(args.model), seed=args.seed,
                            max_iterations=args.max_iterations, iteration_minutes=args.iteration_minutes,
-                           data_format=args.format, format_options=options)
+                           data_format=args.format, format_options=options,
+                           recipe_overrides=dict(_parse_kv(args.set or [])))
     spec = engine.session.spec
     printer = ProgressPrinter()
     printer._print(_spec_summary(spec))
@@ -234,6 +235,8 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--max-iterations", type=int)
     rp.add_argument("--iteration-minutes", type=float)
     rp.add_argument("--seed", type=int, default=0)
+    rp.add_argument("--set", action="append", metavar="FIELD=VALUE",
+                    help="fix a baseline Recipe field, e.g. training.max_epochs=5 or data.image_size=64")
     rp.add_argument("--model", help="LLM (litellm model string) or 'offline' (default; env CLINAGENT_MODEL)")
     rp.set_defaults(func=cmd_run)
 

@@ -13,7 +13,8 @@ BUILT_IN = [n for n in MODELS.names() if not n.startswith(TIMM_PREFIX)]
 
 
 def test_registry_lists_expected_models():
-    assert {"small_cnn", "resnet18", "resnet34", "resnet50", "efficientnet_b0", "convnext_atto"} <= set(BUILT_IN)
+    expected = {"small_cnn", "resnet18", "resnet34", "resnet50", "efficientnet_b0", "convnext_atto"}
+    assert expected <= set(BUILT_IN)
     with pytest.raises(UnknownNameError, match="known: convnext_atto, efficientnet_b0, resnet18"):
         create_backbone(ModelConfig(architecture="vgg_huge"), 2, 32)
 

@@ -26,7 +26,8 @@ class DictDataset(Dataset):
         return len(self.labels)
 
     def __getitem__(self, i):
-        return {"image": self.images[i], "label": self.labels[i], "index": torch.tensor(i), "group": self.groups[i]}
+        return {"image": self.images[i], "label": self.labels[i], "index": torch.tensor(i),
+                "group": self.groups[i]}
 
 
 def make_recipe(num_classes=2, **changes):
@@ -67,7 +68,15 @@ def test_trains_with_each_loss(changes):
     metrics = trainer.callback_metrics
     assert math.isfinite(float(metrics["train_loss"]))
     assert math.isfinite(float(metrics["val_loss"]))
-    assert 0.0 <= float(metrics["val_auroc"]) <= 1.0
+    _, val = loaders()
+    batch = next(iter(val))
+    model.eval()
+    with torch.no_grad():
+        probs = model(batch["image"]).softmax(1)
+        ref_loss = F.cross_entropy(model(batch["image"]), batch["label"])
+    ref_auroc = roc_auc_score(batch["label"].numpy(), probs[:, 1].numpy())
+    assert float(metrics["val_auroc"]) == pytest.approx(ref_auroc, abs=1e-6)
+    assert float(metrics["val_loss"]) == pytest.approx(float(ref_loss), abs=1e-5)
     if changes["loss.name"] == "groupdro":
         q = model.loss_fn.q
         assert isinstance(model.loss_fn, GroupDROLoss) and q.numel() == 2 * 3
@@ -101,6 +110,21 @@ def test_no_adversary_without_groups():
     recipe = make_recipe(**{"debias.method": "gradient_reversal", "debias.column": "site"})
     assert ImageClassifier(recipe, n_groups=0).adversary is None
     assert ImageClassifier(make_recipe(), n_groups=3).adversary is None
+
+
+def test_rejects_bad_recipes():
+    from clinagent_lab.errors import RecipeError
+
+    with pytest.raises(RecipeError, match="positive class index 2"):
+        ImageClassifier(make_recipe(**{"evaluation.positive_class": 2}))
+    with pytest.raises(RecipeError, match="detection"):
+        ImageClassifier(make_recipe(**{"task_type": "detection"}))
+
+
+def test_positive_class_default_and_override():
+    model = ImageClassifier(make_recipe(**{"evaluation.positive_class": 0}))
+    assert model.positive_class == 0
+    assert ImageClassifier(make_recipe()).positive_class == 1
 
 
 def _grads(model, loss):
@@ -159,7 +183,8 @@ def test_auroc_score_matches_sklearn():
     assert auroc_score(probs, torch.tensor(labels)) == pytest.approx(ref, abs=1e-6)
     y2 = rng.integers(0, 2, 40)
     p2 = torch.softmax(torch.tensor(rng.normal(size=(40, 2)), dtype=torch.float32), 1)
-    assert auroc_score(p2, torch.tensor(y2), 1) == pytest.approx(roc_auc_score(y2, p2[:, 1].numpy()), abs=1e-6)
+    ref2 = roc_auc_score(y2, p2[:, 1].numpy())
+    assert auroc_score(p2, torch.tensor(y2), 1) == pytest.approx(ref2, abs=1e-6)
     assert auroc_score(p2, torch.tensor(y2), 0) == pytest.approx(roc_auc_score(1 - y2, p2[:, 0].numpy()),
                                                                   abs=1e-6)
     assert math.isnan(auroc_score(p2[:5], torch.zeros(5, dtype=torch.long)))  # one class: undefined

@@ -1,4 +1,4 @@
-"""SIIM-ACR run-length encoding: hand-worked examples, the challenge's reference decoder, malformed strings."""
+"""SIIM-ACR run-length encoding: hand-worked examples, the challenge's reference decoder, bad strings."""
 
 import numpy as np
 import pytest

@@ -12,7 +12,6 @@ import json
 import subprocess
 import sys
 import threading
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -20,9 +19,9 @@ import nbformat
 import pytest
 from tornado.httpclient import HTTPClientError
 
-from clinagent_lab.agent.session import Annotation, FinalTest, Iteration, Session, now_iso
+from clinagent_lab.agent.session import Annotation, FinalTest, Iteration, Proposal, Session, now_iso
 from clinagent_lab.errors import IntentError, SessionError
-from clinagent_lab.recipe import Recipe, apply_patch
+from clinagent_lab.recipe import Recipe, apply_patch, recipe_diff
 from clinagent_lab.server.events import EventBus, format_sse
 from clinagent_lab.server.manager import SessionManager, iteration_cells, resolve_data_path
 from clinagent_lab.spec import TaskSpec
@@ -33,14 +32,6 @@ API = "clinagent/api"
 
 
 # --- a stand-in engine with the real interface ---------------------------------------------------------
-@dataclass
-class Proposal:
-    recipe: Recipe
-    rationale: str
-    idea: str = ""
-    changes: dict[str, Any] = field(default_factory=dict)
-
-
 class FinishedTwice(SessionError):
     http_status = 409
 
@@ -85,24 +76,56 @@ class StandInEngine:
         self.session.save()
 
     def propose(self) -> Proposal | None:
-        n = len(self.session.iterations)
-        if n >= self.session.spec.budget.max_iterations:
-            return None
+        if self.session.proposal is not None:
+            return self.session.proposal
         base = Recipe(task_type="binary_classification", classes=["no", "drain"])
-        if n == 0:
-            return Proposal(base, "baseline from the fingerprint", "baseline")
         best = self.session.best()
-        lr = (best.recipe if best else base).optim.lr
-        return Proposal(apply_patch(base, {"optim.lr": lr / 2}), "halve the learning rate", "lower_lr",
-                        {"optim.lr": [lr, lr / 2]})
+        if best is None:
+            proposal = Proposal(recipe=base, rationale="baseline from the fingerprint", idea="baseline")
+        elif "lower_lr" in self.session.tried_ideas:
+            return None
+        else:
+            lr = best.recipe.optim.lr
+            proposal = Proposal(recipe=apply_patch(best.recipe, {"optim.lr": lr / 2}),
+                                rationale="halve the learning rate", idea="lower_lr",
+                                changes={"optim.lr": [lr, lr / 2]})
+        self.session.proposal = proposal
+        self.session.save()
+        return proposal
+
+    def edit_proposal(self, changes: dict[str, Any]) -> Proposal:
+        proposal = self.propose()
+        edited = apply_patch(proposal.recipe, changes)
+        base = self.session.best().recipe
+        proposal = proposal.model_copy(update={
+            "recipe": edited, "rationale": proposal.rationale + " (edited by the clinician)",
+            "changes": {k: [a, b] for k, (a, b) in recipe_diff(base, edited).items()}})
+        self.session.proposal = proposal
+        self.session.save()
+        return proposal
+
+    def reject_proposal(self) -> None:
+        self.session.tried_ideas.append(self.session.proposal.idea)
+        self.session.proposal = None
+        self.session.save()
+
+    def should_stop(self) -> str | None:
+        if len(self.session.iterations) >= self.session.spec.budget.max_iterations:
+            return f"iteration budget reached ({self.session.spec.budget.max_iterations})"
+        return None
 
     def run_iteration(self, proposal: Proposal | None = None, on_event: Any = None) -> Iteration:
         proposal = proposal or self.propose()
-        index = len(self.session.iterations)
+        if proposal is None:
+            return None
+        index = len(self.session.iterations) + 1
         emit = on_event or (lambda e: None)
         it = Iteration(index=index, recipe=proposal.recipe, rationale=proposal.rationale, idea=proposal.idea,
                        status="running", started_at=now_iso())
         self.session.iterations.append(it)
+        self.session.proposal = None
+        if proposal.idea != "baseline":
+            self.session.tried_ideas.append(proposal.idea)
         self.session.status = "running"
         self.session.save()
         emit({"v": 1, "type": "iteration_started", "session": self.session.id, "iteration": index})
@@ -115,7 +138,7 @@ class StandInEngine:
             self.session.status = "stopped"
             self.session.save()
             return it
-        value = 0.7 + 0.05 * index
+        value = round(0.65 + 0.05 * index, 4)
         emit({"v": 1, "type": "epoch", "session": self.session.id, "iteration": index, "epoch": 1,
               "max_epochs": 1, "metrics": {"val_auroc": value}})
         out = Path(self.session.out_dir) / "iterations" / f"iter_{index:02d}"
@@ -362,7 +385,7 @@ async def test_full_flow_interpret_to_export(jp_fetch, manager, jp_root_dir):
     await wait_idle(manager)
     code, got = await call(jp_fetch, "GET", "sessions", sid)
     assert [it["status"] for it in got["session"]["iterations"]] == ["ok"]
-    proposal = got["runtime"]["proposal"]
+    proposal = got["session"]["proposal"]
     assert proposal["idea"] == "lower_lr" and proposal["changes"] == {"optim.lr": [0.001, 0.0005]}
 
     code, events = await call(jp_fetch, "GET", "sessions", sid, "events", params={"follow": "0"})
@@ -373,12 +396,12 @@ async def test_full_flow_interpret_to_export(jp_fetch, manager, jp_root_dir):
     code, later = await call(jp_fetch, "GET", "sessions", sid, "events", params={"follow": "0", "after": "5"})
     assert [e["seq"] for e in later["events"]] == [6, 7]
 
-    code, cells = await call(jp_fetch, "GET", "sessions", sid, "iterations", "0", "cells")
+    code, cells = await call(jp_fetch, "GET", "sessions", sid, "iterations", "1", "cells")
     assert code == 200
     assert [c["cell_type"] for c in cells["cells"]] == ["markdown", "code", "code"]
     assert "baseline from the fingerprint" in cells["cells"][0]["source"]
     assert cells["cells"][2]["outputs"][0]["text"] == "0.7\n" and cells["cells"][2]["execution_count"] == 3
-    assert all({"clinagent", "clinagent-iter-00"} <= set(c["metadata"]["tags"]) for c in cells["cells"])
+    assert all({"clinagent", "clinagent-iter-01"} <= set(c["metadata"]["tags"]) for c in cells["cells"])
     assert "papermill" not in cells["cells"][2]["metadata"]
     code, answer = await call(jp_fetch, "GET", "sessions", sid, "iterations", "7", "cells")
     assert code == 400 and "iteration 7 does not exist" in answer["what"]
@@ -396,19 +419,19 @@ async def test_full_flow_interpret_to_export(jp_fetch, manager, jp_root_dir):
     code, got = await call(jp_fetch, "GET", "sessions", sid)
     second = got["session"]["iterations"][1]
     assert second["recipe"]["optim"]["lr"] == 0.0002 and second["decision"] == "kept"
-    assert "edited by the clinician: optim.lr=0.0002" in second["rationale"]
+    assert second["rationale"] == "halve the learning rate (edited by the clinician)"
 
     code, answer = await call(jp_fetch, "POST", "sessions", sid, "proposal", body={"action": "reject"})
-    assert code == 200 and answer["proposal"] is None and answer["rejected"]["idea"] == "lower_lr"
+    assert code == 409 and "no proposal to reject" in answer["what"]
 
     code, answer = await call(jp_fetch, "POST", "sessions", sid, "annotations",
-                              body={"kind": "operating_point", "value": {"sensitivity": 0.9}, "iteration": 1})
+                              body={"kind": "operating_point", "value": {"sensitivity": 0.9}, "iteration": 2})
     assert code == 201 and answer["value"] == {"sensitivity": 0.9}
 
     code, final = await call(jp_fetch, "POST", "sessions", sid, "finish")
-    assert code == 200 and final["iteration"] == 1
+    assert code == 200 and final["iteration"] == 2
     code, again = await call(jp_fetch, "POST", "sessions", sid, "finish")
-    assert code == 409 and again["error"] == "FinishedTwice"
+    assert code == 409 and again["error"] == "BusyError" and "already evaluated" in again["what"]
 
     code, exported = await call(jp_fetch, "POST", "sessions", sid, "export")
     assert code == 200
@@ -425,11 +448,25 @@ async def test_auto_continue_runs_until_budget(jp_fetch, manager):
     assert code == 202
     await wait_idle(manager)
     code, got = await call(jp_fetch, "GET", "sessions", sid)
-    assert len(got["session"]["iterations"]) == 2 and got["runtime"]["proposal"] is None
+    assert len(got["session"]["iterations"]) == 2 and got["runtime"]["running"] is None
     code, events = await call(jp_fetch, "GET", "sessions", sid, "events", params={"follow": "0"})
-    assert [e["type"] for e in events["events"]].count("session_finished") == 1
+    assert [e["type"] for e in events["events"]].count("loop_finished") == 1
     code, answer = await call(jp_fetch, "POST", "sessions", sid, "proposal", body={"action": "approve"})
     assert code == 409 and "no proposal" in answer["what"]
+
+
+async def test_reject_drops_the_proposal(jp_fetch, manager):
+    sid = await new_session(jp_fetch)
+    code, answer = await call(jp_fetch, "GET", "sessions", sid, "proposal")
+    assert code == 200 and answer["proposal"]["idea"] == "baseline"
+    await call(jp_fetch, "POST", "sessions", sid, "start")
+    await wait_idle(manager)
+    code, answer = await call(jp_fetch, "POST", "sessions", sid, "proposal", body={"action": "reject"})
+    assert code == 200 and answer["proposal"] is None and answer["rejected"]["idea"] == "lower_lr"
+    code, answer = await call(jp_fetch, "GET", "sessions", sid, "proposal")
+    assert answer["proposal"] is None
+    code, got = await call(jp_fetch, "GET", "sessions", sid)
+    assert got["session"]["tried_ideas"] == ["lower_lr"] and got["session"]["proposal"] is None
 
 
 async def test_event_stream_replays_then_follows(jp_fetch, manager, http_server_client):
@@ -454,7 +491,7 @@ def _session_left_running(root: Path) -> Path:
     out = root / ".clinagent" / "sessions" / "s-old"
     recipe = Recipe(task_type="binary_classification", classes=["no", "yes"])
     session = Session(id="s-old", request="detect drains", data_path=str(root), out_dir=str(out), spec=TaskSpec(),
-                      status="running", iterations=[Iteration(index=0, recipe=recipe, rationale="baseline",
+                      status="running", iterations=[Iteration(index=0, recipe=recipe, rationale="baseline", started_at=now_iso(),
                                                               status="running")])
     session.save()
     return out
@@ -493,7 +530,7 @@ async def test_traitlets_reach_the_manager(jp_serverapp, jp_root_dir):
 def test_iteration_cells_keep_only_tagged_cells(tmp_path: Path):
     eng = StandInEngine.create("detect drains in images", tmp_path, tmp_path / "s")
     eng.run_iteration()
-    cells = iteration_cells(eng.session, 0)["cells"]
+    cells = iteration_cells(eng.session, 1)["cells"]
     assert [c["source"] for c in cells[1:]] == ["lr = 0.001", "print(auroc)"]
     assert all("id" not in c for c in cells)
 

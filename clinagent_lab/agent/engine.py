@@ -94,7 +94,8 @@ class Engine:
     def create(cls, request: str, data_path: str | Path, out_dir: str | Path, *, model: str = "offline",
                seed: int = 0, max_iterations: int | None = None, iteration_minutes: float | None = None,
                spec: TaskSpec | None = None, data_format: str | None = None,
-               format_options: dict[str, Any] | None = None, session_id: str | None = None) -> Engine:
+               format_options: dict[str, Any] | None = None, session_id: str | None = None,
+               recipe_overrides: dict[str, Any] | None = None) -> Engine:
         from ..data.splits import split_table
         from ..intent import assess_request
 
@@ -106,7 +107,8 @@ class Engine:
         session = Session(id=session_id or uuid.uuid4().hex[:12], request=request, data_path=str(data),
                           out_dir=str(out), seed=seed, model_name=model or "offline",
                           spec=TaskSpec(request=request), data_format=dataset.format,
-                          format_options=dict(format_options or {}))
+                          format_options=dict(format_options or {}),
+                          recipe_overrides=dict(recipe_overrides or {}))
         audit = session.log
         if spec is None:
             spec = interpret(request, fingerprint, model=model, audit=lambda d: audit("llm_call", **d))
@@ -222,7 +224,12 @@ class Engine:
     def _baseline_recipe(self) -> Recipe:
         from ..plan.initializer import initialize_recipe
 
-        return initialize_recipe(self.session.spec, self.session.fingerprint, seed=self.session.seed)
+        recipe = initialize_recipe(self.session.spec, self.session.fingerprint, seed=self.session.seed)
+        if self.session.recipe_overrides:
+            recipe = apply_patch(recipe, self.session.recipe_overrides)
+            for key in self.session.recipe_overrides:
+                recipe.reasons[key] = "set by the user"
+        return recipe
 
     def remaining_s(self) -> float | None:
         total = self.session.spec.budget.total_minutes

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import copy
 import warnings
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import pandas as pd
@@ -55,7 +55,7 @@ def group_codes_for(values: pd.Series) -> tuple[np.ndarray, dict[str, int]]:
         values = pd.qcut(values.astype(float), 4, duplicates="drop").astype(object)
     elif pd.api.types.is_float_dtype(present) and np.all(np.mod(present.to_numpy(), 1) == 0):
         values = values.astype("Int64").astype(object)
-    levels = values.where(values.notna(), None).map(lambda v: MISSING_GROUP if v is None else str(v))
+    levels = pd.Series([MISSING_GROUP if pd.isna(v) else str(v) for v in values], dtype=object)
     names = sorted(set(levels) - {MISSING_GROUP}) + ([MISSING_GROUP] if MISSING_GROUP in set(levels) else [])
     mapping = {name: k for k, name in enumerate(names)}
     return levels.map(mapping).to_numpy(dtype=np.int64), mapping
@@ -105,10 +105,16 @@ class ImageDataModule(LightningDataModule):
         include_test: build the test split (the final, single evaluation only).
         group_column: confounder column for the ``group`` field when ``recipe.debias.column`` is unset.
         cache_limit_bytes: the image cache is skipped (with a warning) above this size.
+        extra_transforms: custom hook ``extra_transforms(train) -> list of albumentations transforms``, added
+            after the built-in augmentation (before normalisation).
+        sample_weights: custom hook ``sample_weights(labels, groups) -> per-sample weights`` for the training
+            sampler; replaces ``recipe.data.sampler``.
     """
 
     def __init__(self, dataset: LoadedDataset, recipe: Recipe, modality: str = "other", include_test: bool = False,
-                 group_column: str | None = None, cache_limit_bytes: int = 2 * 1024**3) -> None:
+                 group_column: str | None = None, cache_limit_bytes: int = 2 * 1024**3,
+                 extra_transforms: Callable[[bool], list] | None = None,
+                 sample_weights: Callable[..., np.ndarray] | None = None) -> None:
         super().__init__()
         self.dataset = dataset
         self.recipe = recipe
@@ -120,6 +126,8 @@ class ImageDataModule(LightningDataModule):
                                       where="recipe.model.in_channels", fix="use 1 (grayscale) or 3 (RGB)")
         self.group_column = recipe.debias.column or group_column
         self.cache_limit_bytes = cache_limit_bytes
+        self.extra_transforms = extra_transforms
+        self.sample_weights = sample_weights
         self.test_reads = 0
         self.predict_split = "val"
         self.datasets: dict[str, ImageDataset] = {}
@@ -177,8 +185,24 @@ class ImageDataModule(LightningDataModule):
         return cache
 
     def _transform(self, train: bool) -> Any:
+        extra = list(self.extra_transforms(train) or []) if self.extra_transforms is not None else None
         return build_transforms(self.recipe.augment, self.recipe.data.image_size, self.channels, self.modality,
-                                train=train, seed=self.recipe.seed if train else None)
+                                train=train, seed=self.recipe.seed if train else None, extra=extra)
+
+    def _sampler(self, ds: ImageDataset) -> Any:
+        if self.sample_weights is None:
+            return build_sampler(self.recipe.data.sampler, ds.labels, ds.groups, seed=self.recipe.seed)
+        from torch.utils.data import WeightedRandomSampler
+
+        weights = np.asarray(self.sample_weights(ds.labels.copy(), ds.groups.copy()), dtype=float).reshape(-1)
+        if len(weights) != len(ds) or not np.all(np.isfinite(weights)) or (weights < 0).any() or weights.sum() <= 0:
+            raise DataValidationError(
+                f"custom sample_weights returned {len(weights)} weights for {len(ds)} training images, or "
+                "negative/non-finite/all-zero values", where="recipe custom code 'sample_weights'",
+                fix="return one finite, non-negative weight per training image")
+        generator = torch.Generator().manual_seed(self.recipe.seed)
+        return WeightedRandomSampler(torch.as_tensor(weights, dtype=torch.double), num_samples=len(ds),
+                                     replacement=True, generator=generator)
 
     def _build(self, split: str) -> ImageDataset:
         rows = self.rows_for(split)
@@ -215,7 +239,7 @@ class ImageDataModule(LightningDataModule):
     def train_dataloader(self) -> DataLoader:
         """Augmented, shuffled (or sampled per ``recipe.data.sampler``) training batches."""
         ds = self._dataset("train")
-        sampler = build_sampler(self.recipe.data.sampler, ds.labels, ds.groups, seed=self.recipe.seed)
+        sampler = self._sampler(ds)
         batch = min(self.recipe.data.batch_size, len(ds))
         drop_last = len(ds) > batch and len(ds) % batch == 1  # a batch of one breaks batch norm
         return self._loader(ds, shuffle=sampler is None, sampler=sampler, drop_last=drop_last)

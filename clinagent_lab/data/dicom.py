@@ -23,7 +23,7 @@ import numpy as np
 
 from ..errors import DataFormatError, DataValidationError
 
-__all__ = ["read_dicom", "read_dicom_header", "PERCENTILES"]
+__all__ = ["read_dicom", "read_dicom_header", "dicom_file_info", "is_dicom_file", "PERCENTILES"]
 
 PERCENTILES = (0.5, 99.5)
 """Low and high percentiles of the stretch used when no window applies."""
@@ -49,8 +49,8 @@ def _dcmread(path: Path, **kwargs: Any):
         return pydicom.dcmread(str(path), **kwargs)
     except (InvalidDicomError, OSError, EOFError) as exc:
         raise DataValidationError(f"cannot read DICOM file: {exc}", where=str(path),
-                                  fix="check that the file is a complete DICOM file (re-download or re-export "
-                                      "it), or remove it from the dataset") from exc
+                                  fix="check that the file is a complete DICOM file (download or export it "
+                                      "again), or remove it from the dataset") from exc
 
 
 def read_dicom_header(path: str | Path, tags: list[str] | None = None):
@@ -59,6 +59,31 @@ def read_dicom_header(path: str | Path, tags: list[str] | None = None):
     if tags:
         kwargs["specific_tags"] = list(tags)
     return _dcmread(Path(path), **kwargs)
+
+
+def is_dicom_file(path: str | Path) -> bool:
+    """True for a ``.dcm`` / ``.dicom`` name, or a file with the ``DICM`` marker at byte 128."""
+    path = Path(path)
+    if path.suffix.lower() in (".dcm", ".dicom"):
+        return True
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(128)
+            return fh.read(4) == b"DICM"
+    except OSError:
+        return False
+
+
+def dicom_file_info(path: str | Path) -> tuple[int, int, int]:
+    """``(height, width, channels)`` of what :func:`read_dicom` returns, from the header only.
+
+    Channels is always 1: :func:`read_dicom` gives a grayscale display image.
+    """
+    ds = read_dicom_header(path, ["Rows", "Columns"])
+    if ds.get("Rows") is None or ds.get("Columns") is None:
+        raise DataValidationError("DICOM header has no Rows/Columns", where=str(path),
+                                  fix="this file holds no image; remove it from the image folder")
+    return int(ds.Rows), int(ds.Columns), 1
 
 
 def _transfer_syntax(ds) -> Any:

@@ -236,28 +236,38 @@ def split_table(ds: LoadedDataset) -> pd.DataFrame:
     return ds.table[["image_id", "split"]].reset_index(drop=True).copy()
 
 
-def apply_split_table(ds: LoadedDataset, df: pd.DataFrame) -> LoadedDataset:
+def apply_split_table(ds: LoadedDataset, df: pd.DataFrame, max_absent_fraction: float = 0.05) -> LoadedDataset:
     """Replace the splits of ``ds`` by a frozen ``image_id, split`` table.
 
-    Ids in ``df`` that the dataset no longer has are ignored (noted in ``warnings``); dataset rows missing from
-    ``df`` or splits other than train/val/test raise :class:`DataValidationError`.
+    Rows of ``ds`` absent from ``df`` (images dropped when the split was frozen: unreadable files, duplicates)
+    are dropped with a note in ``warnings``; when more than ``max_absent_fraction`` of the rows are absent the
+    data has changed since and :class:`DataValidationError` is raised. Ids in ``df`` that the dataset no
+    longer has are ignored (noted). Splits other than train/val/test raise.
     """
+    from .validate import drop_rows
+
     missing_cols = {"image_id", "split"} - set(df.columns)
     if missing_cols:
-        raise DataValidationError(f"split table lacks columns {sorted(missing_cols)}", fix="write image_id,split")
+        raise DataValidationError(f"split table lacks columns {sorted(missing_cols)}", where="split table",
+                                  fix="write the columns image_id,split")
     frozen = df.assign(image_id=df["image_id"].astype(str)).drop_duplicates("image_id").set_index("image_id")["split"]
     bad = sorted({str(s) for s in frozen} - set(SPLITS))
     if bad:
-        raise DataValidationError(f"split table has unknown split values {bad[:5]}", fix="use train, val or test")
+        raise DataValidationError(f"split table has unknown split values {bad[:5]}", where="split table",
+                                  fix="use train, val or test")
     ids = ds.table["image_id"].astype(str)
-    absent = ids[~ids.isin(frozen.index)]
-    if len(absent):
+    absent = np.flatnonzero(~ids.isin(frozen.index).to_numpy())
+    if len(absent) > max_absent_fraction * len(ids):
         raise DataValidationError(
-            f"{len(absent)} images are not in the frozen split table (e.g. {absent.tolist()[:5]})",
-            where="split table", fix="the data changed since the split was frozen; start a new session or "
-                                     "delete the split table to re-split")
+            f"{len(absent)} of {len(ids)} images are not in the frozen split table "
+            f"(e.g. {ids.iloc[absent[:5]].tolist()})", where="split table",
+            fix="the data changed since the split was frozen; start a new session or delete the split table")
     extra = int((~frozen.index.isin(ids)).sum())
+    notes = [f"{extra} id(s) in the frozen split table are no longer in the data"] if extra else []
+    if len(absent):
+        ds = drop_rows(ds, absent, f"{len(absent)} image(s) left out when the split was frozen are skipped "
+                                   f"(e.g. {ids.iloc[absent[:5]].tolist()})")
+        ids = ds.table["image_id"].astype(str)
     table = ds.table.copy()
     table["split"] = frozen.reindex(ids).to_numpy(dtype=object)
-    notes = [f"{extra} id(s) in the frozen split table are no longer in the data"] if extra else []
     return dataclasses.replace(ds, table=table, warnings=[*ds.warnings, *notes])

@@ -105,7 +105,7 @@ def _augmentations(augment: AugmentConfig, channels: int, policy: ModalityPolicy
 
 
 def build_transforms(augment: AugmentConfig, image_size: int, channels: int, modality: str = "other",
-                     train: bool = True, seed: int | None = None):
+                     train: bool = True, seed: int | None = None, extra: list[Any] | None = None):
     """An ``albumentations.Compose`` taking ``image=HxWxC uint8`` and giving a CHW float tensor.
 
     Args:
@@ -115,6 +115,8 @@ def build_transforms(augment: AugmentConfig, image_size: int, channels: int, mod
         modality: ``chest_xray``, ``musculoskeletal_xray``, ``dermoscopy`` or ``other`` (see module docs).
         train: add augmentations; False gives the deterministic evaluation pipeline.
         seed: seed of the pipeline's random state (reproducible augmentation).
+        extra: further albumentations transforms (a recipe's custom ``extra_transforms`` hook), applied after
+            the built-in ones and before normalisation.
 
     Example:
         >>> import numpy as np
@@ -130,5 +132,6 @@ def build_transforms(augment: AugmentConfig, image_size: int, channels: int, mod
     ops = list(resize_transforms(image_size, modality))
     if train:
         ops += _augmentations(augment, channels, policy)
+    ops += list(extra or [])
     ops += [A.Normalize(mean=(0.5,) * channels, std=(0.5,) * channels, max_pixel_value=255.0), ToTensorV2()]
     return A.Compose(ops, seed=seed)

@@ -16,7 +16,8 @@ import numpy as np
 from ..errors import DataValidationError
 from ._utils import as_1d, check_same_length, jsonable
 
-__all__ = ["ReliabilityCurve", "reliability_curve", "expected_calibration_error", "calibration_slope_intercept"]
+__all__ = ["ReliabilityCurve", "reliability_curve", "expected_calibration_error",
+           "calibration_slope_intercept"]
 
 _CLIP = 1e-7
 

@@ -34,7 +34,7 @@ _POSITIVE_WORDS = {"1", "true", "yes", "y", "present", "positive", "pos"}
 _MAX_CROSS_GROUPS = 10
 
 
-# ------------------------------------------------------------------------------------------------ group values
+# ---------------------------------------------------------------------------------------------- group values
 
 
 def _is_missing(value: Any) -> bool:
@@ -164,7 +164,7 @@ def _group_balanced_auroc(y: np.ndarray, score: np.ndarray, keys: np.ndarray) ->
     return float(roc_auc_score(y, score, sample_weight=weights))
 
 
-# --------------------------------------------------------------------------------------------------- dependence
+# ------------------------------------------------------------------------------------------------ dependence
 
 
 def _dependence(y: np.ndarray, score: np.ndarray, keys: np.ndarray, missing: np.ndarray, levels: list[str],
@@ -184,7 +184,7 @@ def _dependence(y: np.ndarray, score: np.ndarray, keys: np.ndarray, missing: np.
     return dependence_tests(score[present], enc, y[present], n_permutations=n_permutations, seed=seed)
 
 
-# ------------------------------------------------------------------------------------------------ entry points
+# ---------------------------------------------------------------------------------------------- entry points
 
 
 def confounder_metrics(y_true, score, group, threshold: float | None, *, positive_label: Any = 1,

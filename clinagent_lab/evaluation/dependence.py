@@ -114,17 +114,23 @@ def _mi(a: np.ndarray, b: np.ndarray) -> float:
     return float(mutual_info_score(None, None, contingency=table))
 
 
-def _gaussian_gram(x: np.ndarray) -> np.ndarray:
-    """Gaussian kernel matrix with the median heuristic (median of the non-zero pairwise distances)."""
+def _sq_distances(x: np.ndarray) -> np.ndarray:
     x = x.reshape(len(x), -1)
     sq = np.sum(x * x, axis=1)
-    d2 = np.maximum(sq[:, None] + sq[None, :] - 2 * x @ x.T, 0.0)
-    positive = d2[np.triu_indices(len(x), 1)]
-    positive = positive[positive > 1e-24]
-    if positive.size == 0:
-        return np.ones_like(d2)
-    sigma2 = np.median(np.sqrt(positive)) ** 2
-    return np.exp(-d2 / (2 * sigma2))
+    return np.maximum(sq[:, None] + sq[None, :] - 2 * x @ x.T, 0.0)
+
+
+def _median_bandwidth(x: np.ndarray) -> float | None:
+    """Median of the non-zero pairwise distances between rows of ``x`` (None when all rows are equal)."""
+    d2 = _sq_distances(x)[np.triu_indices(len(x), 1)]
+    d2 = d2[d2 > 1e-24]
+    return float(np.median(np.sqrt(d2))) if d2.size else None
+
+
+def _gaussian_gram(x: np.ndarray, sigma: float | None) -> np.ndarray:
+    """Gaussian kernel matrix ``exp(-|xi - xj|^2 / (2 sigma^2))``; all ones when ``sigma`` is None."""
+    d2 = _sq_distances(x)
+    return np.ones_like(d2) if sigma is None else np.exp(-d2 / (2 * sigma**2))
 
 
 def _centre(k: np.ndarray) -> np.ndarray:
@@ -136,10 +142,11 @@ class _HsicStratum:
 
     def __init__(self, score: np.ndarray, features: np.ndarray) -> None:
         self.n = len(score)
-        self.kc = _centre(_gaussian_gram(score))
+        self.kc = _centre(_gaussian_gram(score, _median_bandwidth(score)))
         levels, self.codes = np.unique(features, axis=0, return_inverse=True)
         self.codes = self.codes.reshape(-1)
-        self.m = _gaussian_gram(levels)  # kernel between distinct confounder values
+        # kernel between distinct confounder values; bandwidth from all row pairs of the stratum
+        self.m = _gaussian_gram(levels, _median_bandwidth(features))
 
     def statistic(self, perm: np.ndarray | None = None) -> float:
         codes = self.codes if perm is None else self.codes[perm]
@@ -168,7 +175,8 @@ class _Measures:
         self.bins = _quantile_codes(score)
         self.strata = _strata(label)
         total = sum(len(i) for i in self.strata)
-        self.hsic = [(idx, len(idx) / total, _HsicStratum(score[idx], enc.features[idx])) for idx in self.strata]
+        self.hsic = [(idx, len(idx) / total, _HsicStratum(score[idx], enc.features[idx]))
+                     for idx in self.strata]
 
     def compute(self, order: np.ndarray) -> dict[str, float | None]:
         """Measures with the confounder of row ``order[i]`` assigned to row ``i`` (identity = observed)."""

@@ -93,15 +93,20 @@ def _selection(cfg: EvalConfig, metrics: dict[str, Any], conf: dict[str, Any],
     raise UnknownNameError("selection metric", name, known)
 
 
+def _metrics(y: np.ndarray, probs: np.ndarray, classes: list[str], cfg: EvalConfig,
+             threshold: float | None) -> dict[str, Any]:
+    return classification_metrics(y, probs, classes, positive_class=cfg.positive_class,
+                                  primary=cfg.primary_metric, metric_params=cfg.metric_params,
+                                  operating_point=cfg.operating_point, operating_value=cfg.operating_value,
+                                  threshold=threshold)
+
+
 def _intervals(y: np.ndarray, probs: np.ndarray, classes: list[str], cfg: EvalConfig, metrics: dict[str, Any],
                groups: np.ndarray | None, seed: int) -> dict[str, Any]:
     target_threshold = metrics.get("threshold")
 
     def primary(yy: np.ndarray, pp: np.ndarray) -> float | None:
-        return classification_metrics(yy, pp, classes, positive_class=cfg.positive_class,
-                                      primary=cfg.primary_metric, metric_params=cfg.metric_params,
-                                      operating_point=cfg.operating_point, operating_value=cfg.operating_value,
-                                      threshold=target_threshold)["primary"]
+        return _metrics(yy, pp, classes, cfg, target_threshold)["primary"]
 
     ci = bootstrap_ci(primary, y, probs, groups=groups, n_resamples=cfg.bootstrap, seed=seed)
     return {"primary": ci.to_dict() | {"resampled": "patients" if groups is not None else "rows"}}
@@ -140,10 +145,7 @@ def evaluate_predictions(pred: pd.DataFrame, classes: list[str], eval_cfg: EvalC
     cfg = eval_cfg if isinstance(eval_cfg, EvalConfig) else EvalConfig.model_validate(eval_cfg)
     mapping = dict(confounders or {})
     y, probs = _arrays(pred, classes)
-    metrics = classification_metrics(y, probs, classes, positive_class=cfg.positive_class,
-                                     primary=cfg.primary_metric, metric_params=cfg.metric_params,
-                                     operating_point=cfg.operating_point, operating_value=cfg.operating_value,
-                                     threshold=threshold)
+    metrics = _metrics(y, probs, classes, cfg, threshold)
     k = target_class_index(classes, cfg.metric_params, cfg.positive_class)
     result = dict(metrics)
     result["confounders"] = _confounders(pred, y, probs, k, metrics.get("threshold"), mapping,

@@ -101,7 +101,7 @@ def binary_metrics(y, score, *, operating_point: str = "youden", operating_value
     return out
 
 
-# --------------------------------------------------------------------------------------------- primary metrics
+# ------------------------------------------------------------------------------------------- primary metrics
 
 
 @dataclass
@@ -164,7 +164,7 @@ PRIMARY_METRICS: dict[str, Callable[[_Context, dict[str, Any]], float | None]] =
 }
 
 
-# ------------------------------------------------------------------------------------------------- multiclass
+# ------------------------------------------------------------------------------------------------ multiclass
 
 
 def _confusion_matrix(y: np.ndarray, pred: np.ndarray, n_classes: int) -> np.ndarray:
@@ -190,7 +190,8 @@ def _f1_macro(cm: np.ndarray) -> float | None:
     return float(np.mean(2 * tp[used] / denom[used])) if used.any() else None
 
 
-def _multiclass_summary(y: np.ndarray, probs: np.ndarray, classes: list[str], notes: list[str]) -> dict[str, Any]:
+def _multiclass_summary(y: np.ndarray, probs: np.ndarray, classes: list[str],
+                        notes: list[str]) -> dict[str, Any]:
     pred = probs.argmax(axis=1)
     cm = _confusion_matrix(y, pred, len(classes))
     per_class = _per_class(y, probs, cm, classes)
@@ -212,7 +213,7 @@ def _multiclass_summary(y: np.ndarray, probs: np.ndarray, classes: list[str], no
     }
 
 
-# --------------------------------------------------------------------------------------------------- entry point
+# ----------------------------------------------------------------------------------------------- entry point
 
 
 def _check_inputs(y_true, probs, classes: list[str]) -> tuple[np.ndarray, np.ndarray]:
@@ -295,7 +296,8 @@ def classification_metrics(y_true, probs, classes: list[str], *, positive_class:
         target = binary_metrics(y_k, score_k, operating_point=operating_point,
                                 operating_value=operating_value, threshold=threshold)
         if target["auroc"] is None:
-            notes.append(f"only one class present for '{classes[k]}': AUROC and the threshold are undefined")
+            chosen = "" if threshold is not None else " and no threshold can be chosen"
+            notes.append(f"only one class present for '{classes[k]}': AUROC is undefined{chosen}")
         if binary:
             result.update(target)
         else:

@@ -9,6 +9,10 @@ Decisions worth knowing (each is also written into the spec's ``assumptions``):
 - No metric named: AUROC is primary; the risk preference ("can't miss" -> sensitivity) is recorded and
   picks the operating point later. A stated operating point ("sensitivity at 80% specificity", "92%
   sensitivity") makes the matching thresholded metric primary; a second stated value becomes the target.
+- Risk preference: stated risk words win ("never overlook a positive", "too many false alarms"); else a
+  stressed finding ("melanoma matters most") means sensitivity; else the quantity an operating point puts
+  first ("sensitivity at 80% specificity" and "92% sensitivity" -> sensitivity; "85% spec" ->
+  specificity); else balanced.
 - A confounder the clinician waves away ("don't worry about the rulers", "ignore the rulers") is kept with
   action ``report``: it costs nothing and its association with the label is still shown. "Make the model
   ignore the rulers" means ``mitigate``. A confounder named without either cue is ``report`` plus a question.
@@ -27,6 +31,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from ..errors import IntentError
 from ..spec import Budget, Confounder, MetricSpec, Supervision, TaskSpec
+from .grounding import ground_spec
 from .reading import Reading, read_request
 from .vocabulary import CONDITIONS, MODALITY_LABELS
 
@@ -83,8 +88,8 @@ def _typos(r: Reading, d: Draft) -> None:
 def _modality(r: Reading, d: Draft) -> None:
     d["modality"] = r.modality
     if r.modality == "other":
-        d["questions"].append("Which images are these: chest X-rays, dermoscopy, musculoskeletal (e.g. wrist) "
-                              "X-rays, or something else?")
+        d["questions"].append("Which images are these: chest X-rays, dermoscopy, musculoskeletal (e.g. "
+                              "wrist) X-rays, or something else?")
     else:
         d["assumptions"].append(f"Modality: {r.modality} (from: {r.modality_from}).")
 
@@ -93,13 +98,15 @@ def _targets(r: Reading, d: Draft) -> None:
     named = r.named_conditions
     if r.emphasised_conditions:
         targets = list(r.emphasised_conditions)
-        d["assumptions"].append(f"Target class (costly to miss): {', '.join(targets)}, as the request stresses it.")
+        d["assumptions"].append(f"Target class (costly to miss): {', '.join(targets)}, as the request "
+                                "stresses it.")
     elif named:
         targets = [c for c in named if c not in _BENIGN] or list(named)
         d["assumptions"].append(f"Target class (costly to miss): {', '.join(targets)}.")
     elif r.modality == "musculoskeletal_xray":
         targets = ["fracture"]
-        d["assumptions"].append("No finding named: on musculoskeletal X-rays the target is taken to be fracture.")
+        d["assumptions"].append("No finding named: on musculoskeletal X-rays the target is taken to be "
+                                "fracture.")
     else:
         targets = []
     for name in r.negated_conditions:
@@ -137,8 +144,8 @@ def _risk(r: Reading, d: Draft) -> None:
     elif r.emphasised_conditions:
         d["risk_preference"], why = "sensitivity", "the stressed class is costly to miss"
     elif op is not None:
-        d["risk_preference"] = "sensitivity" if op[0] == "specificity" else "specificity"
-        why = f"the metric maximises {d['risk_preference']} at a fixed {op[0]}"
+        d["risk_preference"] = r.quantities.operating_subject or op[0]
+        why = f"the request puts {d['risk_preference']} first in its operating point"
     else:
         d["risk_preference"], why = "balanced", "default; nothing said about which mistake is worse"
     d["assumptions"].append(f"Risk preference: {d['risk_preference']} ({why}).")
@@ -167,8 +174,8 @@ def _classification_metric(r: Reading, d: Draft) -> MetricSpec:
     if named:
         d["assumptions"].append(f"Primary metric: {named[0]} (named in the request).")
         return MetricSpec(name=named[0])
-    d["assumptions"].append(f"Primary metric: auroc (no metric or operating point stated); the risk preference "
-                            f"({d['risk_preference']}) picks the operating threshold.")
+    d["assumptions"].append("Primary metric: auroc (no metric or operating point stated); the risk "
+                            f"preference ({d['risk_preference']}) picks the operating threshold.")
     return MetricSpec(name="auroc")
 
 
@@ -178,8 +185,8 @@ def _metric(r: Reading, d: Draft) -> None:
         metric = MetricSpec(name="map50")
         d["assumptions"].append("Primary metric: map50 (mAP at IoU 0.5) for detection.")
         if q.operating_point is not None:
-            d["assumptions"].append("The stated operating point is reported for image-level scores; selection "
-                                    "uses map50.")
+            d["assumptions"].append("The stated operating point is reported for image-level scores; "
+                                    "selection uses map50.")
     else:
         metric = _classification_metric(r, d)
         if "map50" in r.metrics_named:
@@ -199,8 +206,8 @@ def _target_value(r: Reading, d: Draft, primary: str) -> None:
         d["target_value"] = q.target_value
         d["assumptions"].append(f"Stop once {primary} reaches {q.target_value:g}.")
     else:
-        d["assumptions"].append(f"A target of {q.target_value:g} was given for {q.target_metric}, which is not "
-                                f"the primary metric ({primary}); it is reported, not used to stop.")
+        d["assumptions"].append(f"A target of {q.target_value:g} was given for {q.target_metric}, which is "
+                                f"not the primary metric ({primary}); it is reported, not used to stop.")
 
 
 def _confounders(r: Reading, d: Draft) -> None:
@@ -209,8 +216,8 @@ def _confounders(r: Reading, d: Draft) -> None:
         label = name.replace("_", " ")
         if action is None:
             action = "report"
-            d["questions"].append(f"You mentioned {label}: should the model be kept from using it (mitigate) or "
-                                  f"should its effect only be reported?")
+            d["questions"].append(f"You mentioned {label}: should the model be kept from using it "
+                                  "(mitigate) or should its effect only be reported?")
             d["assumptions"].append(f"Confounder {name}: report (not said whether to mitigate it).")
         elif action == "report":
             d["assumptions"].append(f"Confounder {name}: report only (the request does not ask to fight it); "
@@ -232,14 +239,15 @@ def _supervision(r: Reading, d: Draft) -> None:
         return
     if q.box_fraction is not None and q.box_fraction < 1.0:
         d["supervision"] = Supervision(kind="mixed", box_fraction=q.box_fraction)
-        d["assumptions"].append(f"Supervision: mixed, boxes on {q.box_fraction:.0%} of images; the rest carry "
-                                f"image-level labels.")
+        d["assumptions"].append(f"Supervision: mixed, boxes on {q.box_fraction:.0%} of images; the rest "
+                                "carry image-level labels.")
     elif q.box_fraction == 1.0 or q.all_boxed:
         d["supervision"] = Supervision(kind="full", box_fraction=1.0)
         d["assumptions"].append("Supervision: full (every image has boxes).")
     elif r.mixed_cue:
         d["supervision"] = Supervision(kind="mixed")
-        d["assumptions"].append("Supervision: mixed (only some images have boxes); the share comes from the data.")
+        d["assumptions"].append("Supervision: mixed (only some images have boxes); the share comes from "
+                                "the data.")
     else:
         d["supervision"] = Supervision()
         d["assumptions"].append("Supervision: full (assumed every image has boxes; the data will tell).")
@@ -289,10 +297,11 @@ def _vague(r: Reading, d: Draft) -> None:
         asks.append("What should the model find or tell apart on these images (e.g. pneumothorax vs normal, "
                     "fracture vs no fracture, or the lesion categories)?")
     if not r.risk and r.quantities.operating_point is None:
-        asks.append("Which outcome matters more: missing a case (favour sensitivity) or a false alarm (favour "
-                    "specificity)?")
+        asks.append("Which outcome matters more: missing a case (favour sensitivity) or a false alarm "
+                    "(favour specificity)?")
     d["questions"][:0] = asks
-    d["assumptions"].append("The request is vague: defaults were filled in; answer the questions to refine them.")
+    d["assumptions"].append("The request is vague: defaults were filled in; answer the questions to refine "
+                            "them.")
 
 
 #: The decision steps, in the order they run. Each reads the :class:`Reading` and writes into the draft.
@@ -340,15 +349,7 @@ def parse_offline(text: str, fingerprint: DatasetFingerprint | None = None) -> T
     draft: Draft = {"assumptions": [], "questions": []}
     for decide in DECISIONS:
         decide(reading, draft)
-    draft["assumptions"] = _dedupe(draft["assumptions"])
-    draft["questions"] = _dedupe(draft["questions"])
-    for q_text in reading.quantities.questions:
-        draft["questions"].append(q_text)
-    for a_text in reading.quantities.assumptions:
-        draft["assumptions"].append(a_text)
+    draft["assumptions"] = _dedupe(draft["assumptions"] + reading.quantities.assumptions)
+    draft["questions"] = _dedupe(draft["questions"] + reading.quantities.questions)
     spec = TaskSpec(request=text, parsed_by="offline", **draft)
-    if fingerprint is None:
-        return spec
-    from .grounding import ground_spec
-
-    return ground_spec(spec, fingerprint)
+    return spec if fingerprint is None else ground_spec(spec, fingerprint)

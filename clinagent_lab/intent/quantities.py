@@ -2,7 +2,7 @@
 
 Each extractor claims the character spans it reads, so one number is never read twice ("sensitivity at 90%
 specificity" gives a specificity of 0.9, not also a sensitivity of 0.9). Values are accepted as percentages
-("85 %", "85 percent") or fractions ("0.85"); a bare number above 1 and at most 100 is read as a percentage.
+("85 %", "85 percent") or fractions ("0.85"); a bare number from 10 to 100 is read as a percentage.
 A value that is still outside (0, 1) becomes a question, never an exception.
 
 Example:
@@ -34,6 +34,7 @@ _QUANTITY = rf"(?P<q>{SENSITIVITY_WORDS}|{SPECIFICITY_WORDS})"
 _OP_BEFORE = re.compile(rf"{_NUM}\s*(?:of\s+)?{_QUANTITY}(?!\w)")
 _OP_AFTER = re.compile(rf"(?<!\w){_QUANTITY}{_FILLER}{{0,5}}\s*{_NUM}")
 _AT = re.compile(r"(?:^|\s)at\s+(?:an?\s+|the\s+)?(?:fixed\s+|minimum\s+)?$")
+_SUBJECT = re.compile(rf"(?<!\w){_QUANTITY}\s+(?:\w+\s+)?at\s+(?:an?\s+|the\s+)?(?:fixed\s+|minimum\s+)?$")
 _METRIC_ALT = "|".join(p for pats in METRIC_TERMS.values() for p in pats) + r"|accuracy"
 _TARGET_WITH_METRIC = (
     re.compile(rf"(?<!\w){TARGET_CUES}\s+(?:(?:an?|the|of|for|to|at least|with|my|our)\s+)*"
@@ -83,6 +84,9 @@ class Quantities:
     operating_point: tuple[str, float] | None = None
     """("specificity", 0.8) for "at 80% specificity": the quantity held fixed and its value."""
     operating_point_at: bool = False
+    operating_subject: str | None = None
+    """The quantity the request puts first: "sensitivity" in "sensitivity at 80% specificity" and in "92%
+    sensitivity", "specificity" in "specificity at 95% sensitivity" and in "85% spec"."""
     target_value: float | None = None
     target_metric: str | None = None
     box_fraction: float | None = None
@@ -106,11 +110,13 @@ def to_fraction(num: str, pct: str | None) -> tuple[float, bool]:
     Example:
         >>> to_fraction("85", "%"), to_fraction("0.85", None), to_fraction("85", None)
         ((0.85, False), (0.85, False), (0.85, True))
+        >>> to_fraction("1.5", None)  # not a plausible percentage: left for the caller to reject
+        (1.5, False)
     """
     value = float(num.replace(",", "."))
     if pct:
         return value / 100.0, False
-    if 1.0 < value <= 100.0:
+    if 10.0 <= value <= 100.0:
         return value / 100.0, True
     return value, False
 
@@ -136,7 +142,7 @@ def _quantity_kind(word: str) -> str:
 
 
 def _operating_points(text: str, taken: list[Span], q: Quantities) -> None:
-    found: list[tuple[int, str, float, bool]] = []
+    found: list[tuple[int, str, float, bool, str]] = []
     for pattern in (_OP_BEFORE, _OP_AFTER):
         for m in pattern.finditer(text):
             span = _num_span(m)
@@ -149,12 +155,15 @@ def _operating_points(text: str, taken: list[Span], q: Quantities) -> None:
                 q.assumptions.append(f"Read '{m.group('num')}' {kind} as {value:.0%}.")
             if _valid(value, kind, m.group(0), q):
                 at = _AT.search(text[:m.start()]) is not None
-                found.append((m.start(), kind, value, at))
+                subject = _SUBJECT.search(text[:m.start()]) if at else None
+                found.append((m.start(), kind, value, at,
+                              _quantity_kind(subject.group("q")) if subject else kind))
     if not found:
         return
     found.sort()
     chosen = next((f for f in found if f[3]), found[0])
     q.operating_point, q.operating_point_at = (chosen[1], chosen[2]), chosen[3]
+    q.operating_subject = chosen[4]
     others = [f for f in found if f is not chosen and f[1] != chosen[1]]
     if others:
         q.target_value = others[0][2]
@@ -188,7 +197,8 @@ def _budget(text: str, taken: list[Span], q: Quantities) -> None:
         per_iteration = (_PER_ITERATION_AFTER.match(text[m.end():]) is not None
                          or _PER_ITERATION_BEFORE.search(text[:m.start()]) is not None)
         if minutes <= 0 or minutes > 24 * 60 * 7:
-            q.questions.append(f"The time '{m.group(0)}' is not usable; give minutes or hours, e.g. '2 hours'.")
+            q.questions.append(f"The time '{m.group(0)}' is not usable; give minutes or hours, e.g. '2 "
+                               "hours'.")
         elif per_iteration:
             q.budget.iteration_minutes = minutes
         elif q.budget.total_minutes is None:

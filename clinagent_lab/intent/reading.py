@@ -10,6 +10,7 @@ Example:
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 from .matching import Mention, find_mentions, has_term, is_negated, nearest_cue, phrase_bounds
@@ -30,6 +31,8 @@ _ACTION_CUES: dict[str, tuple[str, ...]] = {
     "report": REPORT_CUES,
     "mitigate": MITIGATE_CUES,
 }
+#: "missing one is worse than a false alarm": what follows "than" is the lesser worry.
+_COMPARED_AWAY = re.compile(r"\b(?:than|over)\s+(?:an?\s+|the\s+|some\s+|any\s+)?$")
 _ACTION_OF_CUE = {"mitigate_strong": "mitigate", "report": "report", "mitigate": "mitigate"}
 
 
@@ -138,7 +141,8 @@ def read_request(request: str) -> Reading:
     reading.confounders = _confounders(text, reading.modality)
     reading.imaging_words = has_term(text, IMAGING_TERMS) or reading.modality != "other"
     reading.shortcut_concern = has_term(text, SHORTCUT_WORDS)
-    reading.risk = _unique([m.key for m in find_mentions(text, RISK_TERMS)])
+    reading.risk = _unique([m.key for m in find_mentions(text, RISK_TERMS)
+                            if not _COMPARED_AWAY.search(text[:m.start])])
     reading.metrics_named = _unique([m.key for m in find_mentions(text, METRIC_TERMS)])
     reading.detection_cue = has_term(text, DETECTION_TERMS)
     reading.multiclass_cue = has_term(text, MULTICLASS_TERMS)

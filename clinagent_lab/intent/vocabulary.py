@@ -94,6 +94,8 @@ CONDITIONS: tuple[Condition, ...] = (
     Condition("nodule", (r"(?:lung |pulmonary )?nodules?",), "chest_xray"),
     Condition("fracture", (r"fractur(?:e|es|ed)", r"broken (?:bones?|wrists?|arms?|forearms?)", r"fxs?"),
               "musculoskeletal_xray"),
+    Condition("non-melanoma skin cancer", (r"non[\s-]?melanoma(?:tous)? skin cancers?", r"nmscs?",
+                                           r"keratinocyte (?:carcinomas?|cancers?)"), "dermoscopy"),
     Condition("malignant", (r"malignan(?:t|cy|cies)", r"skin cancers?", r"cancers?"), None),
     Condition("abnormal", (r"abnormal(?:ity|ities)?",), None),
 )
@@ -151,13 +153,15 @@ CONFOUNDER_TERMS: dict[str, tuple[str, ...]] = {
         r"locations? on the body",
     ),
     "site": (
-        r"(?:different|multiple|several|other|two|three|various|many) (?:hospitals?|sites?|centres?|centers?|"
-        r"institutions?|clinics?)",
-        r"hospitals?", r"acquisition sites?", r"sites?", r"centres?", r"centers?", r"institutions?",
+        r"(?:different|multiple|several|other|two|three|various|many|the) (?:hospitals|sites|centres|centers|"
+        r"institutions|clinics)",
+        r"(?:per|by|across|between|each|every|which) (?:hospital|site|centre|center|institution|clinic)s?",
+        r"hospitals", r"acquisition sites?", r"site effects?", r"sites", r"centres", r"centers", r"institutions",
     ),
     "scanner": (
-        r"(?:different|multiple|several|other|various) (?:scanners?|machines?|vendors?|manufacturers?|devices?)",
-        r"scanners?", r"vendors?", r"manufacturers?", r"x[\s-]?ray machines?",
+        r"(?:different|multiple|several|other|various|the) (?:scanners|machines|vendors|manufacturers|devices)",
+        r"(?:per|by|across|between|each|every|which) (?:scanner|machine|vendor|manufacturer)s?",
+        r"scanners", r"vendors", r"manufacturers", r"x[\s-]?ray machines",
     ),
     "sex": (
         r"sex(?:es)?", r"genders?", r"(?:male|men) (?:and|vs\.?|versus|or|/) (?:female|women)",
@@ -186,7 +190,6 @@ CONFOUNDER_MODALITY: dict[str, str] = {
 CONTEXT_CONFOUNDER_TERMS: dict[str, dict[str, str]] = {
     r"mark(?:er|ing)s?": {"dermoscopy": "ink_marking", "default": "text_marker"},
     r"tubes?": {"chest_xray": "chest_drain"},
-    r"lines": {"chest_xray": "chest_drain"},
 }
 
 #: "make the model ignore X" means: keep it from using X.
@@ -234,6 +237,8 @@ RISK_TERMS: dict[str, tuple[str, ...]] = {
         r"(?:maximi[sz]e|prioriti[sz]e|favou?r|optimi[sz]e for) sensitivity", r"catch (?:all|every|them all|as many)",
         r"rule[\s-]out", r"screening", r"err on the side of caution", r"better safe than sorry",
         r"overlook\w*",
+        r"(?:would )?rather (?:have|get|accept|see|tolerate) (?:a few |some |an? |more )?(?:false (?:positives?|"
+        r"alarms?)|over[\s-]?calls?)",
     ),
     "specificity": (
         r"too many false (?:positives?|alarms?)",
@@ -241,7 +246,7 @@ RISK_TERMS: dict[str, tuple[str, ...]] = {
         r"problem|unacceptable|the worst|more)",
         r"(?:avoid|minimi[sz]e|reduce|fewer|no|limit|cut)(?: down)?(?: on)? (?:the )?(?:number of )?false "
         r"(?:positives?|alarms?)",
-        r"false alarms?", r"over[\s-]?call\w*", r"over[\s-]?diagnos\w*",
+        r"false alarms?", r"(?:wrong|needless|unneeded) (?:alarms?|alerts?)", r"over[\s-]?call\w*", r"over[\s-]?diagnos\w*",
         r"unnecessary (?:biops\w+|referrals?|excisions?|recalls?|interventions?|callbacks?|surgery|surgeries)",
         r"high(?:ly)? specific\w*", r"(?:maximi[sz]e|prioriti[sz]e|favou?r|optimi[sz]e for) specificity",
         r"rule[\s-]in", r"alarm fatigue", r"cry(?:ing)? wolf",
@@ -393,12 +398,14 @@ CLASS_SYNONYMS: dict[str, tuple[str, ...]] = {
     "nodule": ("nodule", "nodules"),
     "fracture": ("fracture", "fractured", "fractures", "fx"),
     "malignant": ("malignant", "malignancy", "cancer"),
+    "non-melanoma skin cancer": ("nmsc", "non_melanoma_skin_cancer", "keratinocyte_carcinoma"),
     "abnormal": ("abnormal", "abnormality"),
 }
 
 #: A clinical name that stands for several dataset classes when the data has no single class for it.
 CLASS_GROUPS: dict[str, tuple[str, ...]] = {
     "malignant": ("mel", "bcc", "scc"),
+    "non-melanoma skin cancer": ("bcc", "scc"),
 }
 
 #: Conditions that can stand for "the positive class" in a binary dataset whatever it is called.

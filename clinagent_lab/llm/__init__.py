@@ -27,7 +27,7 @@ from .client import (
 )
 from .codecheck import HOOKS, check_code
 from .parser import build_parser, parse_with_llm
-from .redact import Redactor, privacy_payload, redact
+from .redact import Redactor, privacy_payload
 from .refiner import LLMRefiner, build_client, build_refiner, may_repair, repair_attempts
 
 __all__ = [
@@ -51,7 +51,6 @@ __all__ = [
     "may_repair",
     "parse_with_llm",
     "privacy_payload",
-    "redact",
     "repair_attempts",
     "resolve_model",
     "session_audit",

@@ -26,6 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ..errors import ClinagentError
 from .audit import AuditSink, call_record
+from .redact import scrub_secrets
 
 __all__ = [
     "OFFLINE",
@@ -79,7 +80,8 @@ class LLMConfig(BaseModel):
         max_invalid_retries: re-asks (with the validation error) when the output does not validate.
         backoff_s: first backoff delay; doubled each retry, capped at ``backoff_max_s``.
         max_tokens_total: token budget (prompt + completion) of this client; None = unlimited.
-        max_cost_usd: money budget of this client (litellm's price table or the prices below); None = unlimited.
+        max_cost_usd: money budget of this client (litellm's price table or the prices below);
+            None = unlimited.
         max_tokens_per_call: cap on completion tokens of one call (None leaves the provider default).
         store_prompts: keep prompts/responses in the audit (else only their sha256).
         temperature: sampling temperature (0 = as deterministic as the provider allows).
@@ -195,7 +197,7 @@ class LLMClient:
     def __init__(self, config: LLMConfig, audit: AuditSink | None = None, *, usage: LLMUsage | None = None,
                  sleep: Callable[[float], None] = time.sleep) -> None:
         self.config = config
-        self.audit: AuditSink = audit or (lambda record: None)
+        self.audit: AuditSink = audit if audit is not None else (lambda record: None)
         self.usage = usage or LLMUsage()
         self._sleep = sleep
         self._format_level: int | None = None  # 0 json_schema, 1 json_object, 2 prompt-only
@@ -232,7 +234,7 @@ class LLMClient:
                         f"the model '{self.model}' answered {attempt + 1} time(s) with output that does not "
                         f"validate (last problem: {exc})", where=f"LLM call '{purpose}'",
                         fix="use a stronger model or continue with the offline planner") from None
-                convo = convo + [{"role": "assistant", "content": text}, {"role": "user",
+                convo = convo + [{"role": "assistant", "content": scrub_secrets(text)}, {"role": "user",
                                  "content": f"Your reply was rejected: {exc}\nReply again with only one "
                                  "corrected JSON object that follows the schema and the rules."}]
                 continue
@@ -288,7 +290,8 @@ class LLMClient:
                                      where=f"LLM call '{purpose}'", fix=_FIX) from None
             return self._read(litellm, response, start, attempt)
 
-    def _kwargs(self, litellm: Any, messages: list[dict[str, str]], schema: type[BaseModel]) -> dict[str, Any]:
+    def _kwargs(self, litellm: Any, messages: list[dict[str, str]],
+                schema: type[BaseModel]) -> dict[str, Any]:
         cfg = self.config
         kwargs: dict[str, Any] = {"model": cfg.model, "messages": messages, "timeout": cfg.timeout_s,
                                   "temperature": cfg.temperature, "max_retries": 0, "drop_params": True}

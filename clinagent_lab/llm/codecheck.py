@@ -61,7 +61,8 @@ _FORBIDDEN_OS = {
     "forkpty": "starts processes", "kill": "stops processes", "killpg": "stops processes",
     "remove": "deletes files", "unlink": "deletes files", "rmdir": "deletes folders",
     "removedirs": "deletes folders", "rename": "moves files", "replace": "moves files",
-    "open": "opens files at a low level", "chmod": "changes permissions", "chdir": "changes the working folder",
+    "open": "opens files at a low level", "chmod": "changes permissions",
+    "chdir": "changes the working folder",
     "environ": "reads environment variables (they hold API keys)",
     "getenv": "reads environment variables (they hold API keys)",
     "putenv": "changes environment variables", "_exit": "kills the kernel",
@@ -70,8 +71,9 @@ _FORBIDDEN_OS_PREFIXES = {"exec": "replaces the process with a program", "spawn"
 _FORBIDDEN_CALLS = {
     "eval": "evaluates a string as code", "exec": "executes a string as code",
     "compile": "compiles a string to code", "__import__": "imports modules dynamically",
-    "globals": "manipulates module globals", "vars": "manipulates namespaces", "locals": "manipulates namespaces",
-    "breakpoint": "blocks the kernel", "input": "blocks the kernel waiting for input", "exit": "kills the kernel",
+    "globals": "manipulates module globals", "vars": "manipulates namespaces",
+    "locals": "manipulates namespaces", "breakpoint": "blocks the kernel",
+    "input": "blocks the kernel waiting for input", "exit": "kills the kernel",
     "quit": "kills the kernel",
 }
 _WRITE_METHODS = {
@@ -85,6 +87,7 @@ _TEST_NAMES = {"test_dataloader", "include_test", "test_split", "test_set", "tes
                "test_indices", "test_idx", "test_df", "test_table", "read_test", "evaluate_test"}
 _TEST_LITERALS = {"test", "testing", "holdout", "test_split"}
 _WRITE_MODES = set("wax+")
+_TEST_RULE = "the test split is evaluated once, by the library, at the end"
 
 
 class _Checker(ast.NodeVisitor):
@@ -134,8 +137,7 @@ class _Checker(ast.NodeVisitor):
             elif alias.name in _FORBIDDEN_CALLS:
                 self.add(node, f"imports '{alias.name}' ({_FORBIDDEN_CALLS[alias.name]}); not allowed")
             elif alias.name in _TEST_NAMES:
-                self.add(node, f"imports '{alias.name}', which reads the test split; the test split is "
-                         "evaluated once, by the library, at the end")
+                self.add(node, f"imports '{alias.name}', which reads the test split; {_TEST_RULE}")
 
     # --- names, attributes, calls ------------------------------------------------------------------
     def _os_attr(self, node: ast.AST, attr: str) -> None:
@@ -146,7 +148,7 @@ class _Checker(ast.NodeVisitor):
 
     def visit_Name(self, node: ast.Name) -> None:
         if node.id in _TEST_NAMES:
-            self.add(node, f"refers to '{node.id}'; the test split is evaluated once, by the library, at the end")
+            self.add(node, f"refers to '{node.id}'; {_TEST_RULE}")
         elif node.id in _DUNDER_ATTRS:
             self.add(node, f"uses '{node.id}' (reaches interpreter internals); not allowed")
         self.generic_visit(node)
@@ -163,8 +165,7 @@ class _Checker(ast.NodeVisitor):
         if node.attr in _DUNDER_ATTRS:
             self.add(node, f"uses '.{node.attr}' (reaches interpreter internals); not allowed")
         if node.attr in _TEST_NAMES:
-            self.add(node, f"refers to '.{node.attr}'; the test split is evaluated once, by the library, "
-                     "at the end")
+            self.add(node, f"refers to '.{node.attr}'; {_TEST_RULE}")
         self.generic_visit(node)
 
     def visit_Call(self, node: ast.Call) -> None:
@@ -181,9 +182,10 @@ class _Checker(ast.NodeVisitor):
                 self.add(node, "uses getattr() to reach a dunder attribute; not allowed")
         elif isinstance(func, ast.Attribute):
             if func.attr in _WRITE_METHODS:
-                self.add(node, f"calls .{func.attr}() ({_WRITE_METHODS[func.attr]}); hook code may write only "
-                         "with open('relative/name', 'w') inside the iteration folder")
-            elif func.attr == "open" and isinstance(func.value, ast.Name) and func.value.id in ("io", "codecs"):
+                self.add(node, f"calls .{func.attr}() ({_WRITE_METHODS[func.attr]}); hook code may write "
+                         "only with open('relative/name', 'w') inside the iteration folder")
+            elif func.attr == "open" and isinstance(func.value, ast.Name) \
+                    and func.value.id in ("io", "codecs"):
                 self._open(node)
         self.generic_visit(node)
 
@@ -195,7 +197,8 @@ class _Checker(ast.NodeVisitor):
         elif _is_str(mode_node):
             mode = mode_node.value
         else:
-            self.add(node, "calls open() with a mode that is not a literal string; write modes must be visible")
+            self.add(node, "calls open() with a mode that is not a literal string; write modes must be "
+                     "visible")
             return
         if not _WRITE_MODES & set(mode):
             return
@@ -236,10 +239,17 @@ class _Checker(ast.NodeVisitor):
         self.add(node, "uses 'global'; keep state inside the functions or classes you define")
 
     # --- the test split ----------------------------------------------------------------------------
+    def visit_keyword(self, node: ast.keyword) -> None:
+        if node.arg in _TEST_NAMES:
+            self.add(node.value, f"passes '{node.arg}='; {_TEST_RULE}")
+        self.generic_visit(node)
+
     def visit_Constant(self, node: ast.Constant) -> None:
-        if isinstance(node.value, str) and node.value.strip().lower() in _TEST_LITERALS:
-            self.add(node, f"uses the string {node.value!r} (a split name); hook code must not touch the test "
-                     "split, which the library evaluates once at the end")
+        if isinstance(node.value, str) and node.value.strip().lower() in _TEST_NAMES:
+            self.add(node, f"uses the string {node.value!r}; hook code must not touch the test split")
+        elif isinstance(node.value, str) and node.value.strip().lower() in _TEST_LITERALS:
+            self.add(node, f"uses the string {node.value!r} (a split name); hook code must not touch the "
+                     "test split, which the library evaluates once at the end")
 
 
 def _is_str(node: ast.AST | None) -> bool:

@@ -30,7 +30,10 @@ Parser = Callable[[str, "DatasetFingerprint | None"], TaskSpec]
 
 def offline_parse(text: str, fingerprint: DatasetFingerprint | None = None) -> TaskSpec:
     """Call ``clinagent_lab.intent.parse_offline``, passing the fingerprint when it accepts one."""
-    from ..intent import parse_offline  # the offline rule parser
+    try:
+        from ..intent import parse_offline  # the offline rule parser, re-exported by the package
+    except ImportError:
+        from ..intent.offline import parse_offline
 
     params = inspect.signature(parse_offline).parameters
     if "fingerprint" in params:

@@ -16,9 +16,10 @@ from .codecheck import HOOKS
 __all__ = ["parse_messages", "propose_messages", "repair_messages", "recipe_fields", "LOCKED_FIELDS"]
 
 #: Recipe fields an LLM may not change: what is evaluated and how it is selected is fixed by the TaskSpec.
-LOCKED_FIELDS: tuple[str, ...] = ("task_type", "classes", "reasons", "custom_code", "evaluation.primary_metric",
-                                  "evaluation.metric_params", "evaluation.positive_class",
-                                  "evaluation.selection_metric", "evaluation.bootstrap")
+LOCKED_FIELDS: tuple[str, ...] = ("task_type", "classes", "reasons", "custom_code",
+                                  "evaluation.primary_metric", "evaluation.metric_params",
+                                  "evaluation.positive_class", "evaluation.selection_metric",
+                                  "evaluation.bootstrap")
 
 _SCHEMA_RULE = ("Reply with exactly one JSON object, no prose and no code fences, valid against this JSON "
                 "schema:\n")

@@ -35,8 +35,8 @@ class LLMProposal(BaseModel):
     changes: dict[str, Any] = Field(default_factory=dict,
                                     description="dotted Recipe field path -> new value")
     custom_code: dict[str, str] = Field(default_factory=dict,
-                                        description="hook name (model, loss, augment, sampler) -> Python source; "
-                                        "an empty string removes the hook")
+                                        description="hook name (model, loss, augment, sampler) -> Python "
+                                        "source; an empty string removes the hook")
     rationale: str = Field(min_length=1, description="why, citing metrics or dataset statistics")
     idea: str = Field(min_length=1, max_length=80, description="short snake_case name of the idea")
 
@@ -84,8 +84,8 @@ def to_patch(proposal: LLMProposal, base: Recipe) -> RecipePatch:
     return patch
 
 
-def proposal_problem(proposal: LLMProposal, base: Recipe, tried_ideas: set[str] | frozenset[str] = frozenset(),
-                     ) -> str | None:
+def proposal_problem(proposal: LLMProposal, base: Recipe,
+                     tried_ideas: set[str] | frozenset[str] = frozenset()) -> str | None:
     """The reason a proposal is rejected (fed back to the model), or None when it is acceptable."""
     if proposal.idea.strip() in tried_ideas:
         return (f"the idea '{proposal.idea}' was already tried (tried: {', '.join(sorted(tried_ideas))}); "
@@ -126,6 +126,7 @@ def repair_patch(client: LLMClient, ctx: RefineContext, iteration: Iteration, tr
     payload["failed_iteration"] = privacy_payload(history=[iteration], redactor=redactor)["history"][0]
     messages = repair_messages(payload, redactor(trim_traceback(traceback)), dict(base.custom_code),
                                LLMProposal)
-    proposal = client.complete_json("repair", messages, LLMProposal, check=lambda p: proposal_problem(p, base))
+    proposal = client.complete_json("repair", messages, LLMProposal,
+                                    check=lambda p: proposal_problem(p, base))
     patch = to_patch(proposal, base)
     return patch.model_copy(update={"idea": iteration.idea or patch.idea})

@@ -42,6 +42,9 @@ __all__ = [
 MIN_ID_LENGTH = 4
 """Identifiers shorter than this are not redacted one by one (``"1"`` would erase every digit)."""
 
+MAX_METRIC_DEPTH = 4
+"""Nested metric dicts deeper than this many levels below the top are dropped."""
+
 _SECRET_RE = re.compile(
     r"(sk-[A-Za-z0-9_\-]{8,}|(?i:bearer)\s+[A-Za-z0-9._\-]{8,}|AKIA[0-9A-Z]{16}|gh[pousr]_[A-Za-z0-9]{20,}"
     r"|xox[baprs]-[A-Za-z0-9\-]{10,}|AIza[0-9A-Za-z_\-]{30,})"
@@ -53,10 +56,11 @@ _PATH_RE = re.compile(
     r"(?<![\w.<>-])(?:~|[A-Za-z]:)?(?:[\\/][^\s'\"<>|,:;()\[\]{}\\/]+){1,}[\\/]?(?=$|[\s'\",:;()\[\]{}])"
 )
 _FILE_RE = re.compile(
-    r"(?<![\w<])[\w\-. ]{0,80}?[\w\-]\.(?:png|jpe?g|dcm|dicom|npz|npy|tiff?|bmp|gif|nii(?:\.gz)?|nrrd|mha"
+    r"(?<![\w<])[\w\-.]{0,80}?[\w\-]\.(?:png|jpe?g|dcm|dicom|npz|npy|tiff?|bmp|gif|nii(?:\.gz)?|nrrd|mha"
     r"|h5|hdf5|pt|pth|ckpt|csv|tsv|xlsx?|parquet|json)\b",
     re.IGNORECASE,
 )
+_URL_RE = re.compile(r"\b[a-z][a-z0-9+.\-]*://[^\s'\"<>]+", re.IGNORECASE)
 _BLOB_RE = re.compile(r"[A-Za-z0-9+/=_\-]{64,}")
 _ARRAY_RE = re.compile(r"(?:-?\d+(?:\.\d+)?(?:e[-+]?\d+)?[,\s]+){16,}-?\d+(?:\.\d+)?", re.IGNORECASE)
 
@@ -112,14 +116,14 @@ class Redactor:
         self._roots = sorted(roots, key=len, reverse=True)
         terms = sorted({str(i) for i in self.ids if i is not None and len(str(i)) >= MIN_ID_LENGTH},
                        key=len, reverse=True)
-        self._ids_re = (re.compile(r"(?<![A-Za-z0-9])(?:" + "|".join(map(re.escape, terms)) + r")(?![A-Za-z0-9])")
-                        if terms else None)
+        alternatives = "|".join(map(re.escape, terms))
+        self._ids_re = re.compile(rf"(?<![A-Za-z0-9])(?:{alternatives})(?![A-Za-z0-9])") if terms else None
 
     def __call__(self, text: str | None) -> str:
         """Return ``text`` without private paths, ids, file names, secrets, blobs or long number arrays."""
         if not text:
             return ""
-        text = str(text)
+        text = _URL_RE.sub("<url>", str(text))
         for root in self._roots:
             text = re.sub(re.escape(root) + r"(?:[\\/][^\s'\"<>|,;()\[\]{}]*)?", "<data-path>", text)
         if self._ids_re is not None:
@@ -168,8 +172,8 @@ def sensitive_terms(dataset: LoadedDataset) -> list[str]:
             terms.update({base, base.split(".")[0]})
     protected = {*dataset.classes, *dataset.metadata_columns, "train", "val", "test"}
     for column in dataset.metadata_columns:
-        if column in table and table[column].dtype == object:
-            terms.update(str(v) for v in table[column].dropna().unique())
+        if column in table:
+            terms.update(v for v in table[column].dropna().unique() if isinstance(v, str))
     return sorted(t for t in terms if t not in protected)
 
 
@@ -216,12 +220,25 @@ def fingerprint_payload(fingerprint: DatasetFingerprint | None, redactor: Redact
 
 
 def recipe_payload(recipe: Recipe, redactor: Redactor) -> dict[str, Any]:
-    """The Recipe as data; a local weights path is replaced by a marker; reasons are redacted."""
+    """The Recipe as data; a local weights path is replaced by a marker; every other string (reasons, format
+    options) is redacted; hook code is sent as written."""
     data = recipe.model_dump(mode="json")
+    code = data.pop("custom_code", {})
     if data["model"].get("pretrained_path"):
         data["model"]["pretrained_path"] = "<local weights file>"
-    data["reasons"] = {k: redactor(v) for k, v in data.get("reasons", {}).items()}
+    data = _redact_strings(data, redactor)
+    data["custom_code"] = code
     return data
+
+
+def _redact_strings(value: Any, redactor: Redactor) -> Any:
+    if isinstance(value, str):
+        return redactor(value)
+    if isinstance(value, dict):
+        return {redactor(str(k)): _redact_strings(v, redactor) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_redact_strings(v, redactor) for v in value]
+    return value
 
 
 def _summary(value: Any, redactor: Redactor, depth: int) -> Any:
@@ -231,7 +248,7 @@ def _summary(value: Any, redactor: Redactor, depth: int) -> Any:
         return round(float(value), 6) if isinstance(value, float) else value
     if isinstance(value, str):
         return redactor(value)[:200]
-    if isinstance(value, Mapping) and depth < 3 and len(value) <= 64:
+    if isinstance(value, Mapping) and depth <= MAX_METRIC_DEPTH and len(value) <= 64:
         out = {redactor(str(k)): _summary(v, redactor, depth + 1) for k, v in value.items()}
         return {k: v for k, v in out.items() if v is not _DROP}
     return _DROP
@@ -241,13 +258,15 @@ _DROP = object()
 
 
 def metrics_payload(metrics: Mapping[str, Any], redactor: Redactor) -> dict[str, Any]:
-    """Scalar summaries only (nested dicts of scalars kept to depth 3); lists, curves and per-sample arrays
+    """Scalar summaries only; nested dicts are kept down to :data:`MAX_METRIC_DEPTH` levels below the top
+    (e.g. ``confounders.chest_drain.dependence.partial_correlation``); lists, curves and per-sample arrays
     are dropped."""
     out = _summary(dict(metrics or {}), redactor, 0)
     return out if isinstance(out, dict) else {}
 
 
-def iteration_payload(iteration: Iteration, redactor: Redactor, *, with_recipe: bool = False) -> dict[str, Any]:
+def iteration_payload(iteration: Iteration, redactor: Redactor, *,
+                      with_recipe: bool = False) -> dict[str, Any]:
     """One iteration: idea, rationale, status, decision, metric summary, redacted error; no paths."""
     out: dict[str, Any] = {
         "index": iteration.index,

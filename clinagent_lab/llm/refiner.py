@@ -105,7 +105,7 @@ class LLMRefiner:
 
 
 def build_client(model: str, *, audit: AuditSink | None = None, **config: Any) -> LLMClient:
-    """An :class:`LLMClient` for ``model``; ``config`` holds any :class:`LLMConfig` field (api_base, budgets...).
+    """An :class:`LLMClient` for ``model``; ``config`` holds :class:`LLMConfig` fields (api_base, budgets).
 
     ``None`` values in ``config`` are dropped so CLI options can be passed through unchanged.
     """
@@ -114,7 +114,8 @@ def build_client(model: str, *, audit: AuditSink | None = None, **config: Any) -
 
 
 def build_refiner(model: str, *, fallback: Refiner, audit: AuditSink | None = None,
-                  client: LLMClient | None = None, redactor: Redactor | None = None, **config: Any) -> Refiner:
+                  client: LLMClient | None = None, redactor: Redactor | None = None,
+                  **config: Any) -> Refiner:
     """The refiner for ``model``: ``fallback`` itself when offline, else an :class:`LLMRefiner`.
 
     Args:

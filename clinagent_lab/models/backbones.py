@@ -1,8 +1,8 @@
 """Classification backbones: a registry of trunks behind one small :class:`Backbone` interface.
 
 Every backbone maps ``(N, C, H, W)`` images to ``(N, D)`` features (``forward_features``) and has a linear
-``head`` to ``num_classes`` logits. Weights are never downloaded: ``ModelConfig.pretrained_path`` names a local
-state_dict file.
+``head`` to ``num_classes`` logits. Weights are never downloaded: ``ModelConfig.pretrained_path`` names a
+local state_dict file.
 
 Example:
     >>> import torch
@@ -101,7 +101,7 @@ def _is_global_adaptive_avg(module: nn.Module) -> bool:
 
 
 def make_pooling_deterministic(module: nn.Module) -> nn.Module:
-    """Replace every global ``nn.AdaptiveAvgPool2d`` inside ``module`` with :class:`GlobalAvgPool` (in place)."""
+    """Replace each global ``nn.AdaptiveAvgPool2d`` in ``module`` by :class:`GlobalAvgPool`, in place."""
     for name, child in list(module.named_children()):
         if _is_global_adaptive_avg(child):
             setattr(module, name, GlobalAvgPool(keepdim=True))

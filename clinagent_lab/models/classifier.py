@@ -1,7 +1,7 @@
 """``ImageClassifier``: the LightningModule behind the classification template notebook.
 
-Batches are dicts ``{"image": (N, C, H, W) float, "label": (N,) long, "index": (N,) long, "group": (N,) long}``
-where ``group`` is the confounder code (``-1`` when unknown; the key may be absent).
+Batches are dicts ``{"image": (N, C, H, W) float, "label": (N,) long, "index": (N,) long,
+"group": (N,) long}`` where ``group`` is the confounder code (``-1`` when unknown; the key may be absent).
 
 Debiasing, chosen by ``recipe.debias.method`` and ``recipe.loss.name``:
 
@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..errors import RecipeError
 from ..recipe import Recipe
 from .backbones import create_backbone
 from .grl import GradientReversalLayer, dann_lambda
@@ -77,6 +78,17 @@ def build_scheduler(optimizer: torch.optim.Optimizer, recipe: Recipe, total_step
     return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=recipe.optim.lr, total_steps=steps)
 
 
+def _check_recipe(recipe: Recipe) -> None:
+    if recipe.task_type == "detection":
+        raise RecipeError("ImageClassifier cannot train a detection recipe", where="field 'task_type'",
+                          fix="use the detection model for detection tasks")
+    positive = recipe.evaluation.positive_class
+    if positive is not None and not 0 <= positive < recipe.num_classes:
+        raise RecipeError(f"positive class index {positive} is out of range for {recipe.num_classes} classes",
+                          where="field 'evaluation.positive_class'",
+                          fix=f"use an index from 0 to {recipe.num_classes - 1}")
+
+
 # ----------------------------------------------------------------------------------------------- the module
 class ImageClassifier(L.LightningModule):
     """Image classifier built from a :class:`~clinagent_lab.recipe.Recipe`.
@@ -92,14 +104,15 @@ class ImageClassifier(L.LightningModule):
                  n_groups: int = 0) -> None:
         super().__init__()
         recipe = recipe if isinstance(recipe, Recipe) else Recipe.model_validate(recipe)
+        _check_recipe(recipe)
         class_weights = None if class_weights is None else [float(w) for w in class_weights]
         self.save_hyperparameters({"recipe": recipe.model_dump(mode="json"), "class_weights": class_weights,
                                    "n_groups": int(n_groups)})
         self.recipe = recipe
         self.num_classes = recipe.num_classes
         self.n_groups = int(n_groups)
-        self.positive_class = recipe.evaluation.positive_class if recipe.evaluation.positive_class is not None \
-            else 1
+        positive = recipe.evaluation.positive_class
+        self.positive_class = 1 if positive is None else positive
         self.backbone = create_backbone(recipe.model, self.num_classes, recipe.data.image_size)
         self.loss_fn = make_loss(recipe.loss, self.num_classes, class_weights, self.n_groups, recipe.debias)
         self.grl: GradientReversalLayer | None = None
@@ -110,6 +123,16 @@ class ImageClassifier(L.LightningModule):
         self._val_logits: list[torch.Tensor] = []
         self._val_labels: list[torch.Tensor] = []
         self._val_groups: list[torch.Tensor] = []
+        self.custom_loss: Any = None
+
+    def set_custom_backbone(self, model: nn.Module) -> None:
+        """Replace the registry backbone by a custom-code model (hook ``model``) that returns logits.
+
+        Its logits stand in for the features the adversary sees, so gradient reversal still applies.
+        """
+        self.backbone = _LogitsBackbone(model, self.num_classes)
+        if self.adversary is not None:
+            self.adversary = self._make_adversary(self.num_classes, self.num_classes, self.n_groups)
 
     @staticmethod
     def _make_adversary(feature_dim: int, num_classes: int, n_groups: int) -> nn.Module:
@@ -152,7 +175,11 @@ class ImageClassifier(L.LightningModule):
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         labels, groups = batch["label"], self._groups(batch)
         features = self.backbone.forward_features(batch["image"])
-        loss = self.loss_fn(self.backbone.classify(features), labels, group=groups)
+        logits = self.backbone.classify(features)
+        if self.custom_loss is not None:
+            loss = self.custom_loss(logits, labels)
+        else:
+            loss = self.loss_fn(logits, labels, group=groups)
         n = labels.shape[0]
         if self.adversary is not None:
             lambda_ = dann_lambda(self.progress())
@@ -206,3 +233,21 @@ class ImageClassifier(L.LightningModule):
         if scheduler is None:
             return optimizer
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+
+class _LogitsBackbone(nn.Module):
+    """Adapter giving a logits-only custom model the Backbone interface."""
+
+    def __init__(self, model: nn.Module, num_classes: int) -> None:
+        super().__init__()
+        self.model = model
+        self.feature_dim = num_classes
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x)
+
+    def classify(self, features: torch.Tensor) -> torch.Tensor:
+        return features
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x)

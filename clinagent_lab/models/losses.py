@@ -33,7 +33,9 @@ __all__ = [
 ]
 
 #: A loss factory: (loss config, num_classes, class weights, n_groups, debias config) -> loss module.
-LossFactory = Callable[[LossConfig, int, "Sequence[float] | None", "int | None", "DebiasConfig | None"], nn.Module]
+LossFactory = Callable[
+    [LossConfig, int, "Sequence[float] | None", "int | None", "DebiasConfig | None"], nn.Module
+]
 LOSSES: Registry[LossFactory] = Registry("loss")
 
 
@@ -48,7 +50,7 @@ def _weights_tensor(weights: Sequence[float] | None, num_classes: int) -> torch.
 
 
 class CrossEntropy(nn.Module):
-    """Cross-entropy with optional class weights and label smoothing (``torch.nn.functional.cross_entropy``)."""
+    """Cross-entropy with optional class weights and label smoothing (``F.cross_entropy``)."""
 
     def __init__(self, weight: torch.Tensor | None = None, label_smoothing: float = 0.0) -> None:
         super().__init__()
@@ -75,7 +77,8 @@ class FocalLoss(nn.Module):
     def forward(self, logits: torch.Tensor, target: torch.Tensor, group: torch.Tensor | None = None
                 ) -> torch.Tensor:
         log_p = F.log_softmax(logits.float(), dim=1).gather(1, target[:, None]).squeeze(1)
-        loss = -((1.0 - log_p.exp()).clamp_min(0.0) ** self.gamma) * log_p
+        # clamp away from 0: d/dp (1-p)^gamma is infinite at p=1 when gamma < 1
+        loss = -((1.0 - log_p.exp()).clamp_min(1e-12) ** self.gamma) * log_p
         if self.weight is None:
             return loss.mean()
         w = self.weight[target]
@@ -101,7 +104,8 @@ class GroupDROLoss(nn.Module):
     """Online GroupDRO (Sagawa et al. 2020, Algorithm 1).
 
     Per-group average losses ``L_g``; group weights ``q_g <- q_g * exp(eta * L_g)``, renormalised, each
-    training step; the loss is ``sum_g q_g L_g``. Groups are label x confounder cells (see :func:`group_cells`).
+    training step; the loss is ``sum_g q_g L_g``. Groups are label x confounder cells
+    (see :func:`group_cells`).
     ``q`` is a buffer: it is saved in checkpoints and only updated in training mode.
 
     Args:
@@ -122,7 +126,8 @@ class GroupDROLoss(nn.Module):
     def n_cells(self) -> int:
         return int(self.q.numel())
 
-    def group_losses(self, per_sample: torch.Tensor, cells: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def group_losses(self, per_sample: torch.Tensor, cells: torch.Tensor
+                     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Mean loss per cell (0 where a cell has no sample) and the per-cell counts."""
         sums = torch.zeros(self.n_cells, dtype=per_sample.dtype, device=per_sample.device)
         counts = torch.zeros(self.n_cells, dtype=per_sample.dtype, device=per_sample.device)
@@ -162,7 +167,8 @@ def _weighted_ce(cfg: LossConfig, num_classes: int, class_weights: Sequence[floa
     weight = _resolve_weights(cfg, num_classes, class_weights)
     if weight is None:
         raise RecipeError("loss 'weighted_ce' needs class weights", where="field 'loss.class_weights'",
-                          fix="set loss.class_weights, or pass class_weights computed from the training labels")
+                          fix="set loss.class_weights, or pass class_weights computed from the training "
+                          "labels")
     return CrossEntropy(weight, cfg.label_smoothing)
 
 

@@ -16,13 +16,16 @@ from ..recipe import (AugmentConfig, DataConfig, DebiasConfig, EvalConfig, LossC
 from ..spec import TaskSpec
 
 __all__ = ["initialize_recipe", "positive_class_index", "fit_epochs", "ESTIMATED_THROUGHPUT",
-           "operating_rule", "AUGMENT_BY_MODALITY"]
+           "operating_rule", "AUGMENT_BY_MODALITY", "median_side"]
 
 #: images/s for one training step on 2 CPU cores at 32x32, by architecture (measured with
 #: ``benchmarks/throughput.py``; scaled by pixel count for other sizes). Used when no measurement is given.
 ESTIMATED_THROUGHPUT = {"small_cnn": 900.0, "resnet18": 160.0, "resnet34": 90.0, "resnet50": 45.0,
                         "efficientnet_b0": 120.0, "convnext_atto": 110.0, "fasterrcnn_mobilenet": 12.0,
                         "retinanet_resnet18": 8.0}
+
+#: seconds an iteration spends outside training: kernel start, imports, data loading, evaluation
+STARTUP_S = 20.0
 
 #: augmentation defaults by modality, with the reason shown to the clinician
 AUGMENT_BY_MODALITY: dict[str, tuple[dict[str, Any], str]] = {
@@ -74,8 +77,17 @@ def fit_epochs(n_train: int, n_val: int, throughput: float, budget_s: float, *, 
     return max(lo, min(hi, int(share * budget_s / per_epoch))), per_epoch
 
 
+def median_side(fp: DatasetFingerprint, default: int = 64) -> int:
+    """The shorter median side of the images (fingerprint ``image_sizes`` {height|width: {median}})."""
+    sizes = fp.image_sizes or {}
+    try:
+        return int(min(sizes["height"]["median"], sizes["width"]["median"]))
+    except (KeyError, TypeError):
+        return default
+
+
 def _image_size(fp: DatasetFingerprint, cap: int) -> tuple[int, str]:
-    med = int(min(fp.image_sizes.get("median_height", 64), fp.image_sizes.get("median_width", 64)))
+    med = median_side(fp)
     if med <= cap:
         size = max(16, med)
         return size, f"images are {med} px (median): trained at their own size, no upsampling"
@@ -148,10 +160,13 @@ def initialize_recipe(spec: TaskSpec, fp: DatasetFingerprint, *, seed: int = 0, 
     n_val = fp.split_counts.get("val", {})
     n_tr, n_va = sum(n_train.values()), sum(n_val.values())
     rate = throughput or ESTIMATED_THROUGHPUT.get(arch, 100.0) * (32.0 * 32.0) / float(size * size)
-    epochs, per_epoch = fit_epochs(n_tr, n_va, rate, budget)
+    train_budget = max(5.0, budget - STARTUP_S)
+    max_time = max(5.0, 0.85 * budget - STARTUP_S)
+    epochs, per_epoch = fit_epochs(n_tr, n_va, rate, train_budget)
     reasons["training.max_epochs"] = f"{epochs} epochs fit 70% of the {budget / 60:.1f}-minute budget at " \
                                      f"~{per_epoch:.1f} s/epoch ({'measured' if throughput else 'estimated'})"
-    reasons["training.max_time_s"] = "Lightning stops cleanly at 85% of the budget; the executor kills at 100%"
+    reasons["training.max_time_s"] = (f"Lightning stops cleanly after {max_time:.0f} s of training (budget minus "
+                                      f"kernel start-up and evaluation); the executor kills at 100%")
 
     rule, value, reasons["evaluation.operating_point"] = operating_rule(spec)
     positive = positive_class_index(spec, fp.classes)
@@ -179,7 +194,7 @@ def initialize_recipe(spec: TaskSpec, fp: DatasetFingerprint, *, seed: int = 0, 
         augment=AugmentConfig(**aug),
         optim=OptimConfig(name="adamw", lr=lr, weight_decay=1e-4, schedule="onecycle"),
         loss=loss,
-        training=TrainingConfig(max_epochs=epochs, max_time_s=round(0.85 * budget, 1),
+        training=TrainingConfig(max_epochs=epochs, max_time_s=round(max_time, 1),
                                 early_stopping_patience=None),
         debias=DebiasConfig(),
         evaluation=EvalConfig(primary_metric=spec.primary_metric.name, metric_params=metric_params,

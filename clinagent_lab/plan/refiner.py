@@ -258,8 +258,9 @@ def _underfit(ctx: RefineContext) -> RecipePatch | None:
 @rule("higher_resolution", order=7)
 def _resolution(ctx: RefineContext) -> RecipePatch | None:
     r = ctx.current
-    sizes = ctx.fingerprint.image_sizes
-    native = int(min(sizes.get("median_height", 0), sizes.get("median_width", 0)))
+    from .initializer import median_side
+
+    native = median_side(ctx.fingerprint, default=0)
     if "higher_resolution" in ctx.tried_ideas or native < r.data.image_size * 1.5:
         return None
     size = min(native, r.data.image_size * 2)

@@ -30,10 +30,14 @@ EVENT_VERSION = 1
 #: ``export``). Unknown types are passed through: the sidebar ignores what it does not know.
 EVENT_TYPES: tuple[str, ...] = (
     "iteration_started",
+    "fit_started",
     "cell",
     "epoch",
+    "fit_finished",
     "iteration_finished",
     "proposal",
+    "loop_finished",
+    "test_started",
     "session_finished",
     "log",
     "state",

@@ -22,7 +22,6 @@ from typing import Any, Callable
 
 from ..agent.session import SESSION_FILE, Annotation, Session
 from ..errors import ClinagentError, DataFormatError, SessionError
-from ..recipe import Recipe, apply_patch
 from ..spec import TaskSpec
 from .events import EventBus
 
@@ -104,27 +103,6 @@ def to_jsonable(obj: Any) -> Any:
     return str(obj)
 
 
-def edit_proposal(proposal: Any, changes: dict[str, Any]) -> Any:
-    """Apply the clinician's ``changes`` (dotted field -> new value) to a proposal's recipe.
-
-    ``proposal.changes`` keeps ``[old, new]`` pairs against the recipe the proposal started from.
-    """
-    recipe: Recipe = apply_patch(proposal.recipe, changes)
-    old_changes = dict(getattr(proposal, "changes", {}) or {})
-    base = proposal.recipe.model_dump()
-    for dotted, value in changes.items():
-        node: Any = base
-        for key in dotted.split("."):
-            node = node[key]
-        old = old_changes[dotted][0] if dotted in old_changes else node
-        old_changes[dotted] = [old, value]
-    note = "; edited by the clinician: " + ", ".join(f"{k}={v!r}" for k, v in changes.items())
-    update = {"recipe": recipe, "changes": old_changes, "rationale": proposal.rationale + note}
-    if hasattr(proposal, "model_copy"):
-        return proposal.model_copy(update=update)
-    return dataclasses.replace(proposal, **update)
-
-
 def _joined(value: Any) -> Any:
     return "".join(value) if isinstance(value, list) and all(isinstance(v, str) for v in value) else value
 
@@ -185,6 +163,13 @@ def iteration_cells(session: Session, index: int) -> dict[str, Any]:
             "cells": cells}
 
 
+def _interpret_with_data(request: str, data_path: Path | None, model: str) -> TaskSpec:
+    from ..agent import engine
+
+    fingerprint = engine.prepare_data(data_path)[1] if data_path is not None else None
+    return engine.interpret(request, fingerprint, model=model)
+
+
 @dataclass
 class Job:
     """What runs now: the loop of one session."""
@@ -232,7 +217,6 @@ class SessionManager:
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="clinagent")
         self._dirs: dict[str, Path] = {}
         self._engines: dict[str, Any] = {}
-        self._proposals: dict[str, Any] = {}
         self._job: Job | None = None
 
     # --- plumbing ----------------------------------------------------------------------------------
@@ -296,7 +280,8 @@ class SessionManager:
 
     @staticmethod
     def _mark_interrupted(session: Session) -> None:
-        stale = [it for it in session.iterations if it.status == "running"]
+        stale = [it for it in session.iterations
+                 if it.status in ("running", "pending") and it.started_at and not it.finished_at]
         if not stale and session.status != "running":
             return
         for it in stale:
@@ -320,14 +305,14 @@ class SessionManager:
         return sorted(out, key=lambda d: d["created_at"], reverse=True)
 
     def runtime(self, sid: str) -> dict[str, Any]:
+        """What the server is doing now: this session's loop, any loop, auto-continue, newest event."""
         job = self._job
-        proposal = self._proposals.get(sid)
         return {"running": job.describe() if job and job.session == sid else None,
-                "busy": job.describe() if job else None,
-                "proposal": to_jsonable(proposal), "auto_continue": self.auto_continue,
+                "busy": job.describe() if job else None, "auto_continue": self.auto_continue,
                 "last_seq": self.bus.last_seq(sid)}
 
     def get(self, sid: str) -> dict[str, Any]:
+        """``{"session": <Session JSON, proposal included>, "runtime": ...}``."""
         return {"session": self.load(sid).model_dump(mode="json"), "runtime": self.runtime(sid)}
 
     def cells(self, sid: str, index: int) -> dict[str, Any]:
@@ -335,8 +320,12 @@ class SessionManager:
 
     # --- write -------------------------------------------------------------------------------------
     async def interpret(self, request: str, data_path: str | None) -> TaskSpec:
+        """Parse ``request``; with ``data_path``, ground the spec in the data's fingerprint."""
         path = resolve_data_path(self.root_dir, data_path) if data_path else None
-        return await self._call(self.engine_class.interpret, request, data_path=path)
+        fn = getattr(self.engine_class, "interpret", None)
+        if fn is not None:
+            return await self._call(fn, request, data_path=path)
+        return await self._call(_interpret_with_data, request, path, self.model)
 
     async def create(self, request: str, data_path: str, *, spec: TaskSpec | None = None,
                      max_iterations: int | None = None, iteration_minutes: float | None = None,
@@ -368,6 +357,11 @@ class SessionManager:
 
     async def finish(self, sid: str) -> dict[str, Any]:
         self._require_idle(sid, "evaluate on the test split")
+        session = self.load(sid)
+        if session.final_test is not None or session.test_reads > 0:
+            raise BusyError(f"the test split of session '{sid}' was already evaluated"
+                            + (f" (at {session.final_test.evaluated_at})" if session.final_test else ""),
+                            fix="the test split is read once per session; start a new session to test again")
         eng = await self.engine(sid)
         final = await self._call(eng.finish)
         self._emit(sid, "final_test", final_test=to_jsonable(final))
@@ -382,37 +376,34 @@ class SessionManager:
 
     # --- proposals ---------------------------------------------------------------------------------
     async def proposal(self, sid: str) -> Any:
-        """The pending proposal; computed when there is none and nothing runs."""
-        self._out_dir(sid)
-        if sid not in self._proposals and not (self._job and self._job.session == sid):
-            eng = await self.engine(sid)
-            self._proposals[sid] = await self._call(eng.propose)
-        return self._proposals.get(sid)
+        """The pending proposal (kept in the session); asked of the engine when there is none and nothing runs."""
+        session = self.load(sid)
+        if session.proposal is not None or (self._job and self._job.session == sid):
+            return session.proposal
+        eng = await self.engine(sid)
+        return await self._call(eng.propose)
 
     async def act_on_proposal(self, sid: str, action: str, changes: dict[str, Any] | None,
                               auto_continue: bool | None) -> dict[str, Any]:
-        self._out_dir(sid)
+        """``approve`` starts the proposed iteration, ``reject`` drops it, ``edit`` changes recipe fields."""
         self._require_idle(sid, f"{action} the proposal")
         current = await self.proposal(sid)
         if current is None:
             raise BusyError(f"session '{sid}' has no proposal to {action}",
-                            fix="the budget is spent or no idea is left; finish the session")
+                            fix="no untried idea is left; finish the session")
         if action == "approve":
-            return await self.start(sid, auto_continue=auto_continue, proposal=current)
+            return await self.start(sid, auto_continue=auto_continue)
+        eng = await self.engine(sid)
         if action == "reject":
-            self._proposals.pop(sid, None)
-            eng = await self.engine(sid)
-            if hasattr(eng, "reject"):
-                await self._call(eng.reject, current)
+            await self._call(eng.reject_proposal)
             self._emit(sid, "proposal", proposal=None, rejected=to_jsonable(current))
             return {"proposal": None, "rejected": to_jsonable(current)}
-        edited = edit_proposal(current, changes or {})
-        self._proposals[sid] = edited
+        edited = await self._call(eng.edit_proposal, changes or {})
         self._emit(sid, "proposal", proposal=to_jsonable(edited), edited=True)
         return {"proposal": to_jsonable(edited)}
 
     # --- the loop ----------------------------------------------------------------------------------
-    async def start(self, sid: str, *, auto_continue: bool | None = None, proposal: Any = None) -> dict[str, Any]:
+    async def start(self, sid: str, *, auto_continue: bool | None = None) -> dict[str, Any]:
         """Start one iteration (or the auto-continue loop) as a background task; 409 if anything runs."""
         self._out_dir(sid)
         if self._job is not None:
@@ -423,7 +414,7 @@ class SessionManager:
         job = Job(session=sid, auto_continue=self.auto_continue if auto_continue is None else auto_continue)
         self._job = job
         self._emit(sid, "state", running=job.describe())
-        job.task = asyncio.create_task(self._run(job, proposal))
+        job.task = asyncio.create_task(self._run(job))
         return {"running": job.describe()}
 
     def set_auto_continue(self, sid: str, enabled: bool) -> dict[str, Any]:
@@ -447,7 +438,8 @@ class SessionManager:
         self._emit(sid, "state", running=job.describe())
         return {"stopping": job.describe()}
 
-    async def _run(self, job: Job, proposal: Any) -> None:
+    async def _run(self, job: Job) -> None:
+        """Propose -> run -> decide; then stop, or go on when auto-continue is on and no stop rule fires."""
         sid = job.session
         loop = asyncio.get_running_loop()
 
@@ -460,26 +452,25 @@ class SessionManager:
             eng = await self.engine(sid)
             while not job.stop_requested:
                 job.phase = "proposing"
-                current = proposal or self._proposals.pop(sid, None) or await self._call(eng.propose)
-                proposal = None
+                current = await self._call(eng.propose)
                 if current is None:
-                    self._emit(sid, "session_finished", reason="no further proposal (budget spent or no idea left)")
+                    self._emit(sid, "loop_finished", reason="no untried idea left")
                     break
                 if job.stop_requested:
-                    self._proposals[sid] = current
                     break
-                job.phase = "running"
-                job.iteration = len(eng.session.iterations)
+                job.phase, job.iteration = "running", len(eng.session.iterations) + 1
                 it = await self._call(eng.run_iteration, proposal=current, on_event=on_event)
-                job.iteration = getattr(it, "index", job.iteration)
-                if job.stop_requested or getattr(it, "status", "") == "stopped":
+                if it is None or job.stop_requested or it.status == "stopped":
                     break
                 job.phase = "proposing"
+                reason = await self._call(eng.should_stop)
+                if reason:
+                    self._emit(sid, "loop_finished", reason=reason, best_iteration=eng.session.best_iteration)
+                    break
                 nxt = await self._call(eng.propose)
-                self._proposals[sid] = nxt
-                self._emit(sid, "proposal", proposal=to_jsonable(nxt), after=job.iteration)
+                self._emit(sid, "proposal", proposal=to_jsonable(nxt), after=it.index)
                 if nxt is None:
-                    self._emit(sid, "session_finished", reason="no further proposal (budget spent or no idea left)")
+                    self._emit(sid, "loop_finished", reason="no untried idea left")
                     break
                 if not job.auto_continue:
                     break

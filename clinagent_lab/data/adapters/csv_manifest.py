@@ -222,4 +222,4 @@ EXPECTED = ("a folder with manifest.csv (or a .csv file) with an image path colu
             f"group ({'/'.join(GROUP_COLUMNS)}) columns")
 
 FORMAT = register_format(DatasetFormat(name="csv_manifest", detect=detect, load=load, expected=EXPECTED,
-                                       priority=10))
+                                       priority=2))

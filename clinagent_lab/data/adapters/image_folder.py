@@ -113,4 +113,4 @@ def load(path: Path, *, classes: list[str] | None = None) -> LoadedDataset:
 EXPECTED = "a folder of class folders (root/<class>/*.png|jpg|bmp|tif), optionally inside train/, val/, test/"
 
 FORMAT = register_format(DatasetFormat(name="image_folder", detect=detect, load=load, expected=EXPECTED,
-                                       priority=5))
+                                       priority=1))

@@ -59,8 +59,11 @@ def _has_marker(folder: Path) -> bool:
 
 
 def find_root(path: str | Path) -> Path | None:
-    """The folder holding the ISIC files: ``path``, its parent (images folder given) or a child folder."""
+    """The folder holding the ISIC files: ``path``, its parent (images folder or ground-truth CSV given) or
+    a child folder."""
     path = Path(path)
+    if path.is_file():
+        return path.parent if path.name == GT_CSV else None
     if not path.is_dir():
         return None
     if _has_marker(path):
@@ -94,7 +97,7 @@ def _read_csv(path: Path) -> pd.DataFrame:
         table = pd.read_csv(path, dtype=str, keep_default_na=False)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
         raise DataValidationError(f"cannot parse CSV: {exc}", where=str(path),
-                                  fix="check that the file is the comma-separated file of the download") from exc
+                                  fix="check that the file is the CSV of the challenge download") from exc
     table.columns = [str(c).strip() for c in table.columns]
     return table
 
@@ -187,7 +190,8 @@ def read_metadata(csv: Path) -> pd.DataFrame:
     table["image"] = table["image"].str.strip()
     table = table.drop_duplicates("image").set_index("image")
     keep = [c for c in (*METADATA_COLUMNS, "lesion_id") if c in table.columns]
-    out = table[keep].apply(lambda s: s.str.strip()).replace("", None)
+    out = pd.DataFrame({c: [v.strip() or None for v in table[c]] for c in keep}, index=table.index,
+                       dtype=object)
     if "age_approx" in out.columns:
         out["age_approx"] = pd.to_numeric(out["age_approx"], errors="coerce").astype(float)
     return out
@@ -227,7 +231,8 @@ def _attach_paths(gt: pd.DataFrame, images: dict[str, Path], root: Path, max_mis
     return gt
 
 
-def _join_metadata(gt: pd.DataFrame, meta: pd.DataFrame, warnings: list[str]) -> tuple[pd.DataFrame, list[str]]:
+def _join_metadata(gt: pd.DataFrame, meta: pd.DataFrame,
+                   warnings: list[str]) -> tuple[pd.DataFrame, list[str]]:
     gt_ids, meta_ids = set(gt["image"]), set(meta.index)
     no_meta = sorted(gt_ids - meta_ids)
     if no_meta:
@@ -246,7 +251,8 @@ def _join_metadata(gt: pd.DataFrame, meta: pd.DataFrame, warnings: list[str]) ->
     return gt, columns
 
 
-def _apply_subtask(gt: pd.DataFrame, subtask: str | None, warnings: list[str]) -> tuple[pd.DataFrame, list[str]]:
+def _apply_subtask(gt: pd.DataFrame, subtask: str | None,
+                   warnings: list[str]) -> tuple[pd.DataFrame, list[str]]:
     if subtask is None:
         return gt, list(CLASSES)
     if subtask not in SUBTASKS:
@@ -263,6 +269,19 @@ def _reader(paths: list[str]):
         return to_channels(read_image_file(paths[i]), 3)
 
     return read_image
+
+
+def _table(gt: pd.DataFrame, classes: list[str], meta_cols: list[str]) -> pd.DataFrame:
+    table = pd.DataFrame({
+        "image_id": gt["image"].astype(str),
+        "label": gt["diagnosis"].map({c: i for i, c in enumerate(classes)}).astype(int),
+        "split": pd.Series([None] * len(gt), dtype=object),
+        "group_id": gt["group_id"].astype(str),
+        "path": gt["path"].astype(str),
+    })
+    for c in meta_cols:
+        table[c] = gt[c].to_numpy()
+    return table
 
 
 def load(path: Path, *, subtask: str | None = None, max_missing_fraction: float = 0.05) -> LoadedDataset:
@@ -288,21 +307,14 @@ def load(path: Path, *, subtask: str | None = None, max_missing_fraction: float 
         warnings.append(f"no {METADATA_CSV}: lesion ids unknown, so images of one lesion may land in "
                         f"different splits; add the metadata file to split by lesion")
     gt, classes = _apply_subtask(gt, subtask, warnings)
-    table = pd.DataFrame({
-        "image_id": gt["image"].astype(str),
-        "label": gt["diagnosis"].map({c: i for i, c in enumerate(classes)}).astype(int),
-        "split": pd.Series([None] * len(gt), dtype=object),
-        "group_id": gt["group_id"].astype(str),
-        "path": gt["path"].astype(str),
-    })
-    for c in meta_cols:
-        table[c] = gt[c].to_numpy()
-    source = {"ground_truth": GT_CSV, "images": IMAGES_DIR, "metadata": METADATA_CSV if meta_cols or
-              meta_csv.is_file() else None, "n_ground_truth_rows": n_gt, "n_loaded": len(table),
-              "subtask": subtask, "modality": "dermoscopy"}
-    return LoadedDataset(format="isic2019", root=root, task_type="binary_classification" if len(classes) == 2
-                         else "multiclass_classification", classes=classes,
-                         table=table, read_image=_reader(table["path"].tolist()), metadata_columns=meta_cols,
+    table = _table(gt, classes, meta_cols)
+    source = {"ground_truth": GT_CSV, "images": IMAGES_DIR,
+              "metadata": METADATA_CSV if meta_csv.is_file() else None, "n_ground_truth_rows": n_gt,
+              "n_loaded": len(table), "subtask": subtask, "modality": "dermoscopy", "splits_given": False,
+              "group_column": "lesion_id" if (table["group_id"] != table["image_id"]).any() else None}
+    task_type = "binary_classification" if len(classes) == 2 else "multiclass_classification"
+    return LoadedDataset(format="isic2019", root=root, task_type=task_type, classes=classes, table=table,
+                         read_image=_reader(table["path"].tolist()), metadata_columns=meta_cols,
                          warnings=warnings, source=source)
 
 

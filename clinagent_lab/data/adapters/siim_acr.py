@@ -39,8 +39,8 @@ from ..formats import DatasetFormat, register_format
 from ..images import image_file_info, read_image_file, to_channels
 from ..rle import is_empty_rle, parse_rle
 
-__all__ = ["RLE_CSV_NAMES", "DICOM_DIR", "PNG_DIRS", "DRAIN_CSV_NAMES", "CLASSES", "DEFAULT_SIZE", "find_root",
-           "detect", "load", "read_rle_csv", "read_drain_labels"]
+__all__ = ["RLE_CSV_NAMES", "DICOM_DIR", "PNG_DIRS", "DRAIN_CSV_NAMES", "CLASSES", "DEFAULT_SIZE",
+           "find_root", "detect", "load", "read_rle_csv", "read_drain_labels"]
 
 RLE_CSV_NAMES = ("train-rle.csv", "stage_2_train.csv")
 DICOM_DIR = "dicom-images-train"
@@ -51,8 +51,8 @@ CLASSES = ["normal", "pneumothorax"]
 DEFAULT_SIZE = (1024, 1024)
 """Image size assumed for RLE checks when the header cannot tell (the challenge images are 1024x1024)."""
 
-EXPECTED = (f"{RLE_CSV_NAMES[0]} + {DICOM_DIR}/<study>/<series>/<ImageId>.dcm (or {PNG_DIRS[0]}/<ImageId>.png)"
-            f" (+ optional {DRAIN_CSV_NAMES[0]})")
+EXPECTED = (f"{RLE_CSV_NAMES[0]} + {DICOM_DIR}/<study>/<series>/<ImageId>.dcm "
+            f"(or {PNG_DIRS[0]}/<ImageId>.png) (+ optional {DRAIN_CSV_NAMES[0]})")
 _MAX_CHILDREN = 200
 _EXAMPLES = 5
 
@@ -66,8 +66,11 @@ def _has_marker(folder: Path) -> bool:
 
 
 def find_root(path: str | Path) -> Path | None:
-    """The folder holding the SIIM files: ``path``, its parent (image folder given) or a child folder."""
+    """The folder holding the SIIM files: ``path``, its parent (image folder or RLE CSV given) or a child
+    folder."""
     path = Path(path)
+    if path.is_file():
+        return path.parent if path.name in RLE_CSV_NAMES else None
     if not path.is_dir():
         return None
     if _has_marker(path):
@@ -179,8 +182,7 @@ def _png_sizes(ids: list[str], files: dict[str, Path], positives: set[str]) -> d
 
 
 def _validate_rles(rows: pd.DataFrame, sizes: dict[str, tuple[int, int]], csv: Path) -> None:
-    for image_id, encoded, line in rows[["ImageId", "EncodedPixels"]].assign(line=rows["line"]).itertuples(
-            index=False):
+    for image_id, encoded, line in rows[["ImageId", "EncodedPixels", "line"]].itertuples(index=False):
         h, w = sizes.get(image_id, DEFAULT_SIZE)
         parse_rle(encoded, h * w, where=f"{csv.name} line {line} (ImageId {image_id})")
 
@@ -305,9 +307,10 @@ def load(path: Path, *, drain_csv: str | Path | None = None, read_headers: bool 
         _join_drains(table, drains, warnings)
     source = {"labels": csv.name, "images": folder.name, "image_format": kind, "n_rle_rows": len(rows),
               "n_image_files": len(files), "drain_csv": str(drains) if drains is not None else None,
-              "modality": "chest_xray"}
-    return LoadedDataset(format="siim_acr", root=root, task_type="binary_classification", classes=list(CLASSES),
-                         table=table, read_image=_reader(kind, table["path"].tolist()),
+              "modality": "chest_xray", "splits_given": False,
+              "group_column": "PatientID" if patients else None}
+    return LoadedDataset(format="siim_acr", root=root, task_type="binary_classification",
+                         classes=list(CLASSES), table=table, read_image=_reader(kind, table["path"].tolist()),
                          metadata_columns=["chest_drain"] if drains is not None else [], warnings=warnings,
                          source=source)
 

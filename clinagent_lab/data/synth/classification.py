@@ -271,7 +271,7 @@ def _class_counts(classes: tuple[str, ...], n: int) -> np.ndarray:
 
 @register_synth("dermoscopy")
 def dermoscopy(out_dir: str | Path, *, seed: int = 0, n: int | None = None, image_size: int = 32,
-               classes: tuple[str, ...] | list[str] = ("MEL", "NV", "BCC", "BKL"), ruler_p_mel: float = 0.5,
+               classes: tuple[str, ...] | list[str] = ("MEL", "NV", "BCC", "BKL"), ruler_p_mel: float = 0.6,
                ruler_p_other: float = 0.2, test_independent: bool = True) -> Path:
     """Skin-lesion images whose class shows in colour, border and texture; a ruler weakly marks MEL.
 
@@ -347,7 +347,7 @@ def drain_overlay(out_dir: str | Path, *, base: str | Path, seed: int = 0, n: in
         out_dir: folder to write ``manifest.csv`` and ``images/`` into.
         base: path to the MedMNIST ``.npz`` (or its folder).
         seed: random seed (subsampling, which images get a drain, where it is drawn).
-        n: accepted for the common generator signature; use ``max_per_split`` to limit size.
+        n: keep about this many images in all, each split shrunk in proportion (seeded); None keeps all.
         correlation: drain-label correlation in train/val.
         max_per_split: keep at most this many images per split (random, seeded).
         thickness: line width in pixels.
@@ -367,6 +367,8 @@ def drain_overlay(out_dir: str | Path, *, base: str | Path, seed: int = 0, n: in
     rows = []
     for split in ("train", "val", "test"):
         idx = np.flatnonzero(table["split"].to_numpy() == split)
+        if n is not None and len(table) > n:
+            idx = np.sort(rng.choice(idx, size=max(1, int(round(n * len(idx) / len(table)))), replace=False))
         if max_per_split is not None and len(idx) > max_per_split:
             idx = np.sort(rng.choice(idx, size=max_per_split, replace=False))
         rows.append(idx)

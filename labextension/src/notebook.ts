@@ -1,0 +1,55 @@
+/**
+ * Insert an iteration's executed cells into the notebook the user has open (or a new one next to the data).
+ */
+import { JupyterFrontEnd } from '@jupyterlab/application';
+import { PathExt } from '@jupyterlab/coreutils';
+import { INotebookTracker, NotebookPanel } from '@jupyterlab/notebook';
+import { Json } from './api';
+
+async function targetNotebook(
+  app: JupyterFrontEnd,
+  tracker: INotebookTracker | null,
+  dataPath: string
+): Promise<NotebookPanel | null> {
+  const current = tracker?.currentWidget;
+  if (current) {
+    return current;
+  }
+  const cwd = dataPath ? PathExt.dirname(dataPath.replace(/\/$/, '')) : '';
+  const panel = (await app.commands.execute('notebook:create-new', {
+    cwd,
+    kernelName: 'python3'
+  })) as NotebookPanel;
+  await panel.context.ready;
+  return panel;
+}
+
+/** Append the cells (markdown header + tagged code cells with outputs); returns how many were inserted. */
+export async function insertIterationCells(
+  app: JupyterFrontEnd,
+  tracker: INotebookTracker | null,
+  payload: Json,
+  dataPath: string
+): Promise<number> {
+  const panel = await targetNotebook(app, tracker, dataPath);
+  if (!panel || !panel.content.model) {
+    return 0;
+  }
+  const model = panel.content.model;
+  const tag = `clinagent-iter-${String(payload.iteration).padStart(2, '0')}`;
+  const already = Array.from({ length: model.cells.length }, (_, i) => model.cells.get(i)).some(cell =>
+    ((cell.getMetadata('tags') as string[] | undefined) || []).includes(tag)
+  );
+  if (already) {
+    return 0;
+  }
+  const cells = payload.cells as Json[];
+  // A fresh notebook holds one empty cell: replace it rather than leave it on top.
+  const first = model.cells.length === 1 ? model.cells.get(0) : null;
+  const emptyFirst = first !== null && first.sharedModel.getSource() === '';
+  model.sharedModel.insertCells(model.cells.length, cells);
+  if (emptyFirst) {
+    model.sharedModel.deleteCell(0);
+  }
+  return cells.length;
+}

@@ -1,0 +1,56 @@
+"""Shared fixtures: tiny synthetic datasets written in real on-disk formats (seconds to make)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+os.environ.setdefault("MPLBACKEND", "Agg")
+
+#: recipe fields fixed in end-to-end tests so a whole iteration takes seconds
+FAST = {"training.max_epochs": 2, "data.image_size": 16, "data.batch_size": 32}
+
+
+@pytest.fixture(scope="session")
+def drain_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Chest-radiograph-like binary data, 16 px, with a drain column correlated with the label."""
+    from clinagent_lab.data.synth import generate
+
+    return generate("chest_drain", tmp_path_factory.mktemp("drain"), seed=0, n=96, image_size=16,
+                    correlation=0.8)
+
+
+@pytest.fixture(scope="session")
+def derm_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from clinagent_lab.data.synth import generate
+
+    return generate("dermoscopy", tmp_path_factory.mktemp("derm"), seed=0, n=96, image_size=16)
+
+
+@pytest.fixture(scope="session")
+def e2e_session(drain_data: Path, tmp_path_factory: pytest.TempPathFactory):
+    """One whole offline session (two iterations, then the test split once), shared by the e2e tests."""
+    from clinagent_lab.agent.engine import Engine
+    from clinagent_lab.tasks import classification  # noqa: F401  (register the backend in this process)
+
+    out = tmp_path_factory.mktemp("session")
+    engine = Engine.create("pneumothorax on chest X-rays; don't let the model cheat by looking at chest drains",
+                           drain_data, out, max_iterations=2, iteration_minutes=4, recipe_overrides=FAST)
+    events: list[dict] = []
+    test_splits: list[str] = []
+    backend = classification._BACKEND
+    original = backend.predict
+
+    def counting_predict(module, datamodule, split):
+        test_splits.append(split)
+        return original(module, datamodule, split)
+
+    object.__setattr__(backend, "predict", counting_predict)
+    try:
+        engine.run(on_event=events.append)
+    finally:
+        object.__setattr__(backend, "predict", original)
+    return engine, events, test_splits
