@@ -67,7 +67,14 @@ class ProgressPrinter:
 # commands
 # --------------------------------------------------------------------------------------------------------------
 def _resolve_model(value: str | None) -> str:
-    return value or os.environ.get("CLINAGENT_MODEL") or "offline"
+    from .llm.client import resolve_model
+
+    return resolve_model(value)
+
+
+def _llm_options(args: argparse.Namespace) -> dict[str, Any]:
+    return {"api_base": getattr(args, "api_base", None), "max_tokens_total": getattr(args, "max_tokens", None),
+            "max_cost_usd": getattr(args, "max_cost", None)}
 
 
 def cmd_parse(args: argparse.Namespace) -> int:
@@ -76,7 +83,7 @@ def cmd_parse(args: argparse.Namespace) -> int:
     fingerprint = None
     if args.data:
         _, fingerprint = prepare_data(args.data, args.format, seed=args.seed)
-    spec = interpret(args.text, fingerprint, model=_resolve_model(args.model))
+    spec = interpret(args.text, fingerprint, model=_resolve_model(args.model), llm_options=_llm_options(args))
     if args.json:
         print(spec.model_dump_json(indent=2))
     else:
@@ -104,7 +111,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     engine = Engine.create(args.intent, args.data, out, model=_resolve_model(args.model), seed=args.seed,
                            max_iterations=args.max_iterations, iteration_minutes=args.iteration_minutes,
                            data_format=args.format, format_options=options,
-                           recipe_overrides=dict(_parse_kv(args.set or [])))
+                           recipe_overrides=dict(_parse_kv(args.set or [])), llm_options=_llm_options(args))
     spec = engine.session.spec
     printer = ProgressPrinter()
     printer._print(_spec_summary(spec))
@@ -150,7 +157,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     print(f"demo data (synthetic, chest-radiograph-like, drain correlated with the label): {data}")
     print(f"request: {request!r}")
     engine = Engine.create(request, data, out / "session", model=_resolve_model(args.model), seed=args.seed,
-                           max_iterations=args.max_iterations, iteration_minutes=args.iteration_minutes)
+                           max_iterations=args.max_iterations, iteration_minutes=args.iteration_minutes,
+                           llm_options=_llm_options(args))
     printer = ProgressPrinter(sys.stdout)
     printer._print(_spec_summary(engine.session.spec))
     session = engine.run(on_event=printer)
@@ -210,6 +218,14 @@ def _coerce(value: str) -> Any:
 # --------------------------------------------------------------------------------------------------------------
 # argument parsing
 # --------------------------------------------------------------------------------------------------------------
+def _add_llm_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", help="LLM as a litellm model string (e.g. ollama/llama3.1, openai/<name>) or "
+                                   "'offline' (default; env CLINAGENT_MODEL)")
+    p.add_argument("--api-base", help="LLM server URL (e.g. http://127.0.0.1:8000/v1; env CLINAGENT_API_BASE)")
+    p.add_argument("--max-tokens", type=int, help="token budget for the LLM in this session")
+    p.add_argument("--max-cost", type=float, help="money budget (USD) for the LLM in this session")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="clinagent", description="Build a medical-imaging model by saying what you "
                                                              "want. Offline by default.")
@@ -221,7 +237,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--data", help="dataset path: ground the spec in it")
     sp.add_argument("--format", help="dataset format (default: auto-detect)")
     sp.add_argument("--json", action="store_true", help="print the TaskSpec as JSON")
-    sp.add_argument("--model", help="LLM (litellm model string) or 'offline' (default; env CLINAGENT_MODEL)")
+    _add_llm_args(sp)
     sp.add_argument("--seed", type=int, default=0)
     sp.set_defaults(func=cmd_parse)
 
@@ -237,7 +253,7 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--seed", type=int, default=0)
     rp.add_argument("--set", action="append", metavar="FIELD=VALUE",
                     help="fix a baseline Recipe field, e.g. training.max_epochs=5 or data.image_size=64")
-    rp.add_argument("--model", help="LLM (litellm model string) or 'offline' (default; env CLINAGENT_MODEL)")
+    _add_llm_args(rp)
     rp.set_defaults(func=cmd_run)
 
     rr = sub.add_parser("rerun", help="rerun an iteration notebook with papermill")
@@ -263,7 +279,7 @@ def build_parser() -> argparse.ArgumentParser:
     dp.add_argument("--n", type=int, default=600, help="number of synthetic images")
     dp.add_argument("--max-iterations", type=int, default=3)
     dp.add_argument("--iteration-minutes", type=float, default=1.5)
-    dp.add_argument("--model", help="LLM or 'offline' (default)")
+    _add_llm_args(dp)
     dp.set_defaults(func=cmd_demo)
 
     rep = sub.add_parser("report", help="write the self-contained HTML report of a session")

@@ -63,7 +63,9 @@ def lab(tmp_path: Path):
 
     root = tmp_path / "root"
     generate("chest_drain", root / "data", n=60, image_size=16)
-    nbformat.write(nbformat.v4.new_notebook(), root / "analysis.ipynb")
+    notebook = nbformat.v4.new_notebook(metadata={"kernelspec": {"name": "python3", "display_name": "Python 3",
+                                                                 "language": "python"}})
+    nbformat.write(notebook, root / "analysis.ipynb")
     config, share = tmp_path / "config", tmp_path / "share"
     config.mkdir()
     (config / "jupyter_server_config.json").write_text(json.dumps(
@@ -78,7 +80,7 @@ def lab(tmp_path: Path):
     proc = subprocess.Popen(
         [sys.executable, "-m", "jupyter", "lab", "--no-browser", f"--ServerApp.token={token}",
          "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={port}", f"--ServerApp.root_dir={root}",
-         "--ServerApp.port_retries=0", "--ClinagentApp.iteration_minutes=3",
+         "--ServerApp.port_retries=0", "--allow-root", "--ClinagentApp.iteration_minutes=3",
          "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate", "--LabApp.news_url=None"],
         cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
@@ -129,6 +131,9 @@ def _saved(root: Path) -> bool:
 def _drive(page, expect, url: str, token: str) -> None:
     page.goto(f"{url}/lab/tree/analysis.ipynb?token={token}")
     page.locator(".jp-Notebook").first.wait_for(timeout=60_000)
+    select = page.locator(".jp-Dialog").get_by_role("button", name="Select")
+    if select.count():  # a kernel picker, should the kernelspec not be found
+        select.click()
     page.locator('li[data-id="clinagent-sidebar"]').click()
     panel = page.get_by_test_id("clinagent-panel")
     expect(panel).to_be_visible()

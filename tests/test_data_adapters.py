@@ -22,7 +22,8 @@ def write_png(path: Path, value: int = 100, size: int = 8, rgb: bool = False) ->
     return path
 
 
-def write_npz(path: Path, sizes=(6, 3, 3), rgb: bool = False, label_shape_2d: bool = True, seed: int = 0) -> Path:
+def write_npz(path: Path, sizes=(6, 3, 3), rgb: bool = False, label_shape_2d: bool = True,
+              seed: int = 0) -> Path:
     rng = np.random.default_rng(seed)
     arrays = {}
     for split, n in zip(("train", "val", "test"), sizes):
@@ -34,7 +35,8 @@ def write_npz(path: Path, sizes=(6, 3, 3), rgb: bool = False, label_shape_2d: bo
     return path
 
 
-def write_manifest(folder: Path, rows: list[dict], make_files: bool = True, name: str = "manifest.csv") -> Path:
+def write_manifest(folder: Path, rows: list[dict], make_files: bool = True,
+                   name: str = "manifest.csv") -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     for k, row in enumerate(rows):
         image = row.get("image") or row.get("path") or row.get("filename")
@@ -94,7 +96,8 @@ def _rows(n_per_class=6, classes=("cat", "dog"), **extra):
     rows = []
     for c in classes:
         for k in range(n_per_class):
-            rows.append({"image": f"img/{c}_{k}.png", "label": c, "patient_id": f"{c}{k // 2}", "sex": "MF"[k % 2],
+            rows.append({"image": f"img/{c}_{k}.png", "label": c, "patient_id": f"{c}{k // 2}",
+                         "sex": "MF"[k % 2],
                          **{key: v(k) if callable(v) else v for key, v in extra.items()}})
     return rows
 
@@ -275,7 +278,8 @@ def test_check_images_drops_few_corrupt(tmp_path, full_decode_below):
         out = check_images(ds, max_bad_fraction=0.02, full_decode_below=full_decode_below)
     assert len(out) == 118 and "pos0" not in set(out.table["image_id"])
     assert out.table["image_id"].iloc[60] == "pos10"  # sorted names; pos0 and pos1 dropped
-    np.testing.assert_array_equal(out.read_image(60)[:, :, 0], np.asarray(Image.open(tmp_path / "pos/pos10.png")))
+    expected = np.asarray(Image.open(tmp_path / "pos/pos10.png"))
+    np.testing.assert_array_equal(out.read_image(60)[:, :, 0], expected)
 
 
 def test_check_images_too_many_corrupt(tmp_path):

@@ -52,7 +52,8 @@ def test_transform_policies_per_modality():
     assert derm[0] == "Resize"
     assert _names(build_transforms(AugmentConfig(preset="none"), 16, 3, "dermoscopy")) == \
         ["Resize", "Normalize", "ToTensorV2"]
-    assert _names(build_transforms(aug, 16, 3, "dermoscopy", train=False)) == ["Resize", "Normalize", "ToTensorV2"]
+    evaluation = build_transforms(aug, 16, 3, "dermoscopy", train=False)
+    assert _names(evaluation) == ["Resize", "Normalize", "ToTensorV2"]
 
 
 def test_preset_scales_magnitudes():
@@ -150,7 +151,8 @@ def test_batches_shapes_dtypes_groups(chest):
     assert dm.group_codes == {"0": 0, "1": 1}
     assert torch.equal(batch["image"][:, 0], batch["image"][:, 1])  # grayscale repeated to RGB
     counts = dm.class_counts("train")
-    assert counts.tolist() == np.bincount(chest.table.label[chest.table.split == "train"], minlength=2).tolist()
+    train_labels = chest.table.label[chest.table.split == "train"]
+    assert counts.tolist() == np.bincount(train_labels, minlength=2).tolist()
 
 
 def test_debias_column_wins_and_no_group_is_minus_one(chest):

@@ -112,7 +112,8 @@ def _dataset(n=200, seed=0):
                           "group_id": [f"p{k // 2}" for k in range(n)], "path": None, "chest_drain": drain,
                           "sex": rng.choice(["M", "F"], n)})
     return LoadedDataset("memory", Path("/data"), "binary_classification", ["normal", "pneumothorax"], table,
-                         lambda i: np.zeros((*sizes[i], 1), np.uint8), metadata_columns=["chest_drain", "sex"],
+                         lambda i: np.zeros((*sizes[i], 1), np.uint8),
+                         metadata_columns=["chest_drain", "sex"],
                          source={"group_column": "patient_id", "splits_given": True})
 
 

@@ -20,10 +20,12 @@ from clinagent_lab.errors import DataValidationError, LeakageError
 
 def memory_dataset(labels, groups, splits=None, images=None) -> LoadedDataset:
     n = len(labels)
-    table = pd.DataFrame({"image_id": [f"im{i}" for i in range(n)], "label": np.asarray(labels, dtype=np.int64),
+    table = pd.DataFrame({"image_id": [f"im{i}" for i in range(n)],
+                          "label": np.asarray(labels, dtype=np.int64),
                           "split": pd.Series(splits if splits is not None else [None] * n, dtype=object),
                           "group_id": [str(g) for g in groups], "path": None})
-    images = images if images is not None else [np.full((4, 4, 1), i % 256, np.uint8) + (i // 256) for i in range(n)]
+    if images is None:
+        images = [np.full((4, 4, 1), i % 256, np.uint8) + (i // 256) for i in range(n)]
     return LoadedDataset("memory", Path("."), "binary_classification", ["neg", "pos"], table,
                          lambda i: images[i], source={"group_column": "patient_id"})
 

@@ -55,7 +55,7 @@ def test_chest_drain_is_visible_and_finding_subtle(tmp_path):
     drain = frame["chest_drain"].to_numpy()
     positive = (frame["label"] == "pneumothorax").to_numpy().astype(int)
     brightest = images.max(axis=(1, 2))
-    assert roc_auc_score(drain, brightest) == pytest.approx(1.0)  # one look at the brightest pixel finds the drain
+    assert roc_auc_score(drain, brightest) == pytest.approx(1.0)  # the brightest pixel finds the drain
     assert roc_auc_score(positive, brightest) < 0.6  # ...and says nothing about the finding
     flat = images.reshape(len(images), -1)
 

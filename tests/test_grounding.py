@@ -14,8 +14,9 @@ from clinagent_lab.spec import Confounder, MetricSpec, Supervision, TaskSpec
 ISIC = ["MEL", "NV", "BCC", "AK", "BKL", "DF", "VASC", "SCC"]
 
 
-def fingerprint(classes: list[str], *, columns: tuple[str, ...] = (), associations: tuple[ColumnAssociation, ...] = (),
-                task_type: str | None = None, **extra: Any) -> DatasetFingerprint:
+def fingerprint(classes: list[str], *, columns: tuple[str, ...] = (),
+                associations: tuple[ColumnAssociation, ...] = (), task_type: str | None = None,
+                **extra: Any) -> DatasetFingerprint:
     counts = {c: 10 for c in classes}
     task = task_type or ("binary_classification" if len(classes) == 2 else "multiclass_classification")
     return DatasetFingerprint(
@@ -148,8 +149,9 @@ def test_flagged_column_with_cramers_v_and_odd_name() -> None:
     assoc = ColumnAssociation(column="Scanner Model", kind="categorical", cramers_v=0.4237, flagged=True)
     fp = fingerprint(["0", "1"], columns=("Scanner Model",), associations=(assoc,))
     grounded = ground_spec(parse_offline("pneumonia on chest x-rays"), fp)
-    assert "`Scanner Model` predicts the label with Cramér's V 0.42 on its own: mitigate, report, or ignore?" in (
-        grounded.questions)
+    expected = ("`Scanner Model` predicts the label with Cramér's V 0.42 on its own: mitigate, report, "
+                "or ignore?")
+    assert expected in grounded.questions
     assert grounded.confounders[0].name == "scanner"
     assert grounded.confounders[0].column == "Scanner Model"
 
@@ -173,8 +175,8 @@ def test_missing_column_becomes_question() -> None:
     grounded = ground_spec(spec, fingerprint(["normal", "pneumothorax"], columns=("sex", "age")))
     assert grounded.confounders[0].column is None
     assert grounded.mitigated_confounders() == []
-    assert ("You asked about chest_drain but the data has no column for it (columns: sex, age). Add a column or "
-            "drop the confounder.") in grounded.questions
+    assert ("You asked about chest_drain but the data has no column for it (columns: sex, age). Add a column "
+            "or drop the confounder.") in grounded.questions
 
 
 def test_target_not_in_data_becomes_question() -> None:
@@ -201,7 +203,8 @@ def test_constant_column_nothing_to_mitigate() -> None:
 
 
 def test_site_confounder_does_not_take_anatomical_site() -> None:
-    grounded = ground_spec(parse_offline("melanoma on dermoscopy from different hospitals, mitigate that"), isic())
+    spec = parse_offline("melanoma on dermoscopy from different hospitals, mitigate that")
+    grounded = ground_spec(spec, isic())
     assert grounded.confounders[0].name == "site"
     assert grounded.confounders[0].column is None
     assert any("no column for it" in q for q in grounded.questions)
@@ -216,8 +219,8 @@ def test_sex_and_age_map_to_isic_columns() -> None:
 
 
 def wrist(box_fraction: float, **kw: Any) -> DatasetFingerprint:
-    return fingerprint(["no_fracture", "fracture"], task_type="detection", n_boxes=40, box_fraction=box_fraction,
-                       box_classes=["fracture"], **kw)
+    return fingerprint(["no_fracture", "fracture"], task_type="detection", n_boxes=40,
+                       box_fraction=box_fraction, box_classes=["fracture"], **kw)
 
 
 def test_detection_box_fraction_agrees() -> None:
@@ -272,3 +275,32 @@ def test_hand_written_spec_metric_class_unknown() -> None:
 def test_grounding_is_deterministic() -> None:
     spec = parse_offline("pneumothorax on chest x-rays")
     assert ground_spec(spec, ptx()).model_dump_json() == ground_spec(spec, ptx()).model_dump_json()
+
+
+@pytest.mark.parametrize("text, fp", [
+    ("classify dermoscopic lesions into the ISIC categories, melanoma matters most, sensitivity at 80% "
+     "specificity", isic()),
+    ("pneumothorax on chest x-rays", ptx()),
+    ("pneumothorax, don't let it cheat with chest drains", fingerprint(["normal", "pneumothorax"])),
+    ("detect wrist fractures, only 5% of images have boxes", wrist(0.2)),
+    ("detect wrist fractures with boxes", fingerprint(["no_fracture", "fracture"])),
+])
+def test_grounding_twice_changes_nothing(text: str, fp: DatasetFingerprint) -> None:
+    once = ground_spec(parse_offline(text), fp)
+    assert ground_spec(once, fp).model_dump_json() == once.model_dump_json()
+
+
+def test_removed_suggested_confounder_stays_removed() -> None:
+    grounded = ground_spec(parse_offline("pneumothorax on chest x-rays"), ptx())
+    edited = grounded.model_copy(update={"confounders": []})
+    assert ground_spec(edited, ptx()).confounders == []
+
+
+def test_flagged_columns_get_distinct_confounder_names() -> None:
+    assocs = tuple(ColumnAssociation(column=c, kind="binary", auroc=0.9, flagged=True)
+                   for c in ("drain", "chest_tube", "???"))
+    fp = fingerprint(["0", "1"], columns=("drain", "chest_tube", "???"), associations=assocs)
+    grounded = ground_spec(parse_offline("pneumothorax on chest x-rays"), fp)
+    assert [(c.name, c.column) for c in grounded.confounders] == [
+        ("chest_drain", "drain"), ("chest_tube", "chest_tube"), ("column", "???")]
+    assert sum("predicts the label" in q for q in grounded.questions) == 3

@@ -166,7 +166,11 @@ def test_conflicting_risk_becomes_a_question() -> None:
     ("pneumonia, check whether sex and age matter", {"sex": "report", "age": "report"}),
     ("pneumothorax CXR, the model must not be influenced by drains, but ignore age",
      {"chest_drain": "mitigate", "age": "report"}),
-    ("melanoma dermoscopy, hair and dark corners are shortcuts", {"hair": "mitigate", "dark_corner": "mitigate"}),
+    ("melanoma dermoscopy, hair and dark corners are shortcuts",
+     {"hair": "mitigate", "dark_corner": "mitigate"}),
+    ("pneumothorax on our hospital's chest x-rays", {}),
+    ("pneumothorax, make sure it works across hospitals", {"site": "mitigate"}),
+    ("pneumothorax, report performance per scanner", {"scanner": "report"}),
 ])
 def test_confounders(text: str, expected: dict[str, str]) -> None:
     assert confounders(parse_offline(text)) == expected

@@ -233,3 +233,18 @@ def test_unknown_provider_error_is_not_retried(fake_llm, audit_log):
     with pytest.raises(LLMUnavailable, match="refused"):
         client.complete_json("test", MESSAGES, Answer)
     assert len(fake_llm.requests) == 1
+
+
+def test_json_mode_follows_model_capabilities(fake_llm):
+    from clinagent_lab.llm.client import _format_level, _import_litellm
+
+    litellm = _import_litellm()
+    assert _format_level(litellm, "gpt-4o") == 0  # structured outputs: JSON schema
+    assert _format_level(litellm, MODEL) == 1  # OpenAI-compatible server: JSON mode
+    fake_llm.push_json({"value": 4, "label": "x"})
+    client = make_client(fake_llm)
+    client._format_level = 0  # as for a model with response-schema support
+    assert client.complete_json("test", MESSAGES, Answer).value == 4
+    fmt = fake_llm.requests[0]["response_format"]
+    assert fmt["type"] == "json_schema" and fmt["json_schema"]["name"] == "Answer"
+    assert fmt["json_schema"]["schema"] == Answer.model_json_schema()

@@ -227,3 +227,9 @@ def test_build_refiner_offline_and_llm(llm_env, audit_log):
     assert refiner.client.config.max_cost_usd == 2.0  # None options keep the default
     shared = build_client(MODEL, audit=audit_log)
     assert build_refiner(MODEL, fallback=fallback, client=shared).client is shared
+
+
+def test_build_client_reads_api_base_env(monkeypatch):
+    monkeypatch.setenv("CLINAGENT_API_BASE", "http://127.0.0.1:8000/v1")
+    assert build_client(MODEL).config.api_base == "http://127.0.0.1:8000/v1"
+    assert build_client(MODEL, api_base="http://127.0.0.1:9/v1").config.api_base == "http://127.0.0.1:9/v1"

@@ -38,12 +38,14 @@ def prepare_data(data_path: str | Path, data_format: str | None = None, *, seed:
     """Load, validate, split (grouped, stratified), check leakage and fingerprint a dataset."""
     from ..data.fingerprint import compute_fingerprint
     from ..data.formats import load_dataset
-    from ..data.splits import assign_splits, check_leakage
+    from ..data.splits import assign_splits, check_leakage, remove_cross_split_duplicates
     from ..data.validate import check_images, check_labels
 
     dataset = load_dataset(data_path, data_format, **(format_options or {}))
     dataset = check_images(dataset)
     check_labels(dataset)
+    if dataset.source.get("splits_given") and dataset.table["split"].notna().all():
+        dataset = remove_cross_split_duplicates(dataset)  # the dataset's own split: drop train/val copies
     dataset, rule = assign_splits(dataset, seed=seed)
     check_leakage(dataset)
     fingerprint = compute_fingerprint(dataset, split_rule=rule, leakage_checked=True)
@@ -51,7 +53,8 @@ def prepare_data(data_path: str | Path, data_format: str | None = None, *, seed:
 
 
 def interpret(request: str, fingerprint: DatasetFingerprint | None = None, *, model: str = "offline",
-              audit: Callable[[dict[str, Any]], None] | None = None) -> TaskSpec:
+              audit: Callable[[dict[str, Any]], None] | None = None, client: Any = None,
+              redactor: Any = None, llm_options: dict[str, Any] | None = None) -> TaskSpec:
     """Request text (+ fingerprint) -> grounded TaskSpec, offline or through the configured LLM."""
     from ..intent import assess_request, ground_spec, parse_offline
 
@@ -65,12 +68,12 @@ def interpret(request: str, fingerprint: DatasetFingerprint | None = None, *, mo
                           where=f"request: {request!r}",
                           fix=(spec.questions[0] if spec.questions else
                                "say what to find in which images, e.g. 'classify skin lesions, melanoma matters'"))
-    if model and model != "offline":
-        from ..llm import build_parser
+    if not model or model == "offline":
+        return parse_offline(request, fingerprint)  # grounds it when a fingerprint is given
+    from ..llm import build_parser
 
-        spec = build_parser(model, audit=audit or (lambda _: None))(request, fingerprint)
-    else:
-        spec = parse_offline(request, fingerprint)
+    spec = build_parser(model, audit=audit or (lambda _: None), client=client, redactor=redactor,
+                        **(llm_options or {}))(request, fingerprint)
     return ground_spec(spec, fingerprint) if fingerprint is not None else spec
 
 
@@ -95,7 +98,8 @@ class Engine:
                seed: int = 0, max_iterations: int | None = None, iteration_minutes: float | None = None,
                spec: TaskSpec | None = None, data_format: str | None = None,
                format_options: dict[str, Any] | None = None, session_id: str | None = None,
-               recipe_overrides: dict[str, Any] | None = None) -> Engine:
+               recipe_overrides: dict[str, Any] | None = None,
+               llm_options: dict[str, Any] | None = None) -> Engine:
         from ..data.splits import split_table
         from ..intent import assess_request
 
@@ -108,10 +112,13 @@ class Engine:
                           out_dir=str(out), seed=seed, model_name=model or "offline",
                           spec=TaskSpec(request=request), data_format=dataset.format,
                           format_options=dict(format_options or {}),
-                          recipe_overrides=dict(recipe_overrides or {}))
-        audit = session.log
+                          recipe_overrides=dict(recipe_overrides or {}),
+                          llm_options={k: v for k, v in (llm_options or {}).items() if v is not None})
+        engine = cls(session)
+        engine._dataset = dataset
         if spec is None:
-            spec = interpret(request, fingerprint, model=model, audit=lambda d: audit("llm_call", **d))
+            spec = interpret(request, fingerprint, model=model, client=engine._llm_client(),
+                             redactor=engine._redactor())
         else:
             from ..intent import ground_spec
 
@@ -129,8 +136,6 @@ class Engine:
         for warning in dataset.warnings:
             session.log("data_warning", message=warning)
         session.save()
-        engine = cls(session)
-        engine._dataset = dataset
         return engine
 
     @classmethod
@@ -196,16 +201,38 @@ class Engine:
             self._dataset = apply_split_table(ds, pd.read_csv(self.out / SPLITS_FILE, dtype={"image_id": str}))
         return self._dataset if include_test else without_split(self._dataset, "test")
 
+    @property
+    def uses_llm(self) -> bool:
+        return bool(self.session.model_name) and self.session.model_name != "offline"
+
+    def _llm_client(self) -> Any:
+        """One LLM client per session: the parser and the refiner share its budget and audit."""
+        if not self.uses_llm:
+            return None
+        if getattr(self, "_client", None) is None:
+            from ..llm import build_client, session_audit
+
+            self._client = build_client(self.session.model_name, audit=session_audit(self.session),
+                                        **self.session.llm_options)
+        return self._client
+
+    def _redactor(self) -> Any:
+        if not self.uses_llm:
+            return None
+        from ..llm import Redactor
+
+        return Redactor.for_dataset(self._dataset if self._dataset is not None else self.dataset(True))
+
     def refiner(self) -> Any:
         if self._refiner is None:
             from ..plan.refiner import RuleRefiner
 
             offline = RuleRefiner()
-            if self.session.model_name and self.session.model_name != "offline":
+            if self.uses_llm:
                 from ..llm import build_refiner
 
                 self._refiner = build_refiner(self.session.model_name, fallback=offline,
-                                              audit=lambda d: self.session.log("llm_call", **d))
+                                              client=self._llm_client(), redactor=self._redactor())
             else:
                 self._refiner = offline
         return self._refiner
@@ -498,6 +525,13 @@ class Engine:
         return self.session
 
     def _repair(self, it: Iteration) -> None:
+        """Ask the refiner to repair crashed custom code (at most MAX_REPAIRS times per idea)."""
+        if self.uses_llm:
+            from ..llm import may_repair
+
+            if not may_repair(self.session.iterations, it.idea):
+                self.session.log("repair_abandoned", iteration=it.index, idea=it.idea)
+                return
         ctx = self._context()
         trace = str((it.error or {}).get("traceback") or (it.error or {}).get("evalue") or "")
         patch = self.refiner().repair(ctx, it, trace)

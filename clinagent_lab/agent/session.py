@@ -141,6 +141,8 @@ class Session(_Model):
     tried_ideas: list[str] = Field(default_factory=list)
     data_format: str | None = None
     format_options: dict[str, Any] = Field(default_factory=dict)
+    llm_options: dict[str, Any] = Field(default_factory=dict, description="api_base and budgets for the LLM "
+                                        "(never keys: those stay in the provider's environment variables)")
     recipe_overrides: dict[str, Any] = Field(default_factory=dict, description="dotted Recipe fields fixed by "
                                              "the user for the baseline (e.g. training.max_epochs)")
     status: Literal["created", "running", "stopped", "finished", "failed"] = "created"

@@ -99,7 +99,8 @@ class ImageDataModule(LightningDataModule):
     """Train/val (and, on request, test) loaders for one Recipe.
 
     Args:
-        dataset: a dataset whose ``split`` column is filled (see :func:`clinagent_lab.data.splits.assign_splits`).
+        dataset: a dataset whose ``split`` column is filled
+            (see :func:`clinagent_lab.data.splits.assign_splits`).
         recipe: the iteration's Recipe (image size, batch size, sampler, augmentation, channels, seed).
         modality: decides the augmentation policy (see :mod:`clinagent_lab.data.transforms`).
         include_test: build the test split (the final, single evaluation only).
@@ -111,8 +112,9 @@ class ImageDataModule(LightningDataModule):
             sampler; replaces ``recipe.data.sampler``.
     """
 
-    def __init__(self, dataset: LoadedDataset, recipe: Recipe, modality: str = "other", include_test: bool = False,
-                 group_column: str | None = None, cache_limit_bytes: int = 2 * 1024**3,
+    def __init__(self, dataset: LoadedDataset, recipe: Recipe, modality: str = "other",
+                 include_test: bool = False, group_column: str | None = None,
+                 cache_limit_bytes: int = 2 * 1024**3,
                  extra_transforms: Callable[[bool], list] | None = None,
                  sample_weights: Callable[..., np.ndarray] | None = None) -> None:
         super().__init__()
@@ -144,7 +146,8 @@ class ImageDataModule(LightningDataModule):
         if self.group_column not in table.columns:
             raise DataValidationError(
                 f"confounder column '{self.group_column}' is not in the data",
-                where="recipe.debias.column", fix=f"use one of: {', '.join(self.dataset.metadata_columns) or '(none)'}")
+                where="recipe.debias.column",
+                fix=f"use one of: {', '.join(self.dataset.metadata_columns) or '(none)'}")
         codes, self.group_codes = group_codes_for(table[self.group_column])
         return codes
 
@@ -186,8 +189,9 @@ class ImageDataModule(LightningDataModule):
 
     def _transform(self, train: bool) -> Any:
         extra = list(self.extra_transforms(train) or []) if self.extra_transforms is not None else None
-        return build_transforms(self.recipe.augment, self.recipe.data.image_size, self.channels, self.modality,
-                                train=train, seed=self.recipe.seed if train else None, extra=extra)
+        return build_transforms(self.recipe.augment, self.recipe.data.image_size, self.channels,
+                                self.modality, train=train, seed=self.recipe.seed if train else None,
+                                extra=extra)
 
     def _sampler(self, ds: ImageDataset) -> Any:
         if self.sample_weights is None:
@@ -195,7 +199,8 @@ class ImageDataModule(LightningDataModule):
         from torch.utils.data import WeightedRandomSampler
 
         weights = np.asarray(self.sample_weights(ds.labels.copy(), ds.groups.copy()), dtype=float).reshape(-1)
-        if len(weights) != len(ds) or not np.all(np.isfinite(weights)) or (weights < 0).any() or weights.sum() <= 0:
+        valid = len(weights) == len(ds) and np.all(np.isfinite(weights)) and (weights >= 0).all()
+        if not valid or weights.sum() <= 0:
             raise DataValidationError(
                 f"custom sample_weights returned {len(weights)} weights for {len(ds)} training images, or "
                 "negative/non-finite/all-zero values", where="recipe custom code 'sample_weights'",

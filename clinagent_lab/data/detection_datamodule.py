@@ -191,8 +191,8 @@ class DetectionDataModule(L.LightningDataModule):
         ids = self._ids(rows)
         labels = self.dataset.table["label"].to_numpy()[rows]
         boxed = sum(i in self.dataset.boxes for i in ids)
-        negatives = sum(i not in self.dataset.boxes and y == 0 for i, y in zip(ids, labels))
-        unboxed = sum(i not in self.dataset.boxes and y == 1 for i, y in zip(ids, labels))
+        negatives = sum(bool(i not in self.dataset.boxes and y == 0) for i, y in zip(ids, labels))
+        unboxed = sum(bool(i not in self.dataset.boxes and y == 1) for i, y in zip(ids, labels))
         pseudo = sum(i in self.pseudo_boxes for i in ids if i not in self.dataset.boxes)
         return {"train_images": len(ids), "box_annotated": boxed, "negatives_without_boxes": negatives,
                 "positives_without_boxes": unboxed, "pseudo_labelled": pseudo,

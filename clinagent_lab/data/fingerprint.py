@@ -24,7 +24,8 @@ import pandas as pd
 from .base import ColumnAssociation, DatasetFingerprint, LoadedDataset
 
 __all__ = ["AUROC_FLAG", "CRAMERS_V_FLAG", "P_VALUE_FLAG", "MISSING_LEVEL", "compute_fingerprint",
-           "column_association", "image_size_summary", "content_hash", "write_fingerprint", "read_fingerprint"]
+           "column_association", "image_size_summary", "content_hash", "write_fingerprint",
+           "read_fingerprint"]
 
 AUROC_FLAG = 0.7
 CRAMERS_V_FLAG = 0.3
@@ -107,7 +108,8 @@ def _cramers_v(levels: pd.Series, labels: np.ndarray) -> tuple[float | None, flo
     return v, float(p)
 
 
-def column_association(values: pd.Series, labels: np.ndarray, n_classes: int, column: str) -> ColumnAssociation:
+def column_association(values: pd.Series, labels: np.ndarray, n_classes: int,
+                       column: str) -> ColumnAssociation:
     """Shortcut-audit one metadata column against the labels (see the module docstring).
 
     Example:
@@ -135,7 +137,8 @@ def column_association(values: pd.Series, labels: np.ndarray, n_classes: int, co
     flagged = bool(strong and (p is None or p < P_VALUE_FLAG))
     notes = [missing_note] if missing_note else []
     if kind == "numeric":
-        notes.append("binned at quartiles for chi-square" + ("; AUROC on non-missing rows" if n_missing else ""))
+        notes.append("binned at quartiles for chi-square"
+                     + ("; AUROC on non-missing rows" if n_missing else ""))
     if strong and not flagged:
         notes.append(f"strong but not significant (p = {p:.2g}); too few images to tell")
     return ColumnAssociation(column=column, kind=kind, n_missing=n_missing, n_levels=n_levels, auroc=auroc,
@@ -208,11 +211,13 @@ def compute_fingerprint(ds: LoadedDataset, split_rule: str, leakage_checked: boo
     imbalance = float(max(nonzero) / min(nonzero)) if nonzero else 1.0
     group_column = ds.source.get("group_column")
     warnings = list(ds.warnings) + [
-        f"metadata column '{a.column}' predicts the label on its own (AUROC {a.auroc:.2f}, V {a.cramers_v:.2f}):"
-        " a possible shortcut" for a in associations if a.flagged and a.auroc is not None and a.cramers_v is not None]
+        f"metadata column '{a.column}' predicts the label on its own (AUROC {a.auroc:.2f}, "
+        f"V {a.cramers_v:.2f}): a possible shortcut"
+        for a in associations if a.flagged and a.auroc is not None and a.cramers_v is not None]
     boxes = ds.boxes
     return DatasetFingerprint(
-        format=ds.format, root=str(ds.root), task_type=ds.task_type, classes=list(ds.classes), n_images=len(t),
+        format=ds.format, root=str(ds.root), task_type=ds.task_type, classes=list(ds.classes),
+        n_images=len(t),
         class_counts=_counts(labels, ds.classes), split_counts=split_counts,
         splits_given=bool(ds.source.get("splits_given", False)), split_rule=split_rule, image_sizes=sizes,
         channels=channels, group_column=group_column,

@@ -82,6 +82,11 @@ def image_file_info(path: str | Path) -> tuple[int, int, int]:
     """``(height, width, channels)`` of an image file from its header only (no pixel decode)."""
     from PIL import Image
 
+    from .dicom import dicom_file_info, is_dicom_file
+
+    if is_dicom_file(path):
+        return dicom_file_info(path)
+
     with Image.open(path) as img:
         width, height = img.size
         return height, width, _MODE_CHANNELS.get(img.mode, 3)

@@ -33,7 +33,8 @@ __all__ = ["SPLITS", "assign_splits", "check_leakage", "remove_cross_split_dupli
 SPLITS = ("train", "val", "test")
 
 
-def holdout_mask(labels: np.ndarray, groups: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, str]:
+def holdout_mask(labels: np.ndarray, groups: np.ndarray, fraction: float,
+                 seed: int) -> tuple[np.ndarray, str]:
     """Boolean mask of rows to hold out (about ``fraction`` of them), whole groups only.
 
     Returns:
@@ -70,7 +71,8 @@ def _current_splits(ds: LoadedDataset) -> pd.Series:
     split = split.where(split.notna(), None)
     unknown = sorted({s for s in split.dropna()} - set(SPLITS))
     if unknown:
-        raise DataValidationError(f"unknown split values {unknown}", where=f"dataset '{ds.format}' split column",
+        raise DataValidationError(f"unknown split values {unknown}",
+                                  where=f"dataset '{ds.format}' split column",
                                   fix="use train, val or test")
     return split
 
@@ -100,7 +102,8 @@ def assign_splits(ds: LoadedDataset, seed: int = 0, val_fraction: float = 0.2,
         >>> from clinagent_lab.data.base import LoadedDataset
         >>> t = pd.DataFrame({"image_id": [str(i) for i in range(50)], "label": [i % 2 for i in range(50)],
         ...                   "split": None, "group_id": [str(i // 2) for i in range(50)], "path": None})
-        >>> ds = LoadedDataset("x", ".", "binary_classification", ["a", "b"], t, lambda i: np.zeros((2, 2, 1)))
+        >>> read = lambda i: np.zeros((2, 2, 1), np.uint8)
+        >>> ds = LoadedDataset("x", ".", "binary_classification", ["a", "b"], t, read)
         >>> out, rule = assign_splits(ds)
         >>> sorted(out.table["split"].value_counts().to_dict().items())
         [('test', 10), ('train', 30), ('val', 10)]
@@ -120,7 +123,8 @@ def assign_splits(ds: LoadedDataset, seed: int = 0, val_fraction: float = 0.2,
     if own:
         parts.append(f"dataset's own {'/'.join(s for s in SPLITS if s in present)} split kept")
     if (need_test or need_val) and not pool.any():
-        raise DataValidationError("no training rows to carve validation/test from", where=f"dataset '{ds.format}'",
+        raise DataValidationError("no training rows to carve validation/test from",
+                                  where=f"dataset '{ds.format}'",
                                   fix="provide a train split")
     scale = 1.0
     if need_test and test_fraction > 0:
@@ -168,7 +172,8 @@ def _group_leaks(ds: LoadedDataset) -> None:
     crossed = _cross_split(t["group_id"].astype(str).tolist(), t["split"].tolist())
     if crossed:
         name = ds.source.get("group_column") or "group_id"
-        examples = "; ".join(f"{g} in {'/'.join(s for s in SPLITS if s in v)}" for g, v in list(crossed.items())[:5])
+        examples = "; ".join(f"{g} in {'/'.join(s for s in SPLITS if s in v)}"
+                             for g, v in list(crossed.items())[:5])
         raise LeakageError(
             f"{len(crossed)} {name} value(s) appear in more than one split (e.g. {examples})",
             where=f"{ds.root}, column '{name}'",
@@ -176,7 +181,8 @@ def _group_leaks(ds: LoadedDataset) -> None:
                 "clinagent make grouped splits)")
 
 
-def check_leakage(ds: LoadedDataset, dataset_bytes_hash: bool = True, *, check_content: bool = True) -> dict[str, object]:
+def check_leakage(ds: LoadedDataset, dataset_bytes_hash: bool = True, *,
+                  check_content: bool = True) -> dict[str, object]:
     """Stop when a patient/group or an identical image sits in two splits.
 
     Args:
@@ -192,7 +198,8 @@ def check_leakage(ds: LoadedDataset, dataset_bytes_hash: bool = True, *, check_c
         LeakageError: names up to five example groups or image ids and their splits.
     """
     _group_leaks(ds)
-    report: dict[str, object] = {"groups": int(ds.table["group_id"].nunique()), "images_hashed": 0, "method": None}
+    report: dict[str, object] = {"groups": int(ds.table["group_id"].nunique()), "images_hashed": 0,
+                                 "method": None}
     if not check_content:
         return report
     hashes, method = _content_hashes(ds, dataset_bytes_hash)
@@ -236,7 +243,8 @@ def split_table(ds: LoadedDataset) -> pd.DataFrame:
     return ds.table[["image_id", "split"]].reset_index(drop=True).copy()
 
 
-def apply_split_table(ds: LoadedDataset, df: pd.DataFrame, max_absent_fraction: float = 0.05) -> LoadedDataset:
+def apply_split_table(ds: LoadedDataset, df: pd.DataFrame,
+                      max_absent_fraction: float = 0.05) -> LoadedDataset:
     """Replace the splits of ``ds`` by a frozen ``image_id, split`` table.
 
     Rows of ``ds`` absent from ``df`` (images dropped when the split was frozen: unreadable files, duplicates)
@@ -250,7 +258,8 @@ def apply_split_table(ds: LoadedDataset, df: pd.DataFrame, max_absent_fraction: 
     if missing_cols:
         raise DataValidationError(f"split table lacks columns {sorted(missing_cols)}", where="split table",
                                   fix="write the columns image_id,split")
-    frozen = df.assign(image_id=df["image_id"].astype(str)).drop_duplicates("image_id").set_index("image_id")["split"]
+    frozen = (df.assign(image_id=df["image_id"].astype(str)).drop_duplicates("image_id")
+              .set_index("image_id")["split"])
     bad = sorted({str(s) for s in frozen} - set(SPLITS))
     if bad:
         raise DataValidationError(f"split table has unknown split values {bad[:5]}", where="split table",

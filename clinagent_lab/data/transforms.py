@@ -99,8 +99,8 @@ def _augmentations(augment: AugmentConfig, channels: int, policy: ModalityPolicy
         ops.append(A.RandomBrightnessContrast(brightness_limit=bc, contrast_limit=bc, p=p))
     jitter = min((augment.color_jitter or policy.color_jitter_default) * factor, 0.5)
     if channels == 3 and jitter > 0:
-        ops.append(A.ColorJitter(brightness=jitter, contrast=jitter, saturation=jitter, hue=min(jitter / 4, 0.5),
-                                 p=p))
+        ops.append(A.ColorJitter(brightness=jitter, contrast=jitter, saturation=jitter,
+                                 hue=min(jitter / 4, 0.5), p=p))
     return ops
 
 

@@ -45,7 +45,8 @@ def check_table(ds: LoadedDataset) -> LoadedDataset:
         raise DataValidationError(f"the dataset table lacks columns {missing}", where=f"format '{ds.format}'",
                                   fix="the adapter must provide image_id, label, split, group_id and path")
     if len(ds.table) == 0:
-        raise DataValidationError("the dataset has no images", where=str(ds.root), fix="point at a folder with images")
+        raise DataValidationError("the dataset has no images", where=str(ds.root),
+                                  fix="point at a folder with images")
     dup = ds.table["image_id"][ds.table["image_id"].duplicated()]
     if len(dup):
         raise DataValidationError(f"{len(dup)} image ids repeat (e.g. {list(dup.unique()[:5])})",
@@ -64,6 +65,16 @@ def _bad_image_reason(ds: LoadedDataset, i: int, path: object, full_decode: bool
     try:
         if isinstance(path, str) and path and not full_decode:
             from PIL import Image
+
+            from .dicom import is_dicom_file
+
+            if is_dicom_file(path):
+                import pydicom
+
+                header = pydicom.dcmread(path, defer_size=1024)  # pixel data stays on disk, unread
+                if not any(tag in header for tag in ("PixelData", "FloatPixelData", "DoubleFloatPixelData")):
+                    return "DICOM file has no pixel data"
+                return None
 
             with Image.open(path) as img:
                 img.verify()
@@ -126,7 +137,8 @@ def check_labels(ds: LoadedDataset, min_per_class: int = 5) -> LoadedDataset:
     present = [ds.classes[k] for k in np.flatnonzero(counts)]
     if len(present) < 2:
         raise DataValidationError(
-            f"only one class is present ({present[0] if present else 'none'}); a classifier needs at least two",
+            f"only one class is present ({present[0] if present else 'none'}); "
+            "a classifier needs at least two",
             where=str(ds.root), fix="add images of the other class(es)")
     few = [(ds.classes[k], int(c)) for k, c in enumerate(counts) if c < min_per_class]
     if few:
@@ -137,7 +149,8 @@ def check_labels(ds: LoadedDataset, min_per_class: int = 5) -> LoadedDataset:
     return ds
 
 
-def validate_dataset(ds: LoadedDataset, *, max_bad_fraction: float = 0.02, min_per_class: int = 5) -> LoadedDataset:
+def validate_dataset(ds: LoadedDataset, *, max_bad_fraction: float = 0.02,
+                     min_per_class: int = 5) -> LoadedDataset:
     """:func:`check_table`, then :func:`check_images`, then :func:`check_labels`."""
     ds = check_table(ds)
     ds = check_images(ds, max_bad_fraction=max_bad_fraction)

@@ -26,10 +26,12 @@ from .vocabulary import (CLASS_GROUPS, CLASS_SYNONYMS, COLUMN_RULES, GENERIC_CON
 if TYPE_CHECKING:
     from ..data.base import ColumnAssociation, DatasetFingerprint
 
-__all__ = ["ground_spec", "match_class", "positive_class", "find_column", "confounder_for_column", "GROUNDING"]
+__all__ = ["ground_spec", "match_class", "positive_class", "find_column", "confounder_for_column",
+           "GROUNDING"]
 
 Draft = dict[str, Any]
 _OPERATING_METRICS = ("sensitivity_at_specificity", "specificity_at_sensitivity")
+_ADDED = "Column '{column}' predicts the label on its own: added"
 
 
 def _norm(name: str) -> str:
@@ -127,7 +129,7 @@ def find_column(name: str, columns: Sequence[str]) -> str | None:
 
 
 def confounder_for_column(column: str) -> str:
-    """The confounder name a column stands for (``drain`` -> ``chest_drain``), else the column in snake_case."""
+    """The confounder a column stands for (``drain`` -> ``chest_drain``), else the column in snake_case."""
     norm = _norm(column)
     for name, rule in COLUMN_RULES.items():
         if norm == name or _matches_by_name(rule, norm):
@@ -240,7 +242,9 @@ def _metric_class(d: Draft, fp: DatasetFingerprint) -> None:
 
 def _ground_confounder(conf: dict[str, Any], d: Draft, fp: DatasetFingerprint) -> None:
     name = conf["name"]
-    column = conf["column"] if conf["column"] in fp.metadata_columns else find_column(name, fp.metadata_columns)
+    column = conf["column"]
+    if column not in fp.metadata_columns:
+        column = find_column(name, fp.metadata_columns)
     if column is None:
         cols = ", ".join(fp.metadata_columns) or "none"
         d["questions"].append(f"You asked about {name} but the data has no column for it (columns: {cols}). "
@@ -264,9 +268,21 @@ def _ground_confounder(conf: dict[str, Any], d: Draft, fp: DatasetFingerprint) -
                                 f"kept action '{conf['action']}' as asked.")
 
 
+def _was_added(column: str | None, d: Draft) -> bool:
+    return column is not None and any(a.startswith(_ADDED.format(column=column)) for a in d["assumptions"])
+
+
 def _confounders(d: Draft, fp: DatasetFingerprint) -> None:
     for conf in d["confounders"]:
-        _ground_confounder(conf, d, fp)
+        if not _was_added(conf["column"], d):
+            _ground_confounder(conf, d, fp)
+
+
+def _unique_name(preferred: str, fallback: str, taken: set[str]) -> str:
+    for candidate in (preferred, fallback):
+        if candidate not in taken:
+            return candidate
+    return next(f"{fallback}_{i}" for i in range(2, len(taken) + 3) if f"{fallback}_{i}" not in taken)
 
 
 def _flagged_associations(d: Draft, fp: DatasetFingerprint) -> None:
@@ -275,14 +291,14 @@ def _flagged_associations(d: Draft, fp: DatasetFingerprint) -> None:
     for assoc in fp.associations:
         if not assoc.flagged or assoc.column in used or _is_constant(assoc):
             continue
+        if _was_added(assoc.column, d):
+            continue  # offered before and since removed by the clinician: leave it out
         d["questions"].append(f"`{assoc.column}` predicts the label {_strength(assoc)} on its own: mitigate, "
                               f"report, or ignore?")
-        name = confounder_for_column(assoc.column)
-        if name in names:
-            name = _norm(assoc.column) or "column"
+        name = _unique_name(confounder_for_column(assoc.column), _norm(assoc.column) or "column", names)
         d["confounders"].append({"name": name, "column": assoc.column, "action": "report"})
-        d["assumptions"].append(f"Added confounder {name} (column '{assoc.column}', action report): it "
-                                "predicts the label on its own.")
+        added = _ADDED.format(column=assoc.column)
+        d["assumptions"].append(f"{added} as confounder {name} (action report).")
         used.add(assoc.column)
         names.add(name)
 
@@ -318,7 +334,8 @@ GroundingStep = Callable[[Draft, "DatasetFingerprint"], None]
 
 #: The grounding steps, in the order they run.
 GROUNDING: tuple[GroundingStep, ...] = (
-    _provenance, _classes_and_task, _targets, _metric_class, _confounders, _flagged_associations, _supervision,
+    _provenance, _classes_and_task, _targets, _metric_class, _confounders, _flagged_associations,
+    _supervision,
 )
 
 

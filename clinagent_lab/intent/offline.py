@@ -19,7 +19,7 @@ Decisions worth knowing (each is also written into the spec's ``assumptions``):
 - A negated finding ("not melanoma", "non-melanoma") is never a target.
 
 Example:
-    >>> spec = parse_offline("pneumothorax on chest X-rays, don't let the model cheat by looking at chest drains")
+    >>> spec = parse_offline("pneumothorax on chest X-rays, don't let the model cheat with chest drains")
     >>> spec.task_type, spec.target_classes, [(c.name, c.action) for c in spec.confounders]
     ('binary_classification', ['pneumothorax'], [('chest_drain', 'mitigate')])
 """
@@ -42,8 +42,8 @@ __all__ = ["RequestKind", "assess_request", "parse_offline", "DECISIONS", "NON_I
 
 RequestKind = Literal["empty", "non_imaging", "vague", "imaging"]
 
-NON_IMAGING_QUESTION = ("This does not look like a medical-imaging task: say which images (e.g. chest X-rays, "
-                        "dermoscopy, wrist radiographs) and what the model should find in them.")
+NON_IMAGING_QUESTION = ("This does not look like a medical-imaging task: say which images (e.g. chest "
+                        "X-rays, dermoscopy, wrist radiographs) and what the model should find in them.")
 _BENIGN = {c.name for c in CONDITIONS if c.benign}
 _OPERATING_METRIC = {"specificity": ("sensitivity_at_specificity", "sensitivity at {:.0%} specificity"),
                      "sensitivity": ("specificity_at_sensitivity", "specificity at {:.0%} sensitivity")}
@@ -122,10 +122,12 @@ def _task_type(r: Reading, d: Draft) -> None:
     elif len(r.named_conditions) >= 3:
         d["task_type"], why = "multiclass_classification", "three or more findings are named"
     elif r.modality == "dermoscopy" and not r.named_conditions and r.classify_verb:
-        d["task_type"], why = "multiclass_classification", "lesions are to be classified; classes come from the data"
+        d["task_type"] = "multiclass_classification"
+        why = "lesions are to be classified; classes come from the data"
     else:
         target = " or ".join(d["target_classes"]) or "the finding"
-        d["task_type"], why = "binary_classification", f"{target} vs the rest; the data's classes decide in the end"
+        d["task_type"] = "binary_classification"
+        why = f"{target} vs the rest; the data's classes decide in the end"
     d["assumptions"].append(f"Task: {d['task_type']} ({why}).")
 
 
@@ -271,8 +273,9 @@ def _budget(r: Reading, d: Draft) -> None:
     d["budget"] = budget
     total = f", {budget.total_minutes:g} minutes in all" if budget.total_minutes else ""
     stated = read.max_iterations or read.iteration_minutes or read.total_minutes
+    end = "." if stated else " (default)."
     d["assumptions"].append(f"Budget: up to {budget.max_iterations} iterations of at most "
-                            f"{budget.iteration_minutes:g} minutes{total}" + ("." if stated else " (default)."))
+                            f"{budget.iteration_minutes:g} minutes{total}{end}")
 
 
 def _objective(r: Reading, d: Draft) -> None:

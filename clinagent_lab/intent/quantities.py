@@ -38,7 +38,8 @@ _SUBJECT = re.compile(rf"(?<!\w){_QUANTITY}\s+(?:\w+\s+)?at\s+(?:an?\s+|the\s+)?
 _METRIC_ALT = "|".join(p for pats in METRIC_TERMS.values() for p in pats) + r"|accuracy"
 _TARGET_WITH_METRIC = (
     re.compile(rf"(?<!\w){TARGET_CUES}\s+(?:(?:an?|the|of|for|to|at least|with|my|our)\s+)*"
-               rf"(?P<metric>{_METRIC_ALT})\s*(?:(?:of|=|:|>=|>|above|at least|over|around|about)\s*)*{_NUM}"),
+               rf"(?P<metric>{_METRIC_ALT})\s*(?:(?:of|=|:|>=|>|above|at least|over|around|about)\s*)*"
+               rf"{_NUM}"),
     re.compile(rf"(?<!\w)(?P<metric>{_METRIC_ALT})\s*(?:(?:of|=|:|>=|>|above|over|at least|target|goal|"
                rf"around|about|reaching|near|is|must be|should be|needs to be)\s*)*{_NUM}"),
 )
@@ -48,22 +49,26 @@ _TARGET_PLAIN = re.compile(
 _DURATION = re.compile(
     rf"(?<![\w.]){_COUNT}\s*-?\s*(?P<unit>hours?|hrs?|h|minutes?|mins?)(?!\w)")
 _PER_ITERATION_AFTER = re.compile(
-    r"^\s*(?:(?:per|each|an?|for each|every)\s+(?:iteration|round|run|experiment|attempt|try|training run|model)"
+    r"^\s*(?:(?:per|each|an?|for each|every)\s+"
+    r"(?:iteration|round|run|experiment|attempt|try|training run|model)"
     r"|(?:iterations?|rounds?|runs?|experiments?|training runs?)(?!\w))")
 _PER_ITERATION_BEFORE = re.compile(
     r"(?:(?:each|per|every)\s+(?:iteration|round|run|experiment|attempt|training run)(?:\s+[\w']+){0,4}"
     r"|(?:iterations?|rounds?|runs?|experiments?|attempts?)\s+(?:of|at|with|lasting|taking)"
     r"(?:\s+(?:up to|at most|about|around|max|maximum))?)\s*$")
 _ITERATIONS = (
-    re.compile(rf"(?<![\w.]){_ITER_COUNT}\s+(?:more\s+|training\s+|refinement\s+)?(?:iterations?|rounds?|attempts?|"
-               r"tries|experiments?|runs?|cycles?)(?!\w)"),
+    re.compile(rf"(?<![\w.]){_ITER_COUNT}\s+(?:more\s+|training\s+|refinement\s+)?"
+               r"(?:iterations?|rounds?|attempts?|tries|experiments?|runs?|cycles?)(?!\w)"),
     re.compile(rf"(?:iterate|try|run it|loop)\s+{_ITER_COUNT}\s+times"),
 )
 _N_OF_M = re.compile(r"(?<![\w.])(?P<n>\d+)\s*(?:/|of|out of|in)\s*(?:the\s+)?(?P<m>\d+)(?![\d.])")
-_FRACTION_WORD = re.compile(
-    r"(?<!\w)(?:" + "|".join(sorted((re.escape(w) for w in FRACTION_WORDS), key=len, reverse=True)) + r")(?!\w)")
+_FRACTION_ALT = "|".join(sorted((re.escape(w) for w in FRACTION_WORDS), key=len, reverse=True))
+_FRACTION_WORD = re.compile(rf"(?<!\w)(?:{_FRACTION_ALT})(?!\w)")
 _DECIMAL_OF_IMAGES = re.compile(r"(?<![\w.])(?P<num>0?\.\d+)(?P<pct>)\s+of\s+(?:the\s+)?(?:images|x-?rays|"
                                 r"radiographs|cases|films|data|dataset)")
+
+_COUNTS_SOMETHING_ELSE = re.compile(
+    r"\s*(?:of\s+(?:the\s+)?)?(?:images|cases|x-?rays|iterations|minutes|hours)")
 
 Span = tuple[int, int]
 
@@ -223,7 +228,7 @@ def _target(text: str, taken: list[Span], q: Quantities, patterns: tuple[re.Patt
             span = _num_span(m)
             if not _free(span, taken):
                 continue
-            if re.match(r"\s*(?:of\s+(?:the\s+)?)?(?:images|cases|x-?rays|iterations|minutes|hours)", text[span[1]:]):
+            if _COUNTS_SOMETHING_ELSE.match(text[span[1]:]):
                 continue
             taken.append(span)
             value, _ = to_fraction(m.group("num"), m.group("pct"))

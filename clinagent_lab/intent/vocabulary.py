@@ -103,7 +103,8 @@ CONDITIONS: tuple[Condition, ...] = (
 MODALITY_TERMS: dict[str, tuple[str, ...]] = {
     "dermoscopy": (
         r"dermoscop\w*", r"dermatoscop\w*", r"epiluminescence\w*", r"skin lesions?", r"skin spots?",
-        r"pigmented lesions?", r"moles?", r"isic", r"skin cancers?", r"ham10000", r"skin (?:images|photos|pictures)",
+        r"pigmented lesions?", r"moles?", r"isic", r"skin cancers?", r"ham10000",
+        r"skin (?:images|photos|pictures)",
         r"dermatolog\w*",
     ),
     "chest_xray": (
@@ -135,11 +136,13 @@ CONFOUNDER_TERMS: dict[str, tuple[str, ...]] = {
     "ruler": (r"rulers?", r"scale bars?", r"measuring (?:tapes?|scales?)", r"measurement scales?"),
     "ink_marking": (
         r"(?:pen|ink)(?:\s*/\s*(?:pen|ink))?[\s-]*mark(?:ing|er)?s?", r"surgical (?:skin )?mark(?:er|ing)s?",
-        r"skin mark(?:er|ing)s?", r"marker pens?", r"inks?", r"gentian violet", r"purple (?:marks|markings|ink)",
+        r"skin mark(?:er|ing)s?", r"marker pens?", r"inks?", r"gentian violet",
+        r"purple (?:marks|markings|ink)",
     ),
     "metal_implant": (
         r"metal(?:lic)?(?:\s*/\s*\w+)*\s*(?:plates?|screws?|implants?|hardware|work|wires?|pins?|rods?)",
-        r"metalwork", r"plates? and screws?", r"screws?", r"implants?", r"orthop(?:a)?edic (?:hardware|implants?)",
+        r"metalwork", r"plates? and screws?", r"screws?", r"implants?",
+        r"orthop(?:a)?edic (?:hardware|implants?)",
         r"surgical hardware", r"k[\s-]?wires?", r"osteosynthes[ie]s",
     ),
     "cast": (r"(?:plaster |fib(?:re|er)glass )?casts?", r"plaster", r"splints?", r"splinting"),
@@ -156,10 +159,12 @@ CONFOUNDER_TERMS: dict[str, tuple[str, ...]] = {
         r"(?:different|multiple|several|other|two|three|various|many|the) (?:hospitals|sites|centres|centers|"
         r"institutions|clinics)",
         r"(?:per|by|across|between|each|every|which) (?:hospital|site|centre|center|institution|clinic)s?",
-        r"hospitals", r"acquisition sites?", r"site effects?", r"sites", r"centres", r"centers", r"institutions",
+        r"hospitals", r"acquisition sites?", r"site effects?", r"sites", r"centres", r"centers",
+        r"institutions",
     ),
     "scanner": (
-        r"(?:different|multiple|several|other|various|the) (?:scanners|machines|vendors|manufacturers|devices)",
+        r"(?:different|multiple|several|other|various|the) "
+        r"(?:scanners|machines|vendors|manufacturers|devices)",
         r"(?:per|by|across|between|each|every|which) (?:scanner|machine|vendor|manufacturer)s?",
         r"scanners", r"vendors", r"manufacturers", r"x[\s-]?ray machines",
     ),
@@ -194,8 +199,8 @@ CONTEXT_CONFOUNDER_TERMS: dict[str, dict[str, str]] = {
 
 #: "make the model ignore X" means: keep it from using X.
 MITIGATE_STRONG_CUES: tuple[str, ...] = (
-    r"(?:make|let|have|force|teach|train|get)\s+(?:the\s+)?(?:model|it|network|classifier|algorithm|ai|system)"
-    r"\s+(?:to\s+)?(?:learn to\s+)?ignore",
+    r"(?:make|let|have|force|teach|train|get)\s+(?:the\s+)?"
+    r"(?:model|it|network|classifier|algorithm|ai|system)\s+(?:to\s+)?(?:learn to\s+)?ignore",
     r"(?:model|it|network|classifier|algorithm|ai|system)\s+(?:should|must|has to|needs? to|will|to|shall)"
     r"\s+(?:always\s+)?ignore",
     r"(?:should|must) ignore",
@@ -230,24 +235,27 @@ RISK_TERMS: dict[str, tuple[str, ...]] = {
         r" (?:afford to )?(?:want to )?(?:miss|overlook)\w*",
         r"missing(?: \w+){0,3} (?:is|are|would be|'s) (?:much |far |a lot )?(?:worse|bad|costly|dangerous|"
         r"unacceptable|catastrophic|the worst|not an option)",
-        r"miss(?:es|ed)?(?: \w+){0,2} (?:is|are|would be) (?:much |far )?(?:worse|costly|dangerous|unacceptable)",
-        r"false negatives? (?:is|are|would be|cost) (?:much |far )?(?:worse|bad|costly|dangerous|unacceptable|"
-        r"the worst|more)",
+        r"miss(?:es|ed)?(?: \w+){0,2} (?:is|are|would be) (?:much |far )?"
+        r"(?:worse|costly|dangerous|unacceptable)",
+        r"false negatives? (?:is|are|would be|cost) (?:much |far )?"
+        r"(?:worse|bad|costly|dangerous|unacceptable|the worst|more)",
         r"(?:avoid|minimi[sz]e|reduce|fewer|no) false negatives?", r"high(?:ly)? sensitiv\w*",
-        r"(?:maximi[sz]e|prioriti[sz]e|favou?r|optimi[sz]e for) sensitivity", r"catch (?:all|every|them all|as many)",
+        r"(?:maximi[sz]e|prioriti[sz]e|favou?r|optimi[sz]e for) sensitivity",
+        r"catch (?:all|every|them all|as many)",
         r"rule[\s-]out", r"screening", r"err on the side of caution", r"better safe than sorry",
         r"overlook\w*",
-        r"(?:would )?rather (?:have|get|accept|see|tolerate) (?:a few |some |an? |more )?(?:false (?:positives?|"
-        r"alarms?)|over[\s-]?calls?)",
+        r"(?:would )?rather (?:have|get|accept|see|tolerate) (?:a few |some |an? |more )?"
+        r"(?:false (?:positives?|alarms?)|over[\s-]?calls?)",
     ),
     "specificity": (
         r"too many false (?:positives?|alarms?)",
-        r"false (?:positives?|alarms?) (?:is|are|would be|cost) (?:much |far )?(?:worse|bad|costly|a problem|the "
-        r"problem|unacceptable|the worst|more)",
+        r"false (?:positives?|alarms?) (?:is|are|would be|cost) (?:much |far )?"
+        r"(?:worse|bad|costly|a problem|the problem|unacceptable|the worst|more)",
         r"(?:avoid|minimi[sz]e|reduce|fewer|no|limit|cut)(?: down)?(?: on)? (?:the )?(?:number of )?false "
         r"(?:positives?|alarms?)",
-        r"false alarms?", r"(?:wrong|needless|unneeded) (?:alarms?|alerts?)", r"over[\s-]?call\w*", r"over[\s-]?diagnos\w*",
-        r"unnecessary (?:biops\w+|referrals?|excisions?|recalls?|interventions?|callbacks?|surgery|surgeries)",
+        r"false alarms?", r"(?:wrong|needless|unneeded) (?:alarms?|alerts?)", r"over[\s-]?call\w*",
+        r"over[\s-]?diagnos\w*",
+        r"unnecessary (?:biops\w+|referrals?|excisions?|recalls?|interventions?|callbacks?|surger(?:y|ies))",
         r"high(?:ly)? specific\w*", r"(?:maximi[sz]e|prioriti[sz]e|favou?r|optimi[sz]e for) specificity",
         r"rule[\s-]in", r"alarm fatigue", r"cry(?:ing)? wolf",
     ),
@@ -260,8 +268,8 @@ RISK_TERMS: dict[str, tuple[str, ...]] = {
 #: Metric names. Longer alternatives first ("map@0.5" before "map").
 METRIC_TERMS: dict[str, tuple[str, ...]] = {
     "map50": (r"map[\s@_-]?(?:0?\.5|50)", r"mean average precision", r"(?<!heat )map"),
-    "balanced_accuracy": (r"balanced[\s-]accuracy", r"bal(?:anced)?[\s._-]?acc", r"mean (?:per[\s-]class )?recall",
-                          r"mean per[\s-]class accuracy"),
+    "balanced_accuracy": (r"balanced[\s-]accuracy", r"bal(?:anced)?[\s._-]?acc",
+                          r"mean (?:per[\s-]class )?recall", r"mean per[\s-]class accuracy"),
     "f1": (r"f1(?:[\s-]score)?", r"f[\s-]?score", r"f[\s-]measure"),
     "auroc": (r"auroc", r"au[\s-]?roc", r"roc[\s-]?auc", r"auc", r"area under (?:the )?(?:roc )?curve",
               r"roc(?: curve)?", r"c[\s-]statistic"),
@@ -288,7 +296,8 @@ CLASSIFY_VERBS: tuple[str, ...] = (
 BOX_TERMS: tuple[str, ...] = (r"bounding[\s-]?box\w*", r"bbox\w*", r"box(?:es|ed)?")
 
 MIXED_SUPERVISION_TERMS: tuple[str, ...] = (
-    r"(?:only|just) (?:a )?(?:few|some|subset|handful|fraction|minority|small (?:number|fraction|part|subset))",
+    r"(?:only|just) (?:a )?"
+    r"(?:few|some|subset|handful|fraction|minority|small (?:number|fraction|part|subset))",
     r"partial(?:ly)? (?:annotated|labell?ed|boxed)", r"weak(?:ly)?[\s-]supervis\w*", r"semi[\s-]supervis\w*",
     r"mixed supervision", r"(?:some|few|most) (?:of the )?(?:images )?(?:have|with|without|lack)",
     r"not (?:all|every)", r"(?:sparse|incomplete|limited) (?:boxes|annotations?|labels?)",
@@ -302,8 +311,8 @@ FULL_SUPERVISION_TERMS: tuple[str, ...] = (
 OUTPUT_TERMS: dict[str, tuple[str, ...]] = {
     "heatmap": (r"heat[\s-]?maps?", r"saliency(?: maps?)?", r"grad[\s-]?cam", r"attention maps?",
                 r"where (?:the model|it) (?:is )?look\w*", r"highlight\w*"),
-    "labels": (r"(?:hard |just |only )labels?", r"labels? only", r"yes[\s/-]+(?:or[\s-]+)?no (?:answers?|outputs?)",
-               r"just (?:a )?(?:yes or no|label|class)"),
+    "labels": (r"(?:hard |just |only )labels?", r"labels? only",
+               r"yes[\s/-]+(?:or[\s-]+)?no (?:answers?|outputs?)", r"just (?:a )?(?:yes or no|label|class)"),
 }
 
 #: A condition named in the same phrase as one of these is the one that matters most.
@@ -312,7 +321,8 @@ EMPHASIS_CUES: tuple[str, ...] = (
     r"focus(?:ing|ed)? on", r"especially", r"particularly", r"above all", r"critical", r"crucial",
     r"main concern", r"care (?:most |mostly )?about", r"important", r"worried about", r"concerned about",
     r"mainly", r"primarily", r"matters?",
-    r"(?:can'?t|cannot|can not|must not|mustn'?t|don'?t|do not|never|shouldn'?t) (?:afford to )?(?:miss|overlook)",
+    r"(?:can'?t|cannot|can not|must not|mustn'?t|don'?t|do not|never|shouldn'?t) (?:afford to )?"
+    r"(?:miss|overlook)",
 )
 
 #: Words that, in the few words before a finding, negate it ("not melanoma", "non-melanoma").
@@ -328,8 +338,8 @@ NEGATION_BREAKERS: tuple[str, ...] = (r"miss\w*", r"overlook\w*", r"fail\w*", r"
 #: Right after a finding: "melanoma is not the focus", "melanoma doesn't matter".
 POSTFIX_NEGATION: str = (
     r"^\s*(?:is|are|'s)?\s*(?:not|isn'?t|aren'?t|doesn'?t|don'?t|does not|do not)\s+(?:really\s+)?"
-    r"(?:the |a |an |my |our |of )?(?:focus|target|priority|important|matter|concern|interest|relevant|needed|"
-    r"required|what)"
+    r"(?:the |a |an |my |our |of )?"
+    r"(?:focus|target|priority|important|matter|concern|interest|relevant|needed|required|what)"
 )
 
 #: Phrases that show a concern about shortcuts even when no confounder is named.
@@ -438,20 +448,23 @@ class ColumnRule:
 COLUMN_RULES: dict[str, ColumnRule] = {
     "chest_drain": ColumnRule(("chest_drain", "drain", "chest_tube", "tube", "drains", "chest_drains",
                                "chesttube", "chestdrain", "thoracostomy_tube", "icd"),
-                              ("drain", "drains", "chest_tube", "thoracostomy"), ("et", "ng", "endotracheal")),
+                              ("drain", "drains", "chest_tube", "thoracostomy"),
+                              ("et", "ng", "endotracheal")),
     "ruler": ColumnRule(("ruler", "rulers", "has_ruler", "scale_bar"), ("ruler", "rulers")),
     "ink_marking": ColumnRule(("ink_marking", "ink", "marking", "markings", "pen_marking", "pen_mark",
-                               "skin_marker", "ink_marks", "surgical_marking"), ("ink", "marking", "markings")),
+                               "skin_marker", "ink_marks", "surgical_marking"),
+                              ("ink", "marking", "markings")),
     "metal_implant": ColumnRule(("metal_implant", "implant", "metal", "hardware", "osteosynthesis",
-                                 "metal_plate", "metalwork"), ("implant", "implants", "metal", "osteosynthesis")),
+                                 "metal_plate", "metalwork"),
+                                ("implant", "implants", "metal", "osteosynthesis")),
     "cast": ColumnRule(("cast", "splint", "plaster", "has_cast"), ("cast", "splint", "plaster")),
     "text_marker": ColumnRule(("text_marker", "text", "marker", "lr_marker", "laterality_marker",
                                "burned_in_text"), ("marker", "laterality")),
     "anatom_site": ColumnRule(("anatom_site_general", "anatom_site", "anatom_site_general_challenge",
                                "localization", "location", "body_site"), ("anatom", "localization")),
     "site": ColumnRule(("site", "hospital", "center", "centre", "institution", "source", "clinic",
-                        "acquisition_site", "institution_name"), ("hospital", "institution", "center", "centre",
-                                                                  "clinic"), ("anatom",)),
+                        "acquisition_site", "institution_name"),
+                       ("hospital", "institution", "center", "centre", "clinic"), ("anatom",)),
     "hospital": ColumnRule(("hospital", "site", "center", "centre", "institution", "institution_name"),
                            ("hospital", "institution"), ("anatom",)),
     "scanner": ColumnRule(("scanner", "manufacturer", "device", "machine", "vendor", "scanner_model",
@@ -462,7 +475,8 @@ COLUMN_RULES: dict[str, ColumnRule] = {
     "view_position": ColumnRule(("view_position", "view", "projection", "viewposition"),
                                 ("view", "projection")),
     "hair": ColumnRule(("hair", "has_hair"), ("hair",)),
-    "dark_corner": ColumnRule(("dark_corner", "dark_corners", "vignette", "vignetting"), ("dark", "vignette")),
+    "dark_corner": ColumnRule(("dark_corner", "dark_corners", "vignette", "vignetting"),
+                              ("dark", "vignette")),
     "ecg_lead": ColumnRule(("ecg_lead", "ecg_leads", "ecg", "electrode", "electrodes"), ("ecg", "electrode")),
     "pacemaker": ColumnRule(("pacemaker", "cardiac_device", "pacer"), ("pacemaker",)),
 }

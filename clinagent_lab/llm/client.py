@@ -31,6 +31,7 @@ from .redact import scrub_secrets
 __all__ = [
     "OFFLINE",
     "MODEL_ENV",
+    "API_BASE_ENV",
     "LLMConfig",
     "LLMUsage",
     "LLMClient",

@@ -13,11 +13,12 @@ Engine usage::
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from .audit import AuditSink
-from .client import LLMClient, LLMConfig, LLMUnavailable, is_offline
+from .client import API_BASE_ENV, LLMClient, LLMConfig, LLMUnavailable, is_offline
 from .proposer import propose_patch, repair_patch
 from .redact import Redactor
 
@@ -107,9 +108,12 @@ class LLMRefiner:
 def build_client(model: str, *, audit: AuditSink | None = None, **config: Any) -> LLMClient:
     """An :class:`LLMClient` for ``model``; ``config`` holds :class:`LLMConfig` fields (api_base, budgets).
 
-    ``None`` values in ``config`` are dropped so CLI options can be passed through unchanged.
+    ``None`` values in ``config`` are dropped so CLI options can be passed through unchanged; without an
+    ``api_base``, ``$CLINAGENT_API_BASE`` is used when set.
     """
     fields = {k: v for k, v in config.items() if v is not None}
+    if "api_base" not in fields and os.environ.get(API_BASE_ENV):
+        fields["api_base"] = os.environ[API_BASE_ENV]
     return LLMClient(LLMConfig(model=model, **fields), audit)
 
 

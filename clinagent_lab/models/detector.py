@@ -72,17 +72,24 @@ def _common(image_size: int) -> dict[str, Any]:
 
 @DETECTORS.register("fasterrcnn_mobilenet")
 def fasterrcnn_mobilenet(num_classes: int, image_size: int, cfg: ModelConfig) -> nn.Module:
-    """Faster R-CNN on a MobileNetV3-Large FPN backbone (torchvision's 320 px mobile detector, anchors rescaled)."""
+    """Faster R-CNN on a MobileNetV3-Large FPN backbone (torchvision's mobile detector; anchors scaled to the
+    input, a 256-wide box head and fewer sampled RoIs so it trains on CPU)."""
     from torchvision.models.detection import FasterRCNN
     from torchvision.models.detection.anchor_utils import AnchorGenerator
     from torchvision.models.detection.backbone_utils import mobilenet_backbone
+    from torchvision.models.detection.faster_rcnn import FastRCNNPredictor, TwoMLPHead
+    from torchvision.ops import MultiScaleRoIAlign
 
     backbone = mobilenet_backbone(backbone_name="mobilenet_v3_large", weights=None, fpn=True,
                                   norm_layer=nn.BatchNorm2d, trainable_layers=6)
     anchors = AnchorGenerator((anchor_sizes(image_size),) * 3, ((0.5, 1.0, 2.0),) * 3)
-    return FasterRCNN(backbone, num_classes=num_classes, rpn_anchor_generator=anchors,
+    pool = MultiScaleRoIAlign(featmap_names=["0", "1"], output_size=7, sampling_ratio=1)
+    hidden = 256
+    return FasterRCNN(backbone, rpn_anchor_generator=anchors, box_roi_pool=pool,
+                      box_head=TwoMLPHead(backbone.out_channels * 49, hidden),
+                      box_predictor=FastRCNNPredictor(hidden, num_classes),
                       rpn_pre_nms_top_n_train=600, rpn_post_nms_top_n_train=300, rpn_batch_size_per_image=128,
-                      box_batch_size_per_image=128, rpn_pre_nms_top_n_test=150, rpn_post_nms_top_n_test=150,
+                      box_batch_size_per_image=64, rpn_pre_nms_top_n_test=150, rpn_post_nms_top_n_test=150,
                       rpn_score_thresh=0.05,
                       box_score_thresh=SCORE_THRESH, box_detections_per_img=DETECTIONS_PER_IMAGE,
                       **_common(image_size))
@@ -173,17 +180,19 @@ def create_detector(recipe: Recipe, num_box_classes: int) -> nn.Module:
 
 
 @contextlib.contextmanager
-def score_floor(model: nn.Module, value: float = 0.0) -> Iterator[None]:
-    """Temporarily report detections down to score ``value`` (torchvision Faster R-CNN, FCOS, RetinaNet)."""
-    holders = [h for h in (getattr(model, "roi_heads", None), model) if h is not None and hasattr(h, "score_thresh")]
-    saved = [h.score_thresh for h in holders]
-    for h in holders:
-        h.score_thresh = value
+def score_floor(model: nn.Module, value: float = 0.0, max_detections: int = 1000) -> Iterator[None]:
+    """Temporarily report detections down to score ``value``, up to ``max_detections`` per image (torchvision
+    Faster R-CNN, FCOS and RetinaNet keep these settings on the model or its ``roi_heads``)."""
+    settings = {"score_thresh": value, "detections_per_img": max_detections}
+    holders = [h for h in (getattr(model, "roi_heads", None), model) if h is not None]
+    saved = [(h, name, getattr(h, name)) for h in holders for name in settings if hasattr(h, name)]
+    for h, name, _ in saved:
+        setattr(h, name, settings[name])
     try:
         yield
     finally:
-        for h, v in zip(holders, saved):
-            h.score_thresh = v
+        for h, name, old in saved:
+            setattr(h, name, old)
 
 
 def _to_original(boxes: torch.Tensor, meta: dict[str, Any]) -> np.ndarray:

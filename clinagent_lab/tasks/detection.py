@@ -30,7 +30,7 @@ from ..spec import TaskSpec
 from . import TASKS, TaskBackend
 
 __all__ = ["make_datamodule", "make_module", "predict", "evaluate", "save_predictions", "load_predictions",
-           "fit", "teacher_trainer_kwargs", "target_box_class", "DEFAULT_TARGET", "DEFAULT_FP_PER_IMAGE"]
+           "fit", "teacher_trainer_kwargs", "save_box_figure", "target_box_class", "DEFAULT_TARGET", "DEFAULT_FP_PER_IMAGE"]
 
 DEFAULT_TARGET = "fracture"
 DEFAULT_FP_PER_IMAGE = (0.5, 1, 2)
@@ -204,6 +204,39 @@ def load_predictions(path: str | Path) -> list[dict[str, Any]]:
         raise DataValidationError("detection predictions must be a JSON list", where=str(path),
                                   fix="write them with save_predictions")
     return data
+
+
+def save_box_figure(dataset: LoadedDataset, predictions: list[dict[str, Any]], path: str | Path, n: int = 6,
+                    min_score: float = 0.3, scale: int = 4) -> Path:
+    """A PNG strip of up to ``n`` images (annotated positives first): ground-truth boxes green, predicted
+    boxes of at least ``min_score`` red with their score."""
+    from PIL import Image, ImageDraw
+
+    from ..data.images import to_channels
+
+    rows = {str(i): k for k, i in enumerate(dataset.table["image_id"])}
+    boxes = dataset.boxes or {}
+    ranked = sorted(predictions, key=lambda p: (p["image_id"] not in boxes, -int(p.get("label", 0) == 1)))[:n]
+    tiles = []
+    for p in ranked:
+        image = Image.fromarray(to_channels(dataset.read_image(rows[p["image_id"]]), 3))
+        image = image.resize((image.width * scale, image.height * scale), Image.NEAREST)
+        draw = ImageDraw.Draw(image)
+        for b in boxes.get(p["image_id"], []):
+            draw.rectangle([b.x1 * scale, b.y1 * scale, b.x2 * scale, b.y2 * scale], outline=(0, 200, 0), width=2)
+        for box, score in zip(p["boxes"], p["scores"]):
+            if score >= min_score:
+                draw.rectangle([c * scale for c in box], outline=(230, 0, 0), width=1)
+                draw.text((box[0] * scale + 2, box[1] * scale + 1), f"{score:.2f}", fill=(230, 0, 0))
+        tiles.append(image)
+    width = sum(t.width for t in tiles) or 1
+    strip = Image.new("RGB", (width, max((t.height for t in tiles), default=1)))
+    x = 0
+    for tile in tiles:
+        strip.paste(tile, (x, 0))
+        x += tile.width
+    strip.save(path)
+    return Path(path)
 
 
 _BACKEND = TaskBackend(name="detection", template="detection.ipynb", make_datamodule=make_datamodule,

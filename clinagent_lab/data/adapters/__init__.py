@@ -1,8 +1,10 @@
 """Built-in dataset format adapters; each module registers itself on import."""
 
-from . import csv_manifest, image_folder, medmnist  # noqa: F401
+import importlib
 
-try:  # seed-task formats
-    from . import grazpedwri, isic2019, siim_acr  # noqa: F401
-except ImportError:  # pragma: no cover - partially installed checkout
-    pass
+for _name in ("csv_manifest", "image_folder", "medmnist", "isic2019", "siim_acr", "grazpedwri"):
+    try:
+        importlib.import_module(f"{__name__}.{_name}")
+    except ModuleNotFoundError as _exc:  # pragma: no cover - only a partially installed checkout lacks one
+        if _exc.name != f"{__name__}.{_name}":
+            raise

@@ -57,7 +57,8 @@ def _pick(columns: list[str], accepted: tuple[str, ...], explicit: str | None, r
           csv_path: Path, required: bool) -> str | None:
     if explicit is not None:
         if explicit not in columns:
-            raise DataValidationError(f"the {role} column '{explicit}' is not in the CSV", where=str(csv_path),
+            raise DataValidationError(f"the {role} column '{explicit}' is not in the CSV",
+                                      where=str(csv_path),
                                       fix=f"use one of the columns found: {', '.join(columns)}")
         return explicit
     lowered = {c.strip().lower(): c for c in columns}
@@ -93,7 +94,8 @@ def _label_strings(values: pd.Series, csv_path: Path, column: str) -> pd.Series:
     if missing.any():
         raise DataValidationError(
             f"{int(missing.sum())} rows have no label",
-            where=f"{csv_path}, column '{column}', CSV lines {[int(i) + 2 for i in values.index[missing][:5]]}",
+            where=f"{csv_path}, column '{column}', "
+                  f"CSV lines {[int(i) + 2 for i in values.index[missing][:5]]}",
             fix="give every row a label, or remove unlabelled rows")
     if pd.api.types.is_numeric_dtype(values) and np.all(np.mod(values.to_numpy(dtype=float), 1) == 0):
         return values.astype(np.int64).astype(str)
@@ -117,7 +119,8 @@ def _drop_missing_files(frame: pd.DataFrame, paths: list[Path], csv_path: Path, 
     examples = [f"line {int(i) + 2}: {frame.loc[i, column]}" for i in frame.index[~exists][:5]]
     if n_missing > MAX_MISSING_COUNT or n_missing > MAX_MISSING_FRACTION * len(frame):
         raise DataValidationError(
-            f"{n_missing} of {len(frame)} rows point at image files that do not exist (e.g. {'; '.join(examples)})",
+            f"{n_missing} of {len(frame)} rows point at image files that do not exist "
+            f"(e.g. {'; '.join(examples)})",
             where=f"{csv_path}, column '{column}' (paths are relative to {csv_path.parent})",
             fix="fix the paths or remove those rows")
     msg = (f"skipped {n_missing} manifest rows whose image file is missing ({'; '.join(examples)})")
@@ -177,7 +180,8 @@ def load(path: Path, *, image_column: str | None = None, label_column: str | Non
     unknown = sorted(set(label_str) - set(names))
     if unknown:
         raise DataValidationError(f"labels {unknown[:5]} are not in the given classes {names}",
-                                  where=f"{csv_path}, column '{lab_col}'", fix="add them to classes or fix rows")
+                                  where=f"{csv_path}, column '{lab_col}'",
+                                  fix="add them to classes or fix rows")
     if split_col is not None:
         splits, splits_given = normalise_split_column(frame[split_col], f"{csv_path}, column '{split_col}'")
     else:

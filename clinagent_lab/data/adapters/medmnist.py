@@ -20,7 +20,8 @@ from ..images import to_hwc_uint8
 
 __all__ = ["REQUIRED_KEYS", "KNOWN_CLASS_NAMES", "detect", "load", "find_npz", "class_names_for"]
 
-REQUIRED_KEYS = tuple(f"{split}_{kind}" for split in ("train", "val", "test") for kind in ("images", "labels"))
+REQUIRED_KEYS = tuple(f"{split}_{kind}" for split in ("train", "val", "test")
+                      for kind in ("images", "labels"))
 
 KNOWN_CLASS_NAMES: dict[str, list[str]] = {
     "pneumonia": ["normal", "pneumonia"],

@@ -5,10 +5,10 @@ as ``--data``). The planted shortcut is easy (a bright line, a ruler) while the 
 plain model learns to lean on the shortcut; in the test split the shortcut is independent of the label, which
 is how a model that relies on it is caught.
 
-Shortcut rule (train and val): ``P(shortcut | positive) = (1 + c) / 2`` and ``P(shortcut | negative) = (1 - c) /
-2`` for correlation ``c``; test: 0.5 for both when ``test_independent``. Counts are exact within every
-(split, label) cell (the chosen images are random), so the measured correlation equals the requested one up
-to rounding.
+Shortcut rule (train and val): ``P(shortcut | positive) = (1 + c) / 2`` and
+``P(shortcut | negative) = (1 - c) / 2`` for correlation ``c``; test: 0.5 for both when
+``test_independent``. Counts are exact within every (split, label) cell (the chosen images are random), so
+the measured correlation equals the requested one up to rounding.
 
 - ``chest_drain``: grayscale chest-radiograph-like images; pneumothorax = a lateral region without lung
   markings bounded by a faint pleural line; shortcut = a chest drain (bright straight tube).
@@ -32,7 +32,7 @@ __all__ = ["chest_drain", "dermoscopy", "drain_overlay", "shortcut_flags", "draw
 DERM_FREQUENCIES = {"NV": 0.5, "MEL": 0.2, "BKL": 0.17, "BCC": 0.13}
 
 
-# ----------------------------------------------------------------------------------------------------- helpers
+# ---------------------------------------------------------------------------------------------------- helpers
 
 
 def shortcut_flags(positive: np.ndarray, splits: np.ndarray, correlation: float, rng: np.random.Generator,
@@ -81,8 +81,9 @@ def _groups(n: int, rng: np.random.Generator, p_second: float = 0.25) -> np.ndar
     return np.array(out[:n])
 
 
-def draw_drain(image: np.ndarray, rng: np.random.Generator, thickness: int = 1, value: int = 250) -> np.ndarray:
-    """Draw a straight bright tube from the lower lateral chest wall towards the apex (uint8, HxW or HxWxC)."""
+def draw_drain(image: np.ndarray, rng: np.random.Generator, thickness: int = 1,
+               value: int = 250) -> np.ndarray:
+    """Draw a straight bright tube from the lower lateral chest wall towards the apex (HxW or HxWxC uint8)."""
     from PIL import Image, ImageDraw
 
     h, w = image.shape[:2]
@@ -129,7 +130,7 @@ def _ellipse(xx: np.ndarray, yy: np.ndarray, cx: float, cy: float, rx: float, ry
 
 
 def _chest_image(size: int, anatomy: np.ndarray, positive: bool, rng: np.random.Generator) -> np.ndarray:
-    """One chest-radiograph-like picture in [0, 255]; ``anatomy`` = per-patient jitter (dx, dy, scale, gain)."""
+    """One chest-radiograph-like picture, uint8; ``anatomy`` = per-patient (dx, dy, scale, gain)."""
     from scipy.ndimage import binary_dilation
 
     dx, dy, scale, gain = anatomy
@@ -200,7 +201,8 @@ def chest_drain(out_dir: str | Path, *, seed: int = 0, n: int | None = None, ima
         names.append(name)
     frame = pd.DataFrame({
         "image": names, "label": np.where(positive, "pneumothorax", "normal"), "split": splits,
-        "patient_id": [f"P{g:04d}" for g in group], "chest_drain": drain, "sex": sex[group], "age": age[group]})
+        "patient_id": [f"P{g:04d}" for g in group], "chest_drain": drain, "sex": sex[group],
+        "age": age[group]})
     return _write_manifest(out_dir, frame)
 
 
@@ -326,7 +328,8 @@ def dermoscopy(out_dir: str | Path, *, seed: int = 0, n: int | None = None, imag
         names.append(name)
     frame = pd.DataFrame({
         "image": names, "label": [classes[k] for k in labels], "split": splits,
-        "lesion_id": [f"L{g:04d}" for g in group], "ruler": ruler, "sex": sex[group], "age_approx": age[group],
+        "lesion_id": [f"L{g:04d}" for g in group], "ruler": ruler, "sex": sex[group],
+        "age_approx": age[group],
         "anatom_site": site[group]})
     return _write_manifest(out_dir, frame)
 
