@@ -34,23 +34,10 @@ def derm_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def e2e_session(drain_data: Path, tmp_path_factory: pytest.TempPathFactory):
     """One whole offline session (two iterations, then the test split once), shared by the e2e tests."""
     from clinagent_lab.agent.engine import Engine
-    from clinagent_lab.tasks import classification  # noqa: F401  (register the backend in this process)
 
     out = tmp_path_factory.mktemp("session")
     engine = Engine.create("pneumothorax on chest X-rays; don't let the model cheat by looking at chest drains",
                            drain_data, out, max_iterations=2, iteration_minutes=4, recipe_overrides=FAST)
     events: list[dict] = []
-    test_splits: list[str] = []
-    backend = classification._BACKEND
-    original = backend.predict
-
-    def counting_predict(module, datamodule, split):
-        test_splits.append(split)
-        return original(module, datamodule, split)
-
-    object.__setattr__(backend, "predict", counting_predict)
-    try:
-        engine.run(on_event=events.append)
-    finally:
-        object.__setattr__(backend, "predict", original)
-    return engine, events, test_splits
+    engine.run(on_event=events.append)
+    return engine, events

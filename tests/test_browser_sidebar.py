@@ -33,7 +33,8 @@ pytestmark = [
     pytest.mark.browser,
     pytest.mark.skipif(not CHROMIUM.exists(), reason="needs /usr/bin/chromium (apt-get install -y chromium)"),
     pytest.mark.skipif(not (LABEXTENSION / "package.json").exists(),
-                       reason="the labextension is not built (cd labextension && npm ci && npm run build:prod)"),
+                       reason="the labextension is not built "
+                              "(cd labextension && npm ci && npm run build:prod)"),
 ]
 
 
@@ -63,8 +64,8 @@ def lab(tmp_path: Path):
 
     root = tmp_path / "root"
     generate("chest_drain", root / "data", n=60, image_size=16)
-    notebook = nbformat.v4.new_notebook(metadata={"kernelspec": {"name": "python3", "display_name": "Python 3",
-                                                                 "language": "python"}})
+    kernelspec = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    notebook = nbformat.v4.new_notebook(metadata={"kernelspec": kernelspec})
     nbformat.write(notebook, root / "analysis.ipynb")
     config, share = tmp_path / "config", tmp_path / "share"
     config.mkdir()
@@ -159,14 +160,13 @@ def _drive(page, expect, url: str, token: str) -> None:
     rows = page.get_by_test_id("clinagent-history-row")
     expect(rows).to_have_count(1, timeout=150_000)
     notebook = page.locator(".jp-Notebook").first
-    expect(notebook).to_contain_text("clinagent iteration 1", timeout=30_000)
+    expect(notebook).to_contain_text("clinagent iteration 1", timeout=180_000)  # when it finished
     page.screenshot(path=str(ARTIFACTS / "browser_3_cells.png"))
 
-    expect(proposal).to_be_visible(timeout=60_000)
-    _short_training(page, expect, proposal)
+    expect(proposal).to_be_visible(timeout=60_000)  # builds on the kept recipe: two epochs again
     page.get_by_test_id("clinagent-approve").click()
     expect(rows).to_have_count(2, timeout=150_000)
-    expect(notebook).to_contain_text("clinagent iteration 2", timeout=30_000)
+    expect(notebook).to_contain_text("clinagent iteration 2", timeout=180_000)
     page.screenshot(path=str(ARTIFACTS / "browser_4_second.png"))
 
     finish = page.get_by_test_id("clinagent-finish")

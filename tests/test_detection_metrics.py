@@ -35,9 +35,10 @@ def test_map50_one_hit_one_miss_is_51_over_101() -> None:
 def test_map50_iou_threshold_is_inclusive_of_half_overlap() -> None:
     # [0,0,10,10] vs [0,0,10,20]: IoU exactly 0.5 counts as a hit at IoU 0.5.
     assert box_iou(np.array([[0, 0, 10, 10]]), np.array([[0, 0, 10, 20]]))[0, 0] == pytest.approx(0.5)
-    m = detection_metrics([_pred("a", [[0, 0, 10, 10]], [0.9], [0])], [_gt("a", [[0, 0, 10, 20]], [0])], CLASSES)
+    target = [_gt("a", [[0, 0, 10, 20]], [0])]
+    m = detection_metrics([_pred("a", [[0, 0, 10, 10]], [0.9], [0])], target, CLASSES)
     assert m["map50"] == pytest.approx(1.0)
-    m = detection_metrics([_pred("a", [[0, 0, 10, 9]], [0.9], [0])], [_gt("a", [[0, 0, 10, 20]], [0])], CLASSES)
+    m = detection_metrics([_pred("a", [[0, 0, 10, 9]], [0.9], [0])], target, CLASSES)
     assert m["map50"] == pytest.approx(0.0)
 
 
@@ -81,7 +82,8 @@ def test_sensitivity_at_false_positives_per_image_by_hand() -> None:
 
 
 def test_sensitivity_ignores_other_classes() -> None:
-    preds = [_pred("a", [[50, 50, 60, 60], [0, 0, 10, 10]], [0.99, 0.5], [1, 0])]  # confident text box elsewhere
+    # a confident text box elsewhere is no fracture false positive
+    preds = [_pred("a", [[50, 50, 60, 60], [0, 0, 10, 10]], [0.99, 0.5], [1, 0])]
     targets = [_gt("a", [[0, 0, 10, 10]], [0])]
     m = detection_metrics(preds, targets, CLASSES, fp_per_image=(0,))
     assert m["sensitivity_at_fp"] == {"0": 1.0}
@@ -136,8 +138,8 @@ def test_map50_matches_pycocotools_on_random_boxes() -> None:
         images.append({"id": i, "width": 64, "height": 64})
         for b, c in zip(gt, gl):
             annotations.append({"id": len(annotations) + 1, "image_id": i, "category_id": int(c),
-                                "bbox": [b[0], b[1], b[2] - b[0], b[3] - b[1]], "area": float((b[2] - b[0]) * (b[3] - b[1])),
-                                "iscrowd": 0})
+                                "bbox": [b[0], b[1], b[2] - b[0], b[3] - b[1]],
+                                "area": float((b[2] - b[0]) * (b[3] - b[1])), "iscrowd": 0})
         for b, c, s in zip(pb, pl, ps):
             detections.append({"image_id": i, "category_id": int(c), "score": float(s),
                                "bbox": [b[0], b[1], b[2] - b[0], b[3] - b[1]]})
@@ -148,7 +150,8 @@ def test_map50_matches_pycocotools_on_random_boxes() -> None:
     evaluator.params.iouThrs = np.array([0.5])
     evaluator.evaluate()
     evaluator.accumulate()
-    precision = evaluator.eval["precision"][0, :, :, 0, -1]  # IoU .5, all recalls, classes, area all, 100 dets
+    # axes: IoU (.5), 101 recalls, classes, area range (all), max detections (100)
+    precision = evaluator.eval["precision"][0, :, :, 0, -1]
     per_class = [float(precision[:, k][precision[:, k] > -1].mean()) for k in range(3)]
     m = detection_metrics(preds, targets, CLASSES)
     assert [m["ap50_per_class"][c] for c in CLASSES] == pytest.approx(per_class, abs=1e-6)
@@ -161,4 +164,5 @@ def test_bad_inputs_raise_clear_errors() -> None:
     with pytest.raises(DataValidationError, match="N x 4"):
         detection_metrics([_pred("a", [[0, 0, 1]], [0.5], [0])], [_gt("a", [[0, 0, 1, 1]], [0])], CLASSES)
     with pytest.raises(DataValidationError, match="differ in length"):
-        detection_metrics([_pred("a", [[0, 0, 1, 1]], [0.5, 0.4], [0])], [_gt("a", [[0, 0, 1, 1]], [0])], CLASSES)
+        detection_metrics([_pred("a", [[0, 0, 1, 1]], [0.5, 0.4], [0])], [_gt("a", [[0, 0, 1, 1]], [0])],
+                          CLASSES)

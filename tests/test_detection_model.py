@@ -35,14 +35,16 @@ def _one_thread():
 def _split_by_patient(ds, fractions=(0.6, 0.2)):
     patients = sorted(ds.table["group_id"].unique())
     n_train, n_val = int(len(patients) * fractions[0]), int(len(patients) * fractions[1])
-    which = {p: "train" if k < n_train else "val" if k < n_train + n_val else "test" for k, p in enumerate(patients)}
+    which = {p: "train" if k < n_train else "val" if k < n_train + n_val else "test"
+             for k, p in enumerate(patients)}
     ds.table["split"] = ds.table["group_id"].map(which).astype(object)
     return ds
 
 
 @pytest.fixture(scope="module")
 def wrist(tmp_path_factory):
-    root = grazpedwri(tmp_path_factory.mktemp("wrist") / "data", seed=1, n=30, image_size=SIZE, box_fraction=0.4)
+    root = grazpedwri(tmp_path_factory.mktemp("wrist") / "data", seed=1, n=30, image_size=SIZE,
+                      box_fraction=0.4)
     return _split_by_patient(load_dataset(root))
 
 
@@ -60,8 +62,8 @@ SPEC = TaskSpec(task_type="detection", target_classes=["fracture"], primary_metr
 
 
 def _trainer(**kwargs) -> L.Trainer:
-    opts = dict(logger=False, enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
-                accelerator="cpu", num_sanity_val_steps=0)
+    opts = dict(logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                enable_model_summary=False, accelerator="cpu", num_sanity_val_steps=0)
     opts.update(kwargs)
     return L.Trainer(**opts)
 
@@ -134,14 +136,16 @@ def test_detector_reloads_from_checkpoint(wrist, tmp_path: Path) -> None:
     trainer = _trainer(max_epochs=1, limit_train_batches=1, limit_val_batches=1)
     trainer.fit(module, datamodule=backend.make_datamodule(wrist, recipe, SPEC))
     trainer.save_checkpoint(tmp_path / "model.ckpt")
-    loaded = WristDetector.load_from_checkpoint(tmp_path / "model.ckpt", map_location="cpu", weights_only=False)
+    loaded = WristDetector.load_from_checkpoint(tmp_path / "model.ckpt", map_location="cpu",
+                                                weights_only=False)
     assert loaded.box_classes == wrist.box_classes and loaded.target_class == "fracture"
     for a, b in zip(module.state_dict().values(), loaded.state_dict().values()):
         assert torch.equal(a, b)
     weights = tmp_path / "weights.pt"
     torch.save(module.model.state_dict(), weights)
     warm = backend.make_module(_recipe(model={"pretrained_path": str(weights)}), wrist, SPEC)
-    assert torch.equal(next(iter(warm.model.state_dict().values())), next(iter(module.model.state_dict().values())))
+    for a, b in zip(warm.model.state_dict().values(), module.model.state_dict().values()):
+        assert torch.equal(a, b)
     with pytest.raises(RecipeError, match="not found"):
         backend.make_module(_recipe(model={"pretrained_path": str(tmp_path / "nope.pt")}), wrist, SPEC)
 
@@ -175,7 +179,8 @@ def test_fit_runs_teacher_then_student_on_all(wrist) -> None:
     out = backend.fit(module, dm, trainer, teacher_trainer=_trainer(max_epochs=1, limit_val_batches=0))
     assert out is module and trainer.current_epoch == 1
     summary = module.pseudo_label_summary
-    assert summary["candidates"] == len(dm.unboxed_positive_rows()) and summary["images"] == summary["candidates"]
+    assert summary["candidates"] == len(dm.unboxed_positive_rows())
+    assert summary["images"] == summary["candidates"]
     assert len(dm.train_rows()) == n_before + summary["images"]
     assert len(trainer.train_dataloader.dataset) == len(dm.train_rows())
 

@@ -16,7 +16,7 @@ pytestmark = pytest.mark.slow
 
 
 def test_two_iterations_run_and_are_recorded(e2e_session):
-    engine, events, _ = e2e_session
+    engine, events = e2e_session
     s = engine.session
     assert [it.index for it in s.iterations] == [1, 2]
     assert all(it.status == "ok" for it in s.iterations), [it.error for it in s.iterations]
@@ -33,17 +33,19 @@ def test_two_iterations_run_and_are_recorded(e2e_session):
 
 
 def test_best_iteration_is_the_best_kept_one(e2e_session):
-    engine, _, _ = e2e_session
+    engine, _ = e2e_session
     s = engine.session
     kept = [it for it in s.iterations if it.decision in ("kept", "baseline")]
     assert s.best_iteration == kept[-1].index
 
 
 def test_test_split_read_exactly_once(e2e_session):
-    engine, _, predicted_splits = e2e_session
+    engine, _ = e2e_session
     s = engine.session
-    assert predicted_splits.count("test") == 1
     assert s.test_reads == 1
+    assert [e.kind for e in s.audit].count("test_split_read") == 1
+    info = json.loads((Path(s.out_dir) / "final_test" / "run_info.json").read_text())
+    assert info["test_reads"] == 1  # the test loader was built once, in the final-test notebook
     assert s.final_test is not None and s.final_test.iteration == s.best_iteration
     splits = pd.read_csv(Path(s.out_dir) / "splits.csv", dtype={"image_id": str})
     test_ids = set(splits.loc[splits["split"] == "test", "image_id"])
@@ -55,7 +57,7 @@ def test_test_split_read_exactly_once(e2e_session):
 
 
 def test_test_predictions_file(e2e_session):
-    engine, _, _ = e2e_session
+    engine, _ = e2e_session
     s = engine.session
     pred = pd.read_csv(s.final_test.predictions, dtype={"image_id": str})
     assert list(pred.columns[:3]) == ["image_id", "label", "label_name"]
@@ -71,7 +73,7 @@ def test_test_predictions_file(e2e_session):
 
 
 def test_session_reloads_identically(e2e_session):
-    engine, _, _ = e2e_session
+    engine, _ = e2e_session
     reloaded = Session.load(engine.session.out_dir)
     assert reloaded.model_dump() == engine.session.model_dump()
     raw = json.loads((Path(engine.session.out_dir) / "session.json").read_text())
@@ -85,7 +87,7 @@ def test_session_reloads_identically(e2e_session):
 def test_reopen_marks_running_iteration_interrupted(e2e_session, tmp_path):
     import shutil
 
-    engine, _, _ = e2e_session
+    engine, _ = e2e_session
     copy = tmp_path / "copy"
     shutil.copytree(engine.session.out_dir, copy)
     s = Session.load(copy)

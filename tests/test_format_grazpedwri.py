@@ -12,8 +12,8 @@ import pytest
 from clinagent_lab.data.adapters import grazpedwri as adapter
 from clinagent_lab.data.formats import detect_format, load_dataset
 from clinagent_lab.data.synth.wrist import grazpedwri
-from clinagent_lab.data.yolo import (YoloBox, box_to_yolo, parse_yolo_line, read_yolo_labels, write_yolo_labels,
-                                     yolo_to_box)
+from clinagent_lab.data.yolo import (YoloBox, box_to_yolo, parse_yolo_line, read_yolo_labels,
+                                     write_yolo_labels, yolo_to_box)
 from clinagent_lab.errors import DataFormatError, DataValidationError
 
 SIZE = 32
@@ -66,7 +66,8 @@ def test_fracture_box_sets_the_label_without_fracture_visible(wrist: Path) -> No
     csv = _csv(wrist)
     ds = load_dataset(wrist)
     boxed_pos = next(s for s, b in ds.boxes.items() if any(x.label == 3 for x in b))
-    unboxed_pos = next(s for s, y in zip(ds.table["image_id"], ds.table["label"]) if y == 1 and s not in ds.boxes)
+    unboxed_pos = next(s for s, y in zip(ds.table["image_id"], ds.table["label"])
+                       if y == 1 and s not in ds.boxes)
     csv.loc[csv["filestem"].isin([boxed_pos, unboxed_pos]), "fracture_visible"] = np.nan
     csv.to_csv(wrist / "dataset.csv", index=False)
     labels = dict(zip(*load_dataset(wrist).table[["image_id", "label"]].to_numpy().T))
@@ -173,3 +174,16 @@ def test_yolo_round_trip(tmp_path: Path) -> None:
     write_yolo_labels(tmp_path / "empty.txt", [])
     assert read_yolo_labels(tmp_path / "empty.txt") == []
     assert parse_yolo_line("0 1.0000001 0 0 0").cx == 1.0
+
+
+def test_generator_is_registered_and_deterministic(tmp_path: Path) -> None:
+    from clinagent_lab.data.synth import generate
+
+    a = generate("grazpedwri", tmp_path / "a", seed=5, n=8, image_size=24, box_fraction=0.5)
+    b = grazpedwri(tmp_path / "b", seed=5, n=8, image_size=24, box_fraction=0.5)
+    files_a = sorted(p.relative_to(a) for p in a.rglob("*") if p.is_file())
+    assert files_a == sorted(p.relative_to(b) for p in b.rglob("*") if p.is_file())
+    assert all((a / f).read_bytes() == (b / f).read_bytes() for f in files_a)
+    ds = load_dataset(a)
+    assert ds.source["n_annotated"] == 4 and len(ds) == 8
+    assert set(ds.table["label"]) <= {0, 1}

@@ -1,4 +1,4 @@
-"""The server extension with the real engine on tiny synthetic data: one iteration, cells, the test split once."""
+"""The server extension with the real engine on tiny synthetic data: one iteration, cells, test once."""
 
 from __future__ import annotations
 
@@ -28,7 +28,8 @@ def data(jp_root_dir: Path) -> Path:
 
 
 async def call(jp_fetch, method: str, *parts: str, body: Any = None, params: dict[str, str] | None = None):
-    kwargs: dict[str, Any] = {"method": method, "raise_error": False, "request_timeout": 120, "params": params}
+    kwargs: dict[str, Any] = {"method": method, "raise_error": False, "request_timeout": 120,
+                              "params": params}
     if method == "POST":
         kwargs["body"] = json.dumps(body or {})
     response = await jp_fetch(API, *parts, **kwargs)

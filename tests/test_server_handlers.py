@@ -51,7 +51,7 @@ class StandInEngine:
                               fix="say what to detect or classify")
         return TaskSpec(request=request, objective=request, modality="chest_xray",
                         target_classes=["drain"], assumptions=["primary metric AUROC (not stated)"],
-                        questions=["Is a missed drain costlier than a false alarm?"] if data_path is None else [])
+                        questions=[] if data_path else ["Is a missed drain costlier than a false alarm?"])
 
     @classmethod
     def create(cls, request: str, data_path: Any, out_dir: Any, *, model: str = "offline", seed: int = 0,
@@ -154,7 +154,8 @@ class StandInEngine:
         it.notebook = str(out / "iteration.ipynb")
         it.status, it.val_metrics, it.selection_value = "ok", {"auroc": value}, value
         best = self.session.best()
-        it.decision = "baseline" if best is None else ("kept" if value > best.selection_value else "discarded")
+        better = best is not None and value > best.selection_value
+        it.decision = "baseline" if best is None else ("kept" if better else "discarded")
         if it.decision != "discarded":
             self.session.best_iteration = index
         it.finished_at = now_iso()
@@ -179,7 +180,8 @@ class StandInEngine:
         if best is None:
             raise SessionError("no iteration succeeded yet", fix="run an iteration first")
         self.session.test_reads += 1
-        self.session.final_test = FinalTest(iteration=best.index, metrics={"auroc": 0.71}, evaluated_at=now_iso(),
+        self.session.final_test = FinalTest(iteration=best.index, metrics={"auroc": 0.71},
+                                            evaluated_at=now_iso(),
                                             n_samples=12, predictions="test_predictions.csv")
         self.session.status = "finished"
         self.session.save()
@@ -347,7 +349,8 @@ async def test_second_start_is_409_and_stop_ends_it(jp_fetch, manager):
         code, answer = await call(jp_fetch, "POST", "sessions", target, "start")
         assert code == 409, answer
         assert answer["error"] == "BusyError" and f"session '{sid}'" in answer["what"]
-    code, answer = await call(jp_fetch, "POST", "sessions", sid, "spec", body={"spec": TaskSpec().model_dump()})
+    code, answer = await call(jp_fetch, "POST", "sessions", sid, "spec",
+                              body={"spec": TaskSpec().model_dump()})
     assert code == 409
     code, answer = await call(jp_fetch, "POST", "sessions", other, "stop")
     assert code == 409 and "nothing is running" in answer["what"]
@@ -490,9 +493,10 @@ async def test_event_stream_replays_then_follows(jp_fetch, manager, http_server_
 def _session_left_running(root: Path) -> Path:
     out = root / ".clinagent" / "sessions" / "s-old"
     recipe = Recipe(task_type="binary_classification", classes=["no", "yes"])
-    session = Session(id="s-old", request="detect drains", data_path=str(root), out_dir=str(out), spec=TaskSpec(),
-                      status="running", iterations=[Iteration(index=0, recipe=recipe, rationale="baseline", started_at=now_iso(),
-                                                              status="running")])
+    running = Iteration(index=1, recipe=recipe, rationale="baseline", started_at=now_iso(), status="running")
+    session = Session(id="s-old", request="detect drains", data_path=str(root), out_dir=str(out),
+                      spec=TaskSpec(),
+                      status="running", iterations=[running])
     session.save()
     return out
 

@@ -543,55 +543,59 @@ class Engine:
     # ------------------------------------------------------------------------------------------------------
     # the test split, once
     # ------------------------------------------------------------------------------------------------------
-    def finish(self, on_event: EventSink | None = None) -> FinalTest:
-        """Evaluate the best iteration on the test split. Allowed exactly once per session."""
-        from ..tasks import get_backend
+    def finish(self, on_event: EventSink | None = None, timeout_s: float | None = None) -> FinalTest:
+        """Evaluate the best iteration on the test split. Allowed exactly once per session.
+
+        The evaluation runs as a notebook (``<out>/final_test/final_test.ipynb``) in its own kernel, like the
+        iterations: the kept model's custom code, if any, runs only there, and the run can be audited.
+        """
+        from ..notebooks.render import FINAL_TEST_TEMPLATE, render_iteration
 
         s = self.session
         if s.final_test is not None or s.test_reads > 0:
-            raise SessionError(f"the test split was already evaluated (at {s.final_test.evaluated_at if s.final_test else '?'})",
+            when = s.final_test.evaluated_at if s.final_test else "an earlier attempt"
+            raise SessionError(f"the test split was already evaluated ({when})",
                                fix="the test split is read once per session; start a new session to test again")
         best = s.best()
         if best is None or not best.checkpoint or not Path(best.checkpoint).exists():
             raise SessionError("no kept model to evaluate", fix="run at least one successful iteration first")
-        backend = get_backend(best.recipe.task_type)
         with self._lock:
             s.test_reads += 1
             s.log("test_split_read", iteration=best.index)
             self._save()
         self._emit(on_event, "test_started", iteration=best.index)
-        dataset = self.dataset(include_test=True)
-        datamodule = backend.make_datamodule(dataset, best.recipe, s.spec, include_test=True)
-        module = _load_module(best)
-        predictions = backend.predict(module, datamodule, "test")
+        folder = self.out / "final_test"
         threshold = best.val_metrics.get("threshold")
-        metrics = backend.evaluate(predictions, best.recipe, s.spec, dataset,
-                                   threshold=threshold if isinstance(threshold, (int, float)) else None)
-        path = self._write_test_predictions(backend, predictions, best.recipe)
+        params = {**self.notebook_parameters(best.recipe), "checkpoint": str(Path(best.checkpoint).resolve()),
+                  "threshold": threshold if isinstance(threshold, (int, float)) else None}
+        render_iteration(FINAL_TEST_TEMPLATE, folder / "input.ipynb", custom_code=best.recipe.custom_code,
+                         parameters=params)
+        result = self._executor.execute(folder / "input.ipynb", folder / "final_test.ipynb", {},
+                                        timeout_s=timeout_s or max(600.0, s.spec.budget.iteration_minutes * 60),
+                                        events_path=folder / "events.jsonl", cwd=folder)
+        if result.status != "ok":
+            with self._lock:
+                s.log("final_test_failed", status=result.status, error=result.error)
+                self._save()
+            raise SessionError(f"the test evaluation ended with status '{result.status}': "
+                               f"{(result.error or {}).get('evalue', '')}", where=str(folder / "final_test.ipynb"),
+                               fix="read the notebook; the test split counts as read")
+        metrics = json.loads((folder / "test_metrics.json").read_text(encoding="utf-8"))
+        info = json.loads((folder / "run_info.json").read_text(encoding="utf-8"))
+        name = "test_predictions.csv" if (folder / "test_predictions.csv").exists() else "test_predictions.json"
+        path = self.out / name
+        path.write_bytes((folder / name).read_bytes())
         final = FinalTest(iteration=best.index, metrics=metrics, evaluated_at=now_iso(),
-                          n_samples=len(predictions), predictions=str(path))
+                          n_samples=int(info["n_samples"]), predictions=str(path))
         with self._lock:
             s.final_test = final
             s.status = "finished"
-            s.log("final_test", iteration=best.index, primary=metrics.get("primary"))
+            s.log("final_test", iteration=best.index, primary=metrics.get("primary"),
+                  test_loader_reads=info.get("test_reads"), notebook=str(folder / "final_test.ipynb"))
             self._save()
         self._emit(on_event, "session_finished", iteration=best.index, metrics=_headline(metrics),
                    predictions=str(path))
         return final
-
-    def _write_test_predictions(self, backend: Any, predictions: Any, recipe: Recipe) -> Path:
-        import pandas as pd
-
-        if isinstance(predictions, pd.DataFrame):
-            frame = predictions.copy()
-            frame.insert(2, "label_name", [recipe.classes[i] for i in frame["label"]])
-            columns = ["image_id", "label", "label_name"] + [c for c in frame.columns if c.startswith("prob_")]
-            path = self.out / "test_predictions.csv"
-            atomic_write_text(path, frame[columns].to_csv(index=False))
-            return path
-        path = self.out / "test_predictions.json"
-        backend.save_predictions(predictions, path)
-        return path
 
     def export_report(self, path: str | Path | None = None) -> Path:
         from ..report import write_report

@@ -8,9 +8,10 @@ Training images by supervision (``LoadedDataset.boxes`` says which images are bo
   pseudo boxes were set for them (:meth:`DetectionDataModule.set_pseudo_boxes`, teacher-student training);
 - images with an unknown label (-1) and no boxes are left out.
 
-A batch is ``(images, targets, metas)``: lists of ``3xHxW`` float tensors in [0, 1] (grayscale repeated to three
-channels), torchvision target dicts (``boxes`` x1y1x2y2 in input pixels, ``labels`` = box class index + 1, 0 being
-background) and meta dicts (``image_id``, ``row``, ``orig_size``, ``size``, ``annotated``, ``label``).
+A batch is ``(images, targets, metas)``: lists of ``3xHxW`` float tensors in [0, 1] (grayscale repeated to
+three channels), torchvision target dicts (``boxes`` x1y1x2y2 in input pixels, ``labels`` = box class index +
+1, 0 being background) and meta dicts (``image_id``, ``row``, ``orig_size``, ``size``, ``annotated``,
+``label``).
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ AUGMENT_PROBABILITY = {"none": 0.0, "light": 0.5, "medium": 0.7, "strong": 0.9}
 
 
 def build_transform(recipe: Recipe, train: bool, extra: Sequence[Any] = ()) -> Any:
-    """Albumentations pipeline: resize to ``image_size`` square, then (train only) the recipe's augmentations."""
+    """Albumentations: resize to an ``image_size`` square, then (train only) the recipe's augmentations."""
     import albumentations as A
 
     size = recipe.data.image_size
@@ -78,8 +79,8 @@ class DetectionDataset(Dataset):
         cache: shared dict row -> decoded image, or None to decode every time.
     """
 
-    def __init__(self, dataset: LoadedDataset, rows: Sequence[int], boxes: dict[str, list[Box]], transform: Any,
-                 annotated: set[str], cache: dict[int, np.ndarray] | None = None) -> None:
+    def __init__(self, dataset: LoadedDataset, rows: Sequence[int], boxes: dict[str, list[Box]],
+                 transform: Any, annotated: set[str], cache: dict[int, np.ndarray] | None = None) -> None:
         self.dataset = dataset
         self.rows = [int(r) for r in rows]
         self.boxes = boxes
@@ -128,8 +129,8 @@ class DetectionDataModule(L.LightningDataModule):
     """Train/val (and, only when ``include_test``, test) loaders for a detection dataset with splits assigned.
 
     Args:
-        dataset: a detection :class:`LoadedDataset` whose ``split`` column is filled (the engine's frozen split).
-        recipe: the iteration's Recipe (image size, batch size, augmentation, seed).
+        dataset: a detection :class:`LoadedDataset` whose ``split`` column is filled (the engine's frozen
+        split). recipe: the iteration's Recipe (image size, batch size, augmentation, seed).
         include_test: serve the test split (final evaluation only).
         extra_transforms: hook ``extra_transforms(train: bool) -> list`` of albumentations transforms appended
             after the built-in ones (they must keep boxes consistent).
@@ -173,7 +174,8 @@ class DetectionDataModule(L.LightningDataModule):
         """Rows of ``split`` with image label 1 and no box annotation (the pseudo-labelling candidates)."""
         rows = self.split_rows(split)
         labels = self.dataset.table["label"].to_numpy()[rows]
-        return [int(r) for r, i, y in zip(rows, self._ids(rows), labels) if y == 1 and i not in self.dataset.boxes]
+        return [int(r) for r, i, y in zip(rows, self._ids(rows), labels)
+                if y == 1 and i not in self.dataset.boxes]
 
     def train_rows(self) -> list[int]:
         """Rows that train: annotated, unannotated negatives, and unboxed positives with pseudo boxes."""
@@ -209,8 +211,9 @@ class DetectionDataModule(L.LightningDataModule):
 
     def make_set(self, rows: Sequence[int], train: bool) -> DetectionDataset:
         boxes = {**self.pseudo_boxes, **self.dataset.boxes} if train else self.dataset.boxes
-        return DetectionDataset(self.dataset, rows, boxes, build_transform(self.recipe, train, self._extra(train)),
-                                annotated=set(self.dataset.boxes), cache=self._cache)
+        transform = build_transform(self.recipe, train, self._extra(train))
+        return DetectionDataset(self.dataset, rows, boxes, transform, annotated=set(self.dataset.boxes),
+                                cache=self._cache)
 
     def dataset_for(self, split: str) -> DetectionDataset:
         if split not in self._sets:

@@ -21,7 +21,8 @@ from pathlib import Path
 from ..errors import DataValidationError
 from .base import Box
 
-__all__ = ["YoloBox", "parse_yolo_line", "read_yolo_labels", "write_yolo_labels", "yolo_to_box", "box_to_yolo"]
+__all__ = ["YoloBox", "parse_yolo_line", "read_yolo_labels", "write_yolo_labels", "yolo_to_box",
+           "box_to_yolo"]
 
 #: slack for coordinates written with rounding (e.g. 1.0000001)
 _EPS = 1e-6
@@ -49,7 +50,8 @@ def _class_id(token: str, num_classes: int | None, where: str) -> int:
     try:
         value = float(token)
     except ValueError:
-        raise _bad(f"class id {token!r} is not a number", where, "write an integer class index first") from None
+        raise _bad(f"class id {token!r} is not a number", where,
+                   "write an integer class index first") from None
     if not value.is_integer() or value < 0 or (num_classes is not None and value >= num_classes):
         known = f"0..{num_classes - 1}" if num_classes is not None else "a non-negative integer"
         raise _bad(f"unknown class id {token!r}", where, f"use a class index in {known}")
@@ -63,7 +65,8 @@ def _coordinate(token: str, name: str, where: str) -> float:
         raise _bad(f"{name} value {token!r} is not a number", where, "write numbers only") from None
     if not math.isfinite(value) or value < -_EPS or value > 1 + _EPS:
         raise _bad(f"{name}={token} lies outside [0, 1]", where,
-                   "YOLO coordinates are normalised by the image width/height; divide pixels by the image size")
+                   "YOLO coordinates are normalised by the image width/height; divide pixels by the "
+                   "image size")
     return min(max(value, 0.0), 1.0)
 
 

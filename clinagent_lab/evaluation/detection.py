@@ -1,11 +1,11 @@
-"""Frozen detection metrics: mAP@50 (COCO, per class), FROC-style sensitivity at fixed false positives per image,
-and image-level AUROC of the target class.
+"""Frozen detection metrics: mAP@50 (COCO, per class), FROC-style sensitivity at fixed false positives per
+image, and image-level AUROC of the target class.
 
 Boxes are ``(x1, y1, x2, y2)`` in pixels; labels are indices into ``box_classes``. Predictions and targets are
 lists of dicts (``image_id``, ``boxes``, ``labels`` and, for predictions, ``scores``); they are paired by
-``image_id`` (by position when ids are absent). mAP counts only the images in ``targets`` (the images that have
-box annotations); predictions for other images are ignored there but still count for the image-level AUROC when
-``image_labels`` covers them.
+``image_id`` (by position when ids are absent). mAP counts only the images in ``targets`` (the images that
+have box annotations); predictions for other images are ignored there but still count for the image-level
+AUROC when ``image_labels`` covers them.
 
 Example:
     >>> preds = [{"image_id": "a", "boxes": [[0, 0, 10, 10]], "scores": [0.9], "labels": [0]},
@@ -68,7 +68,8 @@ def _pair(preds: Sequence[Mapping[str, Any]], targets: Sequence[Mapping[str, Any
     else:
         if len(preds) != len(targets):
             raise DataValidationError(f"{len(preds)} predictions for {len(targets)} targets and no image ids",
-                                      where="detection_metrics", fix="add image_id to predictions and targets")
+                                      where="detection_metrics",
+                                      fix="add image_id to predictions and targets")
         ids, paired = [str(i) for i in range(len(targets))], list(preds)
     p = [_entry(x, f"prediction for image {i}", True) for i, x in zip(ids, paired)]
     t = [_entry(x, f"target for image {i}", False) for i, x in zip(ids, targets)]
@@ -124,7 +125,7 @@ def mean_average_precision(preds: list[dict[str, np.ndarray]], targets: list[dic
 
 def match_detections(pred_boxes: np.ndarray, pred_scores: np.ndarray, gt_boxes: np.ndarray,
                      iou_threshold: float = IOU_THRESHOLD) -> np.ndarray:
-    """Per prediction: 1 true positive, 0 false positive, -1 ignored (a second hit on an already found lesion).
+    """Per prediction: 1 true positive, 0 false positive, -1 ignored (another hit on an already found lesion).
 
     Predictions are taken in descending score order; each goes to the unmatched lesion it overlaps most
     (IoU >= ``iou_threshold``). As in FROC analyses (LUNA16), further hits on a found lesion neither count as
@@ -153,9 +154,9 @@ def froc_sensitivity(preds: list[dict[str, np.ndarray]], targets: list[dict[str,
                      ) -> tuple[dict[str, float | None], int]:
     """Lesion-level sensitivity of class ``class_id`` at each mean number of false positives per image.
 
-    Sweeps the score threshold; at each allowed FP rate ``f``, reports the highest sensitivity of any threshold
-    whose false positives per image do not exceed ``f``. Returns the values (keyed ``str(f)``) and the lesion
-    count; values are None when there are no lesions.
+    Sweeps the score threshold; at each allowed FP rate ``f``, reports the highest sensitivity of any
+    threshold whose false positives per image do not exceed ``f``. Returns the values (keyed ``str(f)``) and
+    the lesion count; values are None when there are no lesions.
     """
     n_images = len(targets)
     scores_all, status_all = [], []
@@ -230,7 +231,8 @@ def detection_metrics(preds: Sequence[Mapping[str, Any]], targets: Sequence[Mapp
     """
     names = list(box_classes)
     if target_class not in names:
-        raise DataValidationError(f"target class '{target_class}' is not a box class", where="detection_metrics",
+        raise DataValidationError(f"target class '{target_class}' is not a box class",
+                                  where="detection_metrics",
                                   fix=f"use one of {names}")
     class_id = names.index(target_class)
     ids, p, t = _pair(preds, targets)

@@ -1,15 +1,15 @@
 """Box detectors: a registry of torchvision detection models and the Lightning module that trains them.
 
-Every detector is randomly initialised (``weights=None, weights_backbone=None``: nothing is ever downloaded) or
-loaded from ``recipe.model.pretrained_path`` (a local state_dict or Lightning checkpoint). Input size is fixed by
-``recipe.data.image_size`` (the detector's internal resize is set to it) and anchors scale with it, so a 64 px
-run on CPU is quick.
+Every detector is randomly initialised (``weights=None, weights_backbone=None``: nothing is ever downloaded)
+or loaded from ``recipe.model.pretrained_path`` (a local state_dict or Lightning checkpoint). Input size is
+fixed by ``recipe.data.image_size`` (the detector's internal resize is set to it) and anchors scale with it,
+so a 64 px run on CPU is quick.
 
 Mixed supervision, teacher-student (``recipe.supervision.pseudo_label``): train a teacher on the box-annotated
-images plus negatives, call :func:`pseudo_label` to predict ``fracture`` boxes on the unboxed positive training
-images (keeping boxes with score >= ``pseudo_threshold``, and at least the top box since the image label says
-there is a fracture), hand them to the datamodule and train the student on all. ``clinagent_lab.tasks.detection
-.fit`` does exactly this; the detection template notebook calls that ``fit``.
+images plus negatives, call :func:`pseudo_label` to predict ``fracture`` boxes on the unboxed positive
+training images (keeping boxes with score >= ``pseudo_threshold``, and at least the top box since the image
+label says there is a fracture), hand them to the datamodule and train the student on all.
+``clinagent_lab.tasks.detection.fit`` does exactly this; the detection template notebook calls that ``fit``.
 
 Example:
     >>> from clinagent_lab.recipe import Recipe
@@ -117,8 +117,9 @@ class _SmallBackbone(nn.Sequential):
         layers: list[nn.Module] = []
         prev = 3
         for c in chans:
-            layers += [nn.Conv2d(prev, c, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(c), nn.ReLU(inplace=True),
-                       nn.Conv2d(c, c, 3, padding=1, bias=False), nn.BatchNorm2d(c), nn.ReLU(inplace=True)]
+            layers += [nn.Conv2d(prev, c, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(c),
+                       nn.ReLU(inplace=True), nn.Conv2d(c, c, 3, padding=1, bias=False), nn.BatchNorm2d(c),
+                       nn.ReLU(inplace=True)]
             prev = c
         super().__init__(*layers)
         self.out_channels = prev
@@ -173,7 +174,8 @@ def load_detector_weights(model: nn.Module, path: str | Path) -> nn.Module:
 
 def create_detector(recipe: Recipe, num_box_classes: int) -> nn.Module:
     """Build ``recipe.model.architecture`` from :data:`DETECTORS` for ``num_box_classes`` (+ background)."""
-    model = DETECTORS.get(recipe.model.architecture)(num_box_classes + 1, recipe.data.image_size, recipe.model)
+    build = DETECTORS.get(recipe.model.architecture)
+    model = build(num_box_classes + 1, recipe.data.image_size, recipe.model)
     if recipe.model.pretrained_path:
         load_detector_weights(model, recipe.model.pretrained_path)
     return model
@@ -211,7 +213,8 @@ class WristDetector(L.LightningModule):
         target_class: the class whose score gives the image-level score (e.g. ``fracture``).
     """
 
-    def __init__(self, recipe: dict[str, Any], box_classes: list[str], target_class: str = "fracture") -> None:
+    def __init__(self, recipe: dict[str, Any], box_classes: list[str],
+                 target_class: str = "fracture") -> None:
         super().__init__()
         self.save_hyperparameters()
         self.recipe = Recipe.model_validate(recipe)
@@ -227,7 +230,8 @@ class WristDetector(L.LightningModule):
         """Replace the detector by a hook-built torchvision-style model (losses in train, boxes in eval)."""
         self.model = model
 
-    def forward(self, images: list[torch.Tensor], targets: list[dict[str, torch.Tensor]] | None = None) -> Any:
+    def forward(self, images: list[torch.Tensor],
+                targets: list[dict[str, torch.Tensor]] | None = None) -> Any:
         return self.model(images, targets)
 
     # --- training -------------------------------------------------------------------------------------
@@ -302,19 +306,21 @@ class WristDetector(L.LightningModule):
         if o.schedule == "none":
             return optimizer
         if o.schedule == "cosine":
-            scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(1, self.trainer.max_epochs or 1))
+            epochs = max(1, self.trainer.max_epochs or 1)
+            scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs)
             return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"}}
         steps = max(2, int(self.trainer.estimated_stepping_batches))
         scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=o.lr, total_steps=steps)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
 
-def pseudo_label(teacher: WristDetector, datamodule: Any, threshold: float | None = None) -> dict[str, list[Box]]:
+def pseudo_label(teacher: WristDetector, datamodule: Any,
+                 threshold: float | None = None) -> dict[str, list[Box]]:
     """Predict target-class boxes for the unboxed positive training images of ``datamodule``.
 
     Keeps boxes with score >= ``threshold`` (default ``recipe.supervision.pseudo_threshold``); when none
-    passes, keeps the single top-scoring box, because the image label says the finding is there. Images where the
-    teacher finds no target-class box at all get no entry (they stay out of the box loss).
+    passes, keeps the single top-scoring box, because the image label says the finding is there. Images where
+    the teacher finds no target-class box at all get no entry (they stay out of the box loss).
 
     Returns:
         image_id -> boxes in original pixels with ``label`` = the target class index.

@@ -17,9 +17,11 @@ import nbformat
 from ..errors import RecipeError, UnknownNameError
 
 __all__ = ["TEMPLATES", "template_path", "load_template", "render_iteration", "frozen_hash", "hook_names",
-           "verify_frozen", "declared_parameters", "bake_parameters"]
+           "verify_frozen", "declared_parameters", "bake_parameters",
+           "FINAL_TEST_TEMPLATE"]
 
 TEMPLATES = ("classification.ipynb", "detection.ipynb")
+FINAL_TEST_TEMPLATE = "final_test.ipynb"
 
 
 def template_path(name: str) -> Path:

@@ -127,18 +127,59 @@ class IterationRun:
         return kwargs
 
     def best_module(self, module: Any, trainer: Any) -> Any:
-        """Reload the best checkpoint of this iteration (by the monitored validation metric) when it exists."""
-        ckpt = Path(self.output_dir) / "model.ckpt"
+        """Load the best weights of this iteration (by the monitored validation metric) into ``module``.
+
+        Weights are loaded into the module that trained, so custom-code models keep their architecture.
+        """
         callback = getattr(trainer, "checkpoint_callback", None)
         best = getattr(callback, "best_model_path", "") if callback else ""
         if best and Path(best).exists():
-            loaded = type(module).load_from_checkpoint(best, map_location="cpu", weights_only=False)
-            for name in ("custom_model", "custom_loss"):
-                if hasattr(module, name):
-                    setattr(loaded, name, getattr(module, name))
-            return loaded
-        trainer.save_checkpoint(str(ckpt))
+            _load_weights(module, best)
+        else:
+            trainer.save_checkpoint(str(Path(self.output_dir) / "model.ckpt"))
         return module
+
+    def load_checkpoint(self, path: str, hooks: Hooks) -> Any:
+        """Rebuild the iteration's module (with its custom model hook, if any) and load ``path`` into it."""
+        from ..data.base import LoadedDataset  # noqa: F401  (typing only)
+
+        if self.recipe.task_type == "detection":
+            from ..models.detector import WristDetector
+
+            return WristDetector.load_from_checkpoint(path, map_location="cpu", weights_only=False).eval()
+        from ..models.classifier import ImageClassifier
+        import torch
+
+        hparams = torch.load(path, map_location="cpu", weights_only=False).get("hyper_parameters", {})
+        module = ImageClassifier(self.recipe.model_dump(mode="json"), class_weights=hparams.get("class_weights"),
+                                 n_groups=int(hparams.get("n_groups", 0)))
+        if "custom_model" in hooks.model:
+            r = self.recipe
+            module.set_custom_backbone(hooks.model["custom_model"](r.model_dump(mode="json"), r.num_classes,
+                                                                   r.model.in_channels))
+        _load_weights(module, path)
+        return module.eval()
+
+    def save_test_outputs(self, predictions: Any, metrics: dict[str, Any], datamodule: Any) -> None:
+        from ..agent.session import atomic_write_text
+
+        out = Path(self.output_dir)
+        if isinstance(predictions, pd.DataFrame):
+            frame = predictions.copy()
+            frame.insert(2, "label_name", [self.recipe.classes[int(i)] for i in frame["label"]])
+            columns = ["image_id", "label", "label_name"] + [c for c in frame.columns if c.startswith("prob_")]
+            atomic_write_text(out / "test_predictions.csv", frame[columns].to_csv(index=False))
+            n = len(frame)
+        else:
+            self.backend.save_predictions(predictions, out / "test_predictions.json")
+            n = len(predictions)
+        atomic_write_text(out / "test_metrics.json", json.dumps(_jsonable(metrics), indent=2))
+        from ..evaluation.evaluate import evaluator_hash
+
+        info = {"n_samples": n, "test_reads": int(getattr(datamodule, "test_reads", 1)),
+                "evaluator_hash": evaluator_hash(), "versions": package_versions()}
+        atomic_write_text(out / "run_info.json", json.dumps(info, indent=2))
+        write_event(self.events_path, "evaluated", metrics=_headline(metrics))
 
     # --- outputs --------------------------------------------------------------------------------------
     def save_outputs(self, trainer: Any, predictions: Any, metrics: dict[str, Any]) -> None:
@@ -178,6 +219,13 @@ class IterationRun:
         for path in paths:
             if path and Path(path).exists():
                 display(Image(filename=str(path)))
+
+
+def _load_weights(module: Any, path: str | Path) -> None:
+    import torch
+
+    state = torch.load(str(path), map_location="cpu", weights_only=False)
+    module.load_state_dict(state["state_dict"] if "state_dict" in state else state)
 
 
 def prepare_run(*, recipe: dict[str, Any], spec: dict[str, Any], seed: int, output_dir: str,

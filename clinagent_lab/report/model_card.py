@@ -1,6 +1,6 @@
 """The ``model-card`` section: the TRIPOD+AI and CLAIM items a session can fill, and those it cannot.
 
-Each item names the checklist entries it answers (TRIPOD+AI 2024 item numbers, CLAIM 2024 topics). What the
+Each item names the checklist topics it answers (TRIPOD+AI 2024 and CLAIM 2024 section headings). What the
 session cannot know (clinical setting, reference standard, ethics approval, external validation...) is listed
 under "not available from this session" rather than guessed.
 """
@@ -25,17 +25,17 @@ class CardItem:
 
 #: items no session can fill from its own records, with the checklist entries they belong to
 NOT_AVAILABLE: tuple[tuple[str, str], ...] = (
-    ("Clinical setting, intended users and place in the care pathway", "TRIPOD+AI 3a, 3b; CLAIM 2"),
-    ("Eligibility criteria and how participants were recruited", "TRIPOD+AI 5b, 8a; CLAIM 7, 8"),
+    ("Clinical setting, intended users and place in the care pathway", "TRIPOD+AI: background, objectives; CLAIM: introduction"),
+    ("Eligibility criteria and how participants were recruited", "TRIPOD+AI: participants; CLAIM: data (eligibility)"),
     ("Reference standard: how labels were established, by whom, and their agreement",
-     "TRIPOD+AI 6a; CLAIM 14-18"),
-    ("Dates of data collection and the population's demographics", "TRIPOD+AI 5a, 20a; CLAIM 6, 31"),
-    ("Ethics approval and consent", "TRIPOD+AI 19a; CLAIM 5"),
-    ("Sample-size justification", "TRIPOD+AI 7; CLAIM 21"),
-    ("External validation on data from another site or time", "TRIPOD+AI 12g, 23; CLAIM 32"),
-    ("Fairness across demographic groups not present as metadata columns", "TRIPOD+AI 14c; CLAIM 35"),
-    ("Clinical utility (decision curve, impact on patients)", "TRIPOD+AI 12f; CLAIM 38"),
-    ("Funding and conflicts of interest", "TRIPOD+AI 4, 24b; CLAIM 44"),
+     "TRIPOD+AI: outcome; CLAIM: ground truth"),
+    ("Dates of data collection and the population's demographics", "TRIPOD+AI: data, participants; CLAIM: data, results (data)"),
+    ("Ethics approval and consent", "TRIPOD+AI: ethical approval; CLAIM: study design"),
+    ("Sample-size justification", "TRIPOD+AI: sample size; CLAIM: data partitions"),
+    ("External validation on data from another site or time", "TRIPOD+AI: analytical methods, results; CLAIM: evaluation"),
+    ("Fairness across demographic groups not present as metadata columns", "TRIPOD+AI: fairness; CLAIM: evaluation"),
+    ("Clinical utility (decision curve, impact on patients)", "TRIPOD+AI: discussion (usability); CLAIM: discussion"),
+    ("Funding and conflicts of interest", "TRIPOD+AI: funding, conflicts of interest; CLAIM: other information"),
 )
 
 
@@ -102,23 +102,23 @@ def card_items(ctx: ReportContext) -> list[CardItem]:
         f"loss {best.recipe.loss.name}, mitigation {best.recipe.debias.method}; selected in iteration {best.index} "
         f"of {len(s.iterations)} on the validation split")
     return [
-        CardItem("Intended use", "TRIPOD+AI 3c; CLAIM 3", _intended_use(ctx)),
-        CardItem("Data source", "TRIPOD+AI 5a; CLAIM 6", f"format {s.data_format or fp.format} at {fp.root}; "
+        CardItem("Intended use", "TRIPOD+AI: objectives; CLAIM: introduction", _intended_use(ctx)),
+        CardItem("Data source", "TRIPOD+AI: data; CLAIM: data", f"format {s.data_format or fp.format} at {fp.root}; "
                                                           f"{fp.n_images} images"),
-        CardItem("Outcome / labels", "TRIPOD+AI 6a; CLAIM 4", f"classes {', '.join(fp.classes)} as labelled in the "
+        CardItem("Outcome / labels", "TRIPOD+AI: outcome; CLAIM: ground truth", f"classes {', '.join(fp.classes)} as labelled in the "
                                                               "data"),
-        CardItem("Data partitions", "TRIPOD+AI 9a; CLAIM 22", f"{splits}; {fp.split_rule}; "
+        CardItem("Data partitions", "TRIPOD+AI: data preparation; CLAIM: data partitions", f"{splits}; {fp.split_rule}; "
                  + (f"grouped by {fp.group_column}" if fp.group_column else "no patient ids")
                  + ("; no image or patient in two splits (checked)" if fp.leakage_checked else "")),
-        CardItem("Missing data", "TRIPOD+AI 9b; CLAIM 12", "; ".join(f"{a.column}: {a.n_missing} missing"
+        CardItem("Missing data", "TRIPOD+AI: missing data; CLAIM: data", "; ".join(f"{a.column}: {a.n_missing} missing"
                                                                      for a in fp.associations) or "no metadata"),
-        CardItem("Model and training", "TRIPOD+AI 12c; CLAIM 22-27", model),
-        CardItem("Performance with uncertainty", "TRIPOD+AI 12e, 23a; CLAIM 28-30", _performance(ctx)),
-        CardItem("Calibration", "TRIPOD+AI 12e; CLAIM 29",
+        CardItem("Model and training", "TRIPOD+AI: analytical methods; CLAIM: model, training", model),
+        CardItem("Performance with uncertainty", "TRIPOD+AI: model performance; CLAIM: evaluation, results", _performance(ctx)),
+        CardItem("Calibration", "TRIPOD+AI: model performance; CLAIM: evaluation",
                  "see the test section (reliability, ECE, slope, intercept)" if s.final_test else "not available"),
-        CardItem("Subgroups and shortcuts", "TRIPOD+AI 14c; CLAIM 35", _subgroups(ctx)),
-        CardItem("Limitations", "TRIPOD+AI 27a; CLAIM 40", "; ".join(_limitations(ctx))),
-        CardItem("Reproducibility", "TRIPOD+AI 18e; CLAIM 41-43", "see the reproducibility section: versions, "
+        CardItem("Subgroups and shortcuts", "TRIPOD+AI: fairness; CLAIM: evaluation", _subgroups(ctx)),
+        CardItem("Limitations", "TRIPOD+AI: limitations; CLAIM: discussion", "; ".join(_limitations(ctx))),
+        CardItem("Reproducibility", "TRIPOD+AI: open science; CLAIM: other information", "see the reproducibility section: versions, "
                                                                     "seeds, data hash, recipe and commands"),
     ]
 

@@ -116,10 +116,18 @@ def _associations(ctx: ReportContext) -> Markup:
     ])
 
 
+def _sizes(sizes: dict) -> str:
+    parts = []
+    for axis in ("height", "width"):
+        v = sizes.get(axis)
+        if isinstance(v, dict):
+            parts.append(f"{axis} {v.get('min')}–{v.get('max')} px (median {v.get('median')})")
+    return "; ".join(parts) or ", ".join(f"{k} {v}" for k, v in sizes.items()) or "—"
+
+
 def data_section(ctx: ReportContext) -> Markup:
     fp = ctx.session.fingerprint
-    sizes = fp.image_sizes or {}
-    size_text = ", ".join(f"{k} {v}" for k, v in sizes.items()) or "—"
+    size_text = _sizes(fp.image_sizes or {})
     grouped = (f"yes: splits keep every {fp.group_column} in one split ({fp.n_groups} groups)"
                if fp.group_column else "no patient or group id in the data: each image is treated as its own "
                                        "patient")

@@ -40,6 +40,8 @@ _RULES = {
 }
 
 _FINAL = ["final_test", "metrics"]
+#: confounders with more distinct values than this get no per-value table
+MAX_GROUP_ROWS = 12
 
 
 def operating_point_text(rule: str, value: float | None) -> str:
@@ -159,7 +161,12 @@ def _confounder(name: str, conf: dict[str, Any], src: list[Any]) -> Markup:
     parts = [h3(f"Confounder: {name}")]
     if "groups" not in conf:
         return Markup("").join(parts + [bullets(conf.get("notes") or [], "no results")])
-    parts.append(_group_table(conf, src))
+    groups = conf.get("groups") or {}
+    if len(groups) <= MAX_GROUP_ROWS:
+        parts.append(_group_table(conf, src))
+    else:
+        parts.append(note(f"{len(groups)} distinct values (a numeric confounder): the per-value table is left "
+                          "out; the dependence measures below use the values as numbers."))
     rel = conf.get("reliance") or {}
     summary = [("worst-group AUROC", num(conf.get("worst_group_auroc"), src + ["worst_group_auroc"])),
                ("group-balanced AUROC", num(conf.get("group_balanced_auroc"), src + ["group_balanced_auroc"]))]
@@ -173,7 +180,10 @@ def _confounder(name: str, conf: dict[str, Any], src: list[Any]) -> Markup:
         summary.append((f"dependence of the score on {name} given the label: {measure.replace('_', ' ')} (p)",
                         Markup(f"{num(dep[measure], src + ['dependence', measure])} "
                                f"(p {num(dep_p.get(measure), src + ['dependence_p', measure])})")))
-    parts += [kv_table(summary), bullets(conf.get("notes") or [], "")] if conf.get("notes") else [kv_table(summary)]
+    parts.append(kv_table(summary))
+    if conf.get("notes"):
+        parts.append(Markup(f"<details><summary>{len(conf['notes'])} note(s) from the evaluator</summary>"
+                            f"{bullets(conf['notes'])}</details>"))
     return Markup("").join(parts)
 
 

@@ -24,13 +24,15 @@ class ClinagentApp(ExtensionApp):
     load_other_extensions = True
 
     sessions_dir = Unicode("", config=True,
-                           help="Folder holding one sub-folder per session. Empty: <server root>/.clinagent/sessions.")
+                           help="Folder holding one sub-folder per session. "
+                                "Empty: <server root>/.clinagent/sessions.")
     model = Unicode("offline", config=True,
                     help="Planner: 'offline' (deterministic rules) or a litellm model string.")
     max_iterations = Integer(None, allow_none=True, config=True,
                              help="Default iteration budget for new sessions (None: the TaskSpec decides).")
     iteration_minutes = Float(None, allow_none=True, config=True,
-                              help="Default time budget of one iteration in minutes (None: the TaskSpec decides).")
+                              help="Default time budget of one iteration in minutes "
+                                   "(None: the TaskSpec decides).")
     auto_continue = Bool(False, config=True,
                          help="Run the proposed next iteration without waiting for the clinician's approval.")
 

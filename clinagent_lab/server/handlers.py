@@ -104,7 +104,8 @@ class ClinagentHandler(APIHandler):
         try:
             raw = json.loads(self.request.body or b"{}")
         except json.JSONDecodeError as exc:
-            raise _BodyError(f"the request body is not valid JSON ({exc.msg})", where=f"body, column {exc.colno}",
+            raise _BodyError(f"the request body is not valid JSON ({exc.msg})",
+                             where=f"body, column {exc.colno}",
                              fix="send a JSON object") from exc
         if not isinstance(raw, dict):
             raise _BodyError("the request body must be a JSON object", where="body", fix="send a JSON object")
@@ -135,7 +136,8 @@ class SessionsHandler(ClinagentHandler):
         self.set_status(201)
         return await self.manager.create(body.request, body.data_path, spec=body.spec,
                                          max_iterations=body.max_iterations,
-                                         iteration_minutes=body.iteration_minutes, data_format=body.data_format)
+                                         iteration_minutes=body.iteration_minutes,
+                                         data_format=body.data_format)
 
 
 class SessionHandler(ClinagentHandler):

@@ -154,10 +154,11 @@ def iteration_cells(session: Session, index: int) -> dict[str, Any]:
         meta = {k: v for k, v in cell.get("metadata", {}).items() if k not in ("papermill", "execution")}
         meta.update(tags=tags + [tag], clinagent=marker)
         source = cell.get("source", "")
-        out = {"cell_type": cell["cell_type"], "source": "".join(source) if isinstance(source, list) else source,
-               "metadata": meta}
+        out = {"cell_type": cell["cell_type"], "metadata": meta,
+               "source": "".join(source) if isinstance(source, list) else source}
         if cell["cell_type"] == "code":
-            out.update(outputs=[_output(o) for o in cell.get("outputs", [])], execution_count=cell.get("execution_count"))
+            out.update(outputs=[_output(o) for o in cell.get("outputs", [])],
+                       execution_count=cell.get("execution_count"))
         cells.append(out)
     return {"session": session.id, "iteration": index, "notebook": str(path), "rationale": it.rationale,
             "cells": cells}
@@ -298,8 +299,9 @@ class SessionManager:
         out = []
         for s in self.scan():
             best = s.best()
-            out.append({"id": s.id, "created_at": s.created_at, "request": s.request, "data_path": s.data_path,
-                        "status": s.status, "iterations": len(s.iterations), "best_iteration": s.best_iteration,
+            out.append({"id": s.id, "created_at": s.created_at, "request": s.request,
+                        "data_path": s.data_path, "status": s.status, "iterations": len(s.iterations),
+                        "best_iteration": s.best_iteration,
                         "best_value": best.selection_value if best else None,
                         "running": self._job is not None and self._job.session == s.id})
         return sorted(out, key=lambda d: d["created_at"], reverse=True)
@@ -376,7 +378,7 @@ class SessionManager:
 
     # --- proposals ---------------------------------------------------------------------------------
     async def proposal(self, sid: str) -> Any:
-        """The pending proposal (kept in the session); asked of the engine when there is none and nothing runs."""
+        """The pending proposal (kept in the session); the engine is asked when none is kept and none runs."""
         session = self.load(sid)
         if session.proposal is not None or (self._job and self._job.session == sid):
             return session.proposal

@@ -30,7 +30,8 @@ from ..spec import TaskSpec
 from . import TASKS, TaskBackend
 
 __all__ = ["make_datamodule", "make_module", "predict", "evaluate", "save_predictions", "load_predictions",
-           "fit", "teacher_trainer_kwargs", "save_box_figure", "target_box_class", "DEFAULT_TARGET", "DEFAULT_FP_PER_IMAGE"]
+           "fit", "teacher_trainer_kwargs", "save_box_figure", "target_box_class", "DEFAULT_TARGET",
+           "DEFAULT_FP_PER_IMAGE"]
 
 DEFAULT_TARGET = "fracture"
 DEFAULT_FP_PER_IMAGE = (0.5, 1, 2)
@@ -39,7 +40,8 @@ DEFAULT_FP_PER_IMAGE = (0.5, 1, 2)
 def _unsupported(hook: str, value: Any) -> None:
     if value is not None:
         raise RecipeError(f"the '{hook}' hook is not supported for detection", where=f"custom_code['{hook}']",
-                          fix="remove this hook; detectors compute their own losses and use all training images")
+                          fix="remove this hook; detectors compute their own losses and use all "
+                              "training images")
 
 
 def target_box_class(spec: TaskSpec | None, box_classes: list[str]) -> str:
@@ -62,7 +64,8 @@ def make_datamodule(dataset: LoadedDataset, recipe: Recipe, spec: TaskSpec, incl
 
 
 def make_module(recipe: Recipe, dataset: LoadedDataset, spec: TaskSpec, datamodule: Any = None,
-                custom_model: Callable[..., Any] | None = None, custom_loss: Callable[..., Any] | None = None) -> Any:
+                custom_model: Callable[..., Any] | None = None,
+                custom_loss: Callable[..., Any] | None = None) -> Any:
     """A :class:`~clinagent_lab.models.detector.WristDetector` over the dataset's box classes.
 
     ``custom_model(recipe_dict, num_classes, in_channels)`` may return a torchvision-style detection model
@@ -84,12 +87,13 @@ def make_module(recipe: Recipe, dataset: LoadedDataset, spec: TaskSpec, datamodu
 
 
 def teacher_trainer_kwargs(recipe: Recipe) -> dict[str, Any]:
-    """Trainer arguments for the teacher: the recipe's schedule, no checkpoints or logs, half the time budget."""
+    """Trainer arguments for the teacher: the recipe's schedule, no checkpoints or logs, half the time
+    budget."""
     t = recipe.training
     kwargs: dict[str, Any] = dict(max_epochs=t.max_epochs, accelerator=t.accelerator, devices=1,
                                   precision=t.precision, deterministic=t.deterministic, logger=False,
-                                  enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
-                                  num_sanity_val_steps=0, limit_val_batches=0)
+                                  enable_checkpointing=False, enable_progress_bar=False,
+                                  enable_model_summary=False, num_sanity_val_steps=0, limit_val_batches=0)
     if t.max_time_s:
         kwargs["max_time"] = {"seconds": int(max(1, t.max_time_s / 2))}
     if t.limit_train_batches is not None:
@@ -147,10 +151,12 @@ def predict(module: Any, datamodule: Any, split: str) -> list[dict[str, Any]]:
 def _targets(predictions: list[dict[str, Any]], dataset: LoadedDataset) -> list[dict[str, Any]]:
     boxes = dataset.boxes or {}
     return [{"image_id": p["image_id"], "boxes": [[b.x1, b.y1, b.x2, b.y2] for b in boxes[p["image_id"]]],
-             "labels": [b.label for b in boxes[p["image_id"]]]} for p in predictions if p["image_id"] in boxes]
+             "labels": [b.label for b in boxes[p["image_id"]]]}
+            for p in predictions if p["image_id"] in boxes]
 
 
-def _at_threshold(predictions: list[dict[str, Any]], labels: dict[str, int], threshold: float) -> dict[str, Any]:
+def _at_threshold(predictions: list[dict[str, Any]], labels: dict[str, int],
+                  threshold: float) -> dict[str, Any]:
     y = np.array([labels[p["image_id"]] for p in predictions if labels.get(p["image_id"], -1) in (0, 1)])
     s = np.array([p["image_score"] for p in predictions if labels.get(p["image_id"], -1) in (0, 1)])
     pos, neg = y == 1, y == 0
@@ -159,13 +165,15 @@ def _at_threshold(predictions: list[dict[str, Any]], labels: dict[str, int], thr
             "specificity": float((s[neg] < threshold).mean()) if neg.any() else None}
 
 
-def evaluate(predictions: list[dict[str, Any]], recipe: Recipe, spec: TaskSpec, dataset: LoadedDataset | None = None,
-             threshold: float | None = None) -> dict[str, Any]:
-    """Frozen detection metrics of ``predictions`` against ``dataset``'s boxes (annotated images only for mAP).
+def evaluate(predictions: list[dict[str, Any]], recipe: Recipe, spec: TaskSpec,
+             dataset: LoadedDataset | None = None, threshold: float | None = None) -> dict[str, Any]:
+    """Frozen detection metrics of ``predictions`` against ``dataset``'s boxes (annotated images only for
+    mAP).
 
-    Returns :func:`~clinagent_lab.evaluation.detection.detection_metrics` plus ``n_annotated`` (images scored for
-    mAP), ``n_predicted``, ``auroc`` (= ``image_auroc``), ``primary`` (the spec's primary metric: ``map50`` or
-    the image-level ``auroc``) and, with ``threshold``, image-level sensitivity/specificity at that score.
+    Returns :func:`~clinagent_lab.evaluation.detection.detection_metrics` plus ``n_annotated`` (images scored
+    for mAP), ``n_predicted``, ``auroc`` (= ``image_auroc``), ``primary`` (the spec's primary metric:
+    ``map50`` or the image-level ``auroc``) and, with ``threshold``, image-level sensitivity/specificity at
+    that score.
     """
     from ..evaluation.detection import detection_metrics
 
@@ -182,7 +190,8 @@ def evaluate(predictions: list[dict[str, Any]], recipe: Recipe, spec: TaskSpec, 
     metrics["n_annotated"] = metrics["n_images"]
     metrics["n_predicted"] = len(predictions)
     metrics["auroc"] = metrics["image_auroc"]
-    metrics["primary_metric"] = spec.primary_metric.name if spec.primary_metric.name in ("map50", "auroc") else "map50"
+    name = spec.primary_metric.name
+    metrics["primary_metric"] = name if name in ("map50", "auroc") else "map50"
     metrics["primary"] = metrics[metrics["primary_metric"]]
     if threshold is not None:
         metrics["operating_point"] = _at_threshold(predictions, labels, threshold)
@@ -223,7 +232,8 @@ def save_box_figure(dataset: LoadedDataset, predictions: list[dict[str, Any]], p
         image = image.resize((image.width * scale, image.height * scale), Image.NEAREST)
         draw = ImageDraw.Draw(image)
         for b in boxes.get(p["image_id"], []):
-            draw.rectangle([b.x1 * scale, b.y1 * scale, b.x2 * scale, b.y2 * scale], outline=(0, 200, 0), width=2)
+            draw.rectangle([b.x1 * scale, b.y1 * scale, b.x2 * scale, b.y2 * scale], outline=(0, 200, 0),
+                           width=2)
         for box, score in zip(p["boxes"], p["scores"]):
             if score >= min_score:
                 draw.rectangle([c * scale for c in box], outline=(230, 0, 0), width=1)

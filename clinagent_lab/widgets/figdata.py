@@ -41,6 +41,7 @@ __all__ = [
     "roc_figure_data",
     "confounder_column",
     "confounder_figure_data",
+    "prediction_arrays",
 ]
 
 _GRID_POINTS = 101

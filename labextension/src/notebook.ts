@@ -3,7 +3,7 @@
  */
 import { JupyterFrontEnd } from '@jupyterlab/application';
 import { PathExt } from '@jupyterlab/coreutils';
-import { INotebookTracker, NotebookPanel } from '@jupyterlab/notebook';
+import { INotebookTracker, NotebookActions, NotebookPanel } from '@jupyterlab/notebook';
 import { Json } from './api';
 
 async function targetNotebook(
@@ -51,5 +51,6 @@ export async function insertIterationCells(
   if (emptyFirst) {
     model.sharedModel.deleteCell(0);
   }
+  NotebookActions.renderAllMarkdown(panel.content);
   return cells.length;
 }

@@ -3,15 +3,15 @@
 Layout (the release ships ``images_part1..4.zip`` and ``folder_structure.zip``)::
 
     root/
-      dataset.csv                    filestem, patient_id, fracture_visible, metal, gender, age, ... (one row an image)
-      images/*.png                   the four image zips extracted into one folder, or
-      images_part1/ ... images_part4/   each zip extracted into its own folder
-      labels/*.txt                   YOLO boxes 'class cx cy w h', or the release's nested
+      dataset.csv                        one row an image: filestem, patient_id, fracture_visible, metal, ...
+      images/*.png                       the four image zips extracted into one folder, or
+      images_part1/ ... images_part4/    each zip extracted into its own folder
+      labels/*.txt                       YOLO boxes 'class cx cy w h', or the release's nested
       folder_structure/yolov5/labels/*.txt
 
-Table: ``image_id`` = filestem, ``label`` = 1 when the image has a ``fracture`` box or ``fracture_visible`` is 1,
-else 0; ``group_id`` = patient_id; no split (the engine splits grouped by patient). Every other CSV column is
-metadata (``fracture_visible`` is the label's source and is kept out of the metadata).
+Table: ``image_id`` = filestem, ``label`` = 1 when the image has a ``fracture`` box or ``fracture_visible`` is
+1, else 0; ``group_id`` = patient_id; no split (the engine splits grouped by patient). Every other CSV column
+is metadata (``fracture_visible`` is the label's source and is kept out of the metadata).
 
 ``boxes`` holds the boxes of every image that has a label file (absolute pixels; the size is read from the PNG
 header). Images without a label file have no box annotation: with boxes on only a fraction of the images the
@@ -33,7 +33,8 @@ from ..formats import DatasetFormat, register_format
 from ..images import image_file_info, read_image_file
 from ..yolo import read_yolo_labels, yolo_to_box
 
-__all__ = ["BOX_CLASSES", "CLASSES", "CSV_NAME", "LABEL_DIRS", "find_root", "find_image_files", "find_labels_dir",
+__all__ = ["BOX_CLASSES", "CLASSES", "CSV_NAME", "LABEL_DIRS", "find_root", "find_image_files",
+           "find_labels_dir",
            "detect", "load"]
 
 CSV_NAME = "dataset.csv"
@@ -60,7 +61,8 @@ def find_root(path: Path) -> Path:
 def _image_dirs(root: Path) -> list[Path]:
     dirs = [root / IMAGE_DIR] if (root / IMAGE_DIR).is_dir() else []
     with os.scandir(root) as it:
-        parts = sorted(Path(e.path) for e in it if e.is_dir() and e.name.lower().startswith(IMAGE_PART_PREFIX))
+        parts = sorted(Path(e.path) for e in it
+                       if e.is_dir() and e.name.lower().startswith(IMAGE_PART_PREFIX))
     return dirs + parts
 
 
@@ -126,7 +128,8 @@ def _fracture_visible(frame: pd.DataFrame) -> np.ndarray:
     return (values.fillna(0).to_numpy() == 1)
 
 
-def _read_boxes(labels_dir: Path | None, images: dict[str, Path], stems: list[str]) -> tuple[dict[str, list[Box]], int]:
+def _read_boxes(labels_dir: Path | None, images: dict[str, Path],
+                stems: list[str]) -> tuple[dict[str, list[Box]], int]:
     """Boxes (absolute pixels) of every listed image that has a label file; also the count of orphan files."""
     if labels_dir is None:
         return {}, 0
@@ -161,7 +164,8 @@ def load(path: Path, **options: Any) -> LoadedDataset:
     root = find_root(Path(path))
     csv_path = root / CSV_NAME
     if not csv_path.is_file() or not _image_dirs(root):
-        raise DataFormatError(f"{root} is not a GRAZPEDWRI-DX folder", where=str(root), fix=f"expected {EXPECTED}")
+        raise DataFormatError(f"{root} is not a GRAZPEDWRI-DX folder", where=str(root),
+                              fix=f"expected {EXPECTED}")
     frame = _read_table(csv_path)
     images = find_image_files(root)
     present = frame["filestem"].isin(images).to_numpy()
@@ -179,8 +183,8 @@ def load(path: Path, **options: Any) -> LoadedDataset:
     labels_dir = find_labels_dir(root)
     boxes, orphans = _read_boxes(labels_dir, images, stems)
     if labels_dir is None:
-        warnings.append("no YOLO label folder found (labels/ or folder_structure/yolov5/labels/): no image has "
-                        "box annotations")
+        warnings.append("no YOLO label folder found (labels/ or folder_structure/yolov5/labels/): "
+                        "no image has box annotations")
     if orphans:
         warnings.append(f"{orphans} label file(s) have no row in dataset.csv and were ignored")
     fracture_id = BOX_CLASSES.index(TARGET_BOX_CLASS)

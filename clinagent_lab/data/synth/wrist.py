@@ -1,10 +1,11 @@
 """Synthetic wrist radiographs in the exact GRAZPEDWRI-DX layout (``images/``, ``labels/``, ``dataset.csv``).
 
 Each image is a grayscale forearm: soft tissue, radius and ulna running up to the carpal bones, and a text
-marker ("L"/"R") in a corner. A fractured radius shows a dark oblique gap with a small displacement of the distal
-fragment; some images carry a metal plate. YOLO label files (``fracture``, ``text`` and ``metal`` boxes, class
-ids of the real release) are written for a ``box_fraction`` subset of the images, stratified by label, so the
-set reproduces mixed supervision. Two or three images per patient share the patient's fracture status.
+marker ("L"/"R") in a corner. A fractured radius shows a dark oblique gap with a small displacement of the
+distal fragment; some images carry a metal plate. YOLO label files (``fracture``, ``text`` and ``metal``
+boxes, class ids of the real release) are written for a ``box_fraction`` subset of the images, stratified by
+label, so the set reproduces mixed supervision. Two or three images per patient share the patient's fracture
+status.
 
 Example:
     >>> import tempfile
@@ -57,7 +58,8 @@ def _bone(img: np.ndarray, x_centre: float, half_width: float, y_top: float, val
     _rect(img, x_centre - 1.4 * half_width, y_top, x_centre + 1.4 * half_width, y_top + s * 0.08, value)
 
 
-def _fracture_gap(img: np.ndarray, x1: float, x2: float, y: float, rng: np.random.Generator, tissue: float) -> Box:
+def _fracture_gap(img: np.ndarray, x1: float, x2: float, y: float, rng: np.random.Generator,
+                  tissue: float) -> Box:
     """A dark oblique line across the bone between ``x1`` and ``x2`` at height ``y``; returns its box."""
     s = img.shape[0]
     slope = rng.uniform(-0.35, 0.35)
@@ -145,7 +147,8 @@ def _patients(n: int, rng: np.random.Generator) -> list[int]:
 @register_synth("grazpedwri")
 def grazpedwri(out_dir: Path, *, seed: int = 0, n: int = 80, image_size: int = 64,
                box_fraction: float = 0.25) -> Path:
-    """Write ``n`` synthetic wrist radiographs in the GRAZPEDWRI-DX layout under ``out_dir``; return ``out_dir``.
+    """Write ``n`` synthetic wrist radiographs in the GRAZPEDWRI-DX layout under ``out_dir``; return
+    ``out_dir``.
 
     Args:
         out_dir: folder to create (``images/``, ``labels/``, ``dataset.csv``).
@@ -174,7 +177,8 @@ def grazpedwri(out_dir: Path, *, seed: int = 0, n: int = 80, image_size: int = 6
         gender, age = str(rng.choice(["M", "F"])), int(rng.integers(2, 19))
         projection = 1 + patients[:i].count(pid) % 2
         timehash = 1_300_000_000 + int(rng.integers(0, 10**8))
-        stem = f"{pid:04d}_{timehash}_{patients[:i].count(pid) + 1:02d}_WRI-{case.laterality}{projection}_{gender}{age:03d}"
+        study = patients[:i].count(pid) + 1
+        stem = f"{pid:04d}_{timehash}_{study:02d}_WRI-{case.laterality}{projection}_{gender}{age:03d}"
         Image.fromarray(img).save(root / "images" / f"{stem}.png")
         if i in annotated:
             write_yolo_labels(root / "labels" / f"{stem}.txt",

@@ -1,0 +1,94 @@
+"""The ``reproducibility`` and ``seed-study`` sections: versions, seeds, hashes, the recipe and the commands."""
+
+from __future__ import annotations
+
+import json
+import shlex
+from pathlib import Path
+
+from .context import ReportContext
+from .markup import Markup, esc, h3, kv_table, note, para, table
+
+__all__ = ["reproducibility_section", "seed_study_section", "commands"]
+
+
+def _q(value: object) -> str:
+    return shlex.quote(str(value))
+
+
+def commands(ctx: ReportContext) -> list[tuple[str, str]]:
+    """(purpose, shell command) pairs that reproduce the session, its best iteration and this report."""
+    s = ctx.session
+    run = ["clinagent", "run", "--intent", _q(s.request), "--data", _q(s.data_path), "--out", _q(s.out_dir),
+           "--seed", str(s.seed), "--max-iterations", str(s.spec.budget.max_iterations),
+           "--iteration-minutes", f"{s.spec.budget.iteration_minutes:g}"]
+    if s.data_format:
+        run += ["--format", _q(s.data_format)]
+    run += [x for k, v in s.format_options.items() for x in ("--format-option", _q(f"{k}={json.dumps(v)}"))]
+    run += [x for k, v in s.recipe_overrides.items() for x in ("--set", _q(f"{k}={json.dumps(v)}"))]
+    if s.model_name and s.model_name != "offline":
+        run += ["--model", _q(s.model_name)]
+    out = [("the whole session (a new run: iterations may differ if an LLM refines)", " ".join(run))]
+    best = s.best()
+    if best is not None and best.notebook:
+        nb, seed = Path(best.notebook), best.recipe.seed
+        out += [
+            ("the best iteration's notebook, same seed (run in the folder that receives the outputs)",
+             f"cd {_q(nb.parent)} && papermill {_q(nb.name)} out.ipynb -p seed {seed}"),
+            ("the same through clinagent (outputs in reruns/seed_<s>/ beside the notebook)",
+             f"clinagent rerun {_q(nb)} --seed {seed}"),
+            ("a seed study of the best iteration (mean ± sd over seeds)",
+             f"clinagent rerun {_q(nb)} --seeds 0 1 2 3 4"),
+        ]
+    out.append(("this report", f"clinagent report {_q(s.out_dir)}"))
+    return out
+
+
+def _versions(ctx: ReportContext) -> tuple[dict[str, str], str]:
+    versions = ctx.inputs.run_info.get("versions")
+    if isinstance(versions, dict) and versions:
+        return versions, "recorded by the best iteration when it ran"
+    from ..notebooks.runtime import package_versions
+
+    return package_versions(), "not recorded by the session: versions installed when this report was written"
+
+
+def reproducibility_section(ctx: ReportContext) -> Markup:
+    s, fp, best = ctx.session, ctx.session.fingerprint, ctx.session.best()
+    versions, where = _versions(ctx)
+    info = ctx.inputs.run_info
+    pairs = [("session seed", s.seed),
+             ("best iteration's seed", best.recipe.seed if best else "—"),
+             ("data fingerprint (sha256 over image ids, labels and splits)",
+              Markup(f"<code>{esc(fp.content_hash or '—')}</code>")),
+             ("frozen split table", Markup(f"<code>{esc(Path(s.out_dir) / 'splits.csv')}</code>")),
+             ("evaluator hash", Markup(f"<code>{esc(info.get('evaluator_hash') or '—')}</code>")),
+             ("best iteration notebook", Markup(f"<code>{esc(best.notebook if best else '—')}</code>")),
+             ("test reads", s.test_reads)]
+    cmd_rows = [[purpose, Markup(f"<pre><code>{esc(cmd)}</code></pre>")] for purpose, cmd in commands(ctx)]
+    recipe = best.recipe.model_dump_json(indent=2) if best else "{}"
+    return Markup("").join([
+        kv_table(pairs),
+        h3("Package versions"), note(where), table(["package", "version"], sorted(versions.items())),
+        h3("Commands"), table(["reproduces", "command"], cmd_rows, cls="commands"),
+        note("Training on a CPU with deterministic settings and the same seed gives the same numbers; GPUs and "
+             "other library versions can differ in the last digits."),
+        h3("Best recipe"), Markup(f'<pre class="recipe"><code>{esc(recipe)}</code></pre>'),
+    ])
+
+
+def seed_study_section(ctx: ReportContext) -> Markup | None:
+    study = ctx.inputs.seed_study
+    if not study:
+        return None
+    summary = study.get("summary") or {}
+    rows = [[k, v.get("mean"), v.get("sd"), v.get("min"), v.get("max"), v.get("spread"), int(v.get("n", 0))]
+            for k, v in sorted(summary.items())]
+    runs = [[r.get("seed"), r.get("status"), (r.get("metrics") or {}).get("primary"),
+             (r.get("metrics") or {}).get("selection_value"), r.get("wall_s")] for r in study.get("runs") or []]
+    return Markup("").join([
+        para(f"The best iteration's notebook rerun with {len(runs)} seed(s) ({study.get('path')}). "
+             "Validation metrics; the spread shows how much of a difference between iterations is luck."),
+        table(["metric", "mean", "sd", "min", "max", "spread", "runs"], rows),
+        h3("Runs"), table(["seed", "status", "primary (validation)", "selection value", "seconds"], runs),
+    ])

@@ -1,0 +1,233 @@
+"""The results cell: one iteration's validation results, interactive and static.
+
+The JupyterLab sidebar inserts into the open notebook::
+
+    from clinagent_lab.widgets import show_results; show_results("<iteration dir>", session_id="<id>")
+
+which shows the ROC widget, one confounder view per confounder in ``metrics.json``, the class-priority and
+note controls, and the static PNGs (``roc.png``, ``confounder_<name>.png``; written if missing) so that an
+exported notebook, or one opened without a kernel, still shows the plots. The recipe and spec come from the
+session (``session.json`` two levels above the iteration folder).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from ..agent.session import SESSION_FILE, Session
+from ..errors import DataValidationError, SessionError
+from ..recipe import Recipe
+from ..spec import TaskSpec
+from .annotate import AnnotationSink, ServerSink, SessionFileSink, sink_widgets
+from .static import format_value, save_confounder_png, save_roc_png
+
+__all__ = ["IterationResults", "ResultsView", "load_iteration", "make_sink", "show_results"]
+
+_ITER_DIR = re.compile(r"^iter_(\d+)$")
+
+
+@dataclass
+class IterationResults:
+    """What an iteration folder holds, with the recipe and spec that produced it."""
+
+    folder: Path
+    predictions: pd.DataFrame
+    metrics: dict[str, Any]
+    recipe: Recipe
+    spec: TaskSpec | None
+    iteration: int | None
+    session_dir: Path | None
+
+
+def _session_for(folder: Path) -> Session | None:
+    session_dir = folder.parent.parent
+    return Session.load(session_dir) if (session_dir / SESSION_FILE).exists() else None
+
+
+def _iteration_index(folder: Path, session: Session | None) -> int | None:
+    if session is not None:
+        for it in session.iterations:
+            if it.output_dir and Path(it.output_dir).resolve() == folder.resolve():
+                return it.index
+    match = _ITER_DIR.match(folder.name)
+    return int(match.group(1)) if match else None
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise DataValidationError(f"{path.name} is missing", where=str(path),
+                                  fix="show results of an iteration that finished (status ok)") from exc
+    except json.JSONDecodeError as exc:
+        raise DataValidationError(f"{path.name} is not valid JSON ({exc.msg})", where=f"{path}:{exc.lineno}",
+                                  fix="rerun the iteration") from exc
+
+
+def load_iteration(iteration_dir: str | Path, *, recipe: Recipe | None = None,
+                   spec: TaskSpec | None = None) -> IterationResults:
+    """Read ``val_predictions.csv`` and ``metrics.json`` and find the recipe/spec in the session.
+
+    Args:
+        iteration_dir: ``<session>/iterations/iter_NN``.
+        recipe: use this recipe instead of the session's (a folder outside a session needs it).
+        spec: use this spec instead of the session's.
+    """
+    folder = Path(iteration_dir)
+    if not folder.is_dir():
+        raise DataValidationError(f"iteration folder {folder} does not exist", where=str(folder),
+                                  fix="pass the folder the sidebar shows for the iteration")
+    session = _session_for(folder)
+    index = _iteration_index(folder, session)
+    if recipe is None and session is not None and index is not None:
+        recipe = session.iteration(index).recipe
+    if recipe is None:
+        raise SessionError("no recipe for this iteration folder", where=str(folder.parent.parent / SESSION_FILE),
+                           fix="open an iteration inside a session folder, or pass recipe=...")
+    predictions_path = folder / "val_predictions.csv"
+    if not predictions_path.exists():
+        raise DataValidationError("val_predictions.csv is missing", where=str(predictions_path),
+                                  fix="show results of a classification iteration that finished")
+    predictions = pd.read_csv(predictions_path, dtype={"image_id": str, "group_id": str})
+    return IterationResults(folder=folder, predictions=predictions, metrics=_read_json(folder / "metrics.json"),
+                            recipe=recipe, spec=spec or (session.spec if session else None), iteration=index,
+                            session_dir=folder.parent.parent if session is not None else None)
+
+
+def make_sink(session_dir: Path | None, session_id: str | None) -> AnnotationSink | None:
+    """The server (from the browser) when a session id is given, with the session file as fallback."""
+    fallback = SessionFileSink(session_dir) if session_dir is not None else None
+    if session_id:
+        return ServerSink(session_id, fallback=fallback)
+    return fallback
+
+
+@dataclass
+class ResultsView:
+    """The widgets and PNGs of one iteration. Displaying it twice shows it once."""
+
+    results: IterationResults
+    sink: AnnotationSink | None
+    roc: Any = None
+    confounders: dict[str, Any] = field(default_factory=dict)
+    controls: Any = None
+    pngs: list[Path] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    displayed: bool = False
+
+    @property
+    def widget(self) -> Any:
+        """All the interactive parts in one box."""
+        import ipywidgets as w
+
+        parts = [self.roc, *self.confounders.values(), self.controls]
+        return w.VBox([p for p in parts if p is not None] + sink_widgets(self.sink))
+
+    @property
+    def annotations(self) -> list[Any]:
+        parts = [self.roc, *self.confounders.values(), self.controls]
+        return [a for p in parts if p is not None for a in p.annotations]
+
+    def _ipython_display_(self) -> None:
+        if self.displayed:
+            return
+        self.displayed = True
+        from IPython.display import HTML, Image, display
+
+        display(HTML(_heading(self.results)))
+        for note in self.notes:
+            display(HTML(f"<p><i>{note}</i></p>"))
+        display(self.widget)
+        for path in self.pngs:
+            display(Image(filename=str(path)))
+
+
+def _heading(res: IterationResults) -> str:
+    m = res.metrics
+    which = f"Iteration {res.iteration}" if res.iteration is not None else res.folder.name
+    name = m.get("selection_metric") or m.get("primary_metric") or "primary"
+    return (f"<h4>{which}: validation results</h4><p>{name} = <b>{format_value(m.get('selection_value'))}</b>"
+            f" &middot; AUROC {format_value(m.get('auroc', m.get('auroc_macro')))}"
+            f" &middot; threshold {format_value(m.get('threshold'))}</p>")
+
+
+def _static_pngs(res: IterationResults, names: list[str]) -> list[Path]:
+    roc = res.folder / "roc.png"
+    paths = [roc if roc.exists() else save_roc_png(res.predictions, res.recipe, roc,
+                                                   threshold=res.metrics.get("threshold"))]
+    for name in names:
+        path = res.folder / f"confounder_{name}.png"
+        paths.append(path if path.exists() else save_confounder_png(res.predictions, res.recipe, res.spec, name,
+                                                                    path, metrics=res.metrics))
+    return paths
+
+
+def _confounder_views(res: IterationResults, sink: AnnotationSink | None, names: list[str],
+                      notes: list[str]) -> dict[str, Any]:
+    from .confounder import ConfounderView
+    from ..errors import ClinagentError
+
+    views: dict[str, Any] = {}
+    for name in names:
+        try:
+            views[name] = ConfounderView(res.predictions, res.recipe, res.spec, name, iteration=res.iteration,
+                                         sink=sink, metrics=res.metrics, show_sink=False)
+        except ClinagentError as exc:
+            notes.append(f"confounder {name}: {exc.what}")
+    return views
+
+
+def _link(roc: Any, views: dict[str, Any]) -> None:
+    for view in views.values():
+        def follow(class_name: str, threshold: float, view: Any = view) -> None:
+            if class_name == view.data.target_class:
+                view.threshold = threshold
+        roc.on_threshold(follow)
+
+
+def show_results(iteration_dir: str | Path, *, session_id: str | None = None, sink: AnnotationSink | None = None,
+                 bootstrap: int | None = None, display: bool = True, recipe: Recipe | None = None,
+                 spec: TaskSpec | None = None) -> ResultsView:
+    """Show an iteration's results: ROC widget, confounder views, annotation controls and static PNGs.
+
+    Args:
+        iteration_dir: ``<session>/iterations/iter_NN``.
+        session_id: the session's id on the Jupyter server: annotations are posted there from the browser
+            (falling back to the session file when no browser shows the widgets).
+        sink: where annotations go, overriding the choice above.
+        bootstrap: resamples for the ROC band (default: the recipe's ``evaluation.bootstrap``).
+        display: display now (the returned view then displays nothing more).
+        recipe: recipe for a folder outside a session.
+        spec: spec for a folder outside a session.
+
+    Returns:
+        The :class:`ResultsView` (widgets, PNG paths, the annotations made so far).
+    """
+    from .confounder import AnnotationControls
+    from .roc import RocWidget
+
+    res = load_iteration(iteration_dir, recipe=recipe, spec=spec)
+    sink = sink if sink is not None else make_sink(res.session_dir, session_id)
+    view = ResultsView(results=res, sink=sink)
+    if res.recipe.task_type == "detection":
+        view.notes.append("detection results have no ROC view; see metrics.json and the report")
+    else:
+        names = list(res.metrics.get("confounders") or {})
+        view.roc = RocWidget(res.predictions, res.recipe, iteration=res.iteration, sink=sink,
+                             threshold=res.metrics.get("threshold"), bootstrap=bootstrap, show_sink=False)
+        view.confounders = _confounder_views(res, sink, names, view.notes)
+        _link(view.roc, view.confounders)
+        view.controls = AnnotationControls(res.recipe.classes, iteration=res.iteration, sink=sink,
+                                           show_sink=False)
+        view.pngs = _static_pngs(res, names)
+    if display:
+        from IPython.display import display as show
+
+        show(view)
+    return view

@@ -1,0 +1,127 @@
+"""Batch reruns of an executed iteration notebook: same seed, same number; seed studies; bad parameters.
+
+One tiny real session (one iteration, one epoch, 16 px) is shared by every test in this module.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from clinagent_lab.cli import main
+from clinagent_lab.errors import RecipeError
+from clinagent_lab.notebooks import rerun as rerun_module
+from clinagent_lab.notebooks.rerun import check_parameters, seed_study
+
+pytestmark = pytest.mark.slow
+
+TINY = {"training.max_epochs": 1, "data.image_size": 16, "data.batch_size": 32}
+
+
+@pytest.fixture(scope="module")
+def iteration(tmp_path_factory: pytest.TempPathFactory):
+    """(Iteration, path of its executed notebook) of a one-iteration session on 80 synthetic chest images."""
+    from clinagent_lab.agent.engine import Engine
+    from clinagent_lab.data.synth import generate
+
+    root = tmp_path_factory.mktemp("rerun")
+    data = generate("chest_drain", root / "data", n=80, image_size=16)
+    engine = Engine.create("pneumothorax on chest X-rays", data, root / "session", max_iterations=1,
+                           iteration_minutes=3, recipe_overrides=TINY)
+    engine.run(finish=False)
+    it = engine.session.iterations[0]
+    assert it.status == "ok", it.error
+    assert isinstance(it.val_metrics.get("auroc"), float)
+    return it, Path(it.notebook)
+
+
+def test_cli_rerun_same_seed_reproduces_validation_auroc(iteration, tmp_path, capsys):
+    it, notebook = iteration
+    code = main(["rerun", str(notebook), "--seed", "0", "--out", str(tmp_path / "r0")])
+    out = json.loads(capsys.readouterr().out)
+    assert code == 0 and out["status"] == "ok"
+    assert out["metrics"]["auroc"] == it.val_metrics["auroc"]  # exactly: same seed, same machine
+    assert out["metrics"]["selection_value"] == it.selection_value
+    metrics = json.loads((tmp_path / "r0" / "metrics.json").read_text())
+    assert metrics["auroc"] == it.val_metrics["auroc"]
+    assert Path(out["output"]) == tmp_path / "r0" / "iteration.ipynb" and Path(out["output"]).exists()
+
+
+def test_plain_papermill_from_a_temp_cwd_gives_the_same_number(iteration, tmp_path):
+    it, notebook = iteration
+    env = {**os.environ, "MPLBACKEND": "Agg"}
+    proc = subprocess.run([sys.executable, "-m", "papermill", str(notebook), "out.ipynb", "-p", "seed", "0",
+                           "--no-progress-bar"], cwd=tmp_path, env=env, capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    metrics = json.loads((tmp_path / "metrics.json").read_text())  # output_dir "." is the caller's cwd
+    assert metrics["auroc"] == it.val_metrics["auroc"]
+    assert (tmp_path / "out.ipynb").exists()
+
+
+def test_seed_study_prints_mean_sd_and_writes_files(iteration, tmp_path, capsys):
+    _, notebook = iteration
+    out = tmp_path / "study"
+    code = main(["rerun", str(notebook), "--seeds", "0", "1", "2", "--out", str(out)])
+    text = capsys.readouterr().out
+    assert code == 0
+    assert "3/3 runs ok" in text and "±" in text
+    study = json.loads((out / "seed_study.json").read_text())
+    assert [r["seed"] for r in study["runs"]] == [0, 1, 2]
+    assert all(r["status"] == "ok" for r in study["runs"])
+    aurocs = [r["metrics"]["auroc"] for r in study["runs"]]
+    # the summary is the mean and sample sd of the per-run numbers
+    assert study["summary"]["auroc"]["mean"] == pytest.approx(statistics.fmean(aurocs))
+    assert study["summary"]["auroc"]["sd"] == pytest.approx(statistics.stdev(aurocs))
+    assert study["summary"]["auroc"]["n"] == 3
+    line = next(ln for ln in text.splitlines() if ln.strip().startswith("auroc "))
+    assert f"{statistics.fmean(aurocs):.4f} ± {statistics.stdev(aurocs):.4f}" in line
+    csv = pd.read_csv(out / "seed_study.csv").set_index("metric")
+    assert csv.loc["auroc", "n"] == 3
+    assert csv.loc["auroc", "mean"] == pytest.approx(statistics.fmean(aurocs), abs=1e-6)
+    for seed in (0, 1, 2):
+        assert (out / f"seed_{seed}" / "metrics.json").exists()
+
+
+def test_undeclared_parameter_exits_2_naming_the_declared_ones(iteration, tmp_path, capsys):
+    _, notebook = iteration
+    code = main(["rerun", str(notebook), "-p", "learning_rate", "0.1", "--out", str(tmp_path / "x")])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "learning_rate" in err and "seed" in err and "max_epochs" in err and "time_budget_s" in err
+    assert "Traceback" not in err
+    assert not (tmp_path / "x").exists()  # refused before anything ran
+    with pytest.raises(RecipeError, match="learning_rate"):
+        check_parameters(notebook, {"learning_rate": 0.1})
+
+
+def test_seed_study_reports_failures_next_to_successes(iteration, tmp_path, monkeypatch):
+    _, notebook = iteration
+    original = rerun_module.rerun_notebook
+
+    def seed_1_reads_missing_data(nb, *, seed=None, params=None, out_dir=None, timeout_s=3600.0):
+        if seed == 1:  # a real crash inside the notebook: the data folder is gone
+            params = {**(params or {}), "data_path": str(tmp_path / "missing")}
+        return original(nb, seed=seed, params=params, out_dir=out_dir, timeout_s=timeout_s)
+
+    monkeypatch.setattr(rerun_module, "rerun_notebook", seed_1_reads_missing_data)
+    study = seed_study(notebook, [0, 1], out_dir=tmp_path / "study")
+    statuses = {r["seed"]: r["status"] for r in study.runs}
+    assert statuses == {0: "ok", 1: "crash"}
+    assert study.n_ok == 1
+    text = study.summary_text()
+    assert "1/2 runs ok" in text
+    assert "seed 1: crash" in text and "does not exist" in text
+    assert study.summary["auroc"]["n"] == 1 and study.summary["auroc"]["sd"] == 0.0
+    saved = json.loads((tmp_path / "study" / "seed_study.json").read_text())
+    crashed = next(r for r in saved["runs"] if r["seed"] == 1)
+    assert crashed["status"] == "crash" and crashed["error"]["evalue"]
+    assert not math.isnan(saved["summary"]["auroc"]["mean"])

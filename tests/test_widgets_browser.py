@@ -1,0 +1,140 @@
+"""The results widgets in a real JupyterLab in a real chromium: the SVG plot renders, the slider moves the
+point, and a pin travels from the browser to the clinagent server endpoint (XSRF cookie, same-origin)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from .widgets_fixtures import binary_predictions, binary_recipe, binary_spec, make_iteration
+
+REPO = Path(__file__).resolve().parents[1]
+CHROMIUM = Path("/usr/bin/chromium")
+ARTIFACTS = REPO / "test-artifacts"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(not CHROMIUM.exists(), reason="needs /usr/bin/chromium (apt-get install -y chromium)"),
+]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait_up(url: str, token: str, proc: subprocess.Popen, timeout: float = 90) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"jupyter lab exited with {proc.returncode}")
+        try:
+            with urllib.request.urlopen(f"{url}/api/status?token={token}", timeout=2) as r:
+                if r.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.5)
+    raise TimeoutError("jupyter lab did not answer in time")
+
+
+@pytest.fixture
+def lab(tmp_path: Path):
+    root = tmp_path / "root"
+    folder = make_iteration(root / ".clinagent" / "sessions", binary_predictions(n=80), binary_recipe(),
+                            binary_spec(), index=1)
+    code = ("from clinagent_lab.widgets import show_results\n"
+            f"view = show_results({str(folder.relative_to(root))!r}, session_id='abc123', bootstrap=5)")
+    kernelspec = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nb = nbformat.v4.new_notebook(metadata={"kernelspec": kernelspec}, cells=[nbformat.v4.new_code_cell(code)])
+    nbformat.write(nb, root / "results.ipynb")
+    config = tmp_path / "config"
+    config.mkdir()
+    (config / "jupyter_server_config.json").write_text(json.dumps(
+        {"ServerApp": {"jpserver_extensions": {"clinagent_lab.server": True}}}))
+    token, port = "widgets-test-token", _free_port()
+    env = {**os.environ, "JUPYTER_CONFIG_DIR": str(config), "JUPYTER_DATA_DIR": str(tmp_path / "data_dir"),
+           "JUPYTER_RUNTIME_DIR": str(tmp_path / "runtime"),
+           "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
+    log = open(tmp_path / "lab.log", "w")  # noqa: SIM115 - closed below
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "jupyter", "lab", "--no-browser", f"--ServerApp.token={token}",
+         "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={port}", f"--ServerApp.root_dir={root}",
+         "--ServerApp.port_retries=0", "--allow-root",
+         "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate", "--LabApp.news_url=None"],
+        cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_up(url, token, proc)
+        yield url, token, root
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+        ARTIFACTS.mkdir(exist_ok=True)
+        shutil.copy(tmp_path / "lab.log", ARTIFACTS / "widgets_lab.log")
+
+
+def _annotations(root: Path) -> list[dict]:
+    path = root / ".clinagent" / "sessions" / "abc123" / "session.json"
+    return json.loads(path.read_text())["annotations"]
+
+
+def test_widgets_render_and_pin_reaches_the_server(lab):
+    from playwright.sync_api import expect, sync_playwright
+
+    url, token, root = lab
+    ARTIFACTS.mkdir(exist_ok=True)
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        errors: list[str] = []
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        try:
+            page.goto(f"{url}/lab/tree/results.ipynb?token={token}")
+            page.locator(".jp-Notebook").first.wait_for(timeout=60_000)
+            select = page.locator(".jp-Dialog").get_by_role("button", name="Select")
+            if select.count():
+                select.click()
+            page.locator(".jp-Notebook .jp-Cell").first.click()
+            page.keyboard.press("Shift+Enter")
+            point = page.locator(".clinagent-roc-plot svg circle.point")
+            expect(point).to_have_count(1, timeout=120_000)
+            expect(page.locator(".clinagent-roc-plot svg path.band")).to_have_count(1)
+            expect(page.locator(".clinagent-bridge")).to_contain_text("abc123")
+            cx = point.get_attribute("cx")
+            slider = page.locator(".clinagent-roc .widget-slider .noUi-handle, .clinagent-roc .widget-slider "
+                                  "[role=slider]").first
+            slider.focus()
+            for _ in range(40):
+                page.keyboard.press("ArrowRight")
+            expect(point).not_to_have_attribute("cx", cx, timeout=30_000)
+            page.screenshot(path=str(ARTIFACTS / "widgets_1_rendered.png"))
+
+            page.locator(".clinagent-roc input[type=number]").first.fill("0.9")
+            page.locator(".clinagent-roc input[type=number]").first.press("Enter")
+            page.locator(".clinagent-roc").get_by_role("button", name="Pin").click()
+            expect(page.locator(".clinagent-roc")).to_contain_text("Sent to session abc123", timeout=30_000)
+            page.screenshot(path=str(ARTIFACTS / "widgets_2_pinned.png"))
+        finally:
+            page.screenshot(path=str(ARTIFACTS / "widgets_last.png"))
+            browser.close()
+        assert not [e for e in errors if "clinagent" in e.lower()], errors
+    [saved] = _annotations(root)
+    assert saved["kind"] == "operating_point" and saved["value"] == {"sensitivity": 0.9}
+    assert saved["iteration"] == 1

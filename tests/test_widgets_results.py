@@ -1,0 +1,133 @@
+"""show_results on fake iteration folders, without a kernel frontend."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from clinagent_lab.agent.session import Session
+from clinagent_lab.errors import SessionError
+from clinagent_lab.evaluation import confounder_metrics
+from clinagent_lab.widgets import show_results
+from clinagent_lab.widgets.annotate import ServerSink, SessionFileSink
+from clinagent_lab.widgets.results import load_iteration
+
+from .widgets_fixtures import (
+    binary_predictions,
+    binary_recipe,
+    binary_spec,
+    make_iteration,
+    multiclass_predictions,
+    multiclass_recipe,
+    multiclass_spec,
+)
+
+
+@pytest.fixture(scope="module")
+def binary_folder(tmp_path_factory) -> Path:
+    return make_iteration(tmp_path_factory.mktemp("bin"), binary_predictions(),
+                          binary_recipe(operating_point="at_sensitivity", operating_value=0.85), binary_spec(),
+                          index=3)
+
+
+def _capture(fn):
+    from IPython.core.interactiveshell import InteractiveShell
+    from IPython.utils.capture import capture_output
+
+    InteractiveShell.instance()
+    try:
+        with capture_output() as cap:
+            result = fn()
+        return result, [o.data for o in cap.outputs]
+    finally:
+        InteractiveShell.clear_instance()
+
+
+def test_show_results_builds_widgets_and_static_pngs(binary_folder):
+    view, outputs = _capture(lambda: show_results(binary_folder, session_id="abc123", bootstrap=5))
+    metrics = json.loads((binary_folder / "metrics.json").read_text())
+    assert view.results.iteration == 3 and view.results.recipe.evaluation.operating_point == "at_sensitivity"
+    assert view.roc.threshold == pytest.approx(metrics["threshold"])
+    assert view.roc.point.sensitivity == pytest.approx(metrics["sensitivity"])
+    assert list(view.confounders) == ["chest_drain"]
+    assert isinstance(view.sink, ServerSink) and isinstance(view.sink.fallback, SessionFileSink)
+    assert [p.name for p in view.pngs] == ["roc.png", "confounder_chest_drain.png"]
+    for path in view.pngs:
+        assert path.parent == binary_folder
+        with Image.open(path) as im:
+            assert im.format == "PNG" and im.size[0] > 200
+    # what the notebook gets: a heading, the widgets, and the PNGs for kernel-less copies
+    mimes = [set(d) for d in outputs]
+    assert sum("image/png" in m for m in mimes) == 2
+    assert sum("application/vnd.jupyter.widget-view+json" in m for m in mimes) == 1
+    assert any("Iteration 3" in d.get("text/html", "") for d in outputs)
+    _, again = _capture(lambda: view._ipython_display_())
+    assert again == []  # the cell's return value does not show everything a second time
+
+
+def test_roc_threshold_drives_the_confounder_view(binary_folder):
+    view = show_results(binary_folder, display=False, bootstrap=0)
+    conf = view.confounders["chest_drain"]
+    before = dict(conf.data.fpr_by_group)
+    view.roc.slider.value = 0.62
+    assert conf.threshold == 0.62 and conf.data.threshold == 0.62
+    df = view.results.predictions
+    ref = confounder_metrics(df.label == 1, df.prob_pneumothorax, df.chest_drain.to_numpy(object), 0.62,
+                             positive_label=True, n_permutations=0)
+    assert conf.data.fpr_by_group == ref["fpr_by_group"] != before
+    assert f"{ref['fpr_by_group']['1']:.3f}" in conf.table.value
+    metrics = json.loads((binary_folder / "metrics.json").read_text())
+    assert conf.data.dependence == metrics["confounders"]["chest_drain"]["dependence"]  # reused, not recomputed
+
+
+def test_annotations_from_the_results_reach_the_session_file(tmp_path):
+    folder = make_iteration(tmp_path, binary_predictions(n=80), binary_recipe(), binary_spec(), index=1)
+    view = show_results(folder, session_id="abc123", display=False, bootstrap=0)  # no browser: file fallback
+    view.roc.pin("sensitivity", 0.9)
+    view.confounders["chest_drain"].group.value = "1"
+    view.confounders["chest_drain"].max_fpr.value = 0.15
+    view.confounders["chest_drain"].mark_button.click()
+    view.controls.note.value = "drains are common after treatment"
+    view.controls.note_button.click()
+    saved = Session.load(tmp_path / "abc123")
+    assert [(a.kind, a.value) for a in saved.annotations] == [
+        ("operating_point", {"sensitivity": 0.9}),
+        ("group_fpr_bound", {"confounder": "chest_drain", "group": "1", "max_fpr": 0.15}),
+        ("note", {}),
+    ]
+    assert saved.annotations[2].text == "drains are common after treatment" and view.controls.note.value == ""
+    assert saved.iteration(1).annotations == [0, 1, 2]
+    assert view.annotations == saved.annotations
+    assert "session.json" in view.confounders["chest_drain"].status.value
+
+
+def test_multiclass_results_offer_class_priority(tmp_path):
+    folder = make_iteration(tmp_path, multiclass_predictions(), multiclass_recipe(), multiclass_spec(), index=2)
+    view = show_results(folder, display=False, bootstrap=0)
+    assert isinstance(view.sink, SessionFileSink)
+    assert [c.class_name for c in view.roc.data.curves] == ["bcc", "mel", "nv"] and view.roc.selected_class == "mel"
+    assert list(view.confounders) == ["ruler"] and view.confounders["ruler"].data.target_class == "mel"
+    view.controls.priority_class.value = "mel"
+    view.controls.weight.value = 3.0
+    view.controls.priority_button.click()
+    [a] = Session.load(tmp_path / "abc123").annotations
+    assert a.kind == "class_priority" and a.value == {"class": "mel", "weight": 3.0} and a.iteration == 2
+    view.roc.class_selector.value = "bcc"
+    view.roc.slider.value = 0.5
+    assert view.confounders["ruler"].threshold != 0.5  # the view follows the target class only
+
+
+def test_folder_outside_a_session_needs_a_recipe(tmp_path, binary_folder):
+    lone = tmp_path / "iter_01"
+    lone.mkdir()
+    for name in ("val_predictions.csv", "metrics.json"):
+        (lone / name).write_bytes((binary_folder / name).read_bytes())
+    with pytest.raises(SessionError, match="no recipe"):
+        load_iteration(lone)
+    view = show_results(lone, recipe=binary_recipe(), spec=binary_spec(), display=False, bootstrap=0)
+    assert view.sink is None and view.results.iteration == 1 and view.pngs[0].exists()
+    a = view.roc.pin("specificity", 0.7)
+    assert view.roc.annotations == [a] and "Recorded here only" in view.roc.status.value
