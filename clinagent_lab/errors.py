@@ -16,6 +16,7 @@ __all__ = [
     "RecipeError",
     "ExecutionError",
     "SessionError",
+    "SessionConflict",
     "UnknownNameError",
 ]
 
@@ -83,6 +84,12 @@ class ExecutionError(ClinagentError):
 
 class SessionError(ClinagentError):
     """A session folder is missing, incomplete, or an operation is not allowed in its state."""
+
+
+class SessionConflict(SessionError):
+    """The request conflicts with the session's state (an iteration runs; the test split was already read)."""
+
+    http_status = 409
 
 
 class UnknownNameError(ClinagentError, KeyError):

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ..data.base import DatasetFingerprint, LoadedDataset
-from ..errors import ClinagentError, IntentError, SessionError
+from ..errors import ClinagentError, IntentError, SessionConflict, SessionError
 from ..recipe import Recipe, RecipePatch, apply_patch, recipe_diff
 from ..spec import TaskSpec
 from .session import Annotation, FinalTest, Iteration, Proposal, Session, atomic_write_text, now_iso
@@ -154,6 +154,13 @@ class Engine:
             session.log("reopened", note="interrupted iterations marked")
             session.save()
         return cls(session)
+
+    @staticmethod
+    def interpret(request: str, data_path: str | Path | None = None, *, model: str = "offline",
+                  data_format: str | None = None, llm_options: dict[str, Any] | None = None) -> TaskSpec:
+        """Parse a request (grounded in the data when a path is given) without creating a session."""
+        fingerprint = prepare_data(data_path, data_format)[1] if data_path else None
+        return interpret(request, fingerprint, model=model, llm_options=llm_options)
 
     @staticmethod
     def list_sessions(root: str | Path) -> list[Session]:
@@ -554,7 +561,7 @@ class Engine:
         s = self.session
         if s.final_test is not None or s.test_reads > 0:
             when = s.final_test.evaluated_at if s.final_test else "an earlier attempt"
-            raise SessionError(f"the test split was already evaluated ({when})",
+            raise SessionConflict(f"the test split was already evaluated ({when})",
                                fix="the test split is read once per session; start a new session to test again")
         best = s.best()
         if best is None or not best.checkpoint or not Path(best.checkpoint).exists():

@@ -20,11 +20,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
-import numpy as np
-import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
+
+if TYPE_CHECKING:  # pandas and numpy load only where data is handled, not in the server's import path
+    import numpy as np
+    import pandas as pd
 
 __all__ = ["LoadedDataset", "Box", "DatasetFingerprint", "ColumnAssociation", "REQUIRED_COLUMNS"]
 
@@ -65,6 +67,8 @@ class LoadedDataset:
         return len(self.table)
 
     def subset_indices(self, split: str) -> np.ndarray:
+        import numpy as np
+
         return np.flatnonzero(self.table["split"].to_numpy() == split)
 
 

@@ -19,9 +19,12 @@ from typing import Any, Callable
 
 from .progress import read_events
 
-__all__ = ["ExecutionResult", "NotebookExecutor", "execute_notebook", "default_kernel_name"]
+__all__ = ["ExecutionResult", "NotebookExecutor", "execute_notebook", "default_kernel_name", "DEADLINE_ENV"]
 
 EventSink = Callable[[dict[str, Any]], None]
+
+#: environment variable (unix time) the kernel inherits: training stops early enough to evaluate before it
+DEADLINE_ENV = "CLINAGENT_DEADLINE"
 
 
 @dataclass
@@ -75,7 +78,8 @@ class NotebookExecutor:
         log = open(work / "execution.log", "wb")
         self._stopped.clear()
         start = time.monotonic()
-        env = {**os.environ, "PYTHONUNBUFFERED": "1", "MPLBACKEND": "Agg"}
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", "MPLBACKEND": "Agg",
+               DEADLINE_ENV: f"{time.time() + timeout_s:.3f}"}
         with self._lock:
             self._proc = subprocess.Popen([sys.executable, "-m", "clinagent_lab.notebooks.worker", str(job_path)],
                                           stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env=env)

@@ -13,7 +13,7 @@ from typing import Any
 
 import lightning as L
 
-__all__ = ["EVENT_VERSION", "ProgressCallback", "write_event", "read_events"]
+__all__ = ["EVENT_VERSION", "ProgressCallback", "TimeBudget", "write_event", "read_events"]
 
 EVENT_VERSION = 1
 
@@ -66,7 +66,8 @@ class ProgressCallback(L.Callback):
                     steps_per_epoch=trainer.num_training_batches if trainer.num_training_batches != float("inf")
                     else None)
 
-    def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        # after the module's on_validation_epoch_end, so this epoch's validation metrics are logged
         if trainer.sanity_checking:
             return
         write_event(self.events_path, "epoch", epoch=trainer.current_epoch, step=trainer.global_step,
@@ -74,3 +75,33 @@ class ProgressCallback(L.Callback):
 
     def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         write_event(self.events_path, "fit_finished", epoch=trainer.current_epoch, step=trainer.global_step)
+
+
+class TimeBudget(L.Callback):
+    """Stop training at an epoch boundary when the next epoch would not fit in ``seconds``.
+
+    Stopping between epochs (rather than mid-epoch, as ``max_time`` does) keeps a time-limited run
+    reproducible: rerunning with ``max_epochs`` = the epochs completed gives the same weights.
+    """
+
+    def __init__(self, seconds: float | None) -> None:
+        self.seconds = seconds
+        self.start = 0.0
+        self.epoch_start = 0.0
+        self.longest_epoch = 0.0
+        self.stopped = False
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.start = time.monotonic()
+
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.epoch_start = time.monotonic()
+
+    def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if self.seconds is None or trainer.sanity_checking:
+            return
+        now = time.monotonic()
+        self.longest_epoch = max(self.longest_epoch, now - self.epoch_start)
+        if now - self.start + 1.1 * self.longest_epoch > self.seconds:
+            self.stopped = True
+            trainer.should_stop = True

@@ -21,7 +21,7 @@ from ..errors import DataValidationError
 from ..recipe import Recipe
 from ..spec import TaskSpec
 from ..tasks import TaskBackend, get_backend
-from .progress import ProgressCallback, write_event
+from .progress import ProgressCallback, TimeBudget, write_event
 
 __all__ = ["IterationRun", "Hooks", "prepare_run", "without_split", "MONITOR", "HOOK_FUNCTIONS"]
 
@@ -84,13 +84,12 @@ class IterationRun:
                                       fix="run the iteration through the engine, which freezes the split first")
         return dataset if include_test else without_split(dataset, "test")
 
-    def data_summary(self, dataset: LoadedDataset) -> pd.DataFrame:
+    def data_summary(self, dataset: LoadedDataset) -> None:
         names = {i: c for i, c in enumerate(dataset.classes)}
         table = pd.crosstab(dataset.table["label"].map(names), dataset.table["split"], margins=True)
         _display(table)
         for warning in dataset.warnings:
             print("warning:", warning)
-        return table
 
     # --- hooks ----------------------------------------------------------------------------------------
     def collect_hooks(self, namespace: dict[str, Any]) -> Hooks:
@@ -107,8 +106,11 @@ class IterationRun:
 
         t = self.recipe.training
         monitor = MONITOR[self.recipe.task_type]
+        max_time = training_time_left(t.max_time_s)
+        self.time_budget = TimeBudget(max_time)
         callbacks: list[Any] = [
             ProgressCallback(self.events_path),
+            self.time_budget,
             ModelCheckpoint(dirpath=str(self.output_dir), filename="model", monitor=monitor, mode="max",
                             save_top_k=1, enable_version_counter=False),
         ]
@@ -119,8 +121,8 @@ class IterationRun:
             deterministic=t.deterministic, callbacks=callbacks, logger=False, enable_progress_bar=False,
             enable_model_summary=False, default_root_dir=str(self.output_dir), num_sanity_val_steps=0,
         )
-        if t.max_time_s:
-            kwargs["max_time"] = {"seconds": int(max(1, t.max_time_s))}
+        if max_time is not None:  # hard backstop; TimeBudget normally stops first, between epochs
+            kwargs["max_time"] = {"seconds": int(max(1, max_time * 1.25 + 5))}
         for name in ("limit_train_batches", "limit_val_batches", "val_check_interval"):
             if getattr(t, name) is not None:
                 kwargs[name] = getattr(t, name)
@@ -193,7 +195,9 @@ class IterationRun:
         pred_name = "val_predictions.csv" if self.recipe.task_type != "detection" else "val_predictions.json"
         self.backend.save_predictions(predictions, out / pred_name)
         atomic_write_text(out / "metrics.json", json.dumps(_jsonable(metrics), indent=2))
+        budget = getattr(self, "time_budget", None)
         info = {"seed": self.recipe.seed, "evaluator_hash": evaluator_hash(), "epochs_run": trainer.current_epoch,
+                "stopped_by_time": bool(budget and budget.stopped),
                 "global_step": trainer.global_step, "versions": package_versions()}
         atomic_write_text(out / "run_info.json", json.dumps(info, indent=2))
         write_event(self.events_path, "evaluated", metrics=_headline(metrics))
@@ -219,6 +223,25 @@ class IterationRun:
         for path in paths:
             if path and Path(path).exists():
                 display(Image(filename=str(path)))
+
+
+def training_time_left(recipe_max_s: float | None) -> float | None:
+    """Seconds training may run: the recipe's guard, capped by the executor's deadline (minus time to evaluate).
+
+    The executor passes the iteration's deadline in ``CLINAGENT_DEADLINE``; a slow kernel start then eats into
+    training, not into the evaluation that must follow it. Plain papermill reruns have no deadline.
+    """
+    import os
+    import time
+
+    from .executor import DEADLINE_ENV
+
+    deadline = os.environ.get(DEADLINE_ENV)
+    if not deadline:
+        return recipe_max_s
+    remaining = float(deadline) - time.time()
+    allowed = max(1.0, 0.85 * remaining - 5.0)
+    return allowed if recipe_max_s is None else min(recipe_max_s, allowed)
 
 
 def _load_weights(module: Any, path: str | Path) -> None:

@@ -37,6 +37,7 @@ class Plot:
     margin: tuple[int, int, int, int] = (24, 16, 44, 52)  # top, right, bottom, left
     parts: list[str] = field(default_factory=list)
     legend: list[tuple[str, str, str]] = field(default_factory=list)  # label, colour, kind
+    legend_top_left: bool = False
 
     # --- coordinates -------------------------------------------------------------------------------
     def x(self, v: float) -> float:
@@ -113,8 +114,10 @@ class Plot:
         top, right, bottom, left = self.margin
         out = []
         for i, (label, color, kind) in enumerate(self.legend):
-            y = self.height - bottom - 12 - 16 * (len(self.legend) - 1 - i)
-            x = self.width - right - 150
+            if self.legend_top_left:
+                x, y = left + 8, top + 16 + 16 * i
+            else:
+                x, y = self.width - right - 150, self.height - bottom - 12 - 16 * (len(self.legend) - 1 - i)
             if kind == "band":
                 mark = f'<rect x="{x}" y="{y - 6}" width="16" height="10" fill="{color}" fill-opacity="0.25"/>'
             elif kind in ("marker", "hollow"):
@@ -210,7 +213,8 @@ def roc_figure(roc: dict, operating: tuple[float, float] | None, auroc_text: str
 
 def reliability_figure(reliability: dict) -> Markup:
     """Reliability diagram: observed positive fraction against mean predicted probability per bin."""
-    plot = Plot("Reliability (test split)", "mean predicted probability", "observed fraction positive")
+    plot = Plot("Reliability (test split)", "mean predicted probability", "observed fraction positive",
+                legend_top_left=True)
     plot.diagonal()
     pairs = [(m, o, c) for m, o, c in zip(reliability.get("mean_predicted") or [],
                                           reliability.get("observed_fraction") or [],
