@@ -13,7 +13,7 @@ Example:
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -43,14 +43,7 @@ MetricName = Literal[
 ]
 RiskPreference = Literal["sensitivity", "specificity", "balanced"]
 
-METRIC_NAMES: tuple[str, ...] = (
-    "auroc",
-    "sensitivity_at_specificity",
-    "specificity_at_sensitivity",
-    "balanced_accuracy",
-    "f1",
-    "map50",
-)
+METRIC_NAMES: tuple[str, ...] = get_args(MetricName)
 
 #: Confounder vocabulary the parser knows (snake_case). Others are allowed too.
 CONFOUNDER_NAMES: tuple[str, ...] = (

@@ -25,7 +25,7 @@ CASES = {
                                                         "data.batch_size": 8}},
 }
 
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)] if hasattr(pytest.mark, "timeout") else [pytest.mark.slow]
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 
 
 def _detection_available() -> str | None:

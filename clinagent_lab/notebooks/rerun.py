@@ -37,6 +37,21 @@ def check_parameters(nb_path: str | Path, params: dict[str, Any]) -> list[str]:
     return declared
 
 
+def _replay_epochs(nb: Path, values: dict[str, Any], timeout_s: float) -> dict[str, Any]:
+    """When the original run was stopped by its time budget, replay exactly the epochs it completed.
+
+    The time guard stops between epochs, so fixing ``max_epochs`` to the epochs completed (and lifting the
+    time guard) reproduces the same weights on any machine speed.
+    """
+    info_path = nb.parent / "run_info.json"
+    if "max_epochs" in values or not info_path.exists():
+        return {}
+    info = json.loads(info_path.read_text(encoding="utf-8"))
+    if not info.get("stopped_by_time") or not info.get("epochs_run"):
+        return {}
+    return {"max_epochs": int(info["epochs_run"]), "time_budget_s": float(timeout_s)}
+
+
 def rerun_notebook(notebook: str | Path, *, seed: int | None = None, params: dict[str, Any] | None = None,
                    out_dir: str | Path | None = None, timeout_s: float = 3600.0) -> dict[str, Any]:
     """Rerun one notebook; returns {status, output, metrics, headline, error, wall_s}."""
@@ -44,6 +59,7 @@ def rerun_notebook(notebook: str | Path, *, seed: int | None = None, params: dic
     values = dict(params or {})
     if seed is not None:
         values["seed"] = seed
+    values.update(_replay_epochs(nb, values, timeout_s))
     check_parameters(nb, values)
     tag = f"seed_{seed}" if seed is not None else "rerun"
     out = Path(out_dir).resolve() if out_dir else nb.parent / "reruns" / tag

@@ -6,7 +6,6 @@ the data, and fit the number of epochs to the time budget using a measured (or e
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 from ..data.base import DatasetFingerprint
@@ -16,7 +15,7 @@ from ..recipe import (AugmentConfig, DataConfig, DebiasConfig, EvalConfig, LossC
 from ..spec import TaskSpec
 
 __all__ = ["initialize_recipe", "positive_class_index", "fit_epochs", "ESTIMATED_THROUGHPUT",
-           "operating_rule", "AUGMENT_BY_MODALITY", "median_side"]
+           "operating_rule", "AUGMENT_BY_MODALITY", "median_side", "MIN_IMAGE_SIZE"]
 
 #: images/s for one training step on 2 CPU cores at 32x32, by architecture (measured with
 #: ``benchmarks/throughput.py``; scaled by pixel count for other sizes). Used when no measurement is given.
@@ -86,11 +85,16 @@ def median_side(fp: DatasetFingerprint, default: int = 64) -> int:
         return default
 
 
+#: smallest input side the Recipe schema allows (``DataConfig.image_size``)
+MIN_IMAGE_SIZE = 8
+
+
 def _image_size(fp: DatasetFingerprint, cap: int) -> tuple[int, str]:
     med = median_side(fp)
+    if med < MIN_IMAGE_SIZE:
+        return MIN_IMAGE_SIZE, f"images are {med} px (median): raised to the {MIN_IMAGE_SIZE} px minimum"
     if med <= cap:
-        size = max(16, med)
-        return size, f"images are {med} px (median): trained at their own size, no upsampling"
+        return med, f"images are {med} px (median): trained at their own size, no upsampling"
     return cap, f"images are {med} px (median): downsampled to {cap} px to fit the CPU time budget; the " \
                 f"refiner may raise it"
 
@@ -173,6 +177,12 @@ def initialize_recipe(spec: TaskSpec, fp: DatasetFingerprint, *, seed: int = 0, 
     metric_params = dict(spec.primary_metric.params)
     if "class" in metric_params and positive is not None:
         metric_params["class"] = fp.classes[positive]
+    reasons["evaluation.primary_metric"] = (f"the request's primary metric: {spec.primary_metric.name}"
+                                            + (f" {metric_params}" if metric_params else ""))
+    if positive is not None:
+        reasons["evaluation.positive_class"] = (
+            f"'{fp.classes[positive]}' is the target class (costly to miss): operating point and confounder "
+            f"metrics are computed for it")
     selection = None
     mitigated = spec.mitigated_confounders()
     if mitigated:
@@ -181,6 +191,8 @@ def initialize_recipe(spec: TaskSpec, fp: DatasetFingerprint, *, seed: int = 0, 
             f"'{mitigated[0].name}' is to be mitigated: keep/discard uses AUROC on a label x {mitigated[0].name} "
             f"balanced reweighting of validation, which a shortcut cannot inflate")
     reasons["optim.lr"] = "AdamW with a one-cycle schedule: robust default for training from scratch"
+    if task_type != "detection":
+        reasons["model.dropout"] = "light dropout (0.1) before the classifier head: small datasets over-fit"
     lr = 3e-3 if arch == "small_cnn" else 1e-3
     supervision = SupervisionConfig(kind=spec.supervision.kind, box_fraction=spec.supervision.box_fraction
                                     if spec.supervision.box_fraction is not None else fp.box_fraction)

@@ -122,6 +122,7 @@ class RocWidget(w.VBox, Submitter):
                                     description="threshold", readout_format=".3f", continuous_update=False,
                                     layout=w.Layout(width="420px"))
         self.readout = w.HTML()
+        self.readout.add_class("clinagent-readout")
         self.pin_kind = w.Dropdown(options=list(PIN_KINDS), value="sensitivity", layout=w.Layout(width="130px"))
         self.pin_value = w.BoundedFloatText(min=0.0, max=1.0, step=0.01, layout=w.Layout(width="90px"))
         self.pin_button = w.Button(description="Pin", button_style="primary", icon="thumb-tack",

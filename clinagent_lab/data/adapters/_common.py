@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Callable
 
 import pandas as pd
 
@@ -74,3 +75,16 @@ def order_classes(values: list[object]) -> list[str]:
         return sorted(unique, key=lambda s: int(float(s)))
     except ValueError:
         return unique
+
+
+def child_with(path: Path, has_marker: Callable[[Path], bool], limit: int = 200) -> Path | None:
+    """The first visible sub-folder of ``path`` (among its first ``limit`` entries) for which ``has_marker``."""
+    import os
+
+    with os.scandir(path) as it:
+        for i, entry in enumerate(it):
+            if i >= limit:
+                break
+            if entry.is_dir() and not entry.name.startswith(".") and has_marker(Path(entry.path)):
+                return Path(entry.path)
+    return None

@@ -24,7 +24,6 @@ Options:
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +31,7 @@ import pandas as pd
 
 from ...errors import DataFormatError, DataValidationError, UnknownNameError
 from ..base import LoadedDataset
+from ._common import child_with
 from ..formats import DatasetFormat, register_format
 from ..images import read_image_file, to_channels
 
@@ -50,7 +50,6 @@ SUBTASKS: dict[str, tuple[str, ...]] = {"melanoma_vs_nevus": ("NV", "MEL")}
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 EXPECTED = f"{IMAGES_DIR}/ISIC_*.jpg + {GT_CSV} (+ optional {METADATA_CSV})"
-_MAX_CHILDREN = 200
 _EXAMPLES = 5
 
 
@@ -70,13 +69,7 @@ def find_root(path: str | Path) -> Path | None:
         return path
     if path.name == IMAGES_DIR and (path.parent / GT_CSV).is_file():
         return path.parent
-    with os.scandir(path) as it:
-        for i, entry in enumerate(it):
-            if i >= _MAX_CHILDREN:
-                break
-            if entry.is_dir() and not entry.name.startswith(".") and _has_marker(Path(entry.path)):
-                return Path(entry.path)
-    return None
+    return child_with(path, _has_marker)
 
 
 def detect(path: Path) -> bool:

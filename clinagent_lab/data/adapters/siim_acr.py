@@ -26,7 +26,6 @@ Options:
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
@@ -35,6 +34,7 @@ import pandas as pd
 from ...errors import DataFormatError, DataValidationError
 from ..base import LoadedDataset
 from ..dicom import read_dicom, read_dicom_header
+from ._common import child_with
 from ..formats import DatasetFormat, register_format
 from ..images import image_file_info, read_image_file, to_channels
 from ..rle import is_empty_rle, parse_rle
@@ -53,7 +53,6 @@ DEFAULT_SIZE = (1024, 1024)
 
 EXPECTED = (f"{RLE_CSV_NAMES[0]} + {DICOM_DIR}/<study>/<series>/<ImageId>.dcm "
             f"(or {PNG_DIRS[0]}/<ImageId>.png) (+ optional {DRAIN_CSV_NAMES[0]})")
-_MAX_CHILDREN = 200
 _EXAMPLES = 5
 
 
@@ -77,13 +76,7 @@ def find_root(path: str | Path) -> Path | None:
         return path
     if path.name in (DICOM_DIR, *PNG_DIRS) and _rle_csv(path.parent) is not None:
         return path.parent
-    with os.scandir(path) as it:
-        for i, entry in enumerate(it):
-            if i >= _MAX_CHILDREN:
-                break
-            if entry.is_dir() and not entry.name.startswith(".") and _has_marker(Path(entry.path)):
-                return Path(entry.path)
-    return None
+    return child_with(path, _has_marker)
 
 
 def detect(path: Path) -> bool:

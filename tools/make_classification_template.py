@@ -1,0 +1,94 @@
+"""Writes the packaged template notebook (run after editing the cells here; tests check the result)."""
+
+from pathlib import Path
+
+import nbformat
+from nbformat.v4 import new_notebook, new_markdown_cell, new_code_cell
+
+def code(src, *tags):
+    c = new_code_cell(src.strip("\n"))
+    c.metadata["tags"] = ["clinagent", *tags]
+    return c
+
+def md(src, *tags):
+    c = new_markdown_cell(src.strip("\n"))
+    c.metadata["tags"] = ["clinagent", *tags]
+    return c
+
+cells = [
+md("""
+# Classification iteration
+
+One iteration of the clinagent-lab loop: load the data with the frozen split, build the model the Recipe
+describes, train it with PyTorch Lightning, and evaluate it on the **validation** split with the frozen
+evaluator. The test split is never read here. Rerun with papermill, e.g.
+`papermill iteration.ipynb out.ipynb -p seed 1`.
+"""),
+code('''
+data_path = ""        # dataset folder or file
+data_format = ""      # registered format name; "" = auto-detect
+splits_path = ""      # CSV (image_id, split) frozen by the engine; the test split is never read here
+output_dir = "."      # metrics.json, val_predictions.csv, model.ckpt and events.jsonl go here
+events_path = ""      # JSON-lines progress events; "" = output_dir/events.jsonl
+seed = 0              # seeds Python, NumPy and torch; same seed, same numbers on the same machine
+recipe = {}           # clinagent_lab.recipe.Recipe as a dict (model, data, optimiser, loss, evaluation ...)
+spec = {}             # clinagent_lab.spec.TaskSpec as a dict (metric parameters, confounders)
+max_epochs = None     # overrides recipe["training"]["max_epochs"] when set
+time_budget_s = None  # Lightning max_time guard in seconds; None = no guard
+''', "parameters"),
+code('''
+import lightning as L
+
+from clinagent_lab.notebooks.runtime import prepare_run
+
+run = prepare_run(recipe=recipe, spec=spec, seed=seed, output_dir=output_dir, events_path=events_path,
+                  max_epochs=max_epochs, time_budget_s=time_budget_s)
+R, S = run.recipe, run.spec
+print(f"task: {R.task_type}, classes: {R.classes}, seed: {R.seed}, epochs: {R.training.max_epochs}")
+for field, reason in R.reasons.items():
+    print(f"  {field}: {reason}")
+'''),
+md("## Data (frozen split)"),
+code('''
+dataset = run.load_data(data_path, data_format, splits_path)
+run.data_summary(dataset)
+''', "frozen"),
+md("""
+## Custom code hooks
+
+Cells below are empty unless the agent wrote code for them. Each is checked before it runs and must define
+one function: `build_model(recipe, num_classes, in_channels)`, `custom_loss(logits, labels)`,
+`extra_transforms(train)` or `sample_weights(labels, groups)`.
+"""),
+code("# hook: model (none)", "hook:model"),
+code("# hook: loss (none)", "hook:loss"),
+code("# hook: augment (none)", "hook:augment"),
+code("# hook: sampler (none)", "hook:sampler"),
+md("## Model and training"),
+code('''
+hooks = run.collect_hooks(globals())
+datamodule = run.backend.make_datamodule(dataset, R, S, **hooks.data)
+module = run.backend.make_module(R, dataset, S, datamodule=datamodule, **hooks.model)
+print(module.__class__.__name__, f"{sum(p.numel() for p in module.parameters()):,} parameters")
+'''),
+code('''
+trainer = L.Trainer(**run.trainer_kwargs())
+trainer.fit(module, datamodule=datamodule)
+module = run.best_module(module, trainer)
+'''),
+md("## Frozen validation evaluation"),
+code('''
+val_predictions = run.backend.predict(module, datamodule, "val")
+val_metrics = run.backend.evaluate(val_predictions, R, S, dataset)
+run.save_outputs(trainer, val_predictions, val_metrics)
+run.show_metrics(val_metrics)
+''', "frozen"),
+md("## Figures"),
+code('''
+run.show_figures(val_predictions, val_metrics)
+'''),
+]
+nb = new_notebook(cells=cells)
+nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+nb.metadata["language_info"] = {"name": "python"}
+nbformat.write(nb, str(Path(__file__).resolve().parents[1] / "clinagent_lab/notebooks/templates/classification.ipynb"))
