@@ -138,12 +138,35 @@ def _print_outcome(session: Any) -> int:
 
 
 def cmd_synth(args: argparse.Namespace) -> int:
-    from .data.synth import generate
+    from .data.synth import SYNTH_KINDS, _ensure_builtin, generate
 
     options = dict(_parse_kv(args.option or []))
-    path = generate(args.kind, args.out, seed=args.seed, **options)
+    _ensure_builtin()
+    _check_synth_options(args.kind, SYNTH_KINDS.get(args.kind), options)
+    try:
+        path = generate(args.kind, args.out, seed=args.seed, **options)
+    except ValueError as exc:  # generators reject impossible sizes and rates with a ValueError
+        raise ClinagentError(f"cannot synthesise '{args.kind}': {exc}", where="--option",
+                             fix="change the option values") from exc
     print(path)
     return 0
+
+
+def _check_synth_options(kind: str, generator: Any, options: dict[str, Any]) -> None:
+    """Unknown or missing generator options as a clear error instead of a TypeError traceback."""
+    import inspect
+
+    params = [p for p in list(inspect.signature(generator).parameters.values())[1:]
+              if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD) and p.name != "seed"]
+    names = [p.name for p in params]
+    unknown = sorted(set(options) - set(names))
+    if unknown:
+        raise ClinagentError(f"option(s) {', '.join(unknown)} are not options of synthetic kind '{kind}'",
+                             where="--option", fix=f"use KEY=VALUE with KEY one of: {', '.join(names)}")
+    missing = [p.name for p in params if p.default is p.empty and p.name not in options]
+    if missing:
+        raise ClinagentError(f"synthetic kind '{kind}' needs option(s) {', '.join(missing)}", where="--option",
+                             fix=f"pass --option {missing[0]}=VALUE")
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

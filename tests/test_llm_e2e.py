@@ -28,7 +28,7 @@ try:
 except ImportError:  # tests collected as a package
     from tests.llm_fixtures import *  # noqa: F403
 
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(420)]
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
 FAST = ["training.max_epochs=1", "data.image_size=16", "data.batch_size=32"]
 FAST_OVERRIDES = {"training.max_epochs": 1, "data.image_size": 16, "data.batch_size": 32}

@@ -11,7 +11,14 @@ from clinagent_lab.widgets.annotate import Receipt
 from clinagent_lab.widgets.figdata import tpr_on_grid
 from clinagent_lab.widgets.roc import RocWidget, plot_curve, thin_curve
 
-from .widgets_fixtures import BINARY, MULTI, binary_predictions, binary_recipe, multiclass_predictions, multiclass_recipe
+from .widgets_fixtures import (
+    BINARY,
+    MULTI,
+    binary_predictions,
+    binary_recipe,
+    multiclass_predictions,
+    multiclass_recipe,
+)
 
 
 class RecordingSink:
@@ -134,7 +141,7 @@ def test_multiclass_selector_switches_curves_and_pins_name_the_class():
 
 
 def test_thinning_keeps_the_curve_shape(df):
-    fpr, tpr, thr = roc_points(df.label == 1, df.prob_pneumothorax)
+    fpr, tpr, _ = roc_points(df.label == 1, df.prob_pneumothorax)
     keep = thin_curve(fpr, tpr)
     assert len(keep) < len(fpr) and keep[0] == 0 and keep[-1] == len(fpr) - 1
     grid = np.linspace(0, 1, 201)

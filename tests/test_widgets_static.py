@@ -78,7 +78,7 @@ def test_binary_roc_data_are_the_evaluators(binary):
 
 @pytest.mark.parametrize("t", [0.1, 0.35, 0.5, 0.7231, 0.95])
 def test_operating_point_at_any_threshold_matches_classification_metrics(binary, t):
-    df, recipe, _ = binary
+    df, _, _ = binary
     ref = classification_metrics(df.label, _probs(df, BINARY), BINARY, threshold=t)
     p = operating_point(df.label == 1, df.prob_pneumothorax, t)
     assert p.threshold == t

@@ -297,7 +297,7 @@ class Engine:
             if annotation.iteration is not None:
                 self.session.iteration(annotation.iteration).annotations.append(len(self.session.annotations) - 1)
             self.session.proposal = None  # the next proposal must see the annotation
-            self.session.log("annotation", kind=annotation.kind, value=annotation.value)
+            self.session.log("annotation", annotation_kind=annotation.kind, value=annotation.value)
             self._save()
         return annotation
 

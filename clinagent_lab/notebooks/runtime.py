@@ -215,7 +215,7 @@ class IterationRun:
         paths = [save_roc_png(predictions, self.recipe, self.output_dir / "roc.png")]
         for name in (metrics.get("confounders") or {}):
             paths.append(save_confounder_png(predictions, self.recipe, self.spec, name,
-                                             self.output_dir / f"confounder_{name}.png"))
+                                             self.output_dir / f"confounder_{name}.png", metrics=metrics))
         try:
             from IPython.display import Image, display
         except ImportError:

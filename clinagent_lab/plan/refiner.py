@@ -124,6 +124,10 @@ def _annotations(ctx: RefineContext) -> RecipePatch | None:
     r = ctx.current
     for _, a in pending:
         if a.kind == "operating_point":
+            cls = a.value.get("class")
+            if isinstance(cls, str) and cls in r.classes and r.classes.index(cls) != r.evaluation.positive_class:
+                changes["evaluation.positive_class"] = r.classes.index(cls)
+                notes.append(f"the operating point is set on class {cls}")
             if "sensitivity" in a.value:
                 changes["evaluation.operating_point"] = "at_sensitivity"
                 changes["evaluation.operating_value"] = float(a.value["sensitivity"])

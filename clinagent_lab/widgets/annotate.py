@@ -34,17 +34,17 @@ from ..agent.session import SESSION_FILE, Annotation, Session
 from ..errors import ClinagentError, SessionError
 
 __all__ = [
+    "ASSETS",
+    "AnnotationBridge",
     "AnnotationSink",
     "Receipt",
-    "SessionFileSink",
     "ServerSink",
-    "AnnotationBridge",
+    "SessionFileSink",
+    "Submitter",
+    "annotations_path",
     "describe",
     "receipt_html",
-    "Submitter",
     "sink_widgets",
-    "annotations_path",
-    "ASSETS",
 ]
 
 ASSETS = Path(__file__).with_name("assets")

@@ -27,7 +27,7 @@ from .annotate import AnnotationSink, Submitter, sink_widgets
 from .figdata import ConfounderFigureData, confounder_figure_data
 from .static import confounder_figure, figure_png, format_value
 
-__all__ = ["ConfounderView", "AnnotationControls", "rates_table"]
+__all__ = ["AnnotationControls", "ConfounderView", "rates_table"]
 
 
 def rates_table(data: ConfounderFigureData) -> str:

@@ -30,18 +30,18 @@ from ..recipe import EvalConfig, Recipe
 from ..spec import TaskSpec
 
 __all__ = [
+    "ConfounderFigureData",
     "OperatingPoint",
     "RocBand",
     "RocCurve",
     "RocFigureData",
-    "ConfounderFigureData",
-    "operating_point",
-    "roc_band",
-    "tpr_on_grid",
-    "roc_figure_data",
     "confounder_column",
     "confounder_figure_data",
+    "operating_point",
     "prediction_arrays",
+    "roc_band",
+    "roc_figure_data",
+    "tpr_on_grid",
 ]
 
 _GRID_POINTS = 101

@@ -152,9 +152,11 @@ def _heading(res: IterationResults) -> str:
     m = res.metrics
     which = f"Iteration {res.iteration}" if res.iteration is not None else res.folder.name
     name = m.get("selection_metric") or m.get("primary_metric") or "primary"
-    return (f"<h4>{which}: validation results</h4><p>{name} = <b>{format_value(m.get('selection_value'))}</b>"
-            f" &middot; AUROC {format_value(m.get('auroc', m.get('auroc_macro')))}"
-            f" &middot; threshold {format_value(m.get('threshold'))}</p>")
+    parts = [f"{name} = <b>{format_value(m.get('selection_value'))}</b>"]
+    if name != "auroc":
+        parts.append(f"AUROC {format_value(m.get('auroc', m.get('auroc_macro')))}")
+    parts.append(f"threshold {format_value(m.get('threshold'))}")
+    return f"<h4>{which}: validation results</h4><p>{' &middot; '.join(parts)}</p>"
 
 
 def _static_pngs(res: IterationResults, names: list[str]) -> list[Path]:
@@ -170,8 +172,8 @@ def _static_pngs(res: IterationResults, names: list[str]) -> list[Path]:
 
 def _confounder_views(res: IterationResults, sink: AnnotationSink | None, names: list[str],
                       notes: list[str]) -> dict[str, Any]:
-    from .confounder import ConfounderView
     from ..errors import ClinagentError
+    from .confounder import ConfounderView
 
     views: dict[str, Any] = {}
     for name in names:

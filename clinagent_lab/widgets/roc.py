@@ -23,10 +23,17 @@ from ..agent.session import Annotation
 from ..errors import RecipeError
 from ..recipe import Recipe
 from .annotate import ASSETS, AnnotationSink, Submitter, sink_widgets
-from .figdata import OperatingPoint, RocCurve, RocFigureData, operating_point, prediction_arrays, roc_figure_data
+from .figdata import (
+    OperatingPoint,
+    RocCurve,
+    RocFigureData,
+    operating_point,
+    prediction_arrays,
+    roc_figure_data,
+)
 from .static import format_value
 
-__all__ = ["RocPlot", "RocWidget", "PIN_KINDS", "plot_curve", "thin_curve"]
+__all__ = ["PIN_KINDS", "RocPlot", "RocWidget", "plot_curve", "thin_curve"]
 
 #: what a pin can ask for
 PIN_KINDS = ("sensitivity", "specificity", "threshold")

@@ -39,17 +39,17 @@ from .figdata import (
 )
 
 __all__ = [
-    "roc_figure",
+    "DEPENDENCE_LABELS",
     "confounder_figure",
-    "note_figure",
+    "confounder_figure_data",
     "figure_png",
+    "format_value",
+    "note_figure",
+    "roc_figure",
+    "roc_figure_data",
+    "save_confounder_png",
     "save_figure",
     "save_roc_png",
-    "save_confounder_png",
-    "roc_figure_data",
-    "confounder_figure_data",
-    "format_value",
-    "DEPENDENCE_LABELS",
 ]
 
 _DPI = 110
