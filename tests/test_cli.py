@@ -254,3 +254,18 @@ def test_synth_is_seeded(tmp_path, synthesised, capsys):
 def test_synth_errors(argv, fragments, tmp_path, capsys):
     code, _, err = run(argv + ["--out", str(tmp_path / "o")], capsys)
     assert_one_line_error(code, err, *fragments)
+
+
+# ----------------------------------------------------------------------------------- rerun (no execution)
+
+
+def test_rerun_refuses_before_running(tmp_path, capsys):
+    from clinagent_lab.notebooks.render import declared_parameters, load_template, render_iteration
+
+    code, _, err = run(["rerun", str(tmp_path / "missing.ipynb"), "--seed", "1"], capsys)
+    assert_one_line_error(code, err, "notebook not found", "missing.ipynb")
+    nb = render_iteration("classification.ipynb", tmp_path / "iteration.ipynb")
+    code, _, err = run(["rerun", str(nb), "-p", "lr", "0.1", "-p", "seed", "2"], capsys)
+    assert_one_line_error(code, err, "parameter(s) lr are not declared by iteration.ipynb",
+                          ", ".join(declared_parameters(load_template("classification.ipynb"))))
+    assert not (tmp_path / "reruns").exists()

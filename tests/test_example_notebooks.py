@@ -29,19 +29,17 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 
 
 def _detection_available() -> str | None:
+    """None when the detection stack (synthetic wrist writer and backend) imports, else the reason."""
     try:
-        from clinagent_lab.data.synth import SYNTH_KINDS, generate  # noqa: F401
+        from clinagent_lab.data.synth import SYNTH_KINDS, _ensure_builtin
         from clinagent_lab.tasks import get_backend
 
-        generate.__call__  # noqa: B018
-        get_backend("detection")
-        from clinagent_lab.data.synth import _ensure_builtin
-
         _ensure_builtin()
-        if "grazpedwri" not in SYNTH_KINDS:
-            return "the grazpedwri synthetic writer is not registered"
+        get_backend("detection")
     except Exception as exc:  # noqa: BLE001 - any import failure means the detection stack is unfinished
         return f"detection backend unavailable: {type(exc).__name__}: {exc}"
+    if "grazpedwri" not in SYNTH_KINDS:
+        return "the grazpedwri synthetic writer is not registered"
     return None
 
 

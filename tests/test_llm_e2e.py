@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -119,6 +120,19 @@ def notebook_text_output(notebook: str | Path) -> str:
     return "\n".join(parts)
 
 
+def final_test_of_iteration(out: Path, copy: Path, index: int) -> Path:
+    """Run the final test of iteration ``index`` in a copy of a finished session; returns the notebook."""
+    shutil.copytree(out, copy)
+    shutil.rmtree(copy / "final_test")
+    session = Session.load(copy)
+    session.out_dir, session.best_iteration = str(copy), index
+    session.final_test, session.test_reads, session.status = None, 0, "stopped"
+    session.save()
+    final = Engine.open(copy).finish()
+    assert final.iteration == index and final.n_samples == 16 and "auroc" in final.metrics
+    return copy / "final_test" / "final_test.ipynb"
+
+
 def llm_calls(session: Session) -> list[dict[str, Any]]:
     return [e.detail for e in session.audit if e.kind == "llm_call"]
 
@@ -183,7 +197,7 @@ def test_cli_session_with_llm_custom_code_and_repair(tmp_path, fake_llm, capsys)
     # the broken loss crashed at run time, inside the training cell, with the shape error
     assert BROKEN_LOSS.rstrip() in hook_source(its[2].notebook, "loss")
     assert its[2].decision == "failed"
-    assert "size" in str(its[2].error.get("evalue", "")).lower(), its[2].error
+    assert "must be the same as input size" in str(its[2].error.get("evalue")), its[2].error
     assert any(e.kind == "repair_proposed" and e.detail.get("iteration") == 3 for e in session.audit)
     # the repaired code ran and produced validation metrics
     assert its[3].recipe.custom_code["loss"] == FIXED_LOSS
@@ -205,6 +219,10 @@ def test_cli_session_with_llm_custom_code_and_repair(tmp_path, fake_llm, capsys)
             assert code_text.rstrip() in hook_source(final_nb, hook)
         else:
             assert "written by the agent" not in hook_source(final_nb, hook)
+    if not model_kept:  # the LLM's model must also evaluate on test: do it on a copy where it is the best
+        final_nb = final_test_of_iteration(out, tmp_path / "refinished", 2)
+    assert MODEL_CODE.rstrip() in hook_source(final_nb, "model")
+    assert "custom model hook in use: build_model()" in notebook_text_output(final_nb)
 
     # --- the requests, by purpose ---------------------------------------------------------------------
     kinds = [request_kind(b) for b in fake_llm.requests]
@@ -212,7 +230,10 @@ def test_cli_session_with_llm_custom_code_and_repair(tmp_path, fake_llm, capsys)
     assert fake_llm.pending == 0
     repair = user_payload(fake_llm.requests[3])
     assert repair["failing_custom_code"]["loss"] == BROKEN_LOSS
-    assert "must be the same as input size" in repair["traceback"] or "size" in repair["traceback"].lower()
+    assert "must be the same as input size" in repair["traceback"]
+    assert "custom_loss" in repair["traceback"]
+    parse = user_payload(fake_llm.requests[0])  # aggregate statistics did go out (the scan below means something)
+    assert "site" in parse["dataset"]["metadata_columns"] and parse["dataset"]["n_images"] == 80
     second = user_payload(fake_llm.requests[2])
     assert "tiny_cnn_backbone" in json.dumps(second)  # the LLM saw its earlier idea and its outcome
 

@@ -103,6 +103,19 @@ def test_operating_point_annotation(value, rule_name, op_value):
     assert (new.evaluation.operating_point, new.evaluation.operating_value) == (rule_name, op_value)
 
 
+def test_operating_point_annotation_on_another_class():
+    classes = ["MEL", "NV", "BCC", "BKL"]
+    current = Recipe(task_type="multiclass_classification", classes=classes,
+                     evaluation={"positive_class": 0, "metric_params": {"class": "MEL"}})
+    a = Annotation(kind="operating_point", value={"class": "BCC", "sensitivity": 0.9})
+    patch = rule("clinician_annotations")(ctx(current=current, annotations=[a]))
+    assert patch.changes == {"evaluation.positive_class": 2, "evaluation.operating_point": "at_sensitivity",
+                             "evaluation.operating_value": 0.9}
+    same = Annotation(kind="operating_point", value={"class": "MEL", "sensitivity": 0.9})
+    assert "evaluation.positive_class" not in rule("clinician_annotations")(
+        ctx(current=current, annotations=[same])).changes
+
+
 def test_class_priority_annotation_weights_the_loss():
     classes = ["MEL", "NV", "BCC", "BKL"]
     current = Recipe(task_type="multiclass_classification", classes=classes)

@@ -132,6 +132,23 @@ def test_group_fpr_within_bound_is_kept():
     assert it.decision == "kept" and best is it
 
 
+def test_meeting_a_bound_the_baseline_breaks_is_worth_a_small_trade():
+    """The clinician bounds FPR among drain-bearing negatives; the baseline breaks the bound."""
+    partial, mitigated = evaluate_scores("partial"), evaluate_scores("mitigated")
+    assert partial["confounders"]["chest_drain"]["fpr_by_group"]["1"] > 0.2
+    assert mitigated["confounders"]["chest_drain"]["fpr_by_group"]["1"] <= 0.2
+    assert partial["selection_value"] - TRADE_TOLERANCE <= mitigated["selection_value"] < partial["selection_value"]
+    (base, it), best = run_selection(["partial", "mitigated"], drain_spec(action="report"), [_bound(0.2)])
+    assert base.decision == "baseline"  # the first model is the baseline whatever its FPR
+    assert it.decision == "kept" and best is it
+    assert it.decision_reason.startswith("traded")
+    assert "meeting the constraints iteration 1 breaks" in it.decision_reason
+    assert "exceeds the clinician's bound 0.20" in it.decision_reason
+    # without the bound the same iteration is simply worse
+    (_, again), _ = run_selection(["partial", "mitigated"], drain_spec(action="report"))
+    assert again.decision == "discarded"
+
+
 def test_constraint_violations_lists_each_problem():
     spec = drain_spec()
     base = make_iteration(1, evaluate_scores("fair"))

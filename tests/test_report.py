@@ -140,7 +140,7 @@ def test_multiclass_report_numbers_confusion_and_per_class(tmp_path: Path) -> No
 
 def test_report_is_self_contained(binary_report) -> None:
     soup, _, text = binary_report
-    assert not re.search(r'(src|href)\s*=\s*["\']?(https?:)?//', text, re.I)
+    assert not re.search(r'(src|href)\s*=\s*["\']?(https?:)?//', text, re.IGNORECASE)
     assert "@import" not in text and "url(http" not in text
     assert soup.find("script") is None and soup.find("link") is None
     assert soup.select_one("style") is not None and "font-family" in soup.select_one("style").get_text()
@@ -276,7 +276,7 @@ def test_custom_output_path_and_moved_folder(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_report_of_a_real_session(e2e_session, tmp_path: Path) -> None:
-    engine, _, _ = e2e_session
+    engine = e2e_session[0]
     path = engine.export_report(tmp_path / "report.html")
     soup = BeautifulSoup(path.read_text(), "html.parser")
     assert [s["id"] for s in soup.find_all("section")][:6] == BASE_SECTIONS

@@ -72,7 +72,7 @@ module = run.backend.make_module(R, dataset, S, datamodule=datamodule, **hooks.m
 print(module.__class__.__name__, f"{sum(p.numel() for p in module.parameters()):,} parameters")
 '''),
 code('''
-trainer = L.Trainer(**run.trainer_kwargs())
+trainer = L.Trainer(**run.trainer_kwargs(module, datamodule))  # epochs fitted to the time left
 trainer.fit(module, datamodule=datamodule)
 module = run.best_module(module, trainer)
 '''),

@@ -426,6 +426,10 @@ class Engine:
         it.wall_s = round(result.wall_s, 2)
         it.status = result.status if result.status in ("ok", "crash", "timeout", "stopped") else "crash"
         it.error = result.error
+        if it.status == "timeout" and (folder / "metrics.json").exists() and (folder / "run_info.json").exists():
+            # the budget ran out after the frozen evaluation had saved its results (during the figures)
+            it.status, it.error = "ok", None
+            self.session.log("iteration_overran_after_evaluation", iteration=index)
         if it.status == "ok":
             self._read_back(it, folder)
         return self._finish_iteration(it, on_event)

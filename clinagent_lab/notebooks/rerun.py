@@ -18,7 +18,6 @@ from typing import Any
 import nbformat
 
 from ..errors import ClinagentError, RecipeError
-from .executor import NotebookExecutor
 from .render import declared_parameters
 
 __all__ = ["rerun_notebook", "seed_study", "SeedStudy", "check_parameters"]
@@ -38,18 +37,19 @@ def check_parameters(nb_path: str | Path, params: dict[str, Any]) -> list[str]:
 
 
 def _replay_epochs(nb: Path, values: dict[str, Any], timeout_s: float) -> dict[str, Any]:
-    """When the original run was stopped by its time budget, replay exactly the epochs it completed.
+    """Replay the epoch count the original run planned for its time budget (the schedule spans it).
 
-    The time guard stops between epochs, so fixing ``max_epochs`` to the epochs completed (and lifting the
-    time guard) reproduces the same weights on any machine speed.
+    Fixing ``max_epochs`` and lifting the time guard reproduces the same weights on any machine speed. A run
+    that its time guard stopped early (``stopped_by_time`` in run_info.json, rare since the epochs are fitted to
+    the measured speed) is rerun to the end of its planned schedule instead, and differs from it.
     """
     info_path = nb.parent / "run_info.json"
     if "max_epochs" in values or not info_path.exists():
         return {}
     info = json.loads(info_path.read_text(encoding="utf-8"))
-    if not info.get("stopped_by_time") or not info.get("epochs_run"):
-        return {}
-    return {"max_epochs": int(info["epochs_run"]), "time_budget_s": float(timeout_s)}
+    if info.get("max_epochs"):  # the epochs the run planned for its time budget (the schedule spans them)
+        return {"max_epochs": int(info["max_epochs"]), "time_budget_s": float(timeout_s)}
+    return {}
 
 
 def rerun_notebook(notebook: str | Path, *, seed: int | None = None, params: dict[str, Any] | None = None,
@@ -65,6 +65,8 @@ def rerun_notebook(notebook: str | Path, *, seed: int | None = None, params: dic
     out = Path(out_dir).resolve() if out_dir else nb.parent / "reruns" / tag
     out.mkdir(parents=True, exist_ok=True)
     values.setdefault("output_dir", ".")
+    from .executor import NotebookExecutor  # imports Lightning: only once a run is really needed
+
     result = NotebookExecutor().execute(nb, out / nb.name, values, timeout_s=timeout_s,
                                         events_path=out / "events.jsonl", cwd=out)
     metrics: dict[str, Any] = {}

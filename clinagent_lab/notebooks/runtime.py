@@ -69,6 +69,8 @@ class IterationRun:
     output_dir: Path
     events_path: str
     backend: TaskBackend
+    epochs_fixed: bool = False
+    """True when ``max_epochs`` came in as a parameter (a rerun): no planning, exactly that many epochs."""
 
     # --- data -----------------------------------------------------------------------------------------
     def load_data(self, data_path: str, data_format: str = "", splits_path: str = "",
@@ -101,10 +103,41 @@ class IterationRun:
         return hooks
 
     # --- training -------------------------------------------------------------------------------------
-    def trainer_kwargs(self) -> dict[str, Any]:
+    def plan_epochs(self, module: Any, datamodule: Any, probe_steps: int = 4) -> int:
+        """Fit the epoch count to the time this kernel has left (measured, not guessed).
+
+        When the executor set a deadline and ``max_epochs`` was not fixed by a parameter, time a few training
+        steps on a throw-away copy of the model and keep the recipe's epochs only if they fit; the learning-rate
+        schedule then spans the epochs that really run. The count is recorded in ``run_info.json`` so a rerun
+        replays it exactly.
+        """
+        t = self.recipe.training
+        allowed = training_time_left(t.max_time_s)
+        if self.recipe.task_type == "detection":
+            self.planned_epochs = t.max_epochs
+            return t.max_epochs
+        # the probe always runs, so a rerun draws the same random numbers as the original run
+        per_step, n_train, n_val = _probe_step_time(module, datamodule, probe_steps)
+        if self.epochs_fixed or allowed is None:
+            self.planned_epochs = t.max_epochs
+            return t.max_epochs
+        epoch_s = per_step * (n_train + 0.35 * n_val)
+        fit = max(1, int(0.9 * allowed / max(epoch_s, 1e-3)))
+        self.planned_epochs = min(t.max_epochs, fit)
+        write_event(self.events_path, "plan", epochs=self.planned_epochs, recipe_epochs=t.max_epochs,
+                    seconds_per_epoch=round(epoch_s, 3), seconds_allowed=round(allowed, 1))
+        if self.planned_epochs < t.max_epochs:
+            print(f"{t.max_epochs} epochs do not fit the {allowed:.0f} s left (~{epoch_s:.1f} s/epoch measured): "
+                  f"training {self.planned_epochs} epochs, with the schedule fitted to them")
+        return self.planned_epochs
+
+    def trainer_kwargs(self, module: Any = None, datamodule: Any = None) -> dict[str, Any]:
         from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 
         t = self.recipe.training
+        epochs = self.plan_epochs(module, datamodule) if module is not None and datamodule is not None \
+            else t.max_epochs
+        self.planned_epochs = epochs
         monitor = MONITOR[self.recipe.task_type]
         max_time = training_time_left(t.max_time_s)
         self.time_budget = TimeBudget(max_time)
@@ -117,7 +150,7 @@ class IterationRun:
         if t.early_stopping_patience:
             callbacks.append(EarlyStopping(monitor=monitor, mode="max", patience=t.early_stopping_patience))
         kwargs: dict[str, Any] = dict(
-            max_epochs=t.max_epochs, accelerator=t.accelerator, devices=1, precision=t.precision,
+            max_epochs=epochs, accelerator=t.accelerator, devices=1, precision=t.precision,
             deterministic=t.deterministic, callbacks=callbacks, logger=False, enable_progress_bar=False,
             enable_model_summary=False, default_root_dir=str(self.output_dir), num_sanity_val_steps=0,
         )
@@ -197,6 +230,7 @@ class IterationRun:
         atomic_write_text(out / "metrics.json", json.dumps(_jsonable(metrics), indent=2))
         budget = getattr(self, "time_budget", None)
         info = {"seed": self.recipe.seed, "evaluator_hash": evaluator_hash(), "epochs_run": trainer.current_epoch,
+                "max_epochs": getattr(self, "planned_epochs", self.recipe.training.max_epochs),
                 "stopped_by_time": bool(budget and budget.stopped),
                 "global_step": trainer.global_step, "versions": package_versions()}
         atomic_write_text(out / "run_info.json", json.dumps(info, indent=2))
@@ -240,8 +274,38 @@ def training_time_left(recipe_max_s: float | None) -> float | None:
     if not deadline:
         return recipe_max_s
     remaining = float(deadline) - time.time()
-    allowed = max(1.0, 0.85 * remaining - 5.0)
+    allowed = max(1.0, 0.75 * remaining - 10.0)  # the rest: predictions, evaluation (permutation tests), saving
     return allowed if recipe_max_s is None else min(recipe_max_s, allowed)
+
+
+def _probe_step_time(module: Any, datamodule: Any, steps: int) -> tuple[float, int, int]:
+    """Seconds per training step (median of ``steps`` after one warm-up) on a deep copy of ``module``."""
+    import copy
+    import statistics
+    import time
+
+    import torch
+
+    datamodule.setup("fit")
+    train, val = datamodule.train_dataloader(), datamodule.val_dataloader()
+    probe = copy.deepcopy(module).train()
+    optimizer = torch.optim.SGD(probe.parameters(), lr=0.0)
+    times = []
+    rng = torch.get_rng_state()
+    try:
+        for i, batch in enumerate(train):
+            if i > steps:
+                break
+            start = time.perf_counter()
+            optimizer.zero_grad(set_to_none=True)
+            loss = probe.training_step(batch, i)
+            loss.backward()
+            optimizer.step()
+            times.append(time.perf_counter() - start)
+    finally:
+        torch.set_rng_state(rng)
+    per_step = statistics.median(times[1:] or times) if times else 0.1
+    return per_step, len(train), len(val)
 
 
 def _load_weights(module: Any, path: str | Path) -> None:
@@ -269,7 +333,8 @@ def prepare_run(*, recipe: dict[str, Any], spec: dict[str, Any], seed: int, outp
     out.mkdir(parents=True, exist_ok=True)
     L.seed_everything(r.seed, workers=True, verbose=False)
     events = events_path or str(out / "events.jsonl")
-    return IterationRun(recipe=r, spec=s, output_dir=out, events_path=events, backend=get_backend(r.task_type))
+    return IterationRun(recipe=r, spec=s, output_dir=out, events_path=events, backend=get_backend(r.task_type),
+                        epochs_fixed=max_epochs is not None)
 
 
 def package_versions() -> dict[str, str]:

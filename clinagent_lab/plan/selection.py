@@ -72,12 +72,16 @@ def decide(it: Iteration, best: Iteration | None, baseline: Iteration | None, sp
         return "discarded", "constraint not met: " + "; ".join(violations)
     if value > best_value:
         return "kept", f"selection value {value:.4f} > best {best_value:.4f} (iteration {best.index})"
-    best_violations = constraint_violations(best, spec, baseline, annotations) if best is not baseline else []
-    best_relies = any(_relies(best, c.name) for c in spec.mitigated_confounders())
-    if (best_relies or best_violations) and value >= best_value - TRADE_TOLERANCE:
+    # the best may break a bound the clinician set after it was kept (the baseline included: the reliance
+    # comparison skips an iteration compared with itself, the clinician's bounds do not)
+    best_violations = constraint_violations(best, spec, baseline, annotations)
+    relied = [c.name for c in spec.mitigated_confounders() if _relies(best, c.name)]
+    if (relied or best_violations) and value >= best_value - TRADE_TOLERANCE:
+        gain = (f"less reliance on {', '.join(relied)} than iteration {best.index}, which relies on the shortcut"
+                if relied else f"meeting the constraints iteration {best.index} breaks ("
+                               f"{'; '.join(best_violations)})")
         return "kept", (f"traded {best_value - value:.4f} of selection value ({value:.4f} vs {best_value:.4f}) "
-                        f"for less reliance on {', '.join(c.name for c in spec.mitigated_confounders())} than "
-                        f"iteration {best.index}, which relies on the shortcut")
+                        f"for {gain}")
     return "discarded", f"selection value {value:.4f} ≤ best {best_value:.4f} (iteration {best.index})"
 
 

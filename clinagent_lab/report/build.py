@@ -20,7 +20,7 @@ from .inputs import load_inputs
 from .markup import Markup
 from .sections import SECTIONS
 
-__all__ = ["render_report", "write_report", "REPORT_FILE"]
+__all__ = ["REPORT_FILE", "render_report", "write_report"]
 
 REPORT_FILE = "report.html"
 

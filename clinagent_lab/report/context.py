@@ -7,8 +7,14 @@ from typing import Any
 
 from ..evaluation import BootstrapCI
 from .inputs import ReportInputs
-from .stats import BootstrapSettings, bootstrap_settings, metric_intervals, prediction_arrays, roc_band, \
-    target_index
+from .stats import (
+    BootstrapSettings,
+    bootstrap_settings,
+    metric_intervals,
+    prediction_arrays,
+    roc_band,
+    target_index,
+)
 
 __all__ = ["ReportContext", "build_context"]
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from markupsafe import Markup
 
-__all__ = ["Plot", "line_chart", "roc_figure", "reliability_figure", "iterations_figure"]
+__all__ = ["Plot", "iterations_figure", "line_chart", "reliability_figure", "roc_figure"]
 
 COLORS = ("#1f5fa8", "#c2571a", "#2e7d32", "#7b1fa2", "#6d6d6d")
 
@@ -117,7 +117,9 @@ class Plot:
             if self.legend_top_left:
                 x, y = left + 8, top + 16 + 16 * i
             else:
-                x, y = self.width - right - 150, self.height - bottom - 12 - 16 * (len(self.legend) - 1 - i)
+                widest = max(len(item[0]) for item in self.legend)
+                x = self.width - right - 28 - int(6.2 * widest)
+                y = self.height - bottom - 12 - 16 * (len(self.legend) - 1 - i)
             if kind == "band":
                 mark = f'<rect x="{x}" y="{y - 6}" width="16" height="10" fill="{color}" fill-opacity="0.25"/>'
             elif kind in ("marker", "hollow"):

@@ -24,7 +24,7 @@ import pandas as pd
 from ..agent.session import SESSION_FILE, Iteration, Session
 from ..errors import ClinagentError, SessionError
 
-__all__ = ["ReportInputs", "load_inputs", "SPLITS_FILE", "SEED_STUDY_FILE", "GROUP_COLUMNS"]
+__all__ = ["GROUP_COLUMNS", "SEED_STUDY_FILE", "SPLITS_FILE", "ReportInputs", "load_inputs"]
 
 SPLITS_FILE = "splits.csv"
 SEED_STUDY_FILE = Path("seed_study") / "seed_study.json"

@@ -16,8 +16,22 @@ from typing import Any
 
 from markupsafe import Markup
 
-__all__ = ["Markup", "esc", "num", "fmt", "ci_text", "table", "kv_table", "para", "h3", "bullets", "note", "tag",
-           "path_get", "DECIMALS"]
+__all__ = [
+    "DECIMALS",
+    "Markup",
+    "bullets",
+    "ci_text",
+    "esc",
+    "fmt",
+    "h3",
+    "kv_table",
+    "note",
+    "num",
+    "para",
+    "path_get",
+    "table",
+    "tag",
+]
 
 DECIMALS = 3
 DASH = "—"

@@ -13,7 +13,7 @@ from .context import ReportContext
 from .markup import Markup, esc, h3, num, table
 from .test_results import METRIC_LABELS
 
-__all__ = ["CardItem", "card_items", "NOT_AVAILABLE", "model_card_section"]
+__all__ = ["NOT_AVAILABLE", "CardItem", "card_items", "model_card_section"]
 
 
 @dataclass(frozen=True)

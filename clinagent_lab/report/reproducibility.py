@@ -9,7 +9,7 @@ from pathlib import Path
 from .context import ReportContext
 from .markup import Markup, esc, h3, kv_table, note, para, table
 
-__all__ = ["reproducibility_section", "seed_study_section", "commands"]
+__all__ = ["commands", "reproducibility_section", "seed_study_section"]
 
 
 def _q(value: object) -> str:

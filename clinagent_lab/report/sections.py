@@ -16,7 +16,7 @@ from .context import ReportContext
 from .figures import iterations_figure
 from .markup import Markup, bullets, esc, fmt, h3, kv_table, note, num, para, table
 
-__all__ = ["Section", "SECTIONS", "section_ids", "request_section", "data_section", "iterations_section"]
+__all__ = ["SECTIONS", "Section", "data_section", "iterations_section", "request_section", "section_ids"]
 
 
 @dataclass(frozen=True)

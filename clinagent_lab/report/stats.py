@@ -10,8 +10,9 @@ ids are known (see :mod:`.inputs`). Each resample's metrics come from the frozen
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -19,8 +20,16 @@ from ..evaluation import BootstrapCI, bootstrap_ci, classification_metrics, resa
 from ..evaluation.metrics import target_class_index
 from ..recipe import Recipe
 
-__all__ = ["CI_METRICS", "BootstrapSettings", "bootstrap_settings", "prediction_arrays", "metric_intervals",
-           "roc_band", "target_index", "DEFAULT_RESAMPLES"]
+__all__ = [
+    "CI_METRICS",
+    "DEFAULT_RESAMPLES",
+    "BootstrapSettings",
+    "bootstrap_settings",
+    "metric_intervals",
+    "prediction_arrays",
+    "roc_band",
+    "target_index",
+]
 
 #: resamples used when the recipe switched the evaluator's bootstrap off (``evaluation.bootstrap == 0``)
 DEFAULT_RESAMPLES = 1000

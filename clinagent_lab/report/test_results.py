@@ -14,7 +14,7 @@ from .figures import reliability_figure, roc_figure
 from .markup import Markup, bullets, ci_text, esc, fmt, h3, kv_table, note, num, para, table
 from .stats import target_index
 
-__all__ = ["test_section", "METRIC_LABELS", "operating_point_text"]
+__all__ = ["METRIC_LABELS", "operating_point_text", "test_section"]
 
 METRIC_LABELS = {
     "primary": "primary metric",
