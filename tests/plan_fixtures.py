@@ -7,7 +7,7 @@ the refiner and the selection rule see exactly the dicts an iteration writes. Im
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 from typing import Any
 
 import numpy as np
@@ -19,8 +19,17 @@ from clinagent_lab.evaluation.evaluate import evaluate_predictions
 from clinagent_lab.recipe import EvalConfig, Recipe
 from clinagent_lab.spec import Confounder, TaskSpec
 
-__all__ = ["CLASSES", "make_fingerprint", "drain_spec", "make_recipe", "make_iteration", "drain_validation",
-           "scores", "evaluate_scores", "SCORES"]
+__all__ = [
+    "CLASSES",
+    "SCORES",
+    "drain_spec",
+    "drain_validation",
+    "evaluate_scores",
+    "make_fingerprint",
+    "make_iteration",
+    "make_recipe",
+    "scores",
+]
 
 CLASSES = ["normal", "pneumothorax"]
 
@@ -55,8 +64,8 @@ def make_fingerprint(classes=CLASSES, counts=None, *, side: int = 32, metadata=(
 
 
 def drain_spec(action: str = "mitigate", column: str | None = "chest_drain", **fields: Any) -> TaskSpec:
-    base = dict(task_type="binary_classification", modality="chest_xray", target_classes=["pneumothorax"],
-                confounders=[Confounder(name="chest_drain", column=column, action=action)])
+    base = {"task_type": "binary_classification", "modality": "chest_xray", "target_classes": ["pneumothorax"],
+            "confounders": [Confounder(name="chest_drain", column=column, action=action)]}
     return TaskSpec(**{**base, **fields})
 
 
@@ -79,7 +88,7 @@ def make_iteration(index: int, metrics: dict[str, Any] | None = None, *, status:
                      val_metrics=metrics, selection_value=value, curve=list(curve or []), error=error)
 
 
-@lru_cache(maxsize=None)
+@cache
 def drain_validation(seed: int = 0, n: int = 300) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(label, drain, noise): the drain marks 90% of positives and 10% of negatives, as in training."""
     rng = np.random.default_rng(seed)
@@ -96,7 +105,7 @@ def scores(kind: str, seed: int = 0) -> pd.DataFrame:
                          "prob_normal": 1.0 - p, "prob_pneumothorax": p, "chest_drain": drain})
 
 
-@lru_cache(maxsize=None)
+@cache
 def _evaluate(kind: str, seed: int, selection_metric: str | None) -> str:
     import json
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import json
 import os
 import subprocess
 import sys
@@ -154,13 +153,13 @@ def test_console_script(tmp_path):
     env = {**os.environ, "PYTHONWARNINGS": "ignore"}
     exe = Path(sys.executable).with_name("clinagent")
     command = [str(exe)] if exe.exists() else [sys.executable, "-m", "clinagent_lab.cli"]
-    plain = subprocess.run(command + ["parse", "   "], capture_output=True, text=True, env=env, timeout=120,
+    plain = subprocess.run(command + ["parse", "   "], capture_output=True, text=True, env=env, timeout=120, check=False,
                            cwd=tmp_path)
     assert plain.returncode == 2
     assert plain.stderr.strip().startswith("clinagent: error: the request is empty")
     assert "Traceback" not in plain.stderr and plain.stdout == ""
     debug = subprocess.run(command + ["--debug", "parse", "   "], capture_output=True, text=True, env=env,
-                           timeout=120, cwd=tmp_path)
+                           timeout=120, cwd=tmp_path, check=False)
     assert debug.returncode != 0
     assert "Traceback (most recent call last)" in debug.stderr and "IntentError" in debug.stderr
 

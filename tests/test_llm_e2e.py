@@ -25,9 +25,9 @@ from clinagent_lab.agent.session import Session
 from clinagent_lab.llm.prompts import PARSE_SYSTEM, PROPOSE_SYSTEM, REPAIR_SYSTEM
 
 try:
-    from llm_fixtures import *  # noqa: F403
+    from llm_fixtures import *
 except ImportError:  # tests collected as a package
-    from tests.llm_fixtures import *  # noqa: F403
+    from tests.llm_fixtures import *
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
@@ -39,7 +39,7 @@ REQUEST = ("pneumothorax on chest X-rays; don't let the model cheat by looking a
 AUDIT_FIELDS = ("model", "purpose", "attempt", "prompt_tokens", "completion_tokens", "cost_usd", "latency_s",
                 "ok", "error")
 
-MODEL_CODE = good_model_code(hidden=6)  # noqa: F405
+MODEL_CODE = good_model_code(hidden=6)
 BROKEN_LOSS = (
     "import torch.nn.functional as F\n\n"
     "def custom_loss(logits, labels):\n"
@@ -148,7 +148,7 @@ def assert_audit_records(records: list[dict[str, Any]], model: str) -> None:
         assert rec["latency_s"] >= 0.0
 
 
-def assert_private_free(server: FakeLLMServer, terms: list[str]) -> None:  # noqa: F405
+def assert_private_free(server: FakeLLMServer, terms: list[str]) -> None:
     assert server.requests, "the server received nothing"
     for i, text in enumerate(server.request_texts()):
         leaked = [t for t in terms if t in text]
@@ -162,7 +162,7 @@ def assert_private_free(server: FakeLLMServer, terms: list[str]) -> None:  # noq
 def test_cli_session_with_llm_custom_code_and_repair(tmp_path, fake_llm, capsys):
     data, terms = private_dataset(tmp_path / "HOSPITALROOT_private")
     out = tmp_path / "session"
-    fake_llm.push(Reply(content=json.dumps(spec_reply()), prompt_tokens=311, completion_tokens=41,  # noqa: F405
+    fake_llm.push(Reply(content=json.dumps(spec_reply()), prompt_tokens=311, completion_tokens=41,
                         delay_s=0.2))
     fake_llm.push_json(proposal("tiny_cnn_backbone", "A small CNN suits 16 px images with 49 training cases.",
                                 code={"model": MODEL_CODE}), prompt_tokens=900, completion_tokens=120)
@@ -173,7 +173,7 @@ def test_cli_session_with_llm_custom_code_and_repair(tmp_path, fake_llm, capsys)
                        prompt_tokens=1200, completion_tokens=110)
 
     argv = ["run", "--intent", REQUEST, "--data", str(data), "--out", str(out),
-            "--model", MODEL, "--api-base", fake_llm.api_base,  # noqa: F405
+            "--model", MODEL, "--api-base", fake_llm.api_base,
             "--max-iterations", "4", "--iteration-minutes", "3"]
     for item in FAST:
         argv += ["--set", item]
@@ -184,7 +184,7 @@ def test_cli_session_with_llm_custom_code_and_repair(tmp_path, fake_llm, capsys)
     session = Session.load(out)
     its = session.iterations
     # --- what ran -----------------------------------------------------------------------------------
-    assert session.spec.parsed_by == f"llm:{MODEL}"  # noqa: F405
+    assert session.spec.parsed_by == f"llm:{MODEL}"
     assert [it.idea for it in its] == ["baseline", "tiny_cnn_backbone", "class_weighted_custom_loss",
                                        "class_weighted_custom_loss"]
     assert [it.status for it in its] == ["ok", "ok", "crash", "ok"], [it.error for it in its]
@@ -242,7 +242,7 @@ def test_cli_session_with_llm_custom_code_and_repair(tmp_path, fake_llm, capsys)
     assert len(calls) == len(fake_llm.requests) == 4
     assert [c["purpose"] for c in calls] == kinds
     assert all(c["ok"] and c["error"] is None for c in calls)
-    assert_audit_records(calls, MODEL)  # noqa: F405
+    assert_audit_records(calls, MODEL)
     assert [(c["prompt_tokens"], c["completion_tokens"]) for c in calls] == [(311, 41), (900, 120), (950, 90),
                                                                              (1200, 110)]
     assert calls[0]["latency_s"] >= 0.2  # the scripted delay of the parse reply
@@ -252,9 +252,9 @@ def test_cli_session_with_llm_custom_code_and_repair(tmp_path, fake_llm, capsys)
 
     # --- secrets and privacy ------------------------------------------------------------------------
     raw = (out / "session.json").read_text(encoding="utf-8")
-    assert FAKE_KEY not in raw  # noqa: F405
+    assert FAKE_KEY not in raw
     assert "sk-test" not in raw
-    assert all(FAKE_KEY not in text for text in fake_llm.request_texts())  # noqa: F405
+    assert all(FAKE_KEY not in text for text in fake_llm.request_texts())
     assert_private_free(fake_llm, terms)
 
 
@@ -262,10 +262,10 @@ def test_cli_session_with_llm_custom_code_and_repair(tmp_path, fake_llm, capsys)
 def test_server_down_mid_session_finishes_offline(tmp_path, fake_llm):
     data, terms = private_dataset(tmp_path / "HOSPITALROOT_private")
     out = tmp_path / "session"
-    fake_llm.push_json(spec_reply())  # noqa: F405
+    fake_llm.push_json(spec_reply())
     fake_llm.push_json(proposal("lower_weight_decay_llm", "Less weight decay for a tiny dataset.",
                                 changes={"optim.weight_decay": 0.0}))
-    engine = Engine.create(REQUEST, data, out, model=MODEL, max_iterations=3,  # noqa: F405
+    engine = Engine.create(REQUEST, data, out, model=MODEL, max_iterations=3,
                            iteration_minutes=3, recipe_overrides=FAST_OVERRIDES,
                            llm_options={"api_base": fake_llm.api_base, "max_retries": 1, "backoff_s": 0.05,
                                         "timeout_s": 10.0})
@@ -292,7 +292,7 @@ def test_server_down_mid_session_finishes_offline(tmp_path, fake_llm):
 
     # audit: the two answered calls, then the failed attempts of the third (each attempt recorded)
     calls = llm_calls(session)
-    assert_audit_records(calls, MODEL)  # noqa: F405
+    assert_audit_records(calls, MODEL)
     assert [(c["purpose"], c["ok"]) for c in calls[:2]] == [("parse", True), ("propose", True)]
     failed = calls[2:]
     assert len(failed) == 2  # max_retries=1: two attempts, both refused
@@ -303,5 +303,5 @@ def test_server_down_mid_session_finishes_offline(tmp_path, fake_llm):
     assert [request_kind(b) for b in fake_llm.requests] == ["parse", "propose"]
 
     raw = (out / "session.json").read_text(encoding="utf-8")
-    assert FAKE_KEY not in raw  # noqa: F405
+    assert FAKE_KEY not in raw
     assert_private_free(fake_llm, terms)

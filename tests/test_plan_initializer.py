@@ -7,8 +7,13 @@ import pytest
 from clinagent_lab.data.base import DatasetFingerprint
 from clinagent_lab.errors import SpecError
 from clinagent_lab.intent import parse_offline
-from clinagent_lab.plan.initializer import (ESTIMATED_THROUGHPUT, STARTUP_S, fit_epochs, initialize_recipe,
-                                            positive_class_index)
+from clinagent_lab.plan.initializer import (
+    ESTIMATED_THROUGHPUT,
+    STARTUP_S,
+    fit_epochs,
+    initialize_recipe,
+    positive_class_index,
+)
 from clinagent_lab.recipe import Recipe, recipe_diff
 from clinagent_lab.spec import Confounder, MetricSpec, Supervision, TaskSpec
 
@@ -39,7 +44,7 @@ def fingerprint(classes=("normal", "pneumothorax"), counts=None, *, side: int = 
 
 
 def spec(**fields) -> TaskSpec:
-    base = dict(task_type="binary_classification", modality="chest_xray", target_classes=["pneumothorax"])
+    base = {"task_type": "binary_classification", "modality": "chest_xray", "target_classes": ["pneumothorax"]}
     return TaskSpec(**{**base, **fields})
 
 

@@ -5,13 +5,13 @@ from __future__ import annotations
 import pytest
 
 try:
-    from plan_fixtures import *  # noqa: F403
+    from plan_fixtures import *
 except ImportError:  # tests collected as a package
-    from tests.plan_fixtures import *  # noqa: F403
+    from tests.plan_fixtures import *
 
 from clinagent_lab.agent.session import Annotation
 from clinagent_lab.models.mitigations import MITIGATION_ORDER
-from clinagent_lab.plan.refiner import (RULES, RefineContext, RuleRefiner, confounder_relies)
+from clinagent_lab.plan.refiner import RULES, RefineContext, RuleRefiner, confounder_relies
 from clinagent_lab.recipe import Recipe, apply_patch
 from clinagent_lab.spec import MetricSpec, Supervision, TaskSpec
 

@@ -9,14 +9,19 @@ from __future__ import annotations
 import pytest
 
 try:
-    from plan_fixtures import *  # noqa: F403
+    from plan_fixtures import *
 except ImportError:  # tests collected as a package
-    from tests.plan_fixtures import *  # noqa: F403
+    from tests.plan_fixtures import *
 
 from clinagent_lab.agent.session import Annotation
 from clinagent_lab.plan.refiner import confounder_relies
-from clinagent_lab.plan.selection import (TRADE_TOLERANCE, constraint_violations, decide, reliance_score,
-                                          selection_value)
+from clinagent_lab.plan.selection import (
+    TRADE_TOLERANCE,
+    constraint_violations,
+    decide,
+    reliance_score,
+    selection_value,
+)
 
 
 def run_selection(kinds: list[str], spec, annotations=(), selection_metric="group_balanced_auroc"):

@@ -259,6 +259,9 @@ class Engine:
         from ..plan.initializer import initialize_recipe
 
         recipe = initialize_recipe(self.session.spec, self.session.fingerprint, seed=self.session.seed)
+        if self.session.format_options:
+            recipe = apply_patch(recipe, {"data.format_options": dict(self.session.format_options)})
+            recipe.reasons["data.format_options"] = "adapter options given for this session"
         if self.session.recipe_overrides:
             recipe = apply_patch(recipe, self.session.recipe_overrides)
             for key in self.session.recipe_overrides:

@@ -239,8 +239,9 @@ def remove_cross_split_duplicates(ds: LoadedDataset, dataset_bytes_hash: bool = 
 
 
 def split_table(ds: LoadedDataset) -> pd.DataFrame:
-    """``image_id, split`` for every row: written to CSV to freeze the split of a session."""
-    return ds.table[["image_id", "split"]].reset_index(drop=True).copy()
+    """``image_id, split, group_id`` for every row: written to CSV to freeze the split of a session (the group
+    id, e.g. the patient, lets reports resample patients without reloading the data)."""
+    return ds.table[["image_id", "split", "group_id"]].reset_index(drop=True).copy()
 
 
 def apply_split_table(ds: LoadedDataset, df: pd.DataFrame,

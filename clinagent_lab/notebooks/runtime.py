@@ -202,7 +202,8 @@ class IterationRun:
         if isinstance(predictions, pd.DataFrame):
             frame = predictions.copy()
             frame.insert(2, "label_name", [self.recipe.classes[int(i)] for i in frame["label"]])
-            columns = ["image_id", "label", "label_name"] + [c for c in frame.columns if c.startswith("prob_")]
+            columns = ["image_id", "label", "label_name"] + [c for c in frame.columns if c.startswith("prob_")] \
+                + ["group_id"]
             atomic_write_text(out / "test_predictions.csv", frame[columns].to_csv(index=False))
             n = len(frame)
         else:

@@ -108,7 +108,7 @@ def evaluate(predictions: pd.DataFrame, recipe: Recipe, spec: TaskSpec, dataset:
 
     confounders = {n: c for n, c in confounder_columns(spec).items() if c in predictions.columns}
     return evaluate_predictions(predictions, recipe.classes, recipe.evaluation, confounders=confounders,
-                                threshold=threshold, seed=recipe.seed)
+                                threshold=threshold, seed=recipe.seed, patient_column="group_id")
 
 
 def save_predictions(predictions: pd.DataFrame, path: str | Path) -> Path:
