@@ -169,11 +169,16 @@ def test_reliance_detected_on_real_metrics():
     assert not confounder_relies(NO_RELIANCE, "ruler")[0]  # not measured at all
 
 
-def test_reliance_by_excess_fpr_alone():
-    metrics = {"confounders": {"chest_drain": {"dependence": {"partial_correlation": 0.02},
-                                               "dependence_p": {"partial_correlation": 0.7},
-                                               "reliance": {"excess_fpr": 0.2}}}}
-    relies, why = confounder_relies(metrics, "chest_drain")
+def test_excess_fpr_needs_a_significant_dependence():
+    """A few extra false positives in a small group are noise unless the score depends on the confounder."""
+    noise = {"confounders": {"chest_drain": {"dependence": {"partial_correlation": 0.02},
+                                             "dependence_p": {"partial_correlation": 0.7},
+                                             "reliance": {"excess_fpr": 0.2}}}}
+    assert not confounder_relies(noise, "chest_drain")[0]
+    real = {"confounders": {"chest_drain": {"dependence": {"partial_correlation": 0.08},
+                                            "dependence_p": {"partial_correlation": 0.01},
+                                            "reliance": {"excess_fpr": 0.2}}}}
+    relies, why = confounder_relies(real, "chest_drain")
     assert relies and "excess FPR 0.20" in why
 
 

@@ -129,7 +129,11 @@ def seed_study(notebook: str | Path, seeds: list[int], *, params: dict[str, Any]
     root = Path(out_dir).resolve() if out_dir else nb.parent / "seed_study"
 
     def one(seed: int) -> dict[str, Any]:
-        return rerun_notebook(nb, seed=seed, params=params, out_dir=root / f"seed_{seed}", timeout_s=timeout_s)
+        try:
+            return rerun_notebook(nb, seed=seed, params=params, out_dir=root / f"seed_{seed}", timeout_s=timeout_s)
+        except Exception as exc:  # noqa: BLE001 - one failed run is reported next to the others, never fatal
+            return {"status": "crash", "output": root / f"seed_{seed}", "metrics": {}, "headline": {},
+                    "error": {"ename": type(exc).__name__, "evalue": str(exc)}, "wall_s": 0.0, "seed": seed}
 
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
         runs = list(pool.map(one, seeds))

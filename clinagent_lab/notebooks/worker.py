@@ -19,7 +19,7 @@ __all__ = ["main", "EventEngine"]
 def _event_engine(events_path: str | None):
     from papermill.engines import NBClientEngine
 
-    from .progress import write_event
+    from .events import write_event
 
     class EventEngine(NBClientEngine):
         """papermill's nbclient engine, also writing a ``cell`` event as each cell starts."""

@@ -83,10 +83,12 @@ def confounder_relies(metrics: dict[str, Any], name: str) -> tuple[bool, str]:
     p = (conf.get("dependence_p") or {}).get("partial_correlation")
     corr = dep.get("partial_correlation")
     excess = (conf.get("reliance") or {}).get("excess_fpr")
-    if corr is not None and abs(corr) > DEPENDENCE_THRESHOLD and (p is None or p < 0.05):
+    significant = p is None or p < 0.05  # permutation test of the within-label dependence
+    if corr is not None and abs(corr) > DEPENDENCE_THRESHOLD and significant:
         return True, f"the score depends on {name} within each label (partial correlation {corr:.2f}, p={p})"
-    if excess is not None and excess > EXCESS_FPR_THRESHOLD:
-        return True, f"negatives with {name} are flagged more often (excess FPR {excess:.2f})"
+    if excess is not None and excess > EXCESS_FPR_THRESHOLD and significant and corr is not None and corr > 0:
+        return True, (f"negatives with {name} are flagged more often (excess FPR {excess:.2f}) and the score "
+                      f"rises with {name} within each label (p={p})")
     return False, f"no measurable reliance on {name}"
 
 
@@ -159,7 +161,7 @@ def _annotations(ctx: RefineContext) -> RecipePatch | None:
                          f"{float(a.value.get('max_fpr', 0.1)):.0%}: balance label x {conf} groups; the bound "
                          f"becomes a keep/discard constraint")
     if not changes:
-        return RecipePatch(changes={}, rationale="; ".join(notes) or "annotation noted", idea="annotations")
+        return None  # nothing to change in the recipe (notes only, or already in place): other rules go on
     return RecipePatch(changes=changes, rationale="Clinician annotation: " + "; ".join(notes), idea="annotations")
 
 
@@ -310,9 +312,9 @@ class RuleRefiner:
     def propose(self, ctx: RefineContext) -> RecipePatch | None:
         for _, (_, fn) in sorted(RULES.items(), key=lambda kv: (kv[1][0], kv[0])):
             patch = fn(ctx)
-            if patch is not None and (patch.idea not in ctx.tried_ideas or patch.idea == "annotations"):
-                if patch.changes or patch.idea == "annotations":
-                    return patch
+            if patch is not None and patch.changes and (patch.idea not in ctx.tried_ideas
+                                                         or patch.idea == "annotations"):
+                return patch
         return None
 
     def repair(self, ctx: RefineContext, iteration: Iteration, traceback: str) -> RecipePatch | None:

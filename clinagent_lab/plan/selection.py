@@ -66,7 +66,8 @@ def decide(it: Iteration, best: Iteration | None, baseline: Iteration | None, sp
         return "failed", "the evaluator returned no selection value"
     if best is None:
         return "baseline", f"first successful iteration: the baseline (selection value {value:.4f})"
-    best_value = selection_value(best.val_metrics) or float("-inf")
+    best_value = selection_value(best.val_metrics)
+    best_value = float("-inf") if best_value is None else best_value
     violations = constraint_violations(it, spec, baseline, annotations)
     if violations:
         return "discarded", "constraint not met: " + "; ".join(violations)

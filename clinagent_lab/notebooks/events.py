@@ -1,0 +1,42 @@
+"""Progress events as versioned JSON lines (no heavy imports: the executor and the server read these).
+
+Each line is ``{"v": 1, "type": ..., "time": <unix seconds>, ...}``.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+__all__ = ["EVENT_VERSION", "write_event", "read_events"]
+
+EVENT_VERSION = 1
+
+
+def write_event(path: str | Path | None, type_: str, **fields: Any) -> None:
+    """Append one event line to ``path`` (no-op when ``path`` is empty)."""
+    if not path:
+        return
+    event = {"v": EVENT_VERSION, "type": type_, "time": round(time.time(), 3), **fields}
+    with open(path, "a", encoding="utf-8") as fh:
+        fh.write(json.dumps(event, default=float) + "\n")
+
+
+def read_events(path: str | Path, offset: int = 0) -> tuple[list[dict[str, Any]], int]:
+    """Read complete event lines from byte ``offset``; return the events and the new offset."""
+    p = Path(path)
+    if not p.exists():
+        return [], offset
+    with open(p, "rb") as fh:
+        fh.seek(offset)
+        chunk = fh.read()
+    end = chunk.rfind(b"\n") + 1
+    events = []
+    for line in chunk[:end].splitlines():
+        try:
+            events.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return events, offset + end
