@@ -11,7 +11,7 @@ os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 os.environ.setdefault("MPLBACKEND", "Agg")
 
 #: recipe fields fixed in end-to-end tests so a whole iteration takes seconds
-FAST = {"training.max_epochs": 2, "data.image_size": 16, "data.batch_size": 32}
+FAST = {"training.max_epochs": 3, "data.image_size": 16, "data.batch_size": 32}
 
 
 @pytest.fixture(scope="session")
@@ -19,8 +19,8 @@ def drain_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Chest-radiograph-like binary data, 16 px, with a drain column correlated with the label."""
     from clinagent_lab.data.synth import generate
 
-    return generate("chest_drain", tmp_path_factory.mktemp("drain"), seed=0, n=96, image_size=16,
-                    correlation=0.8)
+    return generate("chest_drain", tmp_path_factory.mktemp("drain"), seed=0, n=160, image_size=16,
+                    correlation=0.9)
 
 
 @pytest.fixture(scope="session")

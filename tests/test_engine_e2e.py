@@ -99,3 +99,26 @@ def test_reopen_marks_running_iteration_interrupted(e2e_session, tmp_path):
     reopened = Engine.open(copy)
     assert reopened.session.iterations[-1].status == "interrupted"
     assert reopened.session.status == "stopped"
+
+
+def test_drain_shortcut_detected_and_mitigated(e2e_session):
+    """Confounder acceptance: baseline relies on the drain, the next iteration mitigates it and is kept,
+    and the confounder metrics are recorded for each iteration and for the final test."""
+    from clinagent_lab.plan.refiner import confounder_relies
+
+    engine, _ = e2e_session
+    s = engine.session
+    assert s.spec.confounder("chest_drain").action == "mitigate"
+    assert s.iterations[0].recipe.evaluation.selection_metric == "group_balanced_auroc"
+    relies, why = confounder_relies(s.iterations[0].val_metrics, "chest_drain")
+    assert relies, why
+    second = s.iterations[1]
+    assert second.idea.startswith("mitigate:chest_drain:")
+    assert second.recipe.debias.method != "none"
+    assert second.decision == "kept", second.decision_reason
+    for it in s.iterations:
+        conf = it.val_metrics["confounders"]["chest_drain"]
+        for key in ("fpr_by_group", "tpr_by_group", "auroc_by_group", "dependence"):
+            assert key in conf
+    assert {"fpr_by_group", "tpr_by_group", "auroc_by_group", "dependence"} <= \
+        set(s.final_test.metrics["confounders"]["chest_drain"])
