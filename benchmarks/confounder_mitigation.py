@@ -50,8 +50,16 @@ def main() -> None:
     parser.add_argument("--correlation", type=float, default=0.9)
     parser.add_argument("--minutes", type=float, default=4.0, help="budget per iteration")
     parser.add_argument("--max-per-split", type=int, default=None)
+    parser.add_argument("--mitigation", help="try this mitigation first (default: the refiner's order, "
+                        "clinagent_lab.models.mitigations.MITIGATION_ORDER)")
     parser.add_argument("--out")
     args = parser.parse_args()
+    if args.mitigation:
+        from clinagent_lab.models import mitigations
+
+        mitigations.MITIGATIONS.get(args.mitigation)  # unknown names fail here, listing the known ones
+        mitigations.MITIGATION_ORDER = (args.mitigation, *[m for m in mitigations.MITIGATION_ORDER
+                                                           if m != args.mitigation])
     from clinagent_lab.agent.engine import Engine
     from clinagent_lab.cli import ProgressPrinter
     from clinagent_lab.data.synth import generate

@@ -14,11 +14,12 @@ def recipe():
 
 
 def test_registry_and_order():
-    assert MITIGATIONS.names() == ["gradient_reversal", "group_balanced", "groupdro", "none"]
+    assert MITIGATIONS.names() == ["balanced_adversarial", "gradient_reversal", "group_balanced", "groupdro",
+                                   "none"]
     assert set(MITIGATION_ORDER) == set(MITIGATIONS.names()) - {"none"}
     assert all(isinstance(MITIGATIONS.get(n), Mitigation) and MITIGATIONS.get(n).description
                for n in MITIGATIONS.names())
-    with pytest.raises(UnknownNameError, match="known: gradient_reversal, group_balanced"):
+    with pytest.raises(UnknownNameError, match="known: balanced_adversarial, gradient_reversal, group_balanced"):
         MITIGATIONS.get("reweigh")
 
 
@@ -26,6 +27,7 @@ def test_registry_and_order():
     ("group_balanced", {"data.sampler": "group_balanced"}),
     ("gradient_reversal", {"debias.adversary_weight": 1.0}),
     ("groupdro", {"loss.name": "groupdro"}),
+    ("balanced_adversarial", {"data.sampler": "group_balanced", "debias.adversary_weight": 1.0}),
 ])
 def test_changes_apply_to_recipe(recipe, name, expected):
     changes = MITIGATIONS.get(name).changes(recipe, "ruler", "has_ruler")

@@ -208,6 +208,9 @@ def test_reliance_gets_the_first_mitigation_then_the_next():
     third = rule("mitigate_confounder")(ctx(history=[base], best=base, tried=tried))
     assert third.idea == f"mitigate:chest_drain:{MITIGATION_ORDER[2]}"
     tried |= {third.idea}
+    fourth = rule("mitigate_confounder")(ctx(history=[base], best=base, tried=tried))
+    assert fourth.idea == f"mitigate:chest_drain:{MITIGATION_ORDER[3]}"
+    tried |= {fourth.idea}
     assert rule("mitigate_confounder")(ctx(history=[base], best=base, tried=tried)) is None
 
 
@@ -372,8 +375,8 @@ def test_ideas_never_repeat_and_run_out():
     else:
         pytest.fail(f"the refiner never ran out of ideas: {ideas}")
     assert len(ideas) == len(set(ideas))
-    assert ideas[:3] == ["mitigate:chest_drain:group_balanced", "mitigate:chest_drain:groupdro",
-                         "mitigate:chest_drain:gradient_reversal"]
+    assert ideas[:4] == ["mitigate:chest_drain:group_balanced", "mitigate:chest_drain:groupdro",
+                         "mitigate:chest_drain:gradient_reversal", "mitigate:chest_drain:balanced_adversarial"]
     assert {"target_weight", "class_balanced_sampler", "train_longer", "higher_resolution", "wider_network",
             "label_smoothing"} <= set(ideas)
     assert refiner.propose(c) is None

@@ -90,6 +90,10 @@ def _check_recipe(recipe: Recipe) -> None:
 
 
 # ----------------------------------------------------------------------------------------------- the module
+#: debiasing methods that train the label-conditioned confounder adversary behind a gradient-reversal layer
+ADVERSARIAL_METHODS = ("gradient_reversal", "balanced_adversarial")
+
+
 class ImageClassifier(L.LightningModule):
     """Image classifier built from a :class:`~clinagent_lab.recipe.Recipe`.
 
@@ -117,7 +121,7 @@ class ImageClassifier(L.LightningModule):
         self.loss_fn = make_loss(recipe.loss, self.num_classes, class_weights, self.n_groups, recipe.debias)
         self.grl: GradientReversalLayer | None = None
         self.adversary: nn.Module | None = None
-        if recipe.debias.method == "gradient_reversal" and self.n_groups >= 2:
+        if recipe.debias.method in ADVERSARIAL_METHODS and self.n_groups >= 2:
             self.grl = GradientReversalLayer(0.0)
             self.adversary = self._make_adversary(self.backbone.feature_dim, self.num_classes, self.n_groups)
         self._val_logits: list[torch.Tensor] = []

@@ -64,7 +64,7 @@ class Mitigation:
 def _undo_others(recipe: Recipe, keep: str) -> Changes:
     """Reset the sampler/loss another mitigation set, unless ``keep`` is that mitigation."""
     out: Changes = {}
-    if keep != "group_balanced" and recipe.data.sampler == "group_balanced":
+    if keep not in ("group_balanced", "balanced_adversarial") and recipe.data.sampler == "group_balanced":
         out["data.sampler"] = "random"
     if keep != "groupdro" and recipe.loss.name == "groupdro":
         out["loss.name"] = "ce"
@@ -87,6 +87,10 @@ def _groupdro(recipe: Recipe, column: str | None) -> Changes:
     return {"loss.name": "groupdro"}
 
 
+def _balanced_adversarial(recipe: Recipe, column: str | None) -> Changes:
+    return {"data.sampler": "group_balanced", "debias.adversary_weight": 1.0}
+
+
 MITIGATIONS: Registry[Mitigation] = Registry("mitigation")
 MITIGATIONS.register("none", Mitigation(
     "none", "No confounder mitigation; the confounder is only reported.", _none, needs_column=False))
@@ -100,6 +104,10 @@ MITIGATIONS.register("groupdro", Mitigation(
     "groupdro", "GroupDRO: up-weight the label x confounder cells with the highest training loss, "
     "minimising the worst cell's loss.", _groupdro))
 
+MITIGATIONS.register("balanced_adversarial", Mitigation(
+    "balanced_adversarial", "Both at once: label x confounder balanced sampling, and an adversary (given the "
+    "label) whose reversed gradient removes the confounder from the features.", _balanced_adversarial))
+
 #: Mitigations to try, first to last: balancing is simple and strong (Idrissi et al. 2022), GroupDRO next,
 #: adversarial removal last (least stable).
-MITIGATION_ORDER: tuple[str, ...] = ("group_balanced", "groupdro", "gradient_reversal")
+MITIGATION_ORDER: tuple[str, ...] = ("group_balanced", "groupdro", "gradient_reversal", "balanced_adversarial")

@@ -160,8 +160,23 @@ def iteration_cells(session: Session, index: int) -> dict[str, Any]:
             out.update(outputs=[_output(o) for o in cell.get("outputs", [])],
                        execution_count=cell.get("execution_count"))
         cells.append(out)
+    results = results_cell(session, index, marker, tag)
+    if results is not None:
+        cells.append(results)
     return {"session": session.id, "iteration": index, "notebook": str(path), "rationale": it.rationale,
             "cells": cells}
+
+
+def results_cell(session: Session, index: int, marker: dict[str, Any], tag: str) -> dict[str, Any] | None:
+    """A code cell that shows the iteration's ROC and confounder widgets in the live kernel (the sidebar runs
+    it after inserting the cells), or None when the iteration left no validation predictions to show."""
+    folder = _notebook_path(session, index).parent
+    if not (folder / "val_predictions.csv").exists():
+        return None
+    source = ("from clinagent_lab.widgets import show_results\n"
+              f"show_results({str(folder)!r}, session_id={session.id!r})")
+    return {"cell_type": "code", "source": source, "outputs": [], "execution_count": None,
+            "metadata": {"tags": ["clinagent", tag, "clinagent-results"], "clinagent": marker}}
 
 
 def _interpret_with_data(request: str, data_path: Path | None, model: str) -> TaskSpec:

@@ -52,5 +52,23 @@ export async function insertIterationCells(
     model.sharedModel.deleteCell(0);
   }
   NotebookActions.renderAllMarkdown(panel.content);
+  await runResultsCell(panel, tag);
   return cells.length;
+}
+
+/** Run the inserted results cell (ROC and confounder widgets) in the notebook's live kernel. */
+async function runResultsCell(panel: NotebookPanel, tag: string): Promise<void> {
+  const model = panel.content.model;
+  if (!model) {
+    return;
+  }
+  for (let i = model.cells.length - 1; i >= 0; i--) {
+    const tags = (model.cells.get(i).getMetadata('tags') as string[] | undefined) || [];
+    if (tags.includes(tag) && tags.includes('clinagent-results')) {
+      await panel.sessionContext.ready;
+      panel.content.activeCellIndex = i;
+      await NotebookActions.run(panel.content, panel.sessionContext);
+      return;
+    }
+  }
 }
