@@ -539,6 +539,19 @@ def test_iteration_cells_keep_only_tagged_cells(tmp_path: Path):
     assert all("id" not in c for c in cells)
 
 
+def test_iteration_cells_end_with_a_results_cell_when_predictions_exist(tmp_path: Path):
+    eng = StandInEngine.create("detect drains in images", tmp_path, tmp_path / "s")
+    it = eng.run_iteration()
+    folder = Path(it.notebook).parent
+    (folder / "val_predictions.csv").write_text("image_id,label,prob_0,prob_1\na,0,0.9,0.1\n")
+    cells = iteration_cells(eng.session, 1)["cells"]
+    last = cells[-1]
+    assert "clinagent-results" in last["metadata"]["tags"] and last["outputs"] == []
+    assert last["source"] == ("from clinagent_lab.widgets import show_results\n"
+                              f"show_results({str(folder)!r}, session_id={eng.session.id!r})")
+    compile(last["source"], "results-cell", "exec")
+
+
 def test_event_bus_orders_and_bounds():
     bus = EventBus(buffer=2)
     for n in range(3):
