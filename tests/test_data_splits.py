@@ -162,7 +162,7 @@ def test_split_table_roundtrip_and_errors(tmp_path):
     labels, groups = _patients(n_patients=30)
     ds, _ = assign_splits(memory_dataset(labels, groups))
     frozen = split_table(ds)
-    assert list(frozen.columns) == ["image_id", "split"]
+    assert list(frozen.columns) == ["image_id", "split", "group_id"]
     frozen.to_csv(tmp_path / "splits.csv", index=False)
     fresh = memory_dataset(labels, groups)
     back = apply_split_table(fresh, pd.read_csv(tmp_path / "splits.csv", dtype={"image_id": str}))

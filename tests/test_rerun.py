@@ -1,6 +1,6 @@
 """Batch reruns of an executed iteration notebook: same seed, same number; seed studies; bad parameters.
 
-One tiny real session (one iteration, one epoch, 16 px) is shared by every test in this module.
+The baseline iteration of the shared end-to-end session (tests/conftest.py) is rerun here.
 """
 
 from __future__ import annotations
@@ -22,20 +22,12 @@ from clinagent_lab.notebooks.rerun import check_parameters, seed_study
 
 pytestmark = pytest.mark.slow
 
-TINY = {"training.max_epochs": 1, "data.image_size": 16, "data.batch_size": 32}
 
 
 @pytest.fixture(scope="module")
-def iteration(tmp_path_factory: pytest.TempPathFactory):
-    """(Iteration, path of its executed notebook) of a one-iteration session on 80 synthetic chest images."""
-    from clinagent_lab.agent.engine import Engine
-    from clinagent_lab.data.synth import generate
-
-    root = tmp_path_factory.mktemp("rerun")
-    data = generate("chest_drain", root / "data", n=80, image_size=16)
-    engine = Engine.create("pneumothorax on chest X-rays", data, root / "session", max_iterations=1,
-                           iteration_minutes=3, recipe_overrides=TINY)
-    engine.run(finish=False)
+def iteration(e2e_session):
+    """(Iteration, path of its executed notebook): the baseline of the shared end-to-end session."""
+    engine, _ = e2e_session
     it = engine.session.iterations[0]
     assert it.status == "ok", it.error
     assert isinstance(it.val_metrics.get("auroc"), float)

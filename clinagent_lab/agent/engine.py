@@ -471,6 +471,7 @@ class Engine:
             it.error = {"ename": type(exc).__name__, "evalue": str(exc), "cell_index": None}
             return
         it.val_metrics = metrics
+        _pin_epochs(folder / "iteration.ipynb", info.get("max_epochs"))
         from ..plan.selection import selection_value
 
         it.selection_value = selection_value(metrics)
@@ -615,6 +616,23 @@ class Engine:
         from ..report import write_report
 
         return write_report(self.out, path)
+
+
+def _pin_epochs(notebook: Path, epochs: Any) -> None:
+    """Write the epochs the run planned for its budget into the executed notebook's parameters cell, so that
+    plain ``papermill iteration.ipynb out.ipynb -p seed S`` replays the same schedule on any machine."""
+    import nbformat
+
+    from ..notebooks.render import bake_parameters
+
+    if not isinstance(epochs, int):
+        return
+    nb = nbformat.read(notebook, as_version=4)
+    for cell in nb.cells:
+        if "parameters" in cell.get("metadata", {}).get("tags", []):
+            cell.source = bake_parameters(cell.source, {"max_epochs": epochs})
+            atomic_write_text(notebook, nbformat.writes(nb))
+            return
 
 
 def _monitor(task_type: str) -> str:
