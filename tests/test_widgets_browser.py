@@ -147,8 +147,13 @@ def test_widgets_render_and_pin_reaches_the_server(lab):
                 != threshold
             page.screenshot(path=str(ARTIFACTS / "widgets_1_rendered.png"))
 
-            page.locator(".clinagent-roc input[type=number]").first.fill("0.9")
-            page.locator(".clinagent-roc input[type=number]").first.press("Enter")
+            box = page.locator(".clinagent-roc input[type=number]").first
+            for _ in range(5):  # the box follows the slider: let a late update from the kernel land first
+                box.fill("0.9")
+                box.press("Enter")
+                page.wait_for_timeout(1500)
+                if box.input_value() == "0.9":
+                    break
             page.locator(".clinagent-roc").get_by_role("button", name="Pin").click()
             expect(page.locator(".clinagent-roc")).to_contain_text("Sent to session abc123", timeout=30_000)
             page.screenshot(path=str(ARTIFACTS / "widgets_2_pinned.png"))
