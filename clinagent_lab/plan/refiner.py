@@ -76,6 +76,10 @@ def _metric(it: Iteration | None, key: str) -> float | None:
     return float(value) if isinstance(value, (int, float)) else None
 
 
+def _p(p: float | None) -> str:
+    return "p not computed" if p is None else f"permutation p={p:.3f}"
+
+
 def confounder_relies(metrics: dict[str, Any], name: str) -> tuple[bool, str]:
     """Whether validation metrics show reliance on confounder ``name``; with a one-line reason."""
     conf = (metrics.get("confounders") or {}).get(name) or {}
@@ -85,10 +89,10 @@ def confounder_relies(metrics: dict[str, Any], name: str) -> tuple[bool, str]:
     excess = (conf.get("reliance") or {}).get("excess_fpr")
     significant = p is None or p < 0.05  # permutation test of the within-label dependence
     if corr is not None and abs(corr) > DEPENDENCE_THRESHOLD and significant:
-        return True, f"the score depends on {name} within each label (partial correlation {corr:.2f}, p={p})"
+        return True, f"the score depends on {name} within each label (partial correlation {corr:.2f}, {_p(p)})"
     if excess is not None and excess > EXCESS_FPR_THRESHOLD and significant and corr is not None and corr > 0:
         return True, (f"negatives with {name} are flagged more often (excess FPR {excess:.2f}) and the score "
-                      f"rises with {name} within each label (p={p})")
+                      f"rises with {name} within each label ({_p(p)})")
     return False, f"no measurable reliance on {name}"
 
 
@@ -188,7 +192,7 @@ def _mitigate(ctx: RefineContext) -> RecipePatch | None:
             tried = [i.split(":")[-1] for i in ctx.tried_ideas if i.startswith(f"mitigate:{conf.name}:")]
             extra = f" ({', '.join(tried)} did not remove it)" if tried else ""
             return RecipePatch(changes=changes, idea=idea, rationale=(
-                f"{why}. Mitigation: {mitigation.description}{extra}. Selection uses the group-balanced "
+                f"{why}. Mitigation: {mitigation.description.rstrip('.')}{extra}. Selection uses the group-balanced "
                 f"validation AUROC and requires less reliance than the baseline, so the shortcut cannot win."))
     return None
 
