@@ -280,7 +280,7 @@ def test_detection_recipe():
     s = parse_offline("detect wrist fractures, only 5% of images have boxes", fp)
     r = initialize_recipe(s, fp)
     assert r.task_type == "detection"
-    assert r.model.architecture == "fasterrcnn_mobilenet" and r.model.dropout == 0.0
+    assert r.model.architecture == "fasterrcnn_small_cnn" and r.model.dropout == 0.0
     assert r.data.batch_size == 8 and r.data.image_size == 96 and r.data.sampler == "random"
     assert r.evaluation.primary_metric == "map50"
     assert r.supervision.kind == "mixed" and r.supervision.box_fraction == pytest.approx(0.05)
