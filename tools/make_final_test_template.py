@@ -1,14 +1,6 @@
 """Writes the packaged template notebook (run after editing the cells here; tests check the result)."""
 
-from pathlib import Path
-
-import nbformat
-from nbformat.v4 import new_notebook, new_markdown_cell, new_code_cell
-
-def code(src, *tags):
-    c = new_code_cell(src.strip("\n")); c.metadata["tags"] = ["clinagent", *tags]; return c
-def md(src, *tags):
-    c = new_markdown_cell(src.strip("\n")); c.metadata["tags"] = ["clinagent", *tags]; return c
+from _notebook_cells import code, md, write_template
 
 cells = [
 md("""
@@ -65,7 +57,4 @@ code('''
 run.show_figures(test_predictions, test_metrics)
 '''),
 ]
-nb = new_notebook(cells=cells)
-nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-nb.metadata["language_info"] = {"name": "python"}
-nbformat.write(nb, str(Path(__file__).resolve().parents[1] / "clinagent_lab/notebooks/templates/final_test.ipynb"))
+write_template(cells, "final_test.ipynb")
