@@ -107,6 +107,7 @@ class Engine:
             interpret(request, None, model="offline")  # raises the clear IntentError
         out = Path(out_dir).resolve()
         data = Path(data_path).resolve()
+        _prewarm_kernel()  # the first iteration's kernel starts while the data are checked and the spec parsed
         dataset, fingerprint = prepare_data(data, data_format, seed=seed, format_options=format_options)
         session = Session(id=session_id or uuid.uuid4().hex[:12], request=request, data_path=str(data),
                           out_dir=str(out), seed=seed, model_name=model or "offline",
@@ -365,6 +366,14 @@ class Engine:
             self.session.proposal = None
             self._save()
 
+    def prewarm(self) -> bool:
+        """Start the next notebook's kernel now (torch and Lightning imported) unless one is ready."""
+        return self._executor.prewarm()
+
+    def close(self) -> None:
+        """Shut down the kernels started ahead of time for this process (they also go at interpreter exit)."""
+        self._executor.close()
+
     def stop(self) -> bool:
         """Ask the running iteration (if any) to stop now, and the loop to stop after it."""
         self._stop_requested.set()
@@ -427,6 +436,7 @@ class Engine:
                                         timeout_s=budget, events_path=folder / "events.jsonl", on_event=relay,
                                         cwd=folder)
         it.wall_s = round(result.wall_s, 2)
+        it.warm_kernel = result.warm
         it.status = result.status if result.status in ("ok", "crash", "timeout", "stopped") else "crash"
         it.error = result.error
         if it.status == "timeout" and (folder / "metrics.json").exists() and (folder / "run_info.json").exists():
@@ -587,7 +597,7 @@ class Engine:
                          parameters=params)
         result = self._executor.execute(folder / "input.ipynb", folder / "final_test.ipynb", {},
                                         timeout_s=timeout_s or max(600.0, s.spec.budget.iteration_minutes * 60),
-                                        events_path=folder / "events.jsonl", cwd=folder)
+                                        events_path=folder / "events.jsonl", cwd=folder, prewarm_next=False)
         if result.status != "ok":
             with self._lock:
                 s.log("final_test_failed", status=result.status, error=result.error)
@@ -616,6 +626,12 @@ class Engine:
         from ..report import write_report
 
         return write_report(self.out, path)
+
+
+def _prewarm_kernel() -> None:
+    from ..notebooks.executor import NotebookExecutor
+
+    NotebookExecutor().prewarm()
 
 
 def _pin_epochs(notebook: Path, epochs: Any) -> None:

@@ -107,6 +107,7 @@ class Iteration(_Model):
     checkpoint: str | None = None
     curve: list[float] = Field(default_factory=list, description="monitored validation metric per epoch")
     code_attempts: int = Field(default=0, description="repairs tried for this iteration's custom code")
+    warm_kernel: bool = Field(default=False, description="ran in a kernel started (and warmed) ahead of time")
 
 
 class Proposal(_Model):

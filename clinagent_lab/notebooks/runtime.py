@@ -21,7 +21,7 @@ from ..errors import DataValidationError
 from ..recipe import Recipe
 from ..spec import TaskSpec
 from ..tasks import TaskBackend, get_backend
-from .progress import ProgressCallback, TimeBudget, write_event
+from .progress import EpochPlanner, ProgressCallback, TimeBudget, write_event
 
 __all__ = ["IterationRun", "Hooks", "prepare_run", "without_split", "MONITOR", "HOOK_FUNCTIONS"]
 
@@ -69,8 +69,12 @@ class IterationRun:
     output_dir: Path
     events_path: str
     backend: TaskBackend
-    epochs_fixed: bool = False
-    """True when ``max_epochs`` came in as a parameter (a rerun): no planning, exactly that many epochs."""
+    fixed_epochs: int | None = None
+    """``max_epochs`` when it came in as a parameter (a rerun): no planning, exactly that many epochs."""
+
+    @property
+    def epochs_fixed(self) -> bool:
+        return self.fixed_epochs is not None
 
     # --- data -----------------------------------------------------------------------------------------
     def load_data(self, data_path: str, data_format: str = "", splits_path: str = "",
@@ -103,50 +107,32 @@ class IterationRun:
         return hooks
 
     # --- training -------------------------------------------------------------------------------------
-    def plan_epochs(self, module: Any, datamodule: Any, probe_steps: int = 4) -> int:
-        """Fit the epoch count to the time this kernel has left (measured, not guessed).
-
-        When the executor set a deadline and ``max_epochs`` was not fixed by a parameter, time a few training
-        steps on a throw-away copy of the model and keep the recipe's epochs only if they fit; the learning-rate
-        schedule then spans the epochs that really run. The count is recorded in ``run_info.json`` so a rerun
-        replays it exactly.
-        """
-        t = self.recipe.training
-        allowed = training_time_left(t.max_time_s)
-        if self.recipe.task_type == "detection":
-            self.planned_epochs = t.max_epochs
-            return t.max_epochs
-        # the probe always runs, so a rerun draws the same random numbers as the original run
-        per_step, n_train, n_val = _probe_step_time(module, datamodule, probe_steps)
-        if self.epochs_fixed or allowed is None:
-            self.planned_epochs = t.max_epochs
-            return t.max_epochs
-        epoch_s = per_step * (n_train + 0.35 * n_val)
-        fit = max(1, int(0.9 * allowed / max(epoch_s, 1e-3)))
-        self.planned_epochs = min(t.max_epochs, fit)
-        write_event(self.events_path, "plan", epochs=self.planned_epochs, recipe_epochs=t.max_epochs,
-                    seconds_per_epoch=round(epoch_s, 3), seconds_allowed=round(allowed, 1))
-        if self.planned_epochs < t.max_epochs:
-            print(f"{t.max_epochs} epochs do not fit the {allowed:.0f} s left (~{epoch_s:.1f} s/epoch measured): "
-                  f"training {self.planned_epochs} epochs, with the schedule fitted to them")
-        return self.planned_epochs
-
     def trainer_kwargs(self, module: Any = None, datamodule: Any = None) -> dict[str, Any]:
+        """Lightning ``Trainer`` arguments: callbacks for progress, the time budget, the epoch plan, checkpoints.
+
+        The epoch count is fitted to the time this kernel has left from the speed of the run's own first
+        training steps (:class:`~clinagent_lab.notebooks.progress.EpochPlanner`), unless ``max_epochs`` came in
+        as a parameter (a rerun: exactly that many). The count is recorded in ``run_info.json`` so a rerun
+        replays it. ``module`` and ``datamodule`` are accepted for the template's call and not needed.
+        """
         from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 
         t = self.recipe.training
-        epochs = self.plan_epochs(module, datamodule) if module is not None and datamodule is not None \
-            else t.max_epochs
-        self.planned_epochs = epochs
         monitor = MONITOR[self.recipe.task_type]
         max_time = training_time_left(t.max_time_s)
         self.time_budget = TimeBudget(max_time)
-        callbacks: list[Any] = [
-            ProgressCallback(self.events_path),
-            self.time_budget,
-            ModelCheckpoint(dirpath=str(self.output_dir), filename="model", monitor=monitor, mode="max",
-                            save_top_k=1, enable_version_counter=False),
-        ]
+        callbacks: list[Any] = [ProgressCallback(self.events_path), self.time_budget]
+        self.planned_epochs = self.fixed_epochs or t.max_epochs
+        if self.recipe.task_type == "detection":  # detection trains the recipe's (or the fixed) epochs
+            epochs = self.planned_epochs
+        else:  # the planner sets the epochs once it has measured the speed; until then the recipe's run
+            epochs = t.max_epochs if self.fixed_epochs is None else max(t.max_epochs, self.fixed_epochs)
+            self.epoch_planner = EpochPlanner(self.events_path, None if self.epochs_fixed else max_time,
+                                              fixed_epochs=self.fixed_epochs,
+                                              build_scheduler=self._scheduler_builder())
+            callbacks.append(self.epoch_planner)
+        callbacks.append(ModelCheckpoint(dirpath=str(self.output_dir), filename="model", monitor=monitor,
+                                         mode="max", save_top_k=1, enable_version_counter=False))
         if t.early_stopping_patience:
             callbacks.append(EarlyStopping(monitor=monitor, mode="max", patience=t.early_stopping_patience))
         kwargs: dict[str, Any] = dict(
@@ -160,6 +146,22 @@ class IterationRun:
             if getattr(t, name) is not None:
                 kwargs[name] = getattr(t, name)
         return kwargs
+
+    def _scheduler_builder(self) -> Any:
+        """``(optimizer, total_steps) -> scheduler``: the recipe's per-step schedule over the planned steps."""
+        if self.recipe.optim.schedule == "none":
+            return None
+        from ..models.classifier import build_scheduler
+
+        recipe = self.recipe
+        return lambda optimizer, total_steps: build_scheduler(optimizer, recipe, total_steps)
+
+    @property
+    def epochs_planned(self) -> int:
+        planner = getattr(self, "epoch_planner", None)
+        if planner is not None and planner.planned_epochs is not None:
+            return planner.planned_epochs
+        return getattr(self, "planned_epochs", self.recipe.training.max_epochs)
 
     def best_module(self, module: Any, trainer: Any) -> Any:
         """Load the best weights of this iteration (by the monitored validation metric) into ``module``.
@@ -231,7 +233,7 @@ class IterationRun:
         atomic_write_text(out / "metrics.json", json.dumps(_jsonable(metrics), indent=2))
         budget = getattr(self, "time_budget", None)
         info = {"seed": self.recipe.seed, "evaluator_hash": evaluator_hash(), "epochs_run": trainer.current_epoch,
-                "max_epochs": getattr(self, "planned_epochs", self.recipe.training.max_epochs),
+                "max_epochs": self.epochs_planned,
                 "stopped_by_time": bool(budget and budget.stopped),
                 "global_step": trainer.global_step, "versions": package_versions()}
         atomic_write_text(out / "run_info.json", json.dumps(info, indent=2))
@@ -279,36 +281,6 @@ def training_time_left(recipe_max_s: float | None) -> float | None:
     return allowed if recipe_max_s is None else min(recipe_max_s, allowed)
 
 
-def _probe_step_time(module: Any, datamodule: Any, steps: int) -> tuple[float, int, int]:
-    """Seconds per training step (median of ``steps`` after one warm-up) on a deep copy of ``module``."""
-    import copy
-    import statistics
-    import time
-
-    import torch
-
-    datamodule.setup("fit")
-    train, val = datamodule.train_dataloader(), datamodule.val_dataloader()
-    probe = copy.deepcopy(module).train()
-    optimizer = torch.optim.SGD(probe.parameters(), lr=0.0)
-    times = []
-    rng = torch.get_rng_state()
-    try:
-        for i, batch in enumerate(train):
-            if i > steps:
-                break
-            start = time.perf_counter()
-            optimizer.zero_grad(set_to_none=True)
-            loss = probe.training_step(batch, i)
-            loss.backward()
-            optimizer.step()
-            times.append(time.perf_counter() - start)
-    finally:
-        torch.set_rng_state(rng)
-    per_step = statistics.median(times[1:] or times) if times else 0.1
-    return per_step, len(train), len(val)
-
-
 def _load_weights(module: Any, path: str | Path) -> None:
     import torch
 
@@ -324,8 +296,6 @@ def prepare_run(*, recipe: dict[str, Any], spec: dict[str, Any], seed: int, outp
 
     data = json.loads(json.dumps(recipe))
     data["seed"] = int(seed)
-    if max_epochs is not None:
-        data.setdefault("training", {})["max_epochs"] = int(max_epochs)
     if time_budget_s is not None:
         data.setdefault("training", {})["max_time_s"] = float(time_budget_s)
     r = Recipe.model_validate(data)
@@ -335,7 +305,7 @@ def prepare_run(*, recipe: dict[str, Any], spec: dict[str, Any], seed: int, outp
     L.seed_everything(r.seed, workers=True, verbose=False)
     events = events_path or str(out / "events.jsonl")
     return IterationRun(recipe=r, spec=s, output_dir=out, events_path=events, backend=get_backend(r.task_type),
-                        epochs_fixed=max_epochs is not None)
+                        fixed_epochs=None if max_epochs is None else int(max_epochs))
 
 
 def package_versions() -> dict[str, str]:

@@ -1,19 +1,40 @@
-"""Subprocess entry point: run one notebook with papermill and write a result file.
+"""Subprocess entry point: hold one kernel, warm it, run one notebook in it with papermill, write a result file.
 
-``python -m clinagent_lab.notebooks.worker JOB.json`` where JOB.json holds ``input``, ``output``,
-``parameters``, ``kernel_name``, ``cwd``, ``events_path`` and ``result_path``. The executor starts this in its own
-process group so a timeout or a stop kills the kernel with it.
+``python -m clinagent_lab.notebooks.worker STATE.json [--kernel NAME] [--idle-s S] [--preload MODULES]``
+
+1. starts a kernel (``jupyter_client``) and writes ``{"state": "starting", "kernel_pid": ...}`` to STATE.json;
+2. warms it: imports ``--preload`` (torch, Lightning and the notebook runtime by default), silently, so the
+   notebook's execution counts and outputs are as in a fresh kernel, then writes ``{"state": "ready", ...}``;
+3. reads one line from standard input: the path of a job file holding ``input``, ``output``, ``parameters``,
+   ``cwd``, ``deadline``, ``env_set``, ``env_unset``, ``events_path`` and ``result_path``;
+4. moves the kernel to the job's folder, brings its environment up to date (the variables that changed since it
+   started, and the deadline ``CLINAGENT_DEADLINE``), runs the notebook with papermill on that kernel, writes
+   the result file and shuts the kernel down.
+
+A worker that gets no job within ``--idle-s`` seconds, or whose standard input closes (the parent went away),
+shuts its kernel down and exits. Each kernel runs one notebook only: warm, never reused.
+
+The executor starts this in its own process group and learns the kernel's pid from STATE.json, so a timeout or
+a stop kills both the worker and the kernel (which runs in a session of its own).
 """
 
 from __future__ import annotations
 
+import argparse
 import json
+import os
+import select
 import sys
+import time
 import traceback
 from pathlib import Path
 from typing import Any
 
-__all__ = ["main", "EventEngine"]
+__all__ = ["main", "DEFAULT_PRELOAD"]
+
+#: modules a warm kernel imports before it is handed a notebook (what the templates' first cell imports)
+DEFAULT_PRELOAD = ("numpy", "pandas", "torch", "lightning", "clinagent_lab.notebooks.runtime",
+                   "clinagent_lab.tasks.classification", "clinagent_lab.models.classifier")
 
 
 def _event_engine(events_path: str | None):
@@ -40,9 +61,6 @@ def _event_engine(events_path: str | None):
     return EventEngine
 
 
-EventEngine = None  # built lazily (papermill import) by _event_engine
-
-
 def _error_of(exc: BaseException) -> dict[str, Any]:
     from papermill.exceptions import PapermillExecutionError
 
@@ -59,24 +77,147 @@ def _strip_ansi(text: str) -> str:
     return re.sub(r"\x1b\[[0-9;]*[A-Za-z]", "", text)
 
 
-def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    job = json.loads(Path(argv[0]).read_text(encoding="utf-8"))
-    result: dict[str, Any] = {"status": "crash", "error": None}
+def _write_state(path: Path, **state: Any) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps({**state, "time": time.time(), "worker_pid": os.getpid()}), encoding="utf-8")
+    os.replace(tmp, path)
+
+
+class KernelHolder:
+    """One kernel started by this worker, driven by silent requests before papermill takes it over."""
+
+    def __init__(self, kernel_name: str) -> None:
+        from jupyter_client.manager import AsyncKernelManager
+        from jupyter_core.utils import run_sync
+
+        self._run_sync = run_sync
+        self.km = AsyncKernelManager(kernel_name=kernel_name)
+        self._kc: Any = None
+        run_sync(self.km.start_kernel)()
+
+    @property
+    def pid(self) -> int | None:
+        provisioner = getattr(self.km, "provisioner", None)
+        pid = getattr(provisioner, "pid", None)
+        return int(pid) if pid else None
+
+    def run_silently(self, code: str, timeout_s: float = 300.0) -> dict[str, Any]:
+        """Execute ``code`` without history, outputs or an execution count; returns the reply's content."""
+        if self._kc is None:
+            self._kc = self.km.blocking_client()
+            self._kc.start_channels()
+            self._kc.wait_for_ready(timeout=timeout_s)
+        msg_id = self._kc.execute(code, silent=True, store_history=False)
+        deadline = time.monotonic() + timeout_s
+        while True:
+            reply = self._kc.get_shell_msg(timeout=max(0.1, deadline - time.monotonic()))
+            if reply["parent_header"].get("msg_id") == msg_id:
+                return reply["content"]
+
+    def release_client(self) -> None:
+        """Close this worker's own channels before papermill opens its client."""
+        if self._kc is not None:
+            self._kc.stop_channels()
+            self._kc = None
+
+    def shutdown(self) -> None:
+        try:
+            self._run_sync(self.km.shutdown_kernel)(now=True)
+        except Exception:  # noqa: BLE001 - the kernel may already be gone (killed, crashed)
+            pass
+
+
+def _preload_code(modules: list[str]) -> str:
+    lines = ["import importlib as _i"]
+    for name in modules:
+        lines.append(f"try:\n    _i.import_module({name!r})\nexcept Exception:\n    pass")
+    lines.append("del _i")
+    return "\n".join(lines)
+
+
+def _job_prelude(job: dict[str, Any]) -> str:
+    from .executor import DEADLINE_ENV
+
+    lines = ["import os as _os", f"_os.chdir({str(job['cwd'])!r})"]
+    if job.get("env_set"):
+        lines.append(f"_os.environ.update({dict(job['env_set'])!r})")
+    for name in job.get("env_unset") or []:
+        lines.append(f"_os.environ.pop({name!r}, None)")
+    if job.get("deadline"):
+        lines.append(f"_os.environ[{DEADLINE_ENV!r}] = {str(job['deadline'])!r}")
+    else:
+        lines.append(f"_os.environ.pop({DEADLINE_ENV!r}, None)")
+    lines.append("del _os")
+    return "\n".join(lines)
+
+
+def _wait_for_job(idle_s: float) -> str | None:
+    """The job path from standard input, or None on end of input or after ``idle_s`` seconds."""
+    ready, _, _ = select.select([sys.stdin], [], [], idle_s)
+    if not ready:
+        return None
+    line = sys.stdin.readline().strip()
+    return line or None
+
+
+def run_job(job: dict[str, Any], kernel: KernelHolder) -> dict[str, Any]:
+    """Run one notebook with papermill on ``kernel``; returns ``{"status", "error"}``."""
     try:
         import papermill as pm
         from papermill.engines import papermill_engines
 
+        prelude = kernel.run_silently(_job_prelude(job))
+        if prelude.get("status") != "ok":
+            raise RuntimeError(f"could not prepare the kernel for {job['cwd']}: {prelude.get('evalue')}")
+        kernel.release_client()
         papermill_engines.register("clinagent", _event_engine(job.get("events_path")))
         pm.execute_notebook(job["input"], job["output"], parameters=job.get("parameters") or {},
                             kernel_name=job.get("kernel_name") or None, cwd=job.get("cwd"),
                             engine_name="clinagent", progress_bar=False, log_output=False,
-                            request_save_on_cell_execute=True)
-        result = {"status": "ok", "error": None}
+                            request_save_on_cell_execute=True, km=kernel.km)
+        return {"status": "ok", "error": None}
     except BaseException as exc:  # noqa: BLE001 - every failure becomes a recorded status
-        result = {"status": "crash", "error": _error_of(exc)}
-    Path(job["result_path"]).write_text(json.dumps(result), encoding="utf-8")
-    return 0 if result["status"] == "ok" else 1
+        return {"status": "crash", "error": _error_of(exc)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m clinagent_lab.notebooks.worker")
+    parser.add_argument("state", help="JSON file this worker writes its state to")
+    parser.add_argument("--kernel", default="python3")
+    parser.add_argument("--idle-s", type=float, default=600.0, help="exit when no job comes in this long")
+    parser.add_argument("--preload", default=",".join(DEFAULT_PRELOAD),
+                        help="comma-separated modules the kernel imports before its notebook ('' = none)")
+    args = parser.parse_args(sys.argv[1:] if argv is None else argv)
+    state = Path(args.state)
+    _write_state(state, state="starting", kernel_pid=None)
+    try:
+        kernel = KernelHolder(args.kernel)
+    except BaseException as exc:  # noqa: BLE001 - an unknown kernel name, a broken environment
+        _write_state(state, state="failed", kernel_pid=None, error=_error_of(exc))
+        line = _wait_for_job(args.idle_s)
+        if line:
+            job = json.loads(Path(line).read_text(encoding="utf-8"))
+            Path(job["result_path"]).write_text(json.dumps({"status": "crash", "error": _error_of(exc)}))
+        return 1
+    try:
+        _write_state(state, state="warming", kernel_pid=kernel.pid)
+        modules = [m for m in args.preload.split(",") if m.strip()]
+        warm = kernel.run_silently(_preload_code(modules)) if modules else {"status": "ok"}
+        import papermill  # noqa: F401 - imported while waiting, not once the notebook is due
+        import papermill.engines  # noqa: F401
+        _write_state(state, state="ready", kernel_pid=kernel.pid, preload=modules, warm_status=warm.get("status"))
+        line = _wait_for_job(args.idle_s)
+        if line is None:
+            return 0
+        job = json.loads(Path(line).read_text(encoding="utf-8"))
+        _write_state(state, state="running", kernel_pid=kernel.pid, job=line)
+        t0 = time.monotonic()
+        result = run_job(job, kernel)
+        print(f"[clinagent worker] notebook {result['status']} in {time.monotonic() - t0:.2f} s", flush=True)
+        Path(job["result_path"]).write_text(json.dumps(result), encoding="utf-8")
+        return 0 if result["status"] == "ok" else 1
+    finally:
+        kernel.shutdown()
 
 
 if __name__ == "__main__":
