@@ -9,24 +9,14 @@ Screenshots go to ``test-artifacts/``.
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import nbformat
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
-CHROMIUM = Path("/usr/bin/chromium")
+from .lab_fixtures import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, REPO, running_lab
+
 LABEXTENSION = REPO / "clinagent_lab" / "labextension"
-ARTIFACTS = REPO / "test-artifacts"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 REQUEST = "flag a chest drain on chest x-rays"
 
 pytestmark = [
@@ -38,26 +28,6 @@ pytestmark = [
 ]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _wait_up(url: str, token: str, proc: subprocess.Popen, timeout: float = 90) -> None:
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"jupyter lab exited with {proc.returncode}")
-        try:
-            with urllib.request.urlopen(f"{url}/api/status?token={token}", timeout=2) as r:
-                if r.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.5)
-    raise TimeoutError("jupyter lab did not answer in time")
-
-
 @pytest.fixture
 def lab(tmp_path: Path):
     from clinagent_lab.data.synth import generate
@@ -67,36 +37,9 @@ def lab(tmp_path: Path):
     kernelspec = {"name": "python3", "display_name": "Python 3", "language": "python"}
     notebook = nbformat.v4.new_notebook(metadata={"kernelspec": kernelspec})
     nbformat.write(notebook, root / "analysis.ipynb")
-    config, share = tmp_path / "config", tmp_path / "share"
-    config.mkdir()
-    (config / "jupyter_server_config.json").write_text(json.dumps(
-        {"ServerApp": {"jpserver_extensions": {"clinagent_lab.server": True}}}))
-    (share / "labextensions").mkdir(parents=True)
-    (share / "labextensions" / "clinagent-lab").symlink_to(LABEXTENSION)
-    token, port = "clinagent-test-token", _free_port()
-    env = {**os.environ, "JUPYTER_CONFIG_DIR": str(config), "JUPYTER_PATH": str(share),
-           "JUPYTER_DATA_DIR": str(tmp_path / "data_dir"), "JUPYTER_RUNTIME_DIR": str(tmp_path / "runtime"),
-           "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
-    log = open(tmp_path / "lab.log", "w")  # noqa: SIM115 - closed below
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "jupyter", "lab", "--no-browser", f"--ServerApp.token={token}",
-         "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={port}", f"--ServerApp.root_dir={root}",
-         "--ServerApp.port_retries=0", "--allow-root", "--ClinagentApp.iteration_minutes=3",
-         "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate", "--LabApp.news_url=None"],
-        cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        _wait_up(url, token, proc)
-        yield url, token, root
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
-        ARTIFACTS.mkdir(exist_ok=True)
-        shutil.copy(tmp_path / "lab.log", ARTIFACTS / "browser_lab.log")
+    with running_lab(tmp_path, root, token="clinagent-test-token", log_name="browser_lab.log",
+                     labextension=LABEXTENSION, extra_args=["--ClinagentApp.iteration_minutes=3"]) as url:
+        yield url, "clinagent-test-token", root
 
 
 def test_sidebar_end_to_end(lab):

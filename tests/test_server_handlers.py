@@ -339,6 +339,17 @@ async def wait_idle(manager: SessionManager) -> None:
     await manager.wait_idle(timeout=10)
 
 
+async def wait_iteration_started(jp_fetch, sid: str, timeout: float = 10) -> None:
+    """Until the running job has appended its iteration (proposing runs in a thread first)."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while asyncio.get_running_loop().time() < deadline:
+        _, answer = await call(jp_fetch, "GET", "sessions", sid)
+        if answer["session"]["iterations"]:
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"session {sid} started no iteration within {timeout} s")
+
+
 async def test_second_start_is_409_and_stop_ends_it(jp_fetch, manager):
     StandInEngine.gate = threading.Event()
     sid = await new_session(jp_fetch)
@@ -354,6 +365,7 @@ async def test_second_start_is_409_and_stop_ends_it(jp_fetch, manager):
     assert code == 409
     code, answer = await call(jp_fetch, "POST", "sessions", other, "stop")
     assert code == 409 and "nothing is running" in answer["what"]
+    await wait_iteration_started(jp_fetch, sid)
     code, answer = await call(jp_fetch, "POST", "sessions", sid, "stop")
     assert code == 200 and answer["stopping"]["session"] == sid
     await wait_idle(manager)
