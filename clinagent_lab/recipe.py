@@ -93,11 +93,19 @@ class TrainingConfig(_Model):
 
 class DebiasConfig(_Model):
     method: str = Field(default="none", description="name in the mitigation registry: none, group_balanced, "
-                        "gradient_reversal, groupdro")
+                        "groupdro, gradient_reversal, balanced_adversarial, conditional_mmd, balanced_mmd, dfr, "
+                        "balanced_dfr")
     confounder: str | None = Field(default=None, description="confounder name from the TaskSpec")
     column: str | None = Field(default=None, description="metadata column holding the confounder")
     adversary_weight: float = Field(default=1.0, ge=0.0, le=100.0)
+    mmd_weight: float = Field(default=1.0, ge=0.0, le=100.0, description="weight of the label-conditional "
+                              "MMD invariance penalty (conditional_mmd, balanced_mmd)")
     groupdro_eta: float = Field(default=0.01, gt=0.0, le=10.0)
+    refit_last_layer: bool = Field(default=False, description="refit the last layer on label x confounder "
+                                   "balanced subsets before each validation (Deep Feature Reweighting)")
+    refit_holdout: float = Field(default=0.5, ge=0.0, lt=1.0, description="share of the smallest label x "
+                                 "confounder cell (up to 4x that from larger cells) kept out of training "
+                                 "for the refit; 0 refits on training images")
 
 
 class EvalConfig(_Model):

@@ -14,12 +14,13 @@ def recipe():
 
 
 def test_registry_and_order():
-    assert MITIGATIONS.names() == ["balanced_adversarial", "gradient_reversal", "group_balanced", "groupdro",
+    assert MITIGATIONS.names() == ["balanced_adversarial", "balanced_dfr", "balanced_mmd", "balanced_mmd_dfr",
+                                   "conditional_mmd", "dfr", "gradient_reversal", "group_balanced", "groupdro",
                                    "none"]
     assert set(MITIGATION_ORDER) == set(MITIGATIONS.names()) - {"none"}
     assert all(isinstance(MITIGATIONS.get(n), Mitigation) and MITIGATIONS.get(n).description
                for n in MITIGATIONS.names())
-    with pytest.raises(UnknownNameError, match="known: balanced_adversarial, gradient_reversal, group_balanced"):
+    with pytest.raises(UnknownNameError, match="known: balanced_adversarial, balanced_dfr, balanced_mmd"):
         MITIGATIONS.get("reweigh")
 
 
@@ -28,6 +29,12 @@ def test_registry_and_order():
     ("gradient_reversal", {"debias.adversary_weight": 1.0}),
     ("groupdro", {"loss.name": "groupdro"}),
     ("balanced_adversarial", {"data.sampler": "group_balanced", "debias.adversary_weight": 1.0}),
+    ("conditional_mmd", {"debias.mmd_weight": 1.0}),
+    ("balanced_mmd", {"data.sampler": "group_balanced", "debias.mmd_weight": 1.0}),
+    ("dfr", {"debias.refit_last_layer": True}),
+    ("balanced_dfr", {"data.sampler": "group_balanced", "debias.refit_last_layer": True}),
+    ("balanced_mmd_dfr", {"data.sampler": "group_balanced", "debias.mmd_weight": 1.0,
+                          "debias.refit_last_layer": True}),
 ])
 def test_changes_apply_to_recipe(recipe, name, expected):
     changes = MITIGATIONS.get(name).changes(recipe, "ruler", "has_ruler")
@@ -43,6 +50,10 @@ def test_switching_undoes_previous_mitigation(recipe):
     assert (balanced.loss.name, balanced.data.sampler) == ("ce", "group_balanced")
     grl = apply_patch(balanced, MITIGATIONS.get("gradient_reversal").changes(balanced, "ruler", "has_ruler"))
     assert (grl.loss.name, grl.data.sampler, grl.debias.method) == ("ce", "random", "gradient_reversal")
+    refit = apply_patch(grl, MITIGATIONS.get("balanced_mmd_dfr").changes(grl, "ruler", "has_ruler"))
+    assert (refit.data.sampler, refit.debias.refit_last_layer) == ("group_balanced", True)
+    plain = apply_patch(refit, MITIGATIONS.get("groupdro").changes(refit, "ruler", "has_ruler"))
+    assert (plain.data.sampler, plain.debias.refit_last_layer, plain.loss.name) == ("random", False, "groupdro")
     off = apply_patch(dro, MITIGATIONS.get("none").changes(dro, None, None))
     assert (off.loss.name, off.debias.method, off.debias.column) == ("ce", "none", None)
 

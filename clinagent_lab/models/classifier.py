@@ -9,6 +9,13 @@ Debiasing, chosen by ``recipe.debias.method`` and ``recipe.loss.name``:
   Conditioning on the label means only label-independent confounder information is removed.
 - ``groupdro``: the loss re-weights label x confounder cells online (see :mod:`.losses`).
 - ``group_balanced``: handled by the data sampler, nothing to do here.
+- ``conditional_mmd`` / ``balanced_mmd``: ``debias.mmd_weight`` x the MMD between confounder groups of the
+  features within each label (see :mod:`.invariance`), with the group-balanced sampler for ``balanced_mmd``.
+- ``debias.refit_last_layer`` (``dfr``, ``balanced_dfr``, ``balanced_mmd_dfr``): Deep Feature Reweighting (see
+  :mod:`.dfr`). Training is as the method says (plus the
+  group-balanced sampler for ``balanced_dfr``); before each validation pass the last layer is refitted on
+  group-balanced subsets of the (unaugmented) training features, with the confounder's within-label linear
+  subspace erased, and that head scores validation, the checkpoint and every later prediction.
 
 ``recipe.custom_code`` is ignored here: the notebook runs hooks itself.
 """
@@ -20,6 +27,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import lightning as L
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -27,7 +35,9 @@ from torch import nn
 from ..errors import RecipeError
 from ..recipe import Recipe
 from .backbones import create_backbone
+from .dfr import DFR_DEFAULTS, DFRHead, collect_features, select_holdout, select_refit_rows
 from .grl import GradientReversalLayer, dann_lambda
+from .invariance import conditional_mmd
 from .losses import make_loss
 
 __all__ = ["ImageClassifier", "auroc_score", "build_optimizer", "build_scheduler"]
@@ -92,6 +102,8 @@ def _check_recipe(recipe: Recipe) -> None:
 # ----------------------------------------------------------------------------------------------- the module
 #: debiasing methods that train the label-conditioned confounder adversary behind a gradient-reversal layer
 ADVERSARIAL_METHODS = ("gradient_reversal", "balanced_adversarial")
+#: debiasing methods that add the label-conditional MMD penalty between confounder groups on the features
+MMD_METHODS = ("conditional_mmd", "balanced_mmd", "balanced_mmd_dfr")
 
 
 class ImageClassifier(L.LightningModule):
@@ -124,6 +136,11 @@ class ImageClassifier(L.LightningModule):
         if recipe.debias.method in ADVERSARIAL_METHODS and self.n_groups >= 2:
             self.grl = GradientReversalLayer(0.0)
             self.adversary = self._make_adversary(self.backbone.feature_dim, self.num_classes, self.n_groups)
+        self.dfr_head: DFRHead | None = None
+        if recipe.debias.refit_last_layer and recipe.debias.method != "none" and self.n_groups >= 2:
+            self.dfr_head = DFRHead(self.backbone.feature_dim, self.num_classes)
+        self.dfr_options: dict[str, Any] = dict(DFR_DEFAULTS, holdout=recipe.debias.refit_holdout)
+        self._holdout_rows: torch.Tensor | None = None  # table rows kept out of training for the refit
         self._val_logits: list[torch.Tensor] = []
         self._val_labels: list[torch.Tensor] = []
         self._val_groups: list[torch.Tensor] = []
@@ -137,6 +154,8 @@ class ImageClassifier(L.LightningModule):
         self.backbone = _LogitsBackbone(model, self.num_classes)
         if self.adversary is not None:
             self.adversary = self._make_adversary(self.num_classes, self.num_classes, self.n_groups)
+        if self.dfr_head is not None:
+            self.dfr_head = DFRHead(self.num_classes, self.num_classes)
 
     @staticmethod
     def _make_adversary(feature_dim: int, num_classes: int, n_groups: int) -> nn.Module:
@@ -146,7 +165,76 @@ class ImageClassifier(L.LightningModule):
 
     # ---------------------------------------------------------------------------------------------- forward
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.dfr_head is not None and self.dfr_head.is_fitted:
+            return self.dfr_head(self.backbone.forward_features(x))
         return self.backbone(x)
+
+    # ------------------------------------------------------------------------------------ feature reweighting
+    def refit_last_layer(self, batches: Any, **options: Any) -> bool:
+        """Refit the DFR head on the features of ``batches`` (dicts with image, label, group).
+
+        Returns False (head unchanged) when the module has no DFR head or the batches do not have two label x
+        confounder cells of at least two images each.
+        """
+        if self.dfr_head is None:
+            return False
+        was_training = self.training
+        self.eval()
+        try:
+            with torch.inference_mode(False), torch.no_grad():
+                feats, labels, groups = collect_features(self.backbone.forward_features, batches, self.device)
+            with torch.inference_mode(False), torch.enable_grad():
+                opts = {k: v for k, v in self.dfr_options.items() if k not in ("max_per_cell", "holdout")}
+                opts.update(options)
+                opts.setdefault("seed", self.recipe.seed)
+                try:
+                    self.dfr_head.fit(feats.clone(), labels.clone(), groups.clone(), **opts)
+                except ValueError:
+                    return False
+        finally:
+            self.train(was_training)
+        return True
+
+    def _train_dataset(self) -> Any:
+        datamodule = getattr(self._trainer, "datamodule", None) if self._trainer is not None else None
+        if datamodule is None or not hasattr(datamodule, "dataloader_for"):
+            return None, None
+        loader = datamodule.dataloader_for("train")
+        return loader.dataset, loader.batch_size
+
+    def on_fit_start(self) -> None:
+        # hold a share of every label x confounder cell out of training: the refit sees unmemorised features
+        fraction = float(self.dfr_options.get("holdout") or 0.0)
+        if self.dfr_head is None or fraction <= 0:
+            return
+        ds, _ = self._train_dataset()
+        if ds is None:
+            return
+        positions = select_holdout(np.asarray(ds.labels), np.asarray(ds.groups), fraction, seed=self.recipe.seed)
+        self._holdout_rows = torch.as_tensor(np.asarray(ds.rows)[positions], dtype=torch.long) \
+            if len(positions) else None
+
+    def _refit_batches(self) -> Any:
+        """Unaugmented training batches for the refit: the held-out rows, else every cell (capped)."""
+        from torch.utils.data import DataLoader, Subset
+
+        ds, batch_size = self._train_dataset()
+        if ds is None:
+            return None
+        if self._holdout_rows is not None:
+            positions = np.flatnonzero(np.isin(np.asarray(ds.rows), self._holdout_rows.numpy()))
+        else:
+            positions = select_refit_rows(np.asarray(ds.labels), np.asarray(ds.groups),
+                                          int(self.dfr_options["max_per_cell"]), seed=self.recipe.seed)
+        return DataLoader(Subset(ds, positions.tolist()), batch_size=batch_size or 256, shuffle=False)
+
+    def on_validation_start(self) -> None:
+        # during fit, refit the head before validation so the metrics and the checkpoint use it
+        if self.dfr_head is None or getattr(self.trainer.state, "fn", None) != "fit" or self.trainer.sanity_checking:
+            return
+        batches = self._refit_batches()
+        if batches is not None:
+            self.refit_last_layer(batches)
 
     @staticmethod
     def _groups(batch: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -176,9 +264,14 @@ class ImageClassifier(L.LightningModule):
         return F.cross_entropy(self.adversary(adv_in), groups[known])
 
     # ------------------------------------------------------------------------------------------------ steps
-    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        labels, groups = batch["label"], self._groups(batch)
-        features = self.backbone.forward_features(batch["image"])
+    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor | None:
+        images, labels, groups = batch["image"], batch["label"], self._groups(batch)
+        if self._holdout_rows is not None and "index" in batch:
+            keep = ~torch.isin(batch["index"], self._holdout_rows.to(batch["index"].device))
+            if int(keep.sum()) < 2:
+                return None  # the whole batch is held out for the refit (batch norm needs two images)
+            images, labels, groups = images[keep], labels[keep], groups[keep]
+        features = self.backbone.forward_features(images)
         logits = self.backbone.classify(features)
         if self.custom_loss is not None:
             loss = self.custom_loss(logits, labels)
@@ -191,6 +284,10 @@ class ImageClassifier(L.LightningModule):
             loss = loss + self.recipe.debias.adversary_weight * adv
             self.log("adv_loss", adv.detach(), batch_size=n)
             self.log("grl_lambda", lambda_, batch_size=n)
+        if self.n_groups >= 2 and self.recipe.debias.method in MMD_METHODS:
+            mmd = conditional_mmd(features, labels, groups)
+            loss = loss + self.recipe.debias.mmd_weight * mmd
+            self.log("mmd", mmd.detach(), batch_size=n)
         self.log("train_loss", loss.detach(), prog_bar=True, batch_size=n)
         return loss
 

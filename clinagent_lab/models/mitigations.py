@@ -61,13 +61,21 @@ class Mitigation:
         return changes
 
 
+#: mitigations that train with the label x confounder balanced sampler
+_BALANCED_SAMPLING = ("group_balanced", "balanced_adversarial", "balanced_dfr", "balanced_mmd", "balanced_mmd_dfr")
+#: mitigations that refit the last layer on label x confounder balanced features (Deep Feature Reweighting)
+_REFIT = ("dfr", "balanced_dfr", "balanced_mmd_dfr")
+
+
 def _undo_others(recipe: Recipe, keep: str) -> Changes:
     """Reset the sampler/loss another mitigation set, unless ``keep`` is that mitigation."""
     out: Changes = {}
-    if keep not in ("group_balanced", "balanced_adversarial") and recipe.data.sampler == "group_balanced":
+    if keep not in _BALANCED_SAMPLING and recipe.data.sampler == "group_balanced":
         out["data.sampler"] = "random"
     if keep != "groupdro" and recipe.loss.name == "groupdro":
         out["loss.name"] = "ce"
+    if keep not in _REFIT and recipe.debias.refit_last_layer:
+        out["debias.refit_last_layer"] = False
     return out
 
 
@@ -91,6 +99,27 @@ def _balanced_adversarial(recipe: Recipe, column: str | None) -> Changes:
     return {"data.sampler": "group_balanced", "debias.adversary_weight": 1.0}
 
 
+def _dfr(recipe: Recipe, column: str | None) -> Changes:
+    return {"debias.refit_last_layer": True}
+
+
+def _balanced_dfr(recipe: Recipe, column: str | None) -> Changes:
+    return {"data.sampler": "group_balanced", "debias.refit_last_layer": True}
+
+
+def _balanced_mmd_dfr(recipe: Recipe, column: str | None) -> Changes:
+    return {"data.sampler": "group_balanced", "debias.mmd_weight": recipe.debias.mmd_weight,
+            "debias.refit_last_layer": True}
+
+
+def _conditional_mmd(recipe: Recipe, column: str | None) -> Changes:
+    return {"debias.mmd_weight": recipe.debias.mmd_weight}
+
+
+def _balanced_mmd(recipe: Recipe, column: str | None) -> Changes:
+    return {"data.sampler": "group_balanced", "debias.mmd_weight": recipe.debias.mmd_weight}
+
+
 MITIGATIONS: Registry[Mitigation] = Registry("mitigation")
 MITIGATIONS.register("none", Mitigation(
     "none", "No confounder mitigation; the confounder is only reported.", _none, needs_column=False))
@@ -108,6 +137,29 @@ MITIGATIONS.register("balanced_adversarial", Mitigation(
     "balanced_adversarial", "Both at once: label x confounder balanced sampling, and an adversary (given the "
     "label) whose reversed gradient removes the confounder from the features.", _balanced_adversarial))
 
+MITIGATIONS.register("conditional_mmd", Mitigation(
+    "conditional_mmd", "Penalise the difference (MMD) between the feature distributions of the confounder's "
+    "groups within each label, so that, given the label, the features do not change with the confounder.",
+    _conditional_mmd))
+MITIGATIONS.register("balanced_mmd", Mitigation(
+    "balanced_mmd", "Label x confounder balanced sampling with the within-label MMD penalty between the "
+    "confounder's groups: every cell is seen equally often and the features are pushed to be the same "
+    "across the confounder's groups given the label.", _balanced_mmd))
+MITIGATIONS.register("dfr", Mitigation(
+    "dfr", "Deep Feature Reweighting: train as usual, then refit the last layer on label x confounder balanced "
+    "subsets of the training features (averaged over several draws), after erasing the features' "
+    "within-label linear dependence on the confounder.", _dfr))
+MITIGATIONS.register("balanced_dfr", Mitigation(
+    "balanced_dfr", "Deep Feature Reweighting on a network trained with label x confounder balanced sampling: "
+    "balanced training, then the last layer refitted on balanced subsets with the confounder's within-label "
+    "linear dependence erased.", _balanced_dfr))
+
+MITIGATIONS.register("balanced_mmd_dfr", Mitigation(
+    "balanced_mmd_dfr", "Label x confounder balanced sampling with the within-label MMD penalty between the "
+    "confounder's groups, then the last layer refitted on balanced images held out of training, after "
+    "erasing the features' remaining within-label linear dependence on the confounder.", _balanced_mmd_dfr))
+
 #: Mitigations to try, first to last: balancing is simple and strong (Idrissi et al. 2022), GroupDRO next,
 #: adversarial removal last (least stable).
-MITIGATION_ORDER: tuple[str, ...] = ("group_balanced", "groupdro", "gradient_reversal", "balanced_adversarial")
+MITIGATION_ORDER: tuple[str, ...] = ("group_balanced", "groupdro", "gradient_reversal", "balanced_adversarial",
+                                     "conditional_mmd", "balanced_mmd", "dfr", "balanced_dfr", "balanced_mmd_dfr")
