@@ -24,7 +24,8 @@ json.dump({"pid": os.getpid(), "cwd": os.getcwd(), "torch_loaded": "torch" in sy
            "user_names": sorted(k for k in globals() if not k.startswith("_") and k not in
                                 ("In", "Out", "get_ipython", "exit", "quit", "open", "x", "json", "os", "sys")),
            "deadline": os.environ.get("CLINAGENT_DEADLINE"), "flag": os.environ.get("KERNEL_TEST_FLAG"),
-           "threads": os.environ.get("OMP_NUM_THREADS"), "count": get_ipython().execution_count},
+           "threads": os.environ.get("OMP_NUM_THREADS"), "count": get_ipython().execution_count,
+           "nice": sorted({os.getpriority(os.PRIO_PROCESS, int(t)) for t in os.listdir("/proc/self/task")})},
           open("probe.json", "w"))
 leftover = 1
 """
@@ -83,7 +84,9 @@ def test_warm_kernel_is_fresh_imported_in_place_and_used_once(pool, tmp_path, mo
     ex = NotebookExecutor(pool=pool)
     assert ex.prewarm() is True
     assert ex.prewarm() is False  # one standby is enough
-    _wait_ready(pool)
+    standby = _wait_ready(pool)
+    if pool.background:  # warming up at the lowest priority, not competing with a running notebook
+        assert os.getpriority(os.PRIO_PROCESS, int(standby.state()["kernel_pid"])) == 19
     monkeypatch.setenv("KERNEL_TEST_FLAG", "set after the standby started")
     first, probe_a = _run(ex, tmp_path / "a", timeout_s=90)
     assert first.status == "ok", first.error
@@ -92,6 +95,7 @@ def test_warm_kernel_is_fresh_imported_in_place_and_used_once(pool, tmp_path, mo
     assert probe_a["user_names"] == [] and probe_a["count"] == 3  # a clean namespace; cells count from 1
     assert Path(probe_a["cwd"]) == (tmp_path / "a" / "work").resolve()
     assert probe_a["flag"] == "set after the standby started"
+    assert probe_a["nice"] == [os.getpriority(os.PRIO_PROCESS, 0)]  # the notebook runs at the caller's priority
     assert 0 < float(probe_a["deadline"]) - time.time() <= 90
     # while the first notebook ran, the next kernel was started; it is a different process
     _wait_ready(pool)

@@ -103,6 +103,7 @@ class NotebookExecutor:
         pool = self._pool()
         standby, warm = pool.take(kernel)
         job["env_set"], job["env_unset"] = environment_changes(standby.env, worker_environment())
+        job["priority"] = os.getpriority(os.PRIO_PROCESS, 0) if standby.background else None
         job_path = work / ".execution_job.json"
         job_path.write_text(json.dumps(job, default=str), encoding="utf-8")
         Path(job["result_path"]).unlink(missing_ok=True)
@@ -119,7 +120,7 @@ class NotebookExecutor:
                 new, offset = read_events(events_path, offset)
                 for event in new:
                     events.append(event)
-                    if not refilled and event.get("type") == "fit_started":
+                    if not refilled and event.get("type") == pool.refill_on:
                         refilled = True
                         pool.refill(kernel)
                     if on_event:

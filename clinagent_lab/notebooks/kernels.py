@@ -3,7 +3,11 @@ imported, waiting for the next notebook.
 
 Starting a worker and a kernel and importing the training stack takes seconds; a session runs its iterations
 one after another, so the executor starts the next iteration's worker while the current one trains (once its
-``fit_started`` event arrives) and the next iteration starts in a ready kernel. Each kernel runs one notebook
+``fit_started`` event arrives) and the next iteration starts in a ready kernel. The standby warms up at the
+lowest CPU priority, so it takes only the CPU time training leaves over (multi-threaded training slows down
+badly when another process competes for its cores), and gets the normal priority back when it is handed its
+notebook. Where priorities cannot be raised again (no ``CAP_SYS_NICE`` or ``RLIMIT_NICE``), standbys are
+started at normal priority once training has finished (``fit_finished``) instead. Each kernel runs one notebook
 and is then shut down: a warm kernel is a fresh kernel started early, never a reused one, so every iteration
 still starts from a clean interpreter.
 
@@ -82,8 +86,10 @@ def _env_key(env: dict[str, str], kernel_name: str) -> str:
 class Standby:
     """One worker process holding one kernel; see :mod:`clinagent_lab.notebooks.worker`."""
 
-    def __init__(self, kernel_name: str, *, idle_s: float | None = None, preload: str | None = None) -> None:
+    def __init__(self, kernel_name: str, *, idle_s: float | None = None, preload: str | None = None,
+                 background: bool = False) -> None:
         self.kernel_name = kernel_name
+        self.background = background
         self.env = worker_environment()
         self.key = _env_key(self.env, kernel_name)
         self.folder = Path(tempfile.mkdtemp(prefix="clinagent-kernel-"))
@@ -97,7 +103,8 @@ class Standby:
             cmd += ["--preload", preload]
         self._log = open(self.log_path, "wb")
         self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=self._log, stderr=subprocess.STDOUT,
-                                     start_new_session=True, env=self.env, cwd=tempfile.gettempdir())
+                                     start_new_session=True, env=self.env, cwd=tempfile.gettempdir(),
+                                     preexec_fn=_yield_cpu if background else None)
         self.job_sent = False
 
     # --- state ----------------------------------------------------------------------------------------
@@ -121,12 +128,27 @@ class Standby:
 
     # --- control --------------------------------------------------------------------------------------
     def send(self, job_path: str | Path) -> None:
-        """Hand the worker its notebook (a job file); the worker starts it as soon as its kernel is warm."""
+        """Hand the worker its notebook (a job file); the worker starts it as soon as its kernel is warm.
+
+        A standby that warmed up in the background is first given this process's CPU priority back.
+        """
         assert self.proc.stdin is not None
+        if self.background:
+            self.restore_priority()
         self.job_sent = True
         self.proc.stdin.write(f"{job_path}\n".encode())
         self.proc.stdin.flush()
         self.proc.stdin.close()
+
+    def restore_priority(self) -> bool:
+        """Give the worker and its kernel (every thread) this process's CPU priority. False when not permitted."""
+        target = os.getpriority(os.PRIO_PROCESS, 0)
+        ok = True
+        for pid in (self.proc.pid, self.state().get("kernel_pid")):
+            if pid:
+                ok = _renice(int(pid), target) and ok
+        self.background = not ok
+        return ok
 
     def kill(self) -> None:
         """Kill the worker and its kernel (each is in a process group of its own)."""
@@ -165,6 +187,43 @@ class Standby:
             return b""
 
 
+#: niceness of a standby while it warms up: its imports take the CPU time training leaves over, so they do
+#: not slow the running notebook (OpenMP training threads suffer badly from a competing process)
+BACKGROUND_NICE = 19
+
+
+def _yield_cpu() -> None:  # runs in the child between fork and exec
+    os.nice(BACKGROUND_NICE)
+
+
+def can_restore_priority() -> bool:
+    """Whether this process may raise a process's priority back (needs CAP_SYS_NICE or RLIMIT_NICE)."""
+    try:
+        import resource
+
+        soft, _ = resource.getrlimit(resource.RLIMIT_NICE)
+    except (ImportError, AttributeError, OSError):
+        return False
+    if os.geteuid() == 0:
+        return True
+    # RLIMIT_NICE r allows nice values down to 20 - r; the standby must get back to this process's value
+    return soft == resource.RLIM_INFINITY or 20 - soft <= os.getpriority(os.PRIO_PROCESS, 0)
+
+
+def _renice(pid: int, value: int) -> bool:
+    tasks = Path(f"/proc/{pid}/task")
+    tids = [int(t) for t in os.listdir(tasks)] if tasks.exists() else [pid]
+    ok = True
+    for tid in tids:
+        try:
+            os.setpriority(os.PRIO_PROCESS, tid, value)
+        except ProcessLookupError:
+            continue
+        except PermissionError:
+            ok = False
+    return ok
+
+
 class KernelPool:
     """At most ``size`` standby workers per process, handed out by :meth:`take`, refilled by :meth:`refill`.
 
@@ -181,8 +240,18 @@ class KernelPool:
         self.size = size
         self.preload = preload
         self.idle_s = idle_s
+        #: standbys warm up at low priority when their priority can be given back before they run a notebook;
+        #: otherwise they are started only once training is over (see :attr:`refill_on`)
+        self.background = can_restore_priority()
         self._standbys: list[Standby] = []
         self._lock = threading.Lock()
+
+    @property
+    def refill_on(self) -> str:
+        """The notebook event at which the executor starts the next standby: ``fit_started`` when standbys
+        warm up at low priority (they use what training leaves over), else ``fit_finished`` (no competition with
+        training, which multi-threaded CPU kernels handle badly)."""
+        return "fit_started" if self.background else "fit_finished"
 
     def take(self, kernel_name: str) -> tuple[Standby, bool]:
         """A worker for one notebook: a matching standby (``warm=True``) or a new one started now."""
@@ -206,11 +275,11 @@ class KernelPool:
             self._prune()
             if any(s.usable_for(kernel_name) for s in self._standbys) or len(self._standbys) >= self.size:
                 return False
-            self._standbys.append(self._start(kernel_name))
+            self._standbys.append(self._start(kernel_name, background=self.background))
             return True
 
-    def _start(self, kernel_name: str) -> Standby:
-        return Standby(kernel_name, idle_s=self.idle_s, preload=self.preload)
+    def _start(self, kernel_name: str, background: bool = False) -> Standby:
+        return Standby(kernel_name, idle_s=self.idle_s, preload=self.preload, background=background)
 
     def close(self) -> None:
         """Shut every standby down (their kernels included)."""

@@ -53,8 +53,12 @@ def _replay_epochs(nb: Path, values: dict[str, Any], timeout_s: float) -> dict[s
 
 
 def rerun_notebook(notebook: str | Path, *, seed: int | None = None, params: dict[str, Any] | None = None,
-                   out_dir: str | Path | None = None, timeout_s: float = 3600.0) -> dict[str, Any]:
-    """Rerun one notebook; returns {status, output, metrics, headline, error, wall_s}."""
+                   out_dir: str | Path | None = None, timeout_s: float = 3600.0,
+                   prewarm_next: bool = False) -> dict[str, Any]:
+    """Rerun one notebook; returns {status, output, metrics, headline, error, wall_s}.
+
+    ``prewarm_next``: start a kernel for a following run while this one trains (a seed study does).
+    """
     nb = Path(notebook).resolve()
     values = dict(params or {})
     if seed is not None:
@@ -65,10 +69,10 @@ def rerun_notebook(notebook: str | Path, *, seed: int | None = None, params: dic
     out = Path(out_dir).resolve() if out_dir else nb.parent / "reruns" / tag
     out.mkdir(parents=True, exist_ok=True)
     values.setdefault("output_dir", ".")
-    from .executor import NotebookExecutor  # imports Lightning: only once a run is really needed
+    from .executor import NotebookExecutor
 
     result = NotebookExecutor().execute(nb, out / nb.name, values, timeout_s=timeout_s,
-                                        events_path=out / "events.jsonl", cwd=out)
+                                        events_path=out / "events.jsonl", cwd=out, prewarm_next=prewarm_next)
     metrics: dict[str, Any] = {}
     if result.status == "ok" and (out / "metrics.json").exists():
         metrics = json.loads((out / "metrics.json").read_text(encoding="utf-8"))
@@ -128,9 +132,12 @@ def seed_study(notebook: str | Path, seeds: list[int], *, params: dict[str, Any]
     check_parameters(nb, {**(params or {}), "seed": 0})
     root = Path(out_dir).resolve() if out_dir else nb.parent / "seed_study"
 
+    last = seeds[-1] if seeds else None
+
     def one(seed: int) -> dict[str, Any]:
         try:
-            return rerun_notebook(nb, seed=seed, params=params, out_dir=root / f"seed_{seed}", timeout_s=timeout_s)
+            return rerun_notebook(nb, seed=seed, params=params, out_dir=root / f"seed_{seed}", timeout_s=timeout_s,
+                                  prewarm_next=seed != last)
         except Exception as exc:  # noqa: BLE001 - one failed run is reported next to the others, never fatal
             return {"status": "crash", "output": root / f"seed_{seed}", "metrics": {}, "headline": {},
                     "error": {"ename": type(exc).__name__, "evalue": str(exc)}, "wall_s": 0.0, "seed": seed}

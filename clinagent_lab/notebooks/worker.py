@@ -210,6 +210,12 @@ def main(argv: list[str] | None = None) -> int:
         if line is None:
             return 0
         job = json.loads(Path(line).read_text(encoding="utf-8"))
+        if job.get("priority") is not None:  # warmed up in the background: run at the caller's priority
+            from .kernels import _renice
+
+            for pid in (os.getpid(), kernel.pid):
+                if pid:
+                    _renice(pid, int(job["priority"]))
         _write_state(state, state="running", kernel_pid=kernel.pid, job=line)
         t0 = time.monotonic()
         result = run_job(job, kernel)
