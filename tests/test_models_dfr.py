@@ -6,7 +6,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from clinagent_lab.evaluation.dependence import partial_correlation
 from clinagent_lab.models.classifier import ImageClassifier
-from clinagent_lab.models.dfr import (DFRHead, balanced_cells, confounder_subspace, fit_balanced_head,
+from clinagent_lab.models.dfr import (DFRHead, balanced_cells, choose_l2, confounder_subspace, fit_balanced_head,
                                       select_holdout, select_refit_rows)
 from clinagent_lab.models.dfr import _fit_logistic
 from clinagent_lab.models.mitigations import MITIGATIONS
@@ -200,3 +200,14 @@ def test_holdout_rows_are_kept_out_of_training():
 def test_no_refit_without_a_refit_mitigation():
     model, _ = train("group_balanced")
     assert model.dfr_head is None and model._holdout_rows is None
+
+
+def test_l2_is_chosen_from_the_grid_by_worst_cell_cross_validation():
+    x, y, z = planted(800, 0.9, seed=6)
+    xs = (x - x.mean(0)) / x.std(0)
+    grid = (0.001, 0.01, 0.1, 10.0)
+    chosen = choose_l2(xs.double(), y, z, 2, grid)
+    assert chosen in grid and choose_l2(xs.double(), y, z, 2, grid[::-1]) == chosen  # order-free, seeded
+    assert choose_l2(xs.double(), y, z, 2, [0.05]) == 0.05
+    w, b, used = fit_balanced_head(x, y, z, 2, l2=grid, return_l2=True)
+    assert used == chosen and w.shape == (2, x.shape[1])

@@ -192,15 +192,16 @@ def test_strong_but_insignificant_correlation_is_not_reliance():
 def test_reliance_gets_the_first_mitigation_then_the_next():
     base = ok(evaluate_scores("shortcut"))
     patch = rule("mitigate_confounder")(ctx(history=[base], best=base))
-    assert patch.idea == f"mitigate:chest_drain:{MITIGATION_ORDER[0]}" == "mitigate:chest_drain:group_balanced"
-    assert patch.changes["data.sampler"] == "group_balanced"
-    assert patch.changes["debias.method"] == "group_balanced" and patch.changes["debias.column"] == "chest_drain"
+    assert patch.idea == f"mitigate:chest_drain:{MITIGATION_ORDER[0]}" == "mitigate:chest_drain:dfr"
+    assert patch.changes["debias.refit_last_layer"] is True
+    assert patch.changes["debias.method"] == "dfr" and patch.changes["debias.column"] == "chest_drain"
+    assert "refit the last layer" in patch.rationale
     assert "partial correlation" in patch.rationale and "group-balanced" in patch.rationale
 
     tried = {patch.idea}
     second = rule("mitigate_confounder")(ctx(history=[base], best=base, tried=tried))
     assert second.idea == f"mitigate:chest_drain:{MITIGATION_ORDER[1]}"
-    assert "group_balanced did not remove it" in second.rationale
+    assert "dfr did not remove it" in second.rationale
     new = apply_patch(base.recipe, second)
     assert new.debias.method == MITIGATION_ORDER[1] and new.debias.confounder == "chest_drain"
 
@@ -219,9 +220,14 @@ def test_kept_mitigation_that_still_relies_moves_to_the_next_one():
                           debias__confounder="chest_drain", debias__column="chest_drain")
     best = ok(still, recipe=current)
     patch = rule("mitigate_confounder")(ctx(history=[best], best=best, current=current))
-    assert patch.idea == "mitigate:chest_drain:groupdro"
+    assert patch.idea == "mitigate:chest_drain:dfr"
     new = apply_patch(current, patch)
-    assert new.data.sampler == "random" and new.loss.name == "groupdro"  # the previous sampler is undone
+    assert new.data.sampler == "random" and new.debias.refit_last_layer  # the previous sampler is undone
+    again = rule("mitigate_confounder")(ctx(history=[best], best=best, current=new,
+                                              tried={patch.idea, "mitigate:chest_drain:group_balanced"}))
+    assert again.idea == "mitigate:chest_drain:groupdro"
+    dro = apply_patch(new, again)
+    assert (dro.loss.name, dro.debias.refit_last_layer) == ("groupdro", False)  # the refit is undone too
 
 
 @pytest.mark.parametrize("spec, metrics", [
@@ -353,7 +359,7 @@ def test_first_applicable_rule_wins():
     assert RuleRefiner().propose(ctx(history=[last], annotations=[note])).idea == "shorter_run"
     assert RuleRefiner().propose(ctx(history=[ok()], best=ok(), annotations=[note])).idea == "annotations"
     base = ok(evaluate_scores("shortcut"), curve=RISING)
-    assert RuleRefiner().propose(ctx(history=[base], best=base)).idea == "mitigate:chest_drain:group_balanced"
+    assert RuleRefiner().propose(ctx(history=[base], best=base)).idea == "mitigate:chest_drain:dfr"
 
 
 def test_ideas_never_repeat_and_run_out():

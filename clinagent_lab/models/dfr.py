@@ -30,7 +30,7 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 import torch
@@ -38,10 +38,12 @@ import torch.nn.functional as F
 from torch import nn
 
 __all__ = ["DFRHead", "fit_balanced_head", "balanced_cells", "confounder_subspace", "select_refit_rows",
-           "select_holdout", "collect_features", "DFR_DEFAULTS"]
+           "select_holdout", "collect_features", "choose_l2", "DFR_DEFAULTS", "DFR_L2_GRID"]
 
-#: defaults: subsets averaged, L2 strength (on standardised features, mean loss), erasure on, cap per cell
-DFR_DEFAULTS = {"n_subsets": 10, "l2": 0.003, "erase": True, "max_per_cell": 1024, "holdout": 0.5}
+#: L2 strengths (standardised features, mean loss) the refit chooses from by cross-validation in the cells
+DFR_L2_GRID = (0.001, 0.003, 0.01, 0.03, 0.1)
+#: defaults: subsets averaged, L2 grid, erasure on, cap per cell when refitting on training images, holdout
+DFR_DEFAULTS = {"n_subsets": 10, "l2": DFR_L2_GRID, "erase": True, "max_per_cell": 1024, "holdout": 0.5}
 
 
 def balanced_cells(labels: np.ndarray, groups: np.ndarray) -> dict[tuple[int, int], np.ndarray]:
@@ -134,9 +136,73 @@ def _fit_logistic(x: torch.Tensor, y: torch.Tensor, num_classes: int, l2: float,
     return w.detach(), b.detach()
 
 
+def _fit_cells(xs: torch.Tensor, y: torch.Tensor, g: torch.Tensor, num_classes: int, l2: float, n_subsets: int,
+               erase: bool, rng: np.random.Generator, max_iter: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Erase (optionally), then fit and average over balanced subsets; weights act on ``xs``."""
+    d = xs.shape[1]
+    proj = torch.eye(d, dtype=xs.dtype)
+    if erase:
+        basis = confounder_subspace(xs, y, g)
+        proj = proj - basis @ basis.T
+    xp = xs @ proj  # symmetric projection
+    cells = balanced_cells(y.numpy(), g.numpy())
+    m = min(len(r) for r in cells.values())
+    w_sum = torch.zeros((num_classes, d), dtype=xs.dtype)
+    b_sum = torch.zeros(num_classes, dtype=xs.dtype)
+    n = max(1, int(n_subsets))
+    for _ in range(n):
+        idx = torch.as_tensor(np.concatenate([rng.choice(rows, size=m, replace=False) for rows in cells.values()]))
+        w, b = _fit_logistic(xp[idx], y[idx], num_classes, l2, max_iter)
+        w_sum += w
+        b_sum += b
+    return (w_sum / n) @ proj, b_sum / n
+
+
+def _cell_scores(xs: torch.Tensor, y: torch.Tensor, g: torch.Tensor, w: torch.Tensor, b: torch.Tensor
+                 ) -> tuple[float, float]:
+    """(worst cell's accuracy, mean over cells of the cross-entropy) of the head ``w, b`` on ``xs``."""
+    logits = xs @ w.T + b
+    right = (logits.argmax(1) == y).double()
+    losses = F.cross_entropy(logits, y, reduction="none")
+    rows = [torch.as_tensor(r) for r in balanced_cells(y.numpy(), g.numpy()).values()]
+    return min(float(right[r].mean()) for r in rows), sum(float(losses[r].mean()) for r in rows) / len(rows)
+
+
+def choose_l2(xs: torch.Tensor, y: torch.Tensor, g: torch.Tensor, num_classes: int, grid: Sequence[float], *,
+              n_subsets: int = 3, erase: bool = True, seed: int = 0, max_iter: int = 200) -> float:
+    """The L2 strength of ``grid`` with the best worst-cell accuracy under 2-fold cross-validation.
+
+    Every label x confounder cell is split in two halves (seeded); each half is fitted (erasure included,
+    ``n_subsets`` balanced draws) and scored on the other. The criterion is the worst cell's accuracy, as in
+    DFR, averaged over the two folds; ties go to the lower mean cross-entropy over cells, then to the
+    stronger penalty. A single value is returned as it is; cells too small to split (under 4 images) get the
+    grid's middle value.
+    """
+    grid = sorted({float(v) for v in grid}, reverse=True)
+    cells = balanced_cells(y.numpy(), g.numpy())
+    if len(grid) == 1 or min(len(r) for r in cells.values()) < 4:
+        return grid[len(grid) // 2]
+    rng = np.random.default_rng(seed)
+    fold = np.zeros(len(y), dtype=bool)
+    for rows in cells.values():
+        fold[rng.permutation(rows)[: len(rows) // 2]] = True
+    halves = [torch.as_tensor(np.flatnonzero(fold)), torch.as_tensor(np.flatnonzero(~fold))]
+    scored = []
+    for l2 in grid:
+        worst = loss = 0.0
+        for tr, te in ((halves[0], halves[1]), (halves[1], halves[0])):
+            w, bias = _fit_cells(xs[tr], y[tr], g[tr], num_classes, l2, n_subsets, erase,
+                                 np.random.default_rng(seed), max_iter)
+            acc, ce = _cell_scores(xs[te], y[te], g[te], w, bias)
+            worst, loss = worst + acc / 2, loss + ce / 2
+        scored.append((-round(worst, 9), round(loss, 9), -l2))
+    return -min(scored)[2]
+
+
 def fit_balanced_head(features: torch.Tensor, labels: torch.Tensor, groups: torch.Tensor, num_classes: int, *,
-                      n_subsets: int = 10, l2: float = 0.003, erase: bool = True, seed: int = 0,
-                      max_iter: int = 200) -> tuple[torch.Tensor, torch.Tensor]:
+                      n_subsets: int = 10, l2: float | Sequence[float] = DFR_L2_GRID, erase: bool = True,
+                      seed: int = 0, max_iter: int = 200, return_l2: bool = False
+                      ) -> tuple[torch.Tensor, ...]:
     """Fit a linear head on group-balanced subsets of ``features`` and average it over ``n_subsets`` draws.
 
     Args:
@@ -146,14 +212,16 @@ def fit_balanced_head(features: torch.Tensor, labels: torch.Tensor, groups: torc
         num_classes: number of logits.
         n_subsets: balanced subsets drawn (each: every label x confounder cell subsampled, without
             replacement, to the size of the smallest cell).
-        l2: L2 penalty on the weights of the standardised features.
-        erase: project out the confounder's within-label cross-covariance subspace first (see module doc).
-        seed: seeds the subset draws.
+        l2: L2 penalty on the weights of the standardised features, or a grid to choose it from by
+            cross-validation within the cells (:func:`choose_l2`).
+        erase: project out the confounder's per-label cross-covariance subspace first (see module doc).
+        seed: seeds the subset draws and the folds.
         max_iter: L-BFGS iterations per subset.
+        return_l2: also return the L2 strength used.
 
     Returns:
         ``(weight (num_classes, d), bias (num_classes,))`` acting on the raw features (standardisation and
-        projection folded in), float32.
+        projection folded in), float32; ``(weight, bias, l2)`` with ``return_l2``.
 
     Raises:
         ValueError: fewer than two label x confounder cells, or a cell with fewer than 2 images.
@@ -170,24 +238,14 @@ def fit_balanced_head(features: torch.Tensor, labels: torch.Tensor, groups: torc
     mean = x_all.mean(0)
     std = x_all.std(0).clamp_min(1e-6)
     xs = (x_all - mean) / std
-    d = xs.shape[1]
-    proj = torch.eye(d, dtype=xs.dtype)
-    if erase:
-        basis = confounder_subspace(xs, y_all, g_all)
-        proj = proj - basis @ basis.T
-        xs = xs @ proj  # symmetric projection
-    m = min(len(r) for r in cells.values())
-    rng = np.random.default_rng(seed)
-    w_sum = torch.zeros((num_classes, d), dtype=xs.dtype)
-    b_sum = torch.zeros(num_classes, dtype=xs.dtype)
-    for _ in range(max(1, int(n_subsets))):
-        idx = torch.as_tensor(np.concatenate([rng.choice(rows, size=m, replace=False) for rows in cells.values()]))
-        w, b = _fit_logistic(xs[idx], y_all[idx], num_classes, l2, max_iter)
-        w_sum += w
-        b_sum += b
-    w_avg, b_avg = w_sum / max(1, int(n_subsets)), b_sum / max(1, int(n_subsets))
-    w_raw = (w_avg @ proj) / std  # logits = W P (x - mu) / sd + b
-    b_raw = b_avg - w_raw @ mean
+    grid = [float(l2)] if isinstance(l2, (int, float)) else [float(v) for v in l2]
+    chosen = choose_l2(xs, y_all, g_all, num_classes, grid, erase=erase, seed=seed, max_iter=max_iter)
+    w, b = _fit_cells(xs, y_all, g_all, num_classes, chosen, n_subsets, erase, np.random.default_rng(seed),
+                      max_iter)
+    w_raw = w / std  # logits = W P (x - mu) / sd + b
+    b_raw = b - w_raw @ mean
+    if return_l2:
+        return w_raw.float(), b_raw.float(), chosen
     return w_raw.float(), b_raw.float()
 
 
@@ -202,6 +260,7 @@ class DFRHead(nn.Module):
         super().__init__()
         self.linear = nn.Linear(int(feature_dim), int(num_classes))
         self.register_buffer("fitted", torch.zeros((), dtype=torch.bool))
+        self.register_buffer("l2", torch.full((), float("nan")))  # the L2 strength the last refit chose
 
     @property
     def is_fitted(self) -> bool:
@@ -220,8 +279,10 @@ class DFRHead(nn.Module):
             **options: object) -> None:
         """Refit on group-balanced subsets (:func:`fit_balanced_head`) and switch to the refitted weights."""
         num_classes = self.linear.out_features
-        weight, bias = fit_balanced_head(features, labels, groups, num_classes, **options)  # type: ignore[arg-type]
+        weight, bias, l2 = fit_balanced_head(features, labels, groups, num_classes, return_l2=True,
+                                             **options)  # type: ignore[arg-type]
         self.load(weight, bias)
+        self.l2.fill_(float(l2))
 
 
 def collect_features(feature_fn, batches: Iterable[dict[str, torch.Tensor]], device: torch.device | str = "cpu"
