@@ -128,26 +128,26 @@ class KernelHolder:
 
 
 def _preload_code(modules: list[str]) -> str:
-    lines = ["import importlib as _i"]
+    lines = ["import importlib as _clinagent_importlib"]
     for name in modules:
-        lines.append(f"try:\n    _i.import_module({name!r})\nexcept Exception:\n    pass")
-    lines.append("del _i")
+        lines.append(f"try:\n    _clinagent_importlib.import_module({name!r})\nexcept Exception:\n    pass")
+    lines.append("del _clinagent_importlib")
     return "\n".join(lines)
 
 
 def _job_prelude(job: dict[str, Any]) -> str:
     from .executor import DEADLINE_ENV
 
-    lines = ["import os as _os", f"_os.chdir({str(job['cwd'])!r})"]
+    lines = ["import os as _clinagent_os", f"_clinagent_os.chdir({str(job['cwd'])!r})"]
     if job.get("env_set"):
-        lines.append(f"_os.environ.update({dict(job['env_set'])!r})")
+        lines.append(f"_clinagent_os.environ.update({dict(job['env_set'])!r})")
     for name in job.get("env_unset") or []:
-        lines.append(f"_os.environ.pop({name!r}, None)")
+        lines.append(f"_clinagent_os.environ.pop({name!r}, None)")
     if job.get("deadline"):
-        lines.append(f"_os.environ[{DEADLINE_ENV!r}] = {str(job['deadline'])!r}")
+        lines.append(f"_clinagent_os.environ[{DEADLINE_ENV!r}] = {str(job['deadline'])!r}")
     else:
-        lines.append(f"_os.environ.pop({DEADLINE_ENV!r}, None)")
-    lines.append("del _os")
+        lines.append(f"_clinagent_os.environ.pop({DEADLINE_ENV!r}, None)")
+    lines.append("del _clinagent_os")
     return "\n".join(lines)
 
 
