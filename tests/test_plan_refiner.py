@@ -10,7 +10,7 @@ except ImportError:  # tests collected as a package
     from tests.plan_fixtures import *
 
 from clinagent_lab.agent.session import Annotation
-from clinagent_lab.models.mitigations import MITIGATION_ORDER
+from clinagent_lab.models.mitigations import MITIGATION_ORDER, MITIGATIONS
 from clinagent_lab.plan.refiner import RULES, RefineContext, RuleRefiner, confounder_relies
 from clinagent_lab.recipe import Recipe, apply_patch
 from clinagent_lab.spec import MetricSpec, Supervision, TaskSpec
@@ -36,7 +36,9 @@ def rule(name: str):
 def ctx(*, spec=None, fp=None, history=(), best=None, current=None, annotations=(), tried=(),
         **recipe_changes) -> RefineContext:
     current = current or make_recipe(**recipe_changes)
-    return RefineContext(spec=spec or drain_spec(), fingerprint=fp or make_fingerprint(), history=list(history),
+    # 1000 images per class: enough for every mitigation, the held-out refit included
+    return RefineContext(spec=spec or drain_spec(), fingerprint=fp or make_fingerprint(counts=[1000, 1000]),
+                         history=list(history),
                          best=best, current=current, annotations=list(annotations), tried_ideas=set(tried))
 
 
@@ -214,6 +216,15 @@ def test_reliance_gets_the_first_mitigation_then_the_next():
     assert rule("mitigate_confounder")(ctx(history=[base], best=base, tried=tried)) is None
 
 
+def test_small_data_gets_balancing_before_the_held_out_refit():
+    base = ok(evaluate_scores("shortcut"))
+    small = make_fingerprint(counts=[300, 300])  # 180 training images per class
+    patch = rule("mitigate_confounder")(ctx(fp=small, history=[base], best=base))
+    assert patch.idea == "mitigate:chest_drain:group_balanced"
+    large = rule("mitigate_confounder")(ctx(fp=make_fingerprint(counts=[700, 700]), history=[base], best=base))
+    assert large.idea == "mitigate:chest_drain:dfr"
+
+
 def test_kept_mitigation_that_still_relies_moves_to_the_next_one():
     still = evaluate_scores("partial")
     current = make_recipe(data__sampler="group_balanced", debias__method="group_balanced",
@@ -380,7 +391,10 @@ def test_ideas_never_repeat_and_run_out():
     else:
         pytest.fail(f"the refiner never ran out of ideas: {ideas}")
     assert len(ideas) == len(set(ideas))
-    assert ideas[:len(MITIGATION_ORDER)] == [f"mitigate:chest_drain:{name}" for name in MITIGATION_ORDER]
+    # 30 training images in the smallest class: the held-out refits are not proposed
+    applicable = [n for n in MITIGATION_ORDER if MITIGATIONS.get(n).min_train_per_class <= 30]
+    assert "dfr" not in applicable and "group_balanced" in applicable
+    assert ideas[:len(applicable)] == [f"mitigate:chest_drain:{name}" for name in applicable]
     # the last mitigation leaves a group-balanced sampler in place, so class-balanced sampling is not proposed
     assert "class_balanced_sampler" not in ideas and c.current.data.sampler == "group_balanced"
     assert {"target_weight", "train_longer", "higher_resolution", "wider_network", "label_smoothing"} <= set(ideas)

@@ -11,11 +11,11 @@ Debiasing, chosen by ``recipe.debias.method`` and ``recipe.loss.name``:
 - ``group_balanced``: handled by the data sampler, nothing to do here.
 - ``conditional_mmd`` / ``balanced_mmd``: ``debias.mmd_weight`` x the MMD between confounder groups of the
   features within each label (see :mod:`.invariance`), with the group-balanced sampler for ``balanced_mmd``.
-- ``debias.refit_last_layer`` (``dfr``, ``balanced_dfr``, ``balanced_mmd_dfr``): Deep Feature Reweighting (see
-  :mod:`.dfr`). Training is as the method says (plus the
-  group-balanced sampler for ``balanced_dfr``); before each validation pass the last layer is refitted on
-  group-balanced subsets of the (unaugmented) training features, with the confounder's within-label linear
-  subspace erased, and that head scores validation, the checkpoint and every later prediction.
+- ``debias.refit_last_layer`` (``dfr``, ``balanced_dfr``, ``balanced_mmd_dfr``): Deep Feature Reweighting
+  (see :mod:`.dfr`). A seeded share of every label x confounder cell (``debias.refit_holdout``) is kept out of
+  the training loss; before each validation pass the last layer is refitted on group-balanced subsets of
+  those held-out images' (unaugmented) features, with the confounder's linear dependence within each label
+  erased, and that head scores validation, the checkpoint and every later prediction.
 
 ``recipe.custom_code`` is ignored here: the notebook runs hooks itself.
 """

@@ -1,12 +1,17 @@
 """Deep Feature Reweighting (Kirichenko et al. 2022) with label-conditional confounder erasure.
 
 After (or while) the network trains as usual, its last layer is refitted on the penultimate features of
-**group-balanced** subsets of the training data: every label x confounder cell contributes the same number of
-images, so within the subset the confounder says nothing about the label. Several random subsets are fitted
+**group-balanced** subsets of images: every label x confounder cell contributes the same number of images, so
+within the subset the confounder says nothing about the label. Several random subsets are fitted
 (L2-regularised logistic regression on standardised features) and their weights averaged, which uses the
-majority cells' images without letting any one draw dominate.
+majority cells' images without letting any one draw dominate. The L2 strength is chosen from a grid by
+2-fold cross-validation inside the cells, on the worst cell's accuracy (the DFR criterion).
 
-Before the fit, the features can be projected onto the orthogonal complement of their **cross-covariance
+The images should be ones the network did not train on (:func:`select_holdout` keeps a share of every cell
+out of training): a network fits its few training images that contradict the shortcut, so their features
+understate how much the confounder moves the features of a new image.
+
+Before the fit, the features are projected onto the orthogonal complement of their **cross-covariance
 with the confounder within each label** (the confounder's one-hot codes and the features both centred within
 the label): a linear head on the projected features then has exactly zero covariance with the confounder in
 every label on the refit data, i.e. the score cannot rise or fall with the confounder once the label is known.

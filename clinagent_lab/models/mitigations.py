@@ -37,12 +37,16 @@ class Mitigation:
         description: one sentence for the clinician and the refiner.
         build: ``(recipe, column) -> changes`` specific to the method.
         needs_column: whether the method needs the confounder's metadata column.
+        min_train_per_class: training images the smallest class needs for the method to be proposed (a
+            held-out refit takes images away from small label x confounder cells, which tiny datasets
+            cannot spare).
     """
 
     name: str
     description: str
     build: Callable[[Recipe, str | None], Changes]
     needs_column: bool = True
+    min_train_per_class: int = 0
 
     def changes(self, recipe: Recipe, confounder_name: str | None, column: str | None) -> Changes:
         """Dotted recipe changes that switch ``recipe`` to this mitigation for ``confounder_name``.
@@ -65,6 +69,8 @@ class Mitigation:
 _BALANCED_SAMPLING = ("group_balanced", "balanced_adversarial", "balanced_dfr", "balanced_mmd", "balanced_mmd_dfr")
 #: mitigations that refit the last layer on label x confounder balanced features (Deep Feature Reweighting)
 _REFIT = ("dfr", "balanced_dfr", "balanced_mmd_dfr")
+#: smallest training class a held-out refit is proposed for
+REFIT_MIN_TRAIN_PER_CLASS = 400
 
 
 def _undo_others(recipe: Recipe, keep: str) -> Changes:
@@ -148,21 +154,25 @@ MITIGATIONS.register("balanced_mmd", Mitigation(
 MITIGATIONS.register("dfr", Mitigation(
     "dfr", "Deep Feature Reweighting: train as usual on most images, then refit the last layer on label x "
     "confounder balanced subsets of images held out of that training (averaged over several draws), after "
-    "erasing the features' linear dependence on the confounder within each label.", _dfr))
+    "erasing the features' linear dependence on the confounder within each label.", _dfr,
+    min_train_per_class=REFIT_MIN_TRAIN_PER_CLASS))
 MITIGATIONS.register("balanced_dfr", Mitigation(
     "balanced_dfr", "Deep Feature Reweighting on a network trained with label x confounder balanced sampling: "
     "balanced training, then the last layer refitted on balanced subsets with the confounder's within-label "
-    "linear dependence erased.", _balanced_dfr))
+    "linear dependence erased.", _balanced_dfr,
+    min_train_per_class=REFIT_MIN_TRAIN_PER_CLASS))
 
 MITIGATIONS.register("balanced_mmd_dfr", Mitigation(
     "balanced_mmd_dfr", "Label x confounder balanced sampling with the within-label MMD penalty between the "
     "confounder's groups, then the last layer refitted on balanced images held out of training, after "
-    "erasing the features' remaining within-label linear dependence on the confounder.", _balanced_mmd_dfr))
+    "erasing the features' remaining within-label linear dependence on the confounder.", _balanced_mmd_dfr,
+    min_train_per_class=REFIT_MIN_TRAIN_PER_CLASS))
 
 #: Mitigations to try, first to last. Deep Feature Reweighting first: on the drain benchmark
 #: (docs/benchmarks.md, "Shortcut mitigation") it is the one that removes the reliance, where balancing alone
 #: (Idrissi et al. 2022) leaves most of it; then balancing, GroupDRO, adversarial removal (least stable), the
-#: MMD penalty and the combinations.
+#: MMD penalty and the combinations. The refiner skips methods whose ``min_train_per_class`` the data lack
+#: (on small datasets balancing comes first).
 MITIGATION_ORDER: tuple[str, ...] = ("dfr", "group_balanced", "groupdro", "gradient_reversal",
                                      "balanced_adversarial", "conditional_mmd", "balanced_mmd", "balanced_dfr",
                                      "balanced_mmd_dfr")

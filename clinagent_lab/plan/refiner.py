@@ -182,11 +182,15 @@ def _mitigate(ctx: RefineContext) -> RecipePatch | None:
             continue
         if not relies:
             continue
+        train_counts = list((ctx.fingerprint.split_counts.get("train") or {}).values())
+        smallest = min(train_counts) if train_counts else 0
         for name in MITIGATION_ORDER:
             idea = f"mitigate:{conf.name}:{name}"
             if idea in ctx.tried_ideas or ctx.current.debias.method == name:
                 continue
             mitigation = MITIGATIONS.get(name)
+            if smallest < mitigation.min_train_per_class:
+                continue  # too few training images for this method (e.g. a held-out refit)
             changes = mitigation.changes(ctx.current, conf.name, conf.column)
             changes.setdefault("debias.confounder", conf.name)
             tried = [i.split(":")[-1] for i in ctx.tried_ideas if i.startswith(f"mitigate:{conf.name}:")]
