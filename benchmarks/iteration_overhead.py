@@ -25,6 +25,8 @@ from pathlib import Path
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--iterations", type=int, default=3)
+    parser.add_argument("--epochs", type=int, default=2, help="epochs per iteration (training length)")
+    parser.add_argument("--n", type=int, default=200, help="synthetic images")
     parser.add_argument("--cold", action="store_true", help="no warm kernels (each notebook starts its own)")
     args = parser.parse_args()
     if args.cold:
@@ -37,7 +39,7 @@ def main() -> None:
     from clinagent_lab.plan.initializer import initialize_recipe
 
     root = Path(tempfile.mkdtemp())
-    data = generate("chest_drain", root / "data", n=200, image_size=32)
+    data = generate("chest_drain", root / "data", n=args.n, image_size=32)
     t = time.perf_counter()
     _, fp = prepare_data(data)
     t_data = time.perf_counter() - t
@@ -50,7 +52,7 @@ def main() -> None:
 
     engine = Engine.create("pneumothorax on chest x-rays, sensitivity matters", data, root / "out",
                            max_iterations=args.iterations, iteration_minutes=5,
-                           recipe_overrides={"training.max_epochs": 2})
+                           recipe_overrides={"training.max_epochs": args.epochs})
     rows = []
     for _ in range(args.iterations):
         t, wall_start = time.perf_counter(), time.time()

@@ -14,7 +14,8 @@ import pytest
 from nbformat.v4 import new_code_cell, new_notebook
 
 from clinagent_lab.notebooks.executor import DEADLINE_ENV, NotebookExecutor
-from clinagent_lab.notebooks.kernels import KernelPool, Standby, environment_changes, startup_variables
+from clinagent_lab.notebooks.kernels import (KernelPool, Standby, autogroup_nice, environment_changes,
+                                             startup_variables)
 
 pytestmark = pytest.mark.slow
 
@@ -25,7 +26,8 @@ json.dump({"pid": os.getpid(), "cwd": os.getcwd(), "torch_loaded": "torch" in sy
                                 ("In", "Out", "get_ipython", "exit", "quit", "open", "x", "json", "os", "sys")),
            "deadline": os.environ.get("CLINAGENT_DEADLINE"), "flag": os.environ.get("KERNEL_TEST_FLAG"),
            "threads": os.environ.get("OMP_NUM_THREADS"), "count": get_ipython().execution_count,
-           "nice": sorted({os.getpriority(os.PRIO_PROCESS, int(t)) for t in os.listdir("/proc/self/task")})},
+           "nice": sorted({os.getpriority(os.PRIO_PROCESS, int(t)) for t in os.listdir("/proc/self/task")}),
+           "group": open("/proc/self/autogroup").read().split()[-1] if os.path.exists("/proc/self/autogroup") else None},
           open("probe.json", "w"))
 leftover = 1
 """
@@ -85,8 +87,10 @@ def test_warm_kernel_is_fresh_imported_in_place_and_used_once(pool, tmp_path, mo
     assert ex.prewarm() is True
     assert ex.prewarm() is False  # one standby is enough
     standby = _wait_ready(pool)
-    if pool.background:  # warming up at the lowest priority, not competing with a running notebook
-        assert os.getpriority(os.PRIO_PROCESS, int(standby.state()["kernel_pid"])) == 19
+    kernel_pid = int(standby.state()["kernel_pid"])
+    if pool.background:  # warming up at the lowest priority, its session's scheduler group included
+        assert os.getpriority(os.PRIO_PROCESS, kernel_pid) == 19
+        assert autogroup_nice(kernel_pid) in (19, None)
     monkeypatch.setenv("KERNEL_TEST_FLAG", "set after the standby started")
     first, probe_a = _run(ex, tmp_path / "a", timeout_s=90)
     assert first.status == "ok", first.error
@@ -96,6 +100,8 @@ def test_warm_kernel_is_fresh_imported_in_place_and_used_once(pool, tmp_path, mo
     assert Path(probe_a["cwd"]) == (tmp_path / "a" / "work").resolve()
     assert probe_a["flag"] == "set after the standby started"
     assert probe_a["nice"] == [os.getpriority(os.PRIO_PROCESS, 0)]  # the notebook runs at the caller's priority
+    if probe_a["group"] is not None:
+        assert int(probe_a["group"]) == autogroup_nice()
     assert 0 < float(probe_a["deadline"]) - time.time() <= 90
     # while the first notebook ran, the next kernel was started; it is a different process
     _wait_ready(pool)

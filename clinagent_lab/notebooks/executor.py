@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Any, Callable
 
 from .events import read_events
-from .kernels import KernelPool, Standby, default_pool, environment_changes, worker_environment
+from .kernels import (KernelPool, Standby, current_priority, default_pool, environment_changes,
+                      worker_environment)
 
 __all__ = ["ExecutionResult", "NotebookExecutor", "execute_notebook", "default_kernel_name", "DEADLINE_ENV"]
 
@@ -103,7 +104,7 @@ class NotebookExecutor:
         pool = self._pool()
         standby, warm = pool.take(kernel)
         job["env_set"], job["env_unset"] = environment_changes(standby.env, worker_environment())
-        job["priority"] = os.getpriority(os.PRIO_PROCESS, 0) if standby.background else None
+        job["priority"] = current_priority() if standby.background else None
         job_path = work / ".execution_job.json"
         job_path.write_text(json.dumps(job, default=str), encoding="utf-8")
         Path(job["result_path"]).unlink(missing_ok=True)

@@ -101,6 +101,8 @@ class Standby:
                "--kernel", kernel_name, "--idle-s", str(idle)]
         if preload is not None:
             cmd += ["--preload", preload]
+        if background:
+            cmd += ["--background"]
         self._log = open(self.log_path, "wb")
         self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=self._log, stderr=subprocess.STDOUT,
                                      start_new_session=True, env=self.env, cwd=tempfile.gettempdir(),
@@ -141,12 +143,13 @@ class Standby:
         self.proc.stdin.close()
 
     def restore_priority(self) -> bool:
-        """Give the worker and its kernel (every thread) this process's CPU priority. False when not permitted."""
-        target = os.getpriority(os.PRIO_PROCESS, 0)
+        """Give the worker and its kernel (every thread, and their autogroups) this process's CPU priority.
+        False when not permitted."""
+        nice, group = current_priority()
         ok = True
         for pid in (self.proc.pid, self.state().get("kernel_pid")):
             if pid:
-                ok = _renice(int(pid), target) and ok
+                ok = _renice(int(pid), nice, group) and ok
         self.background = not ok
         return ok
 
@@ -192,8 +195,38 @@ class Standby:
 BACKGROUND_NICE = 19
 
 
-def _yield_cpu() -> None:  # runs in the child between fork and exec
+def _yield_cpu() -> None:  # runs in the child between fork (and setsid) and exec
     os.nice(BACKGROUND_NICE)
+    set_autogroup_nice(os.getpid(), BACKGROUND_NICE)
+
+
+def autogroup_nice(pid: int | str = "self") -> int | None:
+    """The niceness of ``pid``'s scheduler autogroup (Linux, one group per session), or None without one.
+
+    With autogroups on, the scheduler shares the CPU between sessions first: a process's own nice value only
+    counts against processes of its session, so a standby in a session of its own must lower its group too.
+    """
+    try:
+        text = Path(f"/proc/{pid}/autogroup").read_text()
+    except OSError:
+        return None
+    try:
+        return int(text.rsplit("nice", 1)[1])
+    except (IndexError, ValueError):
+        return None
+
+
+def set_autogroup_nice(pid: int, value: int) -> bool:
+    try:
+        Path(f"/proc/{pid}/autogroup").write_text(str(value))
+        return True
+    except OSError:
+        return False
+
+
+def current_priority() -> list[int | None]:
+    """``[nice, autogroup nice]`` of this process: what a standby gets back with its notebook."""
+    return [os.getpriority(os.PRIO_PROCESS, 0), autogroup_nice()]
 
 
 def can_restore_priority() -> bool:
@@ -210,9 +243,13 @@ def can_restore_priority() -> bool:
     return soft == resource.RLIM_INFINITY or 20 - soft <= os.getpriority(os.PRIO_PROCESS, 0)
 
 
-def _renice(pid: int, value: int) -> bool:
+def _renice(pid: int, value: int, group: int | None = None) -> bool:
+    """Set the nice value of every thread of ``pid`` (and of its autogroup, when ``group`` is given)."""
     tasks = Path(f"/proc/{pid}/task")
-    tids = [int(t) for t in os.listdir(tasks)] if tasks.exists() else [pid]
+    try:
+        tids = [int(t) for t in os.listdir(tasks)] if tasks.exists() else [pid]
+    except OSError:
+        return False
     ok = True
     for tid in tids:
         try:
@@ -221,6 +258,8 @@ def _renice(pid: int, value: int) -> bool:
             continue
         except PermissionError:
             ok = False
+    if group is not None and autogroup_nice(pid) is not None:
+        ok = set_autogroup_nice(pid, group) and ok
     return ok
 
 

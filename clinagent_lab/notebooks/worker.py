@@ -185,6 +185,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("state", help="JSON file this worker writes its state to")
     parser.add_argument("--kernel", default="python3")
     parser.add_argument("--idle-s", type=float, default=600.0, help="exit when no job comes in this long")
+    parser.add_argument("--background", action="store_true",
+                        help="warm up at the lowest CPU priority, the kernel's session included")
     parser.add_argument("--preload", default=",".join(DEFAULT_PRELOAD),
                         help="comma-separated modules the kernel imports before its notebook ('' = none)")
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
@@ -200,6 +202,10 @@ def main(argv: list[str] | None = None) -> int:
             Path(job["result_path"]).write_text(json.dumps({"status": "crash", "error": _error_of(exc)}))
         return 1
     try:
+        if args.background and kernel.pid:  # the kernel runs in a session (scheduler autogroup) of its own
+            from .kernels import BACKGROUND_NICE, _renice
+
+            _renice(kernel.pid, BACKGROUND_NICE, BACKGROUND_NICE)
         _write_state(state, state="warming", kernel_pid=kernel.pid)
         modules = [m for m in args.preload.split(",") if m.strip()]
         warm = kernel.run_silently(_preload_code(modules)) if modules else {"status": "ok"}
@@ -213,9 +219,10 @@ def main(argv: list[str] | None = None) -> int:
         if job.get("priority") is not None:  # warmed up in the background: run at the caller's priority
             from .kernels import _renice
 
+            nice, group = job["priority"]
             for pid in (os.getpid(), kernel.pid):
                 if pid:
-                    _renice(pid, int(job["priority"]))
+                    _renice(pid, int(nice), group)
         _write_state(state, state="running", kernel_pid=kernel.pid, job=line)
         t0 = time.monotonic()
         result = run_job(job, kernel)
