@@ -2,7 +2,7 @@
 start, imports, data loading, read-back). Target: <= 3 s.
 
 Usage:
-    python benchmarks/iteration_overhead.py [--iterations 3] [--cold]
+    python benchmarks/iteration_overhead.py [--iterations 3] [--epochs 2] [--n 200] [--pause S] [--cold]
 
 Runs a real session on a small synthetic dataset; timings come from the executor's events:
 training = fit_started -> fit_finished, evaluation = fit_finished -> evaluated; the rest of the iteration's wall
@@ -10,6 +10,8 @@ time is overhead. "start" is the time from the engine's call to the notebook's f
 start, or handing the notebook to a warm kernel); "imports" is the duration of the cell that imports Lightning
 and prepares the run. Parse and plan are timed in-process. ``--cold`` turns warm kernels off
 (``CLINAGENT_WARM_KERNELS=0``): every notebook then starts its own worker and kernel, for comparison.
+``--pause`` waits between iterations as a clinician reviewing each proposal in the sidebar does (not counted);
+back to back (the default) is the headless loop.
 """
 
 from __future__ import annotations
@@ -27,6 +29,8 @@ def main() -> None:
     parser.add_argument("--iterations", type=int, default=3)
     parser.add_argument("--epochs", type=int, default=2, help="epochs per iteration (training length)")
     parser.add_argument("--n", type=int, default=200, help="synthetic images")
+    parser.add_argument("--pause", type=float, default=0.0,
+                        help="seconds between iterations (a clinician reading the proposal), not counted")
     parser.add_argument("--cold", action="store_true", help="no warm kernels (each notebook starts its own)")
     args = parser.parse_args()
     if args.cold:
@@ -54,7 +58,9 @@ def main() -> None:
                            max_iterations=args.iterations, iteration_minutes=5,
                            recipe_overrides={"training.max_epochs": args.epochs})
     rows = []
-    for _ in range(args.iterations):
+    for i in range(args.iterations):
+        if i and args.pause:
+            time.sleep(args.pause)
         t, wall_start = time.perf_counter(), time.time()
         it = engine.run_iteration()
         outer = time.perf_counter() - t
