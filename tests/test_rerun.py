@@ -99,10 +99,10 @@ def test_seed_study_reports_failures_next_to_successes(iteration, tmp_path, monk
     _, notebook = iteration
     original = rerun_module.rerun_notebook
 
-    def seed_1_gets_no_time(nb, *, seed=None, params=None, out_dir=None, timeout_s=3600.0):
+    def seed_1_gets_no_time(nb, *, seed=None, params=None, out_dir=None, timeout_s=3600.0, **kw):
         if seed == 1:  # a real run that overruns its budget and is killed
             timeout_s = 0.1
-        return original(nb, seed=seed, params=params, out_dir=out_dir, timeout_s=timeout_s)
+        return original(nb, seed=seed, params=params, out_dir=out_dir, timeout_s=timeout_s, **kw)
 
     monkeypatch.setattr(rerun_module, "rerun_notebook", seed_1_gets_no_time)
     study = seed_study(notebook, [0, 1], out_dir=tmp_path / "study")
