@@ -366,10 +366,6 @@ class Engine:
             self.session.proposal = None
             self._save()
 
-    def prewarm(self) -> bool:
-        """Start the next notebook's kernel now (torch and Lightning imported) unless one is ready."""
-        return self._executor.prewarm()
-
     def close(self) -> None:
         """Shut down the kernels started ahead of time for this process (they also go at interpreter exit)."""
         self._executor.close()

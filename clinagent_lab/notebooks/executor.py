@@ -166,7 +166,6 @@ class NotebookExecutor:
         return ExecutionResult(result["status"], output, wall, result.get("error"), events)
 
 
-
 def _last_cell(events: list[dict[str, Any]]) -> int | None:
     cells = [e.get("index") for e in events if e.get("type") == "cell"]
     return cells[-1] if cells else None

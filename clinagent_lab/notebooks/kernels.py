@@ -35,7 +35,6 @@ import subprocess
 import sys
 import tempfile
 import threading
-import time
 from pathlib import Path
 from typing import Any
 
@@ -95,7 +94,6 @@ class Standby:
         self.folder = Path(tempfile.mkdtemp(prefix="clinagent-kernel-"))
         self.state_path = self.folder / "state.json"
         self.log_path = self.folder / "worker.log"
-        self.started = time.monotonic()
         idle = idle_s if idle_s is not None else float(os.environ.get(IDLE_ENV, "600"))
         cmd = [sys.executable, "-m", "clinagent_lab.notebooks.worker", str(self.state_path),
                "--kernel", kernel_name, "--idle-s", str(idle)]
@@ -132,7 +130,8 @@ class Standby:
     def send(self, job_path: str | Path) -> None:
         """Hand the worker its notebook (a job file); the worker starts it as soon as its kernel is warm.
 
-        A standby that warmed up in the background is first given this process's CPU priority back.
+        A standby that warmed up in the background is first given this process's CPU priority back, so the
+        rest of its warm-up runs at full speed; the worker repeats that for a kernel it starts afterwards.
         """
         assert self.proc.stdin is not None
         if self.background:
@@ -150,7 +149,6 @@ class Standby:
         for pid in (self.proc.pid, self.state().get("kernel_pid")):
             if pid:
                 ok = _renice(int(pid), nice, group) and ok
-        self.background = not ok
         return ok
 
     def kill(self) -> None:

@@ -108,7 +108,6 @@ class EpochPlanner(L.Callback):
         self.hold_steps = hold_steps
         self.val_cost = val_cost
         self.planned_epochs: int | None = fixed_epochs
-        self.seconds_per_step: float | None = None
         self._marks: list[float] = []
         self._k = hold_steps
         self._done = False
@@ -145,7 +144,6 @@ class EpochPlanner(L.Callback):
         self._done = True
         steps = [b - a for a, b in zip(self._marks, self._marks[1:])]
         per_step = statistics.median(steps[1:] or steps) if steps else 0.1
-        self.seconds_per_step = per_step
         recipe_epochs = int(trainer.max_epochs or 1)
         spe = trainer.num_training_batches
         n_val = sum(trainer.num_val_batches) if isinstance(trainer.num_val_batches, list) else 0

@@ -122,9 +122,9 @@ class IterationRun:
         max_time = training_time_left(t.max_time_s)
         self.time_budget = TimeBudget(max_time)
         callbacks: list[Any] = [ProgressCallback(self.events_path), self.time_budget]
-        self.planned_epochs = self.fixed_epochs or t.max_epochs
+        self.epoch_planner = None
         if self.recipe.task_type == "detection":  # detection trains the recipe's (or the fixed) epochs
-            epochs = self.planned_epochs
+            epochs = self.fixed_epochs or t.max_epochs
         else:  # the planner sets the epochs once it has measured the speed; until then the recipe's run
             epochs = t.max_epochs if self.fixed_epochs is None else max(t.max_epochs, self.fixed_epochs)
             self.epoch_planner = EpochPlanner(self.events_path, None if self.epochs_fixed else max_time,
@@ -158,10 +158,11 @@ class IterationRun:
 
     @property
     def epochs_planned(self) -> int:
+        """The epochs this run planned: the planner's count, else the fixed or the recipe's."""
         planner = getattr(self, "epoch_planner", None)
         if planner is not None and planner.planned_epochs is not None:
             return planner.planned_epochs
-        return getattr(self, "planned_epochs", self.recipe.training.max_epochs)
+        return self.fixed_epochs or self.recipe.training.max_epochs
 
     def best_module(self, module: Any, trainer: Any) -> Any:
         """Load the best weights of this iteration (by the monitored validation metric) into ``module``.
