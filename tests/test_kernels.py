@@ -14,8 +14,9 @@ import pytest
 from nbformat.v4 import new_code_cell, new_notebook
 
 from clinagent_lab.notebooks.executor import DEADLINE_ENV, NotebookExecutor
-from clinagent_lab.notebooks.kernels import (KernelPool, Standby, autogroup_nice, environment_changes,
-                                             startup_variables)
+from clinagent_lab.notebooks import kernels
+from clinagent_lab.notebooks.kernels import (DEFAULT_GROUP_NICE, KernelPool, Standby, autogroup_nice,
+                                             current_priority, environment_changes, startup_variables)
 
 pytestmark = pytest.mark.slow
 
@@ -27,7 +28,7 @@ json.dump({"pid": os.getpid(), "cwd": os.getcwd(), "torch_loaded": "torch" in sy
            "deadline": os.environ.get("CLINAGENT_DEADLINE"), "flag": os.environ.get("KERNEL_TEST_FLAG"),
            "threads": os.environ.get("OMP_NUM_THREADS"), "count": get_ipython().execution_count,
            "nice": sorted({os.getpriority(os.PRIO_PROCESS, int(t)) for t in os.listdir("/proc/self/task")}),
-           "group": open("/proc/self/autogroup").read().split()[-1] if os.path.exists("/proc/self/autogroup") else None},
+           "group": (open("/proc/self/autogroup").read().split() or [None])[-1] if os.path.exists("/proc/self/autogroup") else None},
           open("probe.json", "w"))
 leftover = 1
 """
@@ -100,8 +101,8 @@ def test_warm_kernel_is_fresh_imported_in_place_and_used_once(pool, tmp_path, mo
     assert Path(probe_a["cwd"]) == (tmp_path / "a" / "work").resolve()
     assert probe_a["flag"] == "set after the standby started"
     assert probe_a["nice"] == [os.getpriority(os.PRIO_PROCESS, 0)]  # the notebook runs at the caller's priority
-    if probe_a["group"] is not None:
-        assert int(probe_a["group"]) == autogroup_nice()
+    if probe_a["group"] is not None:  # back at this process's group niceness (neutral when it has no group)
+        assert int(probe_a["group"]) == current_priority()[1]
     assert 0 < float(probe_a["deadline"]) - time.time() <= 90
     # while the first notebook ran, the next kernel was started; it is a different process
     _wait_ready(pool)
@@ -111,6 +112,25 @@ def test_warm_kernel_is_fresh_imported_in_place_and_used_once(pool, tmp_path, mo
     assert _gone(probe_a["pid"])  # each kernel runs one notebook, then shuts down
     out = nbformat.read(tmp_path / "b" / "out.ipynb", as_version=4)
     assert [c.get("execution_count") for c in out.cells] == [1, 2, 3]
+
+
+def test_caller_without_an_autogroup_gives_the_kernel_a_neutral_group(pool, tmp_path, monkeypatch):
+    # a caller in the root scheduler group (a container whose first process never started a session) reads an
+    # empty /proc/self/autogroup; the kernel, in a session of its own, must not keep the standby's nice 19 group
+    real = kernels.autogroup_nice
+    monkeypatch.setattr(kernels, "autogroup_nice", lambda pid="self": None if pid == "self" else real(pid))
+    assert current_priority() == [os.getpriority(os.PRIO_PROCESS, 0), DEFAULT_GROUP_NICE]
+    (tmp_path / "work").mkdir()
+    ex = NotebookExecutor(pool=pool)
+    ex.prewarm()
+    standby = _wait_ready(pool)
+    if not pool.background or real(int(standby.state()["kernel_pid"])) is None:
+        pytest.skip("standbys are not lowered on this machine (no CAP_SYS_NICE, or no autogroups)")
+    assert real(int(standby.state()["kernel_pid"])) == 19
+    result, probe = _run(ex, tmp_path, prewarm_next=False)
+    assert result.status == "ok" and result.warm is True, result.error
+    assert int(probe["group"]) == DEFAULT_GROUP_NICE
+    assert probe["nice"] == [os.getpriority(os.PRIO_PROCESS, 0)]
 
 
 def test_standby_with_other_startup_variables_is_not_used(pool, tmp_path, monkeypatch):

@@ -222,9 +222,17 @@ def set_autogroup_nice(pid: int, value: int) -> bool:
         return False
 
 
-def current_priority() -> list[int | None]:
-    """``[nice, autogroup nice]`` of this process: what a standby gets back with its notebook."""
-    return [os.getpriority(os.PRIO_PROCESS, 0), autogroup_nice()]
+#: niceness of a new session's autogroup: what a kernel started for the notebook (in a session of its own) gets
+DEFAULT_GROUP_NICE = 0
+
+
+def current_priority() -> list[int]:
+    """``[nice, autogroup nice]`` a standby gets back with its notebook: this process's nice value, and its
+    autogroup's niceness, or the neutral :data:`DEFAULT_GROUP_NICE` when this process is in no autogroup (the
+    root group, as in a container whose first process never started a session). A kernel runs in a session of
+    its own either way, so its group must not stay at the standby's lowest priority."""
+    group = autogroup_nice()
+    return [os.getpriority(os.PRIO_PROCESS, 0), DEFAULT_GROUP_NICE if group is None else group]
 
 
 def can_restore_priority() -> bool:
