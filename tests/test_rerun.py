@@ -118,3 +118,39 @@ def test_seed_study_reports_failures_next_to_successes(iteration, tmp_path, monk
     assert failed["status"] == "timeout" and failed["error"]["ename"] == "Timeout" and failed["metrics"] == {}
     ok = next(r for r in saved["runs"] if r["seed"] == 0)
     assert saved["summary"]["auroc"]["mean"] == ok["metrics"]["auroc"]
+
+
+def test_a_revised_epoch_plan_is_pinned_and_replayed_by_plain_papermill(iteration, tmp_path):
+    # a run whose first epoch revised its plan (3 epochs after the first steps, then 2) records both counts;
+    # the pinned parameters cell replays both switches, so plain papermill trains the same schedule
+    from clinagent_lab.agent.engine import _pin_epochs
+
+    _, notebook = iteration
+    copy = tmp_path / "iteration.ipynb"
+    copy.write_bytes(notebook.read_bytes())
+    info = json.loads((notebook.parent / "run_info.json").read_text())
+    (tmp_path / "run_info.json").write_text(json.dumps({**info, "max_epochs": 2, "epoch_plan": [3, 2]}))
+    assert rerun_module._replay_epochs(copy, {}, 600)["max_epochs"] == [3, 2]
+    _pin_epochs(copy, [3, 2])
+    assert "max_epochs = [3, 2]" in copy.read_text()
+    out = tmp_path / "out"
+    out.mkdir()
+    env = {**os.environ, "MPLBACKEND": "Agg"}
+    proc = subprocess.run([sys.executable, "-m", "papermill", str(copy), "out.ipynb", "-p", "seed", "0",
+                           "--no-progress-bar"], cwd=out, env=env, capture_output=True, text=True,
+                          timeout=300, check=False)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    replayed = json.loads((out / "run_info.json").read_text())
+    assert replayed["epoch_plan"] == [3, 2] and replayed["max_epochs"] == 2 and replayed["epochs_run"] == 2
+    plans = [json.loads(line) for line in (out / "events.jsonl").read_text().splitlines()]
+    assert [(e["stage"], e["epochs"]) for e in plans if e["type"] == "plan"] == [("first_steps", 3),
+                                                                                 ("first_epoch", 2)]
+
+
+@pytest.mark.parametrize("value", [0, [4, 0], [1, 2, 3], "many", 2.5, []])
+def test_bad_epoch_parameter_is_refused_with_the_fix(value):
+    from clinagent_lab.notebooks.runtime import _epoch_parameter
+
+    with pytest.raises(RecipeError, match="max_epochs") as info:
+        _epoch_parameter(value)
+    assert "whole number" in str(info.value.fix)

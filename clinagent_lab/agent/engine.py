@@ -477,7 +477,9 @@ class Engine:
             it.error = {"ename": type(exc).__name__, "evalue": str(exc), "cell_index": None}
             return
         it.val_metrics = metrics
-        _pin_epochs(folder / "iteration.ipynb", info.get("max_epochs"))
+        plan = info.get("epoch_plan")
+        _pin_epochs(folder / "iteration.ipynb", plan if isinstance(plan, list) and len(plan) > 1
+                    else info.get("max_epochs"))
         from ..plan.selection import selection_value
 
         it.selection_value = selection_value(metrics)
@@ -631,13 +633,16 @@ def _prewarm_kernel() -> None:
 
 
 def _pin_epochs(notebook: Path, epochs: Any) -> None:
-    """Write the epochs the run planned for its budget into the executed notebook's parameters cell, so that
-    plain ``papermill iteration.ipynb out.ipynb -p seed S`` replays the same schedule on any machine."""
+    """Write the epochs the run planned for its budget (an epoch count, or the plan history when the first
+    epoch revised it) into the executed notebook's parameters cell, so that plain
+    ``papermill iteration.ipynb out.ipynb -p seed S`` replays the same schedule on any machine."""
     import nbformat
 
     from ..notebooks.render import bake_parameters
 
-    if not isinstance(epochs, int):
+    if isinstance(epochs, list) and all(isinstance(e, int) for e in epochs) and epochs:
+        epochs = epochs[0] if len(epochs) == 1 else epochs
+    elif not isinstance(epochs, int):
         return
     nb = nbformat.read(notebook, as_version=4)
     for cell in nb.cells:

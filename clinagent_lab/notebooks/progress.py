@@ -74,43 +74,64 @@ class TimeBudget(L.Callback):
             return
         now = time.monotonic()
         self.longest_epoch = max(self.longest_epoch, now - self.epoch_start)
-        if now - self.start + 1.1 * self.longest_epoch > self.seconds:
+        last = trainer.max_epochs is not None and trainer.max_epochs > 0 and \
+            trainer.current_epoch + 1 >= trainer.max_epochs
+        if not last and now - self.start + 1.1 * self.longest_epoch > self.seconds:  # the last epoch ends anyway
             self.stopped = True
             trainer.should_stop = True
 
 
 class EpochPlanner(L.Callback):
-    """Fit the epoch count to the time left, measured on the run's own first training steps (no probe run).
+    """Fit the epoch count to the time left, measured on the run's own training (no probe run).
 
     The first ``hold_steps`` optimizer steps train at the schedule's starting learning rate while their
-    duration is measured; then the epoch count is fixed (``fixed_epochs`` when given, as in a rerun, else as
-    many epochs as fit in ``seconds`` at the measured speed, at most the recipe's) and the learning-rate schedule
-    is built over exactly those epochs, continuing from the step it is at. Until that moment the trainer runs
-    with the recipe's epochs, in an original run and in a rerun alike, so a rerun with the planned epochs fixed
-    trains step for step as the original did.
+    duration is measured; then the epoch count is fixed (as many epochs as fit in ``seconds`` at the measured
+    speed, at most the recipe's) and the learning-rate schedule is built over exactly those epochs, continuing
+    from the step it is at. At the end of the first epoch, whose time includes validation and whatever else
+    an epoch costs (a head refit, a slower data pipeline), the count is checked again: when the planned epochs
+    would overrun the time left, the count is lowered and the schedule rebuilt over the new total, so that the
+    run still ends with its annealed learning rate instead of being stopped part-way by :class:`TimeBudget`.
+
+    Until the first plan the trainer runs with the recipe's epochs, in an original run and in a rerun alike. The
+    plan history (:attr:`plan`: the count after the first steps, then the lowered one if any) is what a rerun
+    passes back as ``fixed_epochs``; it then switches at the same steps and trains step for step as the
+    original did, on any machine speed.
 
     Args:
-        events_path: where the ``plan`` event goes.
+        events_path: where the ``plan`` events go.
         seconds: training time allowed (None: no deadline, keep the recipe's epochs).
-        fixed_epochs: epochs to train regardless of speed (a rerun replaying a plan).
+        fixed_epochs: the plan to replay regardless of speed: an epoch count, or the plan history (a rerun).
         build_scheduler: ``(optimizer, total_steps) -> scheduler or None`` for the schedule over the planned
             steps (None: leave the configured schedule alone).
         hold_steps: steps measured before the plan (at most one epoch).
-        val_cost: validation cost per validation batch, as a fraction of a training step.
+        val_cost: validation cost per validation batch, as a fraction of a training step (first plan only).
     """
 
-    def __init__(self, events_path: str | Path | None, seconds: float | None, *, fixed_epochs: int | None = None,
-                 build_scheduler: Any = None, hold_steps: int = 4, val_cost: float = 0.35) -> None:
+    def __init__(self, events_path: str | Path | None, seconds: float | None, *,
+                 fixed_epochs: int | list[int] | None = None, build_scheduler: Any = None, hold_steps: int = 4,
+                 val_cost: float = 0.35) -> None:
         self.events_path = str(events_path) if events_path else None
         self.seconds = seconds
-        self.fixed_epochs = fixed_epochs
+        fixed = [fixed_epochs] if isinstance(fixed_epochs, int) else fixed_epochs
+        self.fixed_plan: list[int] | None = None if fixed is None else [int(e) for e in fixed]
+        if self.fixed_plan is not None and (not self.fixed_plan or min(self.fixed_plan) < 1):
+            raise ValueError(f"fixed_epochs must be positive epoch counts, got {fixed_epochs!r}")
         self.build_scheduler = build_scheduler
         self.hold_steps = hold_steps
         self.val_cost = val_cost
-        self.planned_epochs: int | None = fixed_epochs
+        #: the epoch counts planned so far: after the first steps, then after the first epoch if it was lowered
+        self.plan: list[int] = []
         self._marks: list[float] = []
         self._k = hold_steps
+        self._per_step = 0.1
         self._done = False
+
+    @property
+    def planned_epochs(self) -> int | None:
+        """The epochs the run trains: the last count planned (or the plan to replay, before it is applied)."""
+        if self.plan:
+            return self.plan[-1]
+        return self.fixed_plan[-1] if self.fixed_plan else None
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         import math
@@ -134,28 +155,73 @@ class EpochPlanner(L.Callback):
             self._plan(trainer)
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        measured_within = self._done  # the first plan came from steps inside this epoch, not from all of it
         if not self._done:  # an epoch shorter than the hold (accumulated gradients, limited batches)
             self._plan(trainer)
+        if trainer.current_epoch == 0 and (measured_within or self.fixed_plan is not None):
+            self._replan(trainer)
 
     def _plan(self, trainer: L.Trainer) -> None:
         import statistics
-        import warnings
 
         self._done = True
         steps = [b - a for a, b in zip(self._marks, self._marks[1:])]
-        per_step = statistics.median(steps[1:] or steps) if steps else 0.1
+        self._per_step = statistics.median(steps[1:] or steps) if steps else 0.1
         recipe_epochs = int(trainer.max_epochs or 1)
         spe = trainer.num_training_batches
         n_val = sum(trainer.num_val_batches) if isinstance(trainer.num_val_batches, list) else 0
-        epoch_s = per_step * (float(spe) + self.val_cost * float(n_val))
-        if self.fixed_epochs is not None:
-            epochs = int(self.fixed_epochs)
+        epoch_s = self._per_step * (float(spe) + self.val_cost * float(n_val))
+        if self.fixed_plan is not None:
+            epochs = self.fixed_plan[0]
         elif self.seconds is None:
             epochs = recipe_epochs
         else:
             epochs = min(recipe_epochs, max(1, int(0.9 * self.seconds / max(epoch_s, 1e-3))))
-        self.planned_epochs = epochs
-        trainer.fit_loop.max_epochs = epochs
+        self._apply(trainer, epochs)
+        write_event(self.events_path, "plan", stage="first_steps", epochs=epochs, recipe_epochs=recipe_epochs,
+                    seconds_per_epoch=round(epoch_s, 3), measured_steps=len(steps),
+                    seconds_allowed=None if self.seconds is None else round(self.seconds, 1))
+        if epochs < recipe_epochs and self.fixed_plan is None:
+            print(f"{recipe_epochs} epochs do not fit the {self.seconds:.0f} s left (~{epoch_s:.1f} s/epoch "
+                  f"measured): training {epochs} epochs, with the schedule fitted to them")
+
+    def _replan(self, trainer: L.Trainer) -> None:
+        """At the end of the first epoch: lower the count when the remaining epochs would overrun the time."""
+        planned = self.plan[-1]
+        if planned <= 1:
+            return
+        now = time.perf_counter()
+        elapsed = now - self._marks[0]
+        # one epoch from here on: the first epoch less its first step (data loader start-up), plus a typical step
+        epoch_s = max(now - self._marks[1] + self._per_step, 1e-3) if len(self._marks) > 1 else elapsed
+        if self.fixed_plan is not None:
+            if len(self.fixed_plan) < 2:
+                return
+            epochs = self.fixed_plan[1]
+        elif self.seconds is None:
+            return
+        else:
+            # TimeBudget starts an epoch only when 1.1 x the longest epoch still fits: the last planned epoch
+            # must pass that check at the end of the one before it, with the same 10 % allowed for later epochs
+            # running slower than the first (seen here with nothing else running)
+            room = self.seconds - elapsed - 1.1 * elapsed
+            fits = 1 if room < 0 else 2 + int(room / (1.1 * epoch_s))
+            epochs = min(planned, fits)
+            if epochs >= planned:
+                return
+            print(f"the first epoch took {elapsed:.1f} s: {planned} epochs would overrun the "
+                  f"{self.seconds:.0f} s allowed; training {epochs}, with the schedule fitted to them")
+        self._apply(trainer, epochs)
+        write_event(self.events_path, "plan", stage="first_epoch", epochs=epochs, previous_epochs=planned,
+                    seconds_per_epoch=round(epoch_s, 3), first_epoch_s=round(elapsed, 3),
+                    seconds_allowed=None if self.seconds is None else round(self.seconds, 1))
+
+    def _apply(self, trainer: L.Trainer, epochs: int) -> None:
+        """Train ``epochs`` epochs in all, with the schedule built over them and moved to the current step."""
+        import warnings
+
+        self.plan.append(int(epochs))
+        trainer.fit_loop.max_epochs = int(epochs)
         if self.build_scheduler is not None and trainer.lr_scheduler_configs:
             config = trainer.lr_scheduler_configs[0]
             scheduler = self.build_scheduler(config.scheduler.optimizer, trainer.estimated_stepping_batches)
@@ -165,9 +231,3 @@ class EpochPlanner(L.Callback):
                     for _ in range(trainer.global_step):
                         scheduler.step()
                 config.scheduler = scheduler
-        write_event(self.events_path, "plan", epochs=epochs, recipe_epochs=recipe_epochs,
-                    seconds_per_epoch=round(epoch_s, 3), measured_steps=len(steps),
-                    seconds_allowed=None if self.seconds is None else round(self.seconds, 1))
-        if epochs < recipe_epochs and self.fixed_epochs is None:
-            print(f"{recipe_epochs} epochs do not fit the {self.seconds:.0f} s left (~{epoch_s:.1f} s/epoch "
-                  f"measured): training {epochs} epochs, with the schedule fitted to them")

@@ -37,16 +37,20 @@ def check_parameters(nb_path: str | Path, params: dict[str, Any]) -> list[str]:
 
 
 def _replay_epochs(nb: Path, values: dict[str, Any], timeout_s: float) -> dict[str, Any]:
-    """Replay the epoch count the original run planned for its time budget (the schedule spans it).
+    """Replay the epochs the original run planned for its time budget (the schedule spans them).
 
-    Fixing ``max_epochs`` and lifting the time guard reproduces the same weights on any machine speed. A run
-    that its time guard stopped early (``stopped_by_time`` in run_info.json, rare since the epochs are fitted to
-    the measured speed) is rerun to the end of its planned schedule instead, and differs from it.
+    Fixing ``max_epochs`` (the plan history when the first epoch revised it, see ``epoch_plan`` in
+    run_info.json) and lifting the time guard reproduces the same weights on any machine speed. A run that its
+    time guard stopped early (``stopped_by_time``, rare since the plan is fitted to the measured speed and
+    checked after the first epoch) is rerun to the end of its planned schedule instead, and differs from it.
     """
     info_path = nb.parent / "run_info.json"
     if "max_epochs" in values or not info_path.exists():
         return {}
     info = json.loads(info_path.read_text(encoding="utf-8"))
+    plan = info.get("epoch_plan")
+    if isinstance(plan, list) and len(plan) > 1:
+        return {"max_epochs": [int(e) for e in plan], "time_budget_s": float(timeout_s)}
     if info.get("max_epochs"):  # the epochs the run planned for its time budget (the schedule spans them)
         return {"max_epochs": int(info["max_epochs"]), "time_budget_s": float(timeout_s)}
     return {}

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from ..data.base import LoadedDataset
-from ..errors import DataValidationError
+from ..errors import DataValidationError, RecipeError
 from ..recipe import Recipe
 from ..spec import TaskSpec
 from ..tasks import TaskBackend, get_backend
@@ -69,8 +69,9 @@ class IterationRun:
     output_dir: Path
     events_path: str
     backend: TaskBackend
-    fixed_epochs: int | None = None
-    """``max_epochs`` when it came in as a parameter (a rerun): no planning, exactly that many epochs."""
+    fixed_epochs: int | list[int] | None = None
+    """``max_epochs`` when it came in as a parameter (a rerun): no planning, exactly that many epochs, or the
+    original run's plan history (``[after the first steps, after the first epoch]``) to replay."""
 
     @property
     def epochs_fixed(self) -> bool:
@@ -111,9 +112,10 @@ class IterationRun:
         """Lightning ``Trainer`` arguments: callbacks for progress, the time budget, the epoch plan, checkpoints.
 
         The epoch count is fitted to the time this kernel has left from the speed of the run's own first
-        training steps (:class:`~clinagent_lab.notebooks.progress.EpochPlanner`), unless ``max_epochs`` came in
-        as a parameter (a rerun: exactly that many). The count is recorded in ``run_info.json`` so a rerun
-        replays it. ``module`` and ``datamodule`` are accepted for the template's call and not needed.
+        training steps and checked again after the first epoch
+        (:class:`~clinagent_lab.notebooks.progress.EpochPlanner`), unless ``max_epochs`` came in as a parameter
+        (a rerun: exactly that many, or the original's plan history). The plan is recorded in ``run_info.json``
+        so a rerun replays it. ``module`` and ``datamodule`` are accepted for the template's call and not needed.
         """
         from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 
@@ -124,9 +126,9 @@ class IterationRun:
         callbacks: list[Any] = [ProgressCallback(self.events_path), self.time_budget]
         self.epoch_planner = None
         if self.recipe.task_type == "detection":  # detection trains the recipe's (or the fixed) epochs
-            epochs = self.fixed_epochs or t.max_epochs
+            epochs = self.final_fixed_epochs or t.max_epochs
         else:  # the planner sets the epochs once it has measured the speed; until then the recipe's run
-            epochs = t.max_epochs if self.fixed_epochs is None else max(t.max_epochs, self.fixed_epochs)
+            epochs = t.max_epochs if self.fixed_epochs is None else max(t.max_epochs, *self._fixed_plan)
             self.epoch_planner = EpochPlanner(self.events_path, None if self.epochs_fixed else max_time,
                                               fixed_epochs=self.fixed_epochs,
                                               build_scheduler=self._scheduler_builder())
@@ -157,12 +159,29 @@ class IterationRun:
         return lambda optimizer, total_steps: build_scheduler(optimizer, recipe, total_steps)
 
     @property
+    def _fixed_plan(self) -> list[int]:
+        fixed = self.fixed_epochs
+        return [] if fixed is None else [int(fixed)] if isinstance(fixed, int) else [int(e) for e in fixed]
+
+    @property
+    def final_fixed_epochs(self) -> int | None:
+        return self._fixed_plan[-1] if self._fixed_plan else None
+
+    @property
+    def epoch_plan(self) -> list[int]:
+        """The plan history of this run (see :attr:`EpochPlanner.plan`), else ``[epochs_planned]``."""
+        planner = getattr(self, "epoch_planner", None)
+        if planner is not None and planner.plan:
+            return list(planner.plan)
+        return [self.epochs_planned]
+
+    @property
     def epochs_planned(self) -> int:
         """The epochs this run planned: the planner's count, else the fixed or the recipe's."""
         planner = getattr(self, "epoch_planner", None)
         if planner is not None and planner.planned_epochs is not None:
             return planner.planned_epochs
-        return self.fixed_epochs or self.recipe.training.max_epochs
+        return self.final_fixed_epochs or self.recipe.training.max_epochs
 
     def best_module(self, module: Any, trainer: Any) -> Any:
         """Load the best weights of this iteration (by the monitored validation metric) into ``module``.
@@ -234,7 +253,7 @@ class IterationRun:
         atomic_write_text(out / "metrics.json", json.dumps(_jsonable(metrics), indent=2))
         budget = getattr(self, "time_budget", None)
         info = {"seed": self.recipe.seed, "evaluator_hash": evaluator_hash(), "epochs_run": trainer.current_epoch,
-                "max_epochs": self.epochs_planned,
+                "max_epochs": self.epochs_planned, "epoch_plan": self.epoch_plan,
                 "stopped_by_time": bool(budget and budget.stopped),
                 "global_step": trainer.global_step, "versions": package_versions()}
         atomic_write_text(out / "run_info.json", json.dumps(info, indent=2))
@@ -290,7 +309,7 @@ def _load_weights(module: Any, path: str | Path) -> None:
 
 
 def prepare_run(*, recipe: dict[str, Any], spec: dict[str, Any], seed: int, output_dir: str,
-                events_path: str = "", max_epochs: int | None = None,
+                events_path: str = "", max_epochs: int | list[int] | None = None,
                 time_budget_s: float | None = None) -> IterationRun:
     """Validate the parameters, apply overrides, seed everything, and pick the task backend."""
     import lightning as L
@@ -306,7 +325,23 @@ def prepare_run(*, recipe: dict[str, Any], spec: dict[str, Any], seed: int, outp
     L.seed_everything(r.seed, workers=True, verbose=False)
     events = events_path or str(out / "events.jsonl")
     return IterationRun(recipe=r, spec=s, output_dir=out, events_path=events, backend=get_backend(r.task_type),
-                        fixed_epochs=None if max_epochs is None else int(max_epochs))
+                        fixed_epochs=_epoch_parameter(max_epochs))
+
+
+def _epoch_parameter(value: Any) -> int | list[int] | None:
+    """``max_epochs`` as a notebook parameter: None, an epoch count, or a plan history such as ``[16, 12]``."""
+    if value is None:
+        return None
+    values = value if isinstance(value, (list, tuple)) else [value]
+    try:
+        epochs = [int(v) for v in values]
+    except (TypeError, ValueError):
+        epochs = []
+    if not epochs or len(epochs) > 2 or min(epochs) < 1 or any(float(v) != int(v) for v in values):
+        raise RecipeError(f"max_epochs = {value!r} is not an epoch count", where="max_epochs",
+                          fix="give a positive whole number of epochs (or the [first, revised] plan of "
+                              "run_info.json's epoch_plan)")
+    return epochs[0] if len(epochs) == 1 else epochs
 
 
 def package_versions() -> dict[str, str]:
