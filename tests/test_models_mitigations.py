@@ -26,15 +26,14 @@ def test_registry_and_order():
 
 @pytest.mark.parametrize("name,expected", [
     ("group_balanced", {"data.sampler": "group_balanced"}),
-    ("gradient_reversal", {"debias.adversary_weight": 1.0}),
+    ("gradient_reversal", {}),  # the adversary's weight is already positive: nothing else to change
     ("groupdro", {"loss.name": "groupdro"}),
-    ("balanced_adversarial", {"data.sampler": "group_balanced", "debias.adversary_weight": 1.0}),
-    ("conditional_mmd", {"debias.mmd_weight": 1.0}),
-    ("balanced_mmd", {"data.sampler": "group_balanced", "debias.mmd_weight": 1.0}),
+    ("balanced_adversarial", {"data.sampler": "group_balanced"}),
+    ("conditional_mmd", {}),
+    ("balanced_mmd", {"data.sampler": "group_balanced"}),
     ("dfr", {"debias.refit_last_layer": True}),
     ("balanced_dfr", {"data.sampler": "group_balanced", "debias.refit_last_layer": True}),
-    ("balanced_mmd_dfr", {"data.sampler": "group_balanced", "debias.mmd_weight": 1.0,
-                          "debias.refit_last_layer": True}),
+    ("balanced_mmd_dfr", {"data.sampler": "group_balanced", "debias.refit_last_layer": True}),
 ])
 def test_changes_apply_to_recipe(recipe, name, expected):
     changes = MITIGATIONS.get(name).changes(recipe, "ruler", "has_ruler")
@@ -42,6 +41,19 @@ def test_changes_apply_to_recipe(recipe, name, expected):
                        **expected}
     new = apply_patch(recipe, changes)
     assert (new.debias.method, new.debias.confounder, new.debias.column) == (name, "ruler", "has_ruler")
+
+
+@pytest.mark.parametrize("name,field", [("gradient_reversal", "adversary_weight"),
+                                        ("balanced_adversarial", "adversary_weight"),
+                                        ("conditional_mmd", "mmd_weight"), ("balanced_mmd", "mmd_weight"),
+                                        ("balanced_mmd_dfr", "mmd_weight")])
+def test_penalty_weight_is_switched_on_only_when_zero(recipe, name, field):
+    off = apply_patch(recipe, {f"debias.{field}": 0.0})
+    assert MITIGATIONS.get(name).changes(off, "ruler", "has_ruler")[f"debias.{field}"] == 1.0
+    chosen = apply_patch(recipe, {f"debias.{field}": 3.5})  # a weight the user chose stays
+    changes = MITIGATIONS.get(name).changes(chosen, "ruler", "has_ruler")
+    assert f"debias.{field}" not in changes
+    assert getattr(apply_patch(chosen, changes).debias, field) == 3.5
 
 
 def test_switching_undoes_previous_mitigation(recipe):

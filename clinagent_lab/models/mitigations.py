@@ -85,6 +85,15 @@ def _undo_others(recipe: Recipe, keep: str) -> Changes:
     return out
 
 
+#: penalty weight a mitigation switches on when the recipe's is 0 (a positive weight the user chose is kept)
+DEFAULT_PENALTY_WEIGHT = 1.0
+
+
+def _weight_on(recipe: Recipe, field: str) -> Changes:
+    """The change that makes ``debias.<field>`` positive: none when it already is."""
+    return {} if getattr(recipe.debias, field) > 0 else {f"debias.{field}": DEFAULT_PENALTY_WEIGHT}
+
+
 def _none(recipe: Recipe, column: str | None) -> Changes:
     return {}
 
@@ -94,7 +103,7 @@ def _group_balanced(recipe: Recipe, column: str | None) -> Changes:
 
 
 def _gradient_reversal(recipe: Recipe, column: str | None) -> Changes:
-    return {"debias.adversary_weight": 1.0}
+    return _weight_on(recipe, "adversary_weight")
 
 
 def _groupdro(recipe: Recipe, column: str | None) -> Changes:
@@ -102,7 +111,7 @@ def _groupdro(recipe: Recipe, column: str | None) -> Changes:
 
 
 def _balanced_adversarial(recipe: Recipe, column: str | None) -> Changes:
-    return {"data.sampler": "group_balanced", "debias.adversary_weight": 1.0}
+    return {"data.sampler": "group_balanced", **_weight_on(recipe, "adversary_weight")}
 
 
 def _dfr(recipe: Recipe, column: str | None) -> Changes:
@@ -114,16 +123,15 @@ def _balanced_dfr(recipe: Recipe, column: str | None) -> Changes:
 
 
 def _balanced_mmd_dfr(recipe: Recipe, column: str | None) -> Changes:
-    return {"data.sampler": "group_balanced", "debias.mmd_weight": recipe.debias.mmd_weight,
-            "debias.refit_last_layer": True}
+    return {"data.sampler": "group_balanced", **_weight_on(recipe, "mmd_weight"), "debias.refit_last_layer": True}
 
 
 def _conditional_mmd(recipe: Recipe, column: str | None) -> Changes:
-    return {"debias.mmd_weight": recipe.debias.mmd_weight}
+    return _weight_on(recipe, "mmd_weight")
 
 
 def _balanced_mmd(recipe: Recipe, column: str | None) -> Changes:
-    return {"data.sampler": "group_balanced", "debias.mmd_weight": recipe.debias.mmd_weight}
+    return {"data.sampler": "group_balanced", **_weight_on(recipe, "mmd_weight")}
 
 
 MITIGATIONS: Registry[Mitigation] = Registry("mitigation")
