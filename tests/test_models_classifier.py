@@ -92,6 +92,25 @@ def test_multiclass_trains_and_logs_macro_auroc():
     assert "val_worst_group_auroc" not in trainer.callback_metrics
 
 
+def test_group_balanced_validation_auroc_is_the_evaluators():
+    # the metric that picks the checkpoint when a confounder is mitigated: each label x group cell (the unknown
+    # group, -1, is a cell of its own, as in the evaluator) weighs the same
+    torch.manual_seed(0)
+    model = ImageClassifier(make_recipe(), n_groups=2)
+    trainer, _ = fit(model)
+    _, val = loaders()
+    batch = next(iter(val))
+    model.eval()
+    with torch.no_grad():
+        probs = model(batch["image"]).softmax(1)[:, 1].numpy()
+    y, g = batch["label"].numpy(), batch["group"].numpy()
+    cells = [f"{a}|{b}" for a, b in zip(y, g)]
+    weights = np.array([1.0 / cells.count(c) for c in cells])
+    expected = roc_auc_score(y, probs, sample_weight=weights)
+    assert float(trainer.callback_metrics["val_group_balanced_auroc"]) == pytest.approx(expected, abs=1e-6)
+    assert len(set(weights)) > 1  # the cells differ in size: the weighting matters
+
+
 def test_gradient_reversal_trains_and_logs():
     torch.manual_seed(0)
     recipe = make_recipe(**{"debias.method": "gradient_reversal", "debias.column": "site"})

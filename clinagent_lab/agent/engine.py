@@ -417,11 +417,12 @@ class Engine:
         title = f"Iteration {index}: {it.idea or 'change'}"
         render_iteration(backend.template, folder / "input.ipynb", custom_code=it.recipe.custom_code,
                          title=title, rationale=it.rationale, parameters=self.notebook_parameters(it.recipe))
-        monitor = _monitor(it.recipe.task_type)
+        monitors = _monitors(it.recipe)
 
         def relay(event: dict[str, Any]) -> None:
             if event.get("type") == "epoch":
-                value = (event.get("metrics") or {}).get(monitor)
+                metrics = event.get("metrics") or {}
+                value = next((metrics[m] for m in monitors if m in metrics), None)
                 if isinstance(value, (int, float)):
                     it.curve.append(round(float(value), 6))
             self._emit(on_event, event.get("type", "log"), iteration=index,
@@ -652,10 +653,15 @@ def _pin_epochs(notebook: Path, epochs: Any) -> None:
             return
 
 
-def _monitor(task_type: str) -> str:
+def _monitors(recipe: Recipe) -> list[str]:
+    """Validation metrics the iteration's checkpoint may be chosen on, first to last (see
+    ``IterationRun.monitor``): the confounder-group selection metric when the module logs it, else the task's."""
+    from ..evaluation.evaluate import GROUP_SELECTION_METRICS
     from ..notebooks.runtime import MONITOR
 
-    return MONITOR[task_type]
+    selection = recipe.evaluation.selection_metric
+    first = [f"val_{selection}"] if selection in GROUP_SELECTION_METRICS and recipe.task_type != "detection" else []
+    return first + [MONITOR[recipe.task_type]]
 
 
 def _load_module(it: Iteration) -> Any:

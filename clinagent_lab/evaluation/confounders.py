@@ -155,7 +155,12 @@ def _reliance(by_group: dict[str, dict[str, float | None]], levels: list[str],
     return out
 
 
-def _group_balanced_auroc(y: np.ndarray, score: np.ndarray, keys: np.ndarray) -> float | None:
+def group_balanced_auroc(y: np.ndarray, score: np.ndarray, keys: np.ndarray) -> float | None:
+    """AUROC with every label x confounder cell weighted equally (each row by 1 / its cell's size), so that a
+    score which ranks by the confounder gains nothing from the confounder's association with the label.
+    None when only one label is present."""
+    y = np.asarray(y, dtype=bool)
+    keys = np.asarray(keys)
     if y.all() or not y.any():
         return None
     cells = np.char.add(np.where(y, "1|", "0|").astype(str), keys.astype(str))
@@ -243,7 +248,7 @@ def confounder_metrics(y_true, score, group, threshold: float | None, *, positiv
         "dependence": dependence,
         "dependence_p": dependence_p,
         "worst_group_auroc": min(group_aurocs) if group_aurocs else None,
-        "group_balanced_auroc": _group_balanced_auroc(y, score, keys),
+        "group_balanced_auroc": group_balanced_auroc(y, score, keys),
         "notes": notes,
     }
     return jsonable(result)

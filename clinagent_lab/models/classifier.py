@@ -314,7 +314,16 @@ class ImageClassifier(L.LightningModule):
         self.log("val_auroc", auroc_score(probs, labels, self.positive_class), prog_bar=True)
         if self.n_groups >= 2:
             self.log("val_worst_group_auroc", self._worst_group_auroc(probs, labels, groups))
+            self.log("val_group_balanced_auroc", self._group_balanced_auroc(probs, labels, groups))
         self._reset_validation()
+
+    def _group_balanced_auroc(self, probs: torch.Tensor, labels: torch.Tensor, groups: torch.Tensor) -> float:
+        """The evaluator's label x confounder balanced AUROC of the target class (``nan`` if undefined)."""
+        from ..evaluation.confounders import group_balanced_auroc
+
+        value = group_balanced_auroc((labels == self.positive_class).numpy(),
+                                     probs[:, self.positive_class].double().numpy(), groups.numpy())
+        return float("nan") if value is None else value
 
     def _worst_group_auroc(self, probs: torch.Tensor, labels: torch.Tensor, groups: torch.Tensor) -> float:
         """Lowest AUROC over confounder groups where it is defined (``nan`` if none)."""

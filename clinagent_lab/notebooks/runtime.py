@@ -18,6 +18,7 @@ import pandas as pd
 
 from ..data.base import LoadedDataset
 from ..errors import DataValidationError, RecipeError
+from ..evaluation.evaluate import GROUP_SELECTION_METRICS
 from ..recipe import Recipe
 from ..spec import TaskSpec
 from ..tasks import TaskBackend, get_backend
@@ -115,12 +116,13 @@ class IterationRun:
         training steps and checked again after the first epoch
         (:class:`~clinagent_lab.notebooks.progress.EpochPlanner`), unless ``max_epochs`` came in as a parameter
         (a rerun: exactly that many, or the original's plan history). The plan is recorded in ``run_info.json``
-        so a rerun replays it. ``module`` and ``datamodule`` are accepted for the template's call and not needed.
+        so a rerun replays it. The checkpoint kept is the best epoch by :meth:`monitor` for ``module``;
+        ``datamodule`` is accepted for the template's call and not needed.
         """
         from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 
         t = self.recipe.training
-        monitor = MONITOR[self.recipe.task_type]
+        monitor = self.monitor(module)
         max_time = training_time_left(t.max_time_s)
         self.time_budget = TimeBudget(max_time)
         callbacks: list[Any] = [ProgressCallback(self.events_path), self.time_budget]
@@ -148,6 +150,17 @@ class IterationRun:
             if getattr(t, name) is not None:
                 kwargs[name] = getattr(t, name)
         return kwargs
+
+    def monitor(self, module: Any = None) -> str:
+        """The validation metric that picks this iteration's checkpoint (and stops it early): the one that
+        decides keep/discard between iterations when that is a confounder-group metric the module logs (a
+        shortcut inflates plain validation AUROC, so the epoch relying on it most would be kept), else the
+        task's :data:`MONITOR`."""
+        selection = self.recipe.evaluation.selection_metric
+        if (self.recipe.task_type != "detection" and selection in GROUP_SELECTION_METRICS
+                and int(getattr(module, "n_groups", 0) or 0) >= 2):
+            return f"val_{selection}"
+        return MONITOR[self.recipe.task_type]
 
     def _scheduler_builder(self) -> Any:
         """``(optimizer, total_steps) -> scheduler``: the recipe's per-step schedule over the planned steps."""
