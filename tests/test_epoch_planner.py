@@ -44,16 +44,18 @@ def clock(monkeypatch) -> Clock:
 class Tiny(L.LightningModule):
     """A linear model whose steps take a known (simulated) duration; records every step's learning rate."""
 
-    def __init__(self, step_s: float = 0.0, val_s: float = 0.0) -> None:
+    def __init__(self, step_s: float = 0.0, val_s: float = 0.0, first_steps_s: float | None = None) -> None:
         super().__init__()
         self.layer = torch.nn.Linear(4, 2)
         self.step_s = step_s
         self.val_s = val_s
+        self.first_steps_s = first_steps_s  # the first 4 steps' duration, when they are slower than the rest
         self.lrs: list[float] = []
 
     def training_step(self, batch, batch_idx):
         x, y = batch
-        progress.time.advance(self.step_s)
+        slow = self.first_steps_s is not None and len(self.lrs) < 4
+        progress.time.advance(self.first_steps_s if slow else self.step_s)
         self.lrs.append(self.trainer.optimizers[0].param_groups[0]["lr"])
         return torch.nn.functional.cross_entropy(self.layer(x), y)
 
@@ -135,7 +137,7 @@ def test_no_deadline_keeps_the_recipe_epochs():
 
 
 @pytest.mark.parametrize("fixed", [2, [3, 2]])
-def test_one_step_epochs_plan_after_the_first_epoch(fixed):
+def test_one_step_epochs_plan_after_the_first_epoch(fixed):  # and a revised plan applies after the second
     planner = EpochPlanner(None, seconds=None, fixed_epochs=fixed, build_scheduler=_onecycle, hold_steps=4)
     L.seed_everything(0, verbose=False)
     model = Tiny()
@@ -148,9 +150,9 @@ def test_one_step_epochs_plan_after_the_first_epoch(fixed):
 
 
 def _fit_with_validation(planner: EpochPlanner, budget: TimeBudget | None, max_epochs: int, step_s: float = 0.0,
-                         val_s: float = 0.0) -> tuple[Tiny, L.Trainer]:
+                         val_s: float = 0.0, first_steps_s: float | None = None) -> tuple[Tiny, L.Trainer]:
     L.seed_everything(0, verbose=False)
-    model = Tiny(step_s, val_s)
+    model = Tiny(step_s, val_s, first_steps_s)
     callbacks = [planner] + ([budget] if budget is not None else [])
     trainer = L.Trainer(max_epochs=max_epochs, callbacks=callbacks, logger=False, enable_progress_bar=False,
                         enable_model_summary=False, enable_checkpointing=False, accelerator="cpu",
@@ -159,48 +161,74 @@ def _fit_with_validation(planner: EpochPlanner, budget: TimeBudget | None, max_e
     return model, trainer
 
 
-def test_slow_first_epoch_lowers_the_plan_so_the_schedule_still_ends(tmp_path):
-    # the first steps foretell 0.35 s per epoch (10 x 30 ms of training plus the usual validation share);
-    # validation really takes 5 x 100 ms, so an epoch takes 0.8 s: the first plan (12 epochs) would overrun the
-    # 5 s and the time guard would stop the run part-way through its schedule, still at a high learning rate
-    events = tmp_path / "events.jsonl"
-    planner = EpochPlanner(events, seconds=5.0, build_scheduler=_onecycle)
-    budget = TimeBudget(5.0)
-    model, trainer = _fit_with_validation(planner, budget, max_epochs=50, step_s=0.03, val_s=0.1)
-    # 0.8 s spent; 5 x 0.8 s fit with the time guard's 10 % on the last epoch but one (3.2 + 0.88 <= 5)
-    assert planner.plan == [12, 5]
-    assert not budget.stopped  # the lowered plan fits: the time guard had nothing to cut
-    assert trainer.current_epoch == planner.planned_epochs
-    total = planner.planned_epochs * 10
-    assert len(model.lrs) == total
-    assert model.lrs[-1] < 0.1 / 25 / 100  # the rebuilt cycle ends with the run, annealed
-    # after the first epoch the schedule is the one-cycle over the new total, continued from step 10
+def _onecycle_lrs(total: int) -> list[float]:
     opt = torch.optim.AdamW(torch.nn.Linear(1, 1).parameters(), lr=0.1)
     reference = _onecycle(opt, total)
-    expected = []
+    out = []
     for _ in range(total):
-        expected.append(opt.param_groups[0]["lr"])
+        out.append(opt.param_groups[0]["lr"])
         opt.step()
         reference.step()
-    assert model.lrs[10:] == pytest.approx(expected[10:])
-    plans = [e for e in (json.loads(x) for x in events.read_text().splitlines()) if e["type"] == "plan"]
-    assert [p["stage"] for p in plans] == ["first_steps", "first_epoch"]
-    assert plans[1]["previous_epochs"] == planner.plan[0] and plans[1]["epochs"] == planner.plan[1]
+    return out
+
+
+def _plans(events) -> list[dict]:
+    return [e for e in (json.loads(x) for x in events.read_text().splitlines()) if e["type"] == "plan"]
+
+
+def test_slow_epochs_lower_the_plan_so_the_schedule_still_ends(tmp_path):
+    # the first steps foretell 0.35 s per epoch (10 x 30 ms of training plus the usual validation share);
+    # validation really takes 5 x 100 ms, so an epoch takes 0.8 s: the first plan (13 epochs) would overrun the
+    # 5.2 s and the time guard would stop the run part-way through its schedule, still at a high learning rate
+    events = tmp_path / "events.jsonl"
+    planner = EpochPlanner(events, seconds=5.2, build_scheduler=_onecycle)
+    budget = TimeBudget(5.2)
+    model, trainer = _fit_with_validation(planner, budget, max_epochs=50, step_s=0.03, val_s=0.1)
+    # after 2 epochs (1.6 s) 4 more fit, the time guard's 1.1 x 0.8 s allowed for on the last but one
+    assert planner.plan == [13, 6]
+    assert not budget.stopped  # the revised plan fits: the time guard had nothing to cut
+    assert trainer.current_epoch == 6 and len(model.lrs) == 60
+    assert model.lrs[-1] < 0.1 / 25 / 100  # the rebuilt cycle ends with the run, annealed
+    # from the third epoch on the schedule is the one-cycle over the new total, continued from step 20
+    assert model.lrs[20:] == pytest.approx(_onecycle_lrs(60)[20:])
+    plans = _plans(events)
+    assert [p["stage"] for p in plans] == ["first_steps", "second_epoch"]
+    assert plans[1]["previous_epochs"] == 13 and plans[1]["epochs"] == 6
     assert plans[1]["seconds_per_epoch"] == pytest.approx(0.8)  # measured with the validation in it
 
 
+def test_a_slow_start_raises_the_plan_and_the_time_is_used(tmp_path):
+    # the first 4 steps take 100 ms each (a busy start), the rest 20 ms: the first plan (4 epochs of a
+    # foretold 1.2 s) would leave most of the 6 s unused; the second epoch (0.2 s) shows 27 fit
+    events = tmp_path / "events.jsonl"
+    planner = EpochPlanner(events, seconds=6.0, build_scheduler=_onecycle)
+    budget = TimeBudget(6.0)
+    model, trainer = _fit_with_validation(planner, budget, max_epochs=50, step_s=0.02, first_steps_s=0.1)
+    assert planner.plan == [4, 27]
+    # the time guard judges by the second epoch too: with the slow first epoch (0.52 s) it would stop at 26
+    assert not budget.stopped and trainer.current_epoch == 27
+    assert model.lrs[20:] == pytest.approx(_onecycle_lrs(270)[20:])
+
+
+def test_a_plan_that_fits_is_left_alone(tmp_path):
+    events = tmp_path / "events.jsonl"
+    planner = EpochPlanner(events, seconds=5.2, build_scheduler=_onecycle, val_cost=20.0)  # foretold: 0.8 s
+    _fit_with_validation(planner, TimeBudget(5.2), max_epochs=50, step_s=0.03, val_s=0.1)
+    assert len(planner.plan) == 1 and [p["stage"] for p in _plans(events)] == ["first_steps"]
+
+
 def test_rerun_replays_a_revised_plan_step_for_step():
-    original = EpochPlanner(None, seconds=5.0, build_scheduler=_onecycle)
-    model_a, _ = _fit_with_validation(original, TimeBudget(5.0), max_epochs=50, step_s=0.03, val_s=0.1)
-    assert len(original.plan) == 2
+    original = EpochPlanner(None, seconds=5.2, build_scheduler=_onecycle)
+    model_a, _ = _fit_with_validation(original, TimeBudget(5.2), max_epochs=50, step_s=0.03, val_s=0.1)
+    assert original.plan == [13, 6]
     replay = EpochPlanner(None, seconds=None, fixed_epochs=list(original.plan), build_scheduler=_onecycle)
-    model_b, trainer_b = _fit_with_validation(replay, None, max_epochs=50)  # fast: the plan is replayed
-    assert replay.plan == original.plan and trainer_b.current_epoch == original.plan[-1]
+    model_b, trainer_b = _fit_with_validation(replay, None, max_epochs=50)  # steps take no time
+    assert replay.plan == original.plan and trainer_b.current_epoch == 6
     assert model_b.lrs == model_a.lrs
     for a, b in zip(model_a.parameters(), model_b.parameters()):
         assert torch.equal(a, b)
     # the final count alone is not enough: its schedule would differ from the first steps on
-    alone = EpochPlanner(None, seconds=None, fixed_epochs=original.plan[-1], build_scheduler=_onecycle)
+    alone = EpochPlanner(None, seconds=None, fixed_epochs=6, build_scheduler=_onecycle)
     model_c, _ = _fit_with_validation(alone, None, max_epochs=50)
     assert model_c.lrs != model_a.lrs
 

@@ -121,7 +121,7 @@ def test_seed_study_reports_failures_next_to_successes(iteration, tmp_path, monk
 
 
 def test_a_revised_epoch_plan_is_pinned_and_replayed_by_plain_papermill(iteration, tmp_path):
-    # a run whose first epoch revised its plan (3 epochs after the first steps, then 2) records both counts;
+    # a run whose second epoch revised its plan (3 epochs after the first steps, then 2) records both counts;
     # the pinned parameters cell replays both switches, so plain papermill trains the same schedule
     from clinagent_lab.agent.engine import _pin_epochs
 
@@ -144,7 +144,7 @@ def test_a_revised_epoch_plan_is_pinned_and_replayed_by_plain_papermill(iteratio
     assert replayed["epoch_plan"] == [3, 2] and replayed["max_epochs"] == 2 and replayed["epochs_run"] == 2
     plans = [json.loads(line) for line in (out / "events.jsonl").read_text().splitlines()]
     assert [(e["stage"], e["epochs"]) for e in plans if e["type"] == "plan"] == [("first_steps", 3),
-                                                                                 ("first_epoch", 2)]
+                                                                                 ("second_epoch", 2)]
 
 
 @pytest.mark.parametrize("value", [0, [4, 0], [1, 2, 3], "many", 2.5, []])

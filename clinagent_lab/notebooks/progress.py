@@ -52,16 +52,25 @@ class ProgressCallback(L.Callback):
 class TimeBudget(L.Callback):
     """Stop training at an epoch boundary when the next epoch would not fit in ``seconds``.
 
-    Stopping between epochs (rather than mid-epoch, as ``max_time`` does) keeps a time-limited run
-    reproducible: rerunning with ``max_epochs`` = the epochs completed gives the same weights.
+    The next epoch is taken to last 1.1 x the longest epoch so far, the first left out once a later one is
+    measured: the first carries one-off costs (data-loader workers starting, caches filling, the next notebook's
+    kernel warming up in the background) that later epochs do not. Stopping between epochs (rather than
+    mid-epoch, as ``max_time`` does) keeps a time-limited run reproducible: rerunning with ``max_epochs`` = the
+    epochs completed gives the same weights.
     """
 
     def __init__(self, seconds: float | None) -> None:
         self.seconds = seconds
         self.start = 0.0
         self.epoch_start = 0.0
-        self.longest_epoch = 0.0
+        self.first_epoch: float | None = None
+        self.longest_later = 0.0
         self.stopped = False
+
+    @property
+    def longest_epoch(self) -> float:
+        """The longest epoch after the first (the first while it is the only one measured)."""
+        return self.longest_later if self.longest_later > 0 else (self.first_epoch or 0.0)
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self.start = time.monotonic()
@@ -73,7 +82,10 @@ class TimeBudget(L.Callback):
         if self.seconds is None or trainer.sanity_checking:
             return
         now = time.monotonic()
-        self.longest_epoch = max(self.longest_epoch, now - self.epoch_start)
+        if trainer.current_epoch == 0:
+            self.first_epoch = max(self.first_epoch or 0.0, now - self.epoch_start)
+        else:
+            self.longest_later = max(self.longest_later, now - self.epoch_start)
         last = trainer.max_epochs is not None and trainer.max_epochs > 0 and \
             trainer.current_epoch + 1 >= trainer.max_epochs
         if not last and now - self.start + 1.1 * self.longest_epoch > self.seconds:  # the last epoch ends anyway
@@ -87,13 +99,15 @@ class EpochPlanner(L.Callback):
     The first ``hold_steps`` optimizer steps train at the schedule's starting learning rate while their
     duration is measured; then the epoch count is fixed (as many epochs as fit in ``seconds`` at the measured
     speed, at most the recipe's) and the learning-rate schedule is built over exactly those epochs, continuing
-    from the step it is at. At the end of the first epoch, whose time includes validation and whatever else
-    an epoch costs (a head refit, a slower data pipeline), the count is checked again: when the planned epochs
-    would overrun the time left, the count is lowered and the schedule rebuilt over the new total, so that the
-    run still ends with its annealed learning rate instead of being stopped part-way by :class:`TimeBudget`.
+    from the step it is at. At the end of the second epoch, whose time includes validation and whatever else
+    an epoch costs (a head refit, a slower data pipeline) but not the first epoch's one-off costs, the count is
+    checked again against what :class:`TimeBudget` will allow: when the planned epochs would overrun the time
+    left it is lowered, when clearly more fit (10 %, at least one epoch) it is raised, at most to the recipe's,
+    and the schedule is rebuilt over the new total. The run then ends with its annealed learning rate instead of
+    being stopped part-way, or with time left unused.
 
     Until the first plan the trainer runs with the recipe's epochs, in an original run and in a rerun alike. The
-    plan history (:attr:`plan`: the count after the first steps, then the lowered one if any) is what a rerun
+    plan history (:attr:`plan`: the count after the first steps, then the revised one if any) is what a rerun
     passes back as ``fixed_epochs``; it then switches at the same steps and trains step for step as the
     original did, on any machine speed.
 
@@ -119,11 +133,11 @@ class EpochPlanner(L.Callback):
         self.build_scheduler = build_scheduler
         self.hold_steps = hold_steps
         self.val_cost = val_cost
-        #: the epoch counts planned so far: after the first steps, then after the first epoch if it was lowered
+        #: the epoch counts planned so far: after the first steps, then after the second epoch if it was revised
         self.plan: list[int] = []
         self._marks: list[float] = []
         self._k = hold_steps
-        self._per_step = 0.1
+        self._epoch_start = 0.0
         self._done = False
 
     @property
@@ -146,6 +160,9 @@ class EpochPlanner(L.Callback):
             config = trainer.lr_scheduler_configs[0]
             config.scheduler = torch.optim.lr_scheduler.LambdaLR(config.scheduler.optimizer, lambda _: 1.0)
 
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._epoch_start = time.perf_counter()
+
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any,
                            batch_idx: int) -> None:
         if self._done:
@@ -155,10 +172,10 @@ class EpochPlanner(L.Callback):
             self._plan(trainer)
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        measured_within = self._done  # the first plan came from steps inside this epoch, not from all of it
+        # after validation (Lightning runs it before this hook), so the epoch's time includes it
         if not self._done:  # an epoch shorter than the hold (accumulated gradients, limited batches)
             self._plan(trainer)
-        if trainer.current_epoch == 0 and (measured_within or self.fixed_plan is not None):
+        if trainer.current_epoch == 1:
             self._replan(trainer)
 
     def _plan(self, trainer: L.Trainer) -> None:
@@ -166,11 +183,11 @@ class EpochPlanner(L.Callback):
 
         self._done = True
         steps = [b - a for a, b in zip(self._marks, self._marks[1:])]
-        self._per_step = statistics.median(steps[1:] or steps) if steps else 0.1
-        recipe_epochs = int(trainer.max_epochs or 1)
+        per_step = statistics.median(steps[1:] or steps) if steps else 0.1
+        self.recipe_epochs = recipe_epochs = int(trainer.max_epochs or 1)
         spe = trainer.num_training_batches
         n_val = sum(trainer.num_val_batches) if isinstance(trainer.num_val_batches, list) else 0
-        epoch_s = self._per_step * (float(spe) + self.val_cost * float(n_val))
+        epoch_s = per_step * (float(spe) + self.val_cost * float(n_val))
         if self.fixed_plan is not None:
             epochs = self.fixed_plan[0]
         elif self.seconds is None:
@@ -186,34 +203,35 @@ class EpochPlanner(L.Callback):
                   f"measured): training {epochs} epochs, with the schedule fitted to them")
 
     def _replan(self, trainer: L.Trainer) -> None:
-        """At the end of the first epoch: lower the count when the remaining epochs would overrun the time."""
+        """At the end of the second epoch: fit the count to the time left at that epoch's measured speed."""
         planned = self.plan[-1]
-        if planned <= 1:
-            return
         now = time.perf_counter()
         elapsed = now - self._marks[0]
-        # one epoch from here on: the first epoch less its first step (data loader start-up), plus a typical step
-        epoch_s = max(now - self._marks[1] + self._per_step, 1e-3) if len(self._marks) > 1 else elapsed
+        epoch_s = max(now - self._epoch_start, 1e-3)  # the second epoch, its validation included
         if self.fixed_plan is not None:
             if len(self.fixed_plan) < 2:
                 return
             epochs = self.fixed_plan[1]
-        elif self.seconds is None:
+        elif self.seconds is None or planned <= 2:  # no deadline, or the run ends with this epoch anyway
             return
         else:
-            # TimeBudget starts an epoch only when 1.1 x the longest epoch still fits: the last planned epoch
-            # must pass that check at the end of the one before it, with the same 10 % allowed for later epochs
-            # running slower than the first (seen here with nothing else running)
-            room = self.seconds - elapsed - 1.1 * elapsed
-            fits = 1 if room < 0 else 2 + int(room / (1.1 * epoch_s))
-            epochs = min(planned, fits)
-            if epochs >= planned:
-                return
-            print(f"the first epoch took {elapsed:.1f} s: {planned} epochs would overrun the "
-                  f"{self.seconds:.0f} s allowed; training {epochs}, with the schedule fitted to them")
+            # TimeBudget starts an epoch only while 1.1 x the longest epoch after the first still fits: the last
+            # planned epoch must pass that check at the end of the one before it; later epochs may run 5 %
+            # slower than this one
+            room = self.seconds - elapsed - 1.1 * epoch_s
+            fits = 2 if room < 0 else 3 + int(room / (1.05 * epoch_s))
+            epochs = min(self.recipe_epochs, fits)
+            if epochs >= planned and (epochs - planned) < max(1.0, 0.1 * planned):
+                return  # the plan fits; not worth changing the schedule for less than 10 % more epochs
+            if epochs < planned:
+                print(f"at {epoch_s:.1f} s per epoch the {planned} planned epochs would overrun the "
+                      f"{self.seconds:.0f} s allowed: training {epochs}, with the schedule fitted to them")
+            else:
+                print(f"at {epoch_s:.1f} s per epoch {epochs} epochs fit the {self.seconds:.0f} s allowed "
+                      f"({planned} planned): training {epochs}, with the schedule fitted to them")
         self._apply(trainer, epochs)
-        write_event(self.events_path, "plan", stage="first_epoch", epochs=epochs, previous_epochs=planned,
-                    seconds_per_epoch=round(epoch_s, 3), first_epoch_s=round(elapsed, 3),
+        write_event(self.events_path, "plan", stage="second_epoch", epochs=epochs, previous_epochs=planned,
+                    seconds_per_epoch=round(epoch_s, 3), elapsed_s=round(elapsed, 3),
                     seconds_allowed=None if self.seconds is None else round(self.seconds, 1))
 
     def _apply(self, trainer: L.Trainer, epochs: int) -> None:

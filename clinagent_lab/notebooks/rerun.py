@@ -39,10 +39,10 @@ def check_parameters(nb_path: str | Path, params: dict[str, Any]) -> list[str]:
 def _replay_epochs(nb: Path, values: dict[str, Any], timeout_s: float) -> dict[str, Any]:
     """Replay the epochs the original run planned for its time budget (the schedule spans them).
 
-    Fixing ``max_epochs`` (the plan history when the first epoch revised it, see ``epoch_plan`` in
+    Fixing ``max_epochs`` (the plan history when the second epoch revised it, see ``epoch_plan`` in
     run_info.json) and lifting the time guard reproduces the same weights on any machine speed. A run that its
     time guard stopped early (``stopped_by_time``, rare since the plan is fitted to the measured speed and
-    checked after the first epoch) is rerun to the end of its planned schedule instead, and differs from it.
+    checked after the second epoch) is rerun to the end of its planned schedule instead, and differs from it.
     """
     info_path = nb.parent / "run_info.json"
     if "max_epochs" in values or not info_path.exists():

@@ -72,7 +72,7 @@ class IterationRun:
     backend: TaskBackend
     fixed_epochs: int | list[int] | None = None
     """``max_epochs`` when it came in as a parameter (a rerun): no planning, exactly that many epochs, or the
-    original run's plan history (``[after the first steps, after the first epoch]``) to replay."""
+    original run's plan history (``[after the first steps, after the second epoch]``) to replay."""
 
     @property
     def epochs_fixed(self) -> bool:
@@ -113,7 +113,7 @@ class IterationRun:
         """Lightning ``Trainer`` arguments: callbacks for progress, the time budget, the epoch plan, checkpoints.
 
         The epoch count is fitted to the time this kernel has left from the speed of the run's own first
-        training steps and checked again after the first epoch
+        training steps and checked again after the second epoch
         (:class:`~clinagent_lab.notebooks.progress.EpochPlanner`), unless ``max_epochs`` came in as a parameter
         (a rerun: exactly that many, or the original's plan history). The plan is recorded in ``run_info.json``
         so a rerun replays it. The checkpoint kept is the best epoch by :meth:`monitor` for ``module``;
