@@ -137,6 +137,7 @@ class EpochPlanner(L.Callback):
         self.plan: list[int] = []
         self._marks: list[float] = []
         self._k = hold_steps
+        self.recipe_epochs: int | None = None  # the trainer's epochs when the first plan was made
         self._epoch_start = 0.0
         self._done = False
 
@@ -220,7 +221,7 @@ class EpochPlanner(L.Callback):
             # slower than this one
             room = self.seconds - elapsed - 1.1 * epoch_s
             fits = 2 if room < 0 else 3 + int(room / (1.05 * epoch_s))
-            epochs = min(self.recipe_epochs, fits)
+            epochs = min(self.recipe_epochs or planned, fits)
             if epochs >= planned and (epochs - planned) < max(1.0, 0.1 * planned):
                 return  # the plan fits; not worth changing the schedule for less than 10 % more epochs
             if epochs < planned:
