@@ -284,4 +284,21 @@ def test_report_of_a_real_session(e2e_session, tmp_path: Path) -> None:
     paths = _check_numbers(soup, raw)
     assert ["final_test", "metrics", "auroc"] in paths
     assert "patients" in soup.select_one("#test").get_text()  # patient ids recovered from the dataset
-    assert "papermill" in soup.select_one("#reproducibility").get_text()
+    repro = soup.select_one("#reproducibility").get_text()
+    assert "papermill" in repro
+    info = json.loads((Path(engine.session.best().output_dir) / "run_info.json").read_text())
+    assert f"{info['epochs_run']} trained, {info['epoch_plan'][0]}" in repro  # what ran, against the plan
+
+
+@pytest.mark.parametrize("info, expected", [
+    ({"epochs_run": 15, "epoch_plan": [16, 15], "max_epochs": 15},
+     "15 trained, 16 then 15 planned (revised after the second epoch)"),
+    ({"epochs_run": 9, "epoch_plan": [11], "max_epochs": 11, "stopped_by_time": True},
+     "9 trained, 11 planned; stopped by the time guard before the end of its schedule"),
+    ({"epochs_run": 3, "max_epochs": 3}, "3 trained, 3 planned"),  # recorded before plans had a history
+    ({}, "—"),
+])
+def test_reproducibility_states_the_epochs_against_the_plan(info, expected) -> None:
+    from clinagent_lab.report.reproducibility import _epochs_text
+
+    assert _epochs_text(info) == expected

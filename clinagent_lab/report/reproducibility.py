@@ -53,6 +53,21 @@ def _versions(ctx: ReportContext) -> tuple[dict[str, str], str]:
     return package_versions(), "not recorded by the session: versions installed when this report was written"
 
 
+def _epochs_text(info: dict) -> str:
+    """What the best iteration trained against what it planned (the plan a rerun replays)."""
+    run, plan = info.get("epochs_run"), info.get("epoch_plan") or ([info["max_epochs"]] if info.get("max_epochs")
+                                                                   else [])
+    if run is None:
+        return "—"
+    text = f"{run} trained"
+    if plan:
+        text += f", {' then '.join(str(e) for e in plan)} planned"
+        text += " (revised after the second epoch)" if len(plan) > 1 else ""
+    if info.get("stopped_by_time"):
+        text += "; stopped by the time guard before the end of its schedule"
+    return text
+
+
 def reproducibility_section(ctx: ReportContext) -> Markup:
     s, fp, best = ctx.session, ctx.session.fingerprint, ctx.session.best()
     versions, where = _versions(ctx)
@@ -64,6 +79,7 @@ def reproducibility_section(ctx: ReportContext) -> Markup:
              ("frozen split table", Markup(f"<code>{esc(Path(s.out_dir) / 'splits.csv')}</code>")),
              ("evaluator hash", Markup(f"<code>{esc(info.get('evaluator_hash') or '—')}</code>")),
              ("best iteration notebook", Markup(f"<code>{esc(best.notebook if best else '—')}</code>")),
+             ("best iteration's epochs", _epochs_text(info)),
              ("test reads", s.test_reads)]
     cmd_rows = [[purpose, Markup(f"<pre><code>{esc(cmd)}</code></pre>")] for purpose, cmd in commands(ctx)]
     recipe = best.recipe.model_dump_json(indent=2) if best else "{}"
