@@ -6,9 +6,8 @@ from __future__ import annotations
 import pytest
 from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 
-from clinagent_lab.agent.engine import _monitors
 from clinagent_lab.models.classifier import ImageClassifier
-from clinagent_lab.notebooks.runtime import prepare_run
+from clinagent_lab.notebooks.runtime import monitors, prepare_run
 from clinagent_lab.recipe import Recipe, apply_patch
 
 
@@ -32,7 +31,7 @@ def test_mitigated_confounder_picks_the_checkpoint_on_the_group_metric(selection
     monitor, callbacks = _callbacks(recipe, 2, tmp_path)
     assert monitor == f"val_{selection}"
     assert callbacks[ModelCheckpoint].monitor == monitor and callbacks[EarlyStopping].monitor == monitor
-    assert _monitors(recipe)[0] == monitor  # the engine's per-epoch curve follows the same metric
+    assert monitors(recipe)[0] == monitor  # the engine's per-epoch curve follows the same metric
 
 
 def test_without_groups_or_group_selection_the_task_metric_decides(tmp_path):
@@ -41,4 +40,4 @@ def test_without_groups_or_group_selection_the_task_metric_decides(tmp_path):
     plain = _recipe()
     monitor, callbacks = _callbacks(plain, 2, tmp_path / "b")
     assert monitor == "val_auroc" and callbacks[ModelCheckpoint].monitor == "val_auroc"
-    assert _monitors(plain) == ["val_auroc"]
+    assert monitors(plain) == ["val_auroc"]

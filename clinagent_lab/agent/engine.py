@@ -417,7 +417,9 @@ class Engine:
         title = f"Iteration {index}: {it.idea or 'change'}"
         render_iteration(backend.template, folder / "input.ipynb", custom_code=it.recipe.custom_code,
                          title=title, rationale=it.rationale, parameters=self.notebook_parameters(it.recipe))
-        monitors = _monitors(it.recipe)
+        from ..notebooks.runtime import monitors as checkpoint_monitors
+
+        monitors = checkpoint_monitors(it.recipe)
 
         def relay(event: dict[str, Any]) -> None:
             if event.get("type") == "epoch":
@@ -478,10 +480,10 @@ class Engine:
             it.error = {"ename": type(exc).__name__, "evalue": str(exc), "cell_index": None}
             return
         it.val_metrics = metrics
-        plan = info.get("epoch_plan")
-        _pin_epochs(folder / "iteration.ipynb", plan if isinstance(plan, list) and len(plan) > 1
-                    else info.get("max_epochs"))
+        from ..notebooks.rerun import replay_epochs
         from ..plan.selection import selection_value
+
+        _pin_epochs(folder / "iteration.ipynb", replay_epochs(info))
 
         it.selection_value = selection_value(metrics)
         ckpt = folder / "model.ckpt"
@@ -633,17 +635,15 @@ def _prewarm_kernel() -> None:
     NotebookExecutor().prewarm()
 
 
-def _pin_epochs(notebook: Path, epochs: Any) -> None:
-    """Write the epochs the run planned for its budget (an epoch count, or the plan history when the first
-    epoch revised it) into the executed notebook's parameters cell, so that plain
-    ``papermill iteration.ipynb out.ipynb -p seed S`` replays the same schedule on any machine."""
+def _pin_epochs(notebook: Path, epochs: int | list[int] | None) -> None:
+    """Write the epochs the run planned for its budget (``replay_epochs`` of its run_info.json) into the
+    executed notebook's parameters cell, so that plain ``papermill iteration.ipynb out.ipynb -p seed S``
+    replays the same schedule on any machine."""
     import nbformat
 
     from ..notebooks.render import bake_parameters
 
-    if isinstance(epochs, list) and all(isinstance(e, int) for e in epochs) and epochs:
-        epochs = epochs[0] if len(epochs) == 1 else epochs
-    elif not isinstance(epochs, int):
+    if epochs is None:
         return
     nb = nbformat.read(notebook, as_version=4)
     for cell in nb.cells:
@@ -651,17 +651,6 @@ def _pin_epochs(notebook: Path, epochs: Any) -> None:
             cell.source = bake_parameters(cell.source, {"max_epochs": epochs})
             atomic_write_text(notebook, nbformat.writes(nb))
             return
-
-
-def _monitors(recipe: Recipe) -> list[str]:
-    """Validation metrics the iteration's checkpoint may be chosen on, first to last (see
-    ``IterationRun.monitor``): the confounder-group selection metric when the module logs it, else the task's."""
-    from ..evaluation.evaluate import GROUP_SELECTION_METRICS
-    from ..notebooks.runtime import MONITOR
-
-    selection = recipe.evaluation.selection_metric
-    first = [f"val_{selection}"] if selection in GROUP_SELECTION_METRICS and recipe.task_type != "detection" else []
-    return first + [MONITOR[recipe.task_type]]
 
 
 def _load_module(it: Iteration) -> Any:

@@ -139,7 +139,6 @@ class EpochPlanner(L.Callback):
         self._k = hold_steps
         self.recipe_epochs: int | None = None  # the trainer's epochs when the first plan was made
         self._epoch_start = 0.0
-        self._done = False
 
     @property
     def planned_epochs(self) -> int | None:
@@ -166,7 +165,7 @@ class EpochPlanner(L.Callback):
 
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any,
                            batch_idx: int) -> None:
-        if self._done:
+        if self.plan:
             return
         self._marks.append(time.perf_counter())
         if trainer.global_step >= self._k:
@@ -174,7 +173,7 @@ class EpochPlanner(L.Callback):
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         # after validation (Lightning runs it before this hook), so the epoch's time includes it
-        if not self._done:  # an epoch shorter than the hold (accumulated gradients, limited batches)
+        if not self.plan:  # an epoch shorter than the hold (accumulated gradients, limited batches)
             self._plan(trainer)
         if trainer.current_epoch == 1:
             self._replan(trainer)
@@ -182,7 +181,6 @@ class EpochPlanner(L.Callback):
     def _plan(self, trainer: L.Trainer) -> None:
         import statistics
 
-        self._done = True
         steps = [b - a for a, b in zip(self._marks, self._marks[1:])]
         per_step = statistics.median(steps[1:] or steps) if steps else 0.1
         self.recipe_epochs = recipe_epochs = int(trainer.max_epochs or 1)

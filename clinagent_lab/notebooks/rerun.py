@@ -47,13 +47,24 @@ def _replay_epochs(nb: Path, values: dict[str, Any], timeout_s: float) -> dict[s
     info_path = nb.parent / "run_info.json"
     if "max_epochs" in values or not info_path.exists():
         return {}
-    info = json.loads(info_path.read_text(encoding="utf-8"))
+    epochs = replay_epochs(json.loads(info_path.read_text(encoding="utf-8")))
+    return {} if epochs is None else {"max_epochs": epochs, "time_budget_s": float(timeout_s)}
+
+
+def recorded_plan(info: dict[str, Any]) -> list[int]:
+    """The epoch plan a ``run_info.json`` records: its ``epoch_plan``, else ``[max_epochs]`` (runs recorded
+    before plans had a history), else ``[]``."""
     plan = info.get("epoch_plan")
-    if isinstance(plan, list) and len(plan) > 1:
-        return {"max_epochs": [int(e) for e in plan], "time_budget_s": float(timeout_s)}
-    if info.get("max_epochs"):  # the epochs the run planned for its time budget (the schedule spans them)
-        return {"max_epochs": int(info["max_epochs"]), "time_budget_s": float(timeout_s)}
-    return {}
+    if isinstance(plan, list) and plan:
+        return [int(e) for e in plan]
+    return [int(info["max_epochs"])] if info.get("max_epochs") else []
+
+
+def replay_epochs(info: dict[str, Any]) -> int | list[int] | None:
+    """The ``max_epochs`` parameter that replays a recorded run: its epoch count, or its plan history when the
+    second epoch revised the plan; None when nothing was recorded."""
+    plan = recorded_plan(info)
+    return None if not plan else plan[0] if len(plan) == 1 else plan
 
 
 def rerun_notebook(notebook: str | Path, *, seed: int | None = None, params: dict[str, Any] | None = None,

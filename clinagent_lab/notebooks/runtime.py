@@ -70,9 +70,10 @@ class IterationRun:
     output_dir: Path
     events_path: str
     backend: TaskBackend
-    fixed_epochs: int | list[int] | None = None
-    """``max_epochs`` when it came in as a parameter (a rerun): no planning, exactly that many epochs, or the
-    original run's plan history (``[after the first steps, after the second epoch]``) to replay."""
+    fixed_epochs: list[int] | None = None
+    """``max_epochs`` when it came in as a parameter (a rerun), as a plan to replay without measuring: ``[n]``
+    for exactly n epochs, or the original run's plan history ``[after the first steps, after the second
+    epoch]``."""
 
     @property
     def epochs_fixed(self) -> bool:
@@ -128,9 +129,9 @@ class IterationRun:
         callbacks: list[Any] = [ProgressCallback(self.events_path), self.time_budget]
         self.epoch_planner = None
         if self.recipe.task_type == "detection":  # detection trains the recipe's (or the fixed) epochs
-            epochs = self.final_fixed_epochs or t.max_epochs
+            epochs = self.fixed_epochs[-1] if self.fixed_epochs else t.max_epochs
         else:  # the planner sets the epochs once it has measured the speed; until then the recipe's run
-            epochs = t.max_epochs if self.fixed_epochs is None else max(t.max_epochs, *self._fixed_plan)
+            epochs = max([t.max_epochs, *(self.fixed_epochs or [])])
             self.epoch_planner = EpochPlanner(self.events_path, None if self.epochs_fixed else max_time,
                                               fixed_epochs=self.fixed_epochs,
                                               build_scheduler=self._scheduler_builder())
@@ -156,11 +157,8 @@ class IterationRun:
         decides keep/discard between iterations when that is a confounder-group metric the module logs (a
         shortcut inflates plain validation AUROC, so the epoch relying on it most would be kept), else the
         task's :data:`MONITOR`."""
-        selection = self.recipe.evaluation.selection_metric
-        if (self.recipe.task_type != "detection" and selection in GROUP_SELECTION_METRICS
-                and int(getattr(module, "n_groups", 0) or 0) >= 2):
-            return f"val_{selection}"
-        return MONITOR[self.recipe.task_type]
+        candidates = monitors(self.recipe)
+        return candidates[0] if int(getattr(module, "n_groups", 0) or 0) >= 2 else candidates[-1]
 
     def _scheduler_builder(self) -> Any:
         """``(optimizer, total_steps) -> scheduler``: the recipe's per-step schedule over the planned steps."""
@@ -170,15 +168,6 @@ class IterationRun:
 
         recipe = self.recipe
         return lambda optimizer, total_steps: build_scheduler(optimizer, recipe, total_steps)
-
-    @property
-    def _fixed_plan(self) -> list[int]:
-        fixed = self.fixed_epochs
-        return [] if fixed is None else [int(fixed)] if isinstance(fixed, int) else [int(e) for e in fixed]
-
-    @property
-    def final_fixed_epochs(self) -> int | None:
-        return self._fixed_plan[-1] if self._fixed_plan else None
 
     @property
     def epoch_plan(self) -> list[int]:
@@ -194,7 +183,7 @@ class IterationRun:
         planner = getattr(self, "epoch_planner", None)
         if planner is not None and planner.planned_epochs is not None:
             return planner.planned_epochs
-        return self.final_fixed_epochs or self.recipe.training.max_epochs
+        return self.fixed_epochs[-1] if self.fixed_epochs else self.recipe.training.max_epochs
 
     def best_module(self, module: Any, trainer: Any) -> Any:
         """Load the best weights of this iteration (by the monitored validation metric) into ``module``.
@@ -341,8 +330,9 @@ def prepare_run(*, recipe: dict[str, Any], spec: dict[str, Any], seed: int, outp
                         fixed_epochs=_epoch_parameter(max_epochs))
 
 
-def _epoch_parameter(value: Any) -> int | list[int] | None:
-    """``max_epochs`` as a notebook parameter: None, an epoch count, or a plan history such as ``[16, 12]``."""
+def _epoch_parameter(value: Any) -> list[int] | None:
+    """``max_epochs`` as a notebook parameter (None, an epoch count, or a plan history such as ``[16, 12]``)
+    as the plan to replay: None, ``[n]`` or ``[first, revised]``."""
     if value is None:
         return None
     values = value if isinstance(value, (list, tuple)) else [value]
@@ -354,7 +344,15 @@ def _epoch_parameter(value: Any) -> int | list[int] | None:
         raise RecipeError(f"max_epochs = {value!r} is not an epoch count", where="max_epochs",
                           fix="give a positive whole number of epochs (or the [first, revised] plan of "
                               "run_info.json's epoch_plan)")
-    return epochs[0] if len(epochs) == 1 else epochs
+    return epochs
+
+
+def monitors(recipe: Recipe) -> list[str]:
+    """Validation metrics an iteration's checkpoint is chosen on, first to last: the keep/discard metric when it
+    is a confounder-group metric (logged by modules that know the groups), then the task's :data:`MONITOR`."""
+    selection = recipe.evaluation.selection_metric
+    group = selection in GROUP_SELECTION_METRICS and recipe.task_type != "detection"
+    return ([f"val_{selection}"] if group else []) + [MONITOR[recipe.task_type]]
 
 
 def package_versions() -> dict[str, str]:

@@ -55,8 +55,9 @@ def _versions(ctx: ReportContext) -> tuple[dict[str, str], str]:
 
 def _epochs_text(info: dict) -> str:
     """What the best iteration trained against what it planned (the plan a rerun replays)."""
-    run, plan = info.get("epochs_run"), info.get("epoch_plan") or ([info["max_epochs"]] if info.get("max_epochs")
-                                                                   else [])
+    from ..notebooks.rerun import recorded_plan
+
+    run, plan = info.get("epochs_run"), recorded_plan(info)
     if run is None:
         return "—"
     text = f"{run} trained"
