@@ -22,7 +22,7 @@ t0 = time.perf_counter()
 import clinagent_lab.server as s
 app_cls = s._jupyter_server_extension_points()[0]["app"]
 t1 = time.perf_counter()
-from clinagent_lab.agent.session import Iteration, Session
+from clinagent_lab.records import Iteration, Session
 from clinagent_lab.recipe import Recipe
 from clinagent_lab.server.manager import SessionManager
 from clinagent_lab.spec import TaskSpec

@@ -19,7 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from fake_llm_server import FakeLLMServer, Reply  # noqa: E402
 
-from clinagent_lab.agent.session import Annotation, Iteration  # noqa: E402
+from clinagent_lab.records import Annotation, Iteration  # noqa: E402
 from clinagent_lab.data.base import ColumnAssociation, DatasetFingerprint, LoadedDataset  # noqa: E402
 from clinagent_lab.llm.audit import MemoryAudit  # noqa: E402
 from clinagent_lab.llm.client import LLMClient, LLMConfig  # noqa: E402

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from clinagent_lab.agent.session import Iteration
+from clinagent_lab.records import Iteration
 from clinagent_lab.data.base import DatasetFingerprint
 from clinagent_lab.evaluation.evaluate import evaluate_predictions
 from clinagent_lab.recipe import EvalConfig, Recipe

@@ -13,7 +13,7 @@ import nbformat
 import numpy as np
 import pandas as pd
 
-from clinagent_lab.agent.session import Annotation, FinalTest, Iteration, Session
+from clinagent_lab.records import Annotation, FinalTest, Iteration, Session
 from clinagent_lab.data.base import ColumnAssociation, DatasetFingerprint
 from clinagent_lab.evaluation import evaluate_predictions
 from clinagent_lab.recipe import Recipe, apply_patch

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from clinagent_lab.agent.engine import Engine
-from clinagent_lab.agent.session import Session
+from clinagent_lab.records import Session
 from clinagent_lab.errors import SessionError
 
 pytestmark = pytest.mark.slow

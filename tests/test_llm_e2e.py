@@ -21,7 +21,7 @@ import pytest
 
 from clinagent_lab import cli
 from clinagent_lab.agent.engine import Engine, prepare_data
-from clinagent_lab.agent.session import Session
+from clinagent_lab.records import Session
 from clinagent_lab.llm.prompts import PARSE_SYSTEM, PROPOSE_SYSTEM, REPAIR_SYSTEM
 
 try:

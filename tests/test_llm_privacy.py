@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from clinagent_lab.agent.session import Annotation, Iteration
+from clinagent_lab.records import Annotation, Iteration
 from clinagent_lab.data.fingerprint import compute_fingerprint
 from clinagent_lab.llm.parser import parse_with_llm
 from clinagent_lab.llm.redact import (

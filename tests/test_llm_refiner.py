@@ -7,7 +7,7 @@ import socket
 
 import pytest
 
-from clinagent_lab.agent.session import Iteration
+from clinagent_lab.records import Iteration
 from clinagent_lab.llm.refiner import LLMRefiner, build_client, build_refiner, may_repair, repair_attempts
 from clinagent_lab.recipe import Recipe, apply_patch
 

@@ -9,7 +9,7 @@ try:
 except ImportError:  # tests collected as a package
     from tests.plan_fixtures import *
 
-from clinagent_lab.agent.session import Annotation
+from clinagent_lab.records import Annotation
 from clinagent_lab.models.mitigations import MITIGATION_ORDER, MITIGATIONS
 from clinagent_lab.plan.refiner import RULES, RefineContext, RuleRefiner, confounder_relies
 from clinagent_lab.recipe import Recipe, apply_patch

@@ -13,7 +13,7 @@ try:
 except ImportError:  # tests collected as a package
     from tests.plan_fixtures import *
 
-from clinagent_lab.agent.session import Annotation
+from clinagent_lab.records import Annotation
 from clinagent_lab.plan.refiner import confounder_relies
 from clinagent_lab.plan.selection import (
     TRADE_TOLERANCE,

@@ -256,7 +256,7 @@ def test_atomic_write_leaves_no_partial_file(tmp_path: Path, monkeypatch: pytest
     def failing_replace(src, dst):
         raise OSError("disk full")
 
-    monkeypatch.setattr("clinagent_lab.agent.session.os.replace", failing_replace)
+    monkeypatch.setattr("clinagent_lab.fileio.os.replace", failing_replace)
     with pytest.raises(OSError, match="disk full"):
         write_report(folder)
     assert out.read_text() == "previous report"

@@ -52,7 +52,7 @@ def test_export_keeps_widget_state(tmp_path: Path) -> None:
 
 
 def test_export_of_session_without_iterations_raises(tmp_path: Path) -> None:
-    from clinagent_lab.agent.session import Session
+    from clinagent_lab.records import Session
 
     folder = make_session(tmp_path)
     session = Session.load(folder)

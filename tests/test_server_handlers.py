@@ -19,7 +19,8 @@ import nbformat
 import pytest
 from tornado.httpclient import HTTPClientError
 
-from clinagent_lab.agent.session import Annotation, FinalTest, Iteration, Proposal, Session, now_iso
+from clinagent_lab.records import Annotation, FinalTest, Iteration, Proposal, Session
+from clinagent_lab.fileio import now_iso
 from clinagent_lab.errors import IntentError, SessionError
 from clinagent_lab.recipe import Recipe, apply_patch, recipe_diff
 from clinagent_lab.server.events import EventBus, format_sse

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from clinagent_lab.agent.session import Annotation, Session
+from clinagent_lab.records import Annotation, Session
 from clinagent_lab.errors import SessionError
 from clinagent_lab.widgets.annotate import (
     ASSETS,

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from clinagent_lab.agent.session import Session
+from clinagent_lab.records import Session
 from clinagent_lab.errors import SessionError
 from clinagent_lab.evaluation import confounder_metrics
 from clinagent_lab.widgets import show_results

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from clinagent_lab.agent.session import Iteration, Session
+from clinagent_lab.records import Iteration, Session
 from clinagent_lab.evaluation.evaluate import evaluate_predictions
 from clinagent_lab.recipe import EvalConfig, Recipe
 from clinagent_lab.spec import Confounder, MetricSpec, TaskSpec

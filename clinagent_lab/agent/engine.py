@@ -23,7 +23,8 @@ from ..data.base import DatasetFingerprint, LoadedDataset
 from ..errors import ClinagentError, IntentError, SessionConflict, SessionError
 from ..recipe import Recipe, RecipePatch, apply_patch, recipe_diff
 from ..spec import TaskSpec
-from .session import Annotation, FinalTest, Iteration, Proposal, Session, atomic_write_text, now_iso
+from ..fileio import atomic_write_text, now_iso
+from ..records import Annotation, FinalTest, Iteration, Proposal, Session
 
 __all__ = ["Engine", "EventSink", "prepare_data", "interpret"]
 

@@ -1,20 +1,19 @@
-"""Session and Iteration records, persisted atomically as ``<out>/session.json``."""
+"""Session records (Session, Iteration, Proposal, Annotation, FinalTest), persisted atomically as
+``<out>/session.json``."""
 
 from __future__ import annotations
 
 import json
-import os
-import tempfile
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from ..data.base import DatasetFingerprint
-from ..errors import SessionError
-from ..recipe import Recipe
-from ..spec import TaskSpec
+from .data.base import DatasetFingerprint
+from .errors import SessionError
+from .fileio import atomic_write_text, now_iso
+from .recipe import Recipe
+from .spec import TaskSpec
 
 __all__ = [
     "Annotation",
@@ -23,8 +22,6 @@ __all__ = [
     "Proposal",
     "FinalTest",
     "Session",
-    "atomic_write_text",
-    "now_iso",
     "SESSION_FILE",
     "SCHEMA_VERSION",
 ]
@@ -32,33 +29,6 @@ __all__ = [
 SESSION_FILE = "session.json"
 SCHEMA_VERSION = 1
 IterationStatus = Literal["pending", "running", "ok", "crash", "timeout", "interrupted", "stopped"]
-
-
-def now_iso() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file in the same folder and an atomic rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o666 & ~_umask())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 class _Model(BaseModel):
