@@ -231,7 +231,7 @@ def compute_fingerprint(ds: LoadedDataset, split_rule: str, leakage_checked: boo
 
 def write_fingerprint(fp: DatasetFingerprint, path: str | Path) -> Path:
     """Write ``fp`` as indented JSON, atomically (a crash never leaves half a file)."""
-    from .fileio import atomic_write_text
+    from ..fileio import atomic_write_text
 
     path = Path(path)
     atomic_write_text(path, fp.model_dump_json(indent=2))

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 from .redact import scrub_secrets
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .records import Session
+    from ..records import Session
 
 __all__ = ["AuditSink", "call_record", "sha256", "session_audit", "JsonlAudit", "MemoryAudit", "AUDIT_KIND"]
 

@@ -20,7 +20,7 @@ from .prompts import LOCKED_FIELDS, propose_messages, repair_messages
 from .redact import Redactor, privacy_payload, trim_traceback
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .records import Iteration
+    from ..records import Iteration
     from ..plan.refiner import RefineContext
     from .client import LLMClient
 

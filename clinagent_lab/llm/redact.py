@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
-    from .records import Annotation, Iteration
+    from ..records import Annotation, Iteration
     from ..data.base import DatasetFingerprint, LoadedDataset
     from ..recipe import Recipe
     from ..spec import TaskSpec

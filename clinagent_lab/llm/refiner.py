@@ -23,7 +23,7 @@ from .proposer import propose_patch, repair_patch
 from .redact import Redactor
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .records import Iteration
+    from ..records import Iteration
     from ..plan.refiner import RefineContext, Refiner
     from ..recipe import RecipePatch
 

@@ -141,7 +141,7 @@ def _summarise(runs: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
 def seed_study(notebook: str | Path, seeds: list[int], *, params: dict[str, Any] | None = None,
                out_dir: str | Path | None = None, workers: int = 1, timeout_s: float = 3600.0) -> SeedStudy:
     """Run ``notebook`` once per seed; failures are reported next to successes. Writes seed_study.json."""
-    from .fileio import atomic_write_text
+    from ..fileio import atomic_write_text
 
     nb = Path(notebook).resolve()
     check_parameters(nb, {**(params or {}), "seed": 0})

@@ -220,7 +220,7 @@ class IterationRun:
         return module.eval()
 
     def save_test_outputs(self, predictions: Any, metrics: dict[str, Any], datamodule: Any) -> None:
-        from .fileio import atomic_write_text
+        from ..fileio import atomic_write_text
 
         out = Path(self.output_dir)
         if isinstance(predictions, pd.DataFrame):
@@ -243,7 +243,7 @@ class IterationRun:
 
     # --- outputs --------------------------------------------------------------------------------------
     def save_outputs(self, trainer: Any, predictions: Any, metrics: dict[str, Any]) -> None:
-        from .fileio import atomic_write_text
+        from ..fileio import atomic_write_text
         from ..evaluation.evaluate import evaluator_hash
 
         out = Path(self.output_dir)

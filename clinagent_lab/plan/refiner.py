@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable, Protocol
 
-from .records import Annotation, Iteration
+from ..records import Annotation, Iteration
 from ..data.base import DatasetFingerprint
 from ..recipe import Recipe, RecipePatch
 from ..registry import Registry

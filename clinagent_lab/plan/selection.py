@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .records import Annotation, Iteration
+from ..records import Annotation, Iteration
 from ..spec import TaskSpec
 
 __all__ = ["selection_value", "reliance_score", "constraint_violations", "decide", "TRADE_TOLERANCE"]

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import nbformat
 
-from .records import Iteration, Session
-from .fileio import atomic_write_text
+from ..records import Iteration, Session
+from ..fileio import atomic_write_text
 from ..errors import SessionError
 
 __all__ = ["SESSION_NOTEBOOK", "build_session_notebook", "export_session_notebook"]

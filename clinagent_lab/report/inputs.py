@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .records import SESSION_FILE, Iteration, Session
+from ..records import SESSION_FILE, Iteration, Session
 from ..errors import ClinagentError, SessionError
 
 __all__ = ["GROUP_COLUMNS", "SEED_STUDY_FILE", "SPLITS_FILE", "ReportInputs", "load_inputs"]

@@ -16,7 +16,7 @@ from jupyter_server.base.handlers import APIHandler
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from tornado.iostream import StreamClosedError
 
-from .records import Annotation
+from ..records import Annotation
 from ..errors import ClinagentError
 from ..spec import TaskSpec
 from .events import format_sse

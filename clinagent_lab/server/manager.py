@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from .records import SESSION_FILE, Annotation, Session
+from ..records import SESSION_FILE, Annotation, Session
 from ..errors import ClinagentError, DataFormatError, SessionError
 from ..spec import TaskSpec
 from .events import EventBus

@@ -112,7 +112,7 @@ def evaluate(predictions: pd.DataFrame, recipe: Recipe, spec: TaskSpec, dataset:
 
 
 def save_predictions(predictions: pd.DataFrame, path: str | Path) -> Path:
-    from .fileio import atomic_write_text
+    from ..fileio import atomic_write_text
 
     atomic_write_text(Path(path), predictions.to_csv(index=False))
     return Path(path)

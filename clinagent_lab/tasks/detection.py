@@ -200,7 +200,7 @@ def evaluate(predictions: list[dict[str, Any]], recipe: Recipe, spec: TaskSpec,
 
 def save_predictions(predictions: list[dict[str, Any]], path: str | Path) -> Path:
     """Write predictions as a JSON list (atomically)."""
-    from .fileio import atomic_write_text
+    from ..fileio import atomic_write_text
 
     atomic_write_text(Path(path), json.dumps(predictions, indent=1))
     return Path(path)

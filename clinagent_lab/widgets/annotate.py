@@ -30,7 +30,7 @@ from typing import Any, Protocol, runtime_checkable
 import anywidget
 import traitlets
 
-from .records import SESSION_FILE, Annotation, Session
+from ..records import SESSION_FILE, Annotation, Session
 from ..errors import ClinagentError, SessionError
 
 __all__ = [

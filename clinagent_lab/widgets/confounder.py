@@ -19,7 +19,7 @@ import ipywidgets as w
 import pandas as pd
 import traitlets
 
-from .records import Annotation
+from ..records import Annotation
 from ..errors import RecipeError
 from ..recipe import Recipe
 from ..spec import TaskSpec

@@ -20,7 +20,7 @@ from typing import Any
 
 import pandas as pd
 
-from .records import SESSION_FILE, Session
+from ..records import SESSION_FILE, Session
 from ..errors import DataValidationError, SessionError
 from ..recipe import Recipe
 from ..spec import TaskSpec

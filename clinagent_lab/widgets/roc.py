@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 import traitlets
 
-from .records import Annotation
+from ..records import Annotation
 from ..errors import RecipeError
 from ..recipe import Recipe
 from .annotate import ASSETS, AnnotationSink, Submitter, sink_widgets

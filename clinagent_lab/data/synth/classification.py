@@ -109,7 +109,7 @@ def _save_png(array: np.ndarray, path: Path) -> None:
 
 
 def _write_manifest(out_dir: Path, frame: pd.DataFrame) -> Path:
-    from ..fileio import atomic_write_text
+    from ...fileio import atomic_write_text
 
     atomic_write_text(out_dir / "manifest.csv", frame.to_csv(index=False))
     return out_dir
