@@ -167,6 +167,20 @@ class Session(_Model):
     def log(self, kind: str, **detail: Any) -> None:
         self.audit.append(AuditEvent(kind=kind, detail=detail))
 
+    def mark_interrupted(self, why: str, stop_reason: str = "interrupted") -> bool:
+        """After the process driving this session died: iterations left running are ``interrupted`` (failed,
+        with ``why``) and a running session is ``stopped``. Returns whether anything changed (then save)."""
+        stale = [it for it in self.iterations
+                 if it.status in ("running", "pending") and it.started_at and not it.finished_at]
+        if not stale and self.status != "running":
+            return False
+        for it in stale:
+            it.status, it.decision, it.decision_reason = "interrupted", "failed", why
+        self.status = "stopped"
+        self.stop_reason = stop_reason
+        self.log("interrupted", iterations=[it.index for it in stale], reason=why)
+        return True
+
     def best(self) -> Iteration | None:
         if self.best_iteration is None:
             return None
