@@ -57,7 +57,8 @@ class StandInEngine:
     @classmethod
     def create(cls, request: str, data_path: Any, out_dir: Any, *, model: str = "offline", seed: int = 0,
                max_iterations: int | None = None, iteration_minutes: float | None = None,
-               spec: TaskSpec | None = None, data_format: str | None = None) -> StandInEngine:
+               spec: TaskSpec | None = None, data_format: str | None = None,
+               recipe_overrides: dict[str, Any] | None = None) -> StandInEngine:
         spec = spec or cls.interpret(request, data_path)
         if max_iterations:
             spec.budget.max_iterations = max_iterations

@@ -230,13 +230,7 @@ class Engine:
 
     def annotate(self, annotation: Annotation) -> Annotation:
         with self.lock:
-            if annotation.iteration is not None:
-                self.session.iteration(annotation.iteration)
-            self.session.annotations.append(annotation)
-            if annotation.iteration is not None:
-                self.session.iteration(annotation.iteration).annotations.append(len(self.session.annotations) - 1)
-            self.session.proposal = None  # the next proposal must see the annotation
-            self.session.log("annotation", annotation_kind=annotation.kind, value=annotation.value)
+            self.session.annotate(annotation)
             self.save()
         return annotation
 
