@@ -8,8 +8,11 @@ call its methods in order: load data with the frozen split, collect custom-code 
 from __future__ import annotations
 
 import json
+import os
 import platform
+import time
 from dataclasses import dataclass, field
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
@@ -17,11 +20,14 @@ import numpy as np
 import pandas as pd
 
 from ..data.base import LoadedDataset
+from ..data.formats import load_dataset
+from ..data.splits import apply_split_table, without_split
 from ..errors import DataValidationError, RecipeError
+from ..fileio import atomic_write_text
 from ..recipe import Recipe
 from ..spec import TaskSpec
-from ..data.splits import without_split
 from ..tasks import TaskBackend, get_backend
+from .executor import DEADLINE_ENV
 from .progress import EpochPlanner, ProgressCallback, TimeBudget, write_event
 
 __all__ = ["IterationRun", "Hooks", "prepare_run", "without_split", "HOOK_FUNCTIONS"]
@@ -60,8 +66,6 @@ class IterationRun:
     # --- data -----------------------------------------------------------------------------------------
     def load_data(self, data_path: str, data_format: str = "", splits_path: str = "",
                   include_test: bool = False) -> LoadedDataset:
-        from ..data.formats import load_dataset
-        from ..data.splits import apply_split_table
 
         dataset = load_dataset(data_path, data_format or None, **self.recipe.data.format_options)
         if splits_path:
@@ -98,6 +102,7 @@ class IterationRun:
         so a rerun replays it. The checkpoint kept is the best epoch by :meth:`monitor` for ``module``;
         ``datamodule`` is accepted for the template's call and not needed.
         """
+        # the training stack takes seconds to import
         from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 
         t = self.recipe.training
@@ -142,6 +147,7 @@ class IterationRun:
         """``(optimizer, total_steps) -> scheduler``: the recipe's per-step schedule over the planned steps."""
         if self.recipe.optim.schedule == "none":
             return None
+        # deferred: the training stack takes seconds to import (lightning)
         from ..models.classifier import build_scheduler
 
         recipe = self.recipe
@@ -181,7 +187,6 @@ class IterationRun:
         return self.backend.load_checkpoint(path, self.recipe, hooks.model).eval()
 
     def save_test_outputs(self, predictions: Any, metrics: dict[str, Any], datamodule: Any) -> None:
-        from ..fileio import atomic_write_text
 
         out = Path(self.output_dir)
         if isinstance(predictions, pd.DataFrame):
@@ -195,6 +200,7 @@ class IterationRun:
             self.backend.save_predictions(predictions, out / self.backend.test_predictions_file)
             n = len(predictions)
         atomic_write_text(out / "test_metrics.json", json.dumps(_jsonable(metrics), indent=2))
+        # deferred: SciPy: heavy, only for this computation (scipy)
         from ..evaluation.evaluate import evaluator_hash
 
         info = {"n_samples": n, "test_reads": int(getattr(datamodule, "test_reads", 1)),
@@ -204,7 +210,7 @@ class IterationRun:
 
     # --- outputs --------------------------------------------------------------------------------------
     def save_outputs(self, trainer: Any, predictions: Any, metrics: dict[str, Any]) -> None:
-        from ..fileio import atomic_write_text
+        # deferred: SciPy: heavy, only for this computation (scipy)
         from ..evaluation.evaluate import evaluator_hash
 
         out = Path(self.output_dir)
@@ -228,7 +234,8 @@ class IterationRun:
         if self.backend.has_boxes:  # the detection template draws its own box figures
             return
         try:
-            from ..widgets.static import save_roc_png, save_confounder_png
+            # deferred: figures only (matplotlib)
+            from ..widgets.static import save_confounder_png, save_roc_png
         except ImportError:  # figures are a convenience, never a reason to fail the iteration
             return
         paths = [save_roc_png(predictions, self.recipe, self.output_dir / "roc.png")]
@@ -236,7 +243,7 @@ class IterationRun:
             paths.append(save_confounder_png(predictions, self.recipe, self.spec, name,
                                              self.output_dir / f"confounder_{name}.png", metrics=metrics))
         try:
-            from IPython.display import Image, display
+            from IPython.display import Image, display  # only inside a kernel
         except ImportError:
             return
         for path in paths:
@@ -250,10 +257,7 @@ def training_time_left(recipe_max_s: float | None) -> float | None:
     The executor passes the iteration's deadline in ``CLINAGENT_DEADLINE``; a slow kernel start then eats into
     training, not into the evaluation that must follow it. Plain papermill reruns have no deadline.
     """
-    import os
-    import time
 
-    from .executor import DEADLINE_ENV
 
     deadline = os.environ.get(DEADLINE_ENV)
     if not deadline:
@@ -264,6 +268,7 @@ def training_time_left(recipe_max_s: float | None) -> float | None:
 
 
 def _load_weights(module: Any, path: str | Path) -> None:
+    # deferred: the training stack takes seconds to import (torch)
     from ..models.checkpoints import load_weights
 
     load_weights(module, path)
@@ -273,7 +278,7 @@ def prepare_run(*, recipe: dict[str, Any], spec: dict[str, Any], seed: int, outp
                 events_path: str = "", max_epochs: int | list[int] | None = None,
                 time_budget_s: float | None = None) -> IterationRun:
     """Validate the parameters, apply overrides, seed everything, and pick the task backend."""
-    import lightning as L
+    import lightning as L  # the training stack takes seconds to import
 
     data = json.loads(json.dumps(recipe))
     data["seed"] = int(seed)
@@ -307,7 +312,6 @@ def _epoch_parameter(value: Any) -> list[int] | None:
 
 
 def package_versions() -> dict[str, str]:
-    from importlib.metadata import PackageNotFoundError, version
 
     out = {"python": platform.python_version()}
     for name in ("clinagent-lab", "torch", "torchvision", "lightning", "torchmetrics", "albumentations", "timm",
@@ -338,7 +342,7 @@ def _jsonable(value: Any) -> Any:
 
 def _display(obj: Any) -> None:
     try:
-        from IPython.display import display
+        from IPython.display import display  # only inside a kernel
 
         display(obj)
     except ImportError:  # pragma: no cover - outside a kernel
