@@ -19,8 +19,8 @@ from .errors import ClinagentError
 __all__ = ["main", "build_parser", "ProgressPrinter"]
 
 EXIT_USAGE = 2
-DEMO_FINDING_CONTRAST = 0.45
-DEMO_NOISE = 0.04
+DEMO_FINDING_CONTRAST = 0.7
+DEMO_NOISE = 0.03
 
 
 # --------------------------------------------------------------------------------------------------------------
