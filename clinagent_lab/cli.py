@@ -269,7 +269,7 @@ def build_parser() -> argparse.ArgumentParser:
     dp.add_argument("--seed", type=int, default=0)
     dp.add_argument("--n", type=int, default=600, help="number of synthetic images")
     dp.add_argument("--max-iterations", type=int, default=3)
-    dp.add_argument("--iteration-minutes", type=float, default=1.5)
+    dp.add_argument("--iteration-minutes", type=float, default=2.0)
     dp.add_argument("--verbose", action="store_true", help="a line per epoch with every validation metric")
     _add_llm_args(dp)
     dp.set_defaults(func=cmd_demo)

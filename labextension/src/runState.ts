@@ -127,7 +127,9 @@ export function describeRunState(s: IRunState): string {
     case 'evaluating':
       return `${it}evaluating on the validation split`;
     case 'waiting':
-      return `${it}finished; waiting for your approval of the next step`;
+      return s.iteration === null
+        ? 'Ready: the first recipe is proposed; press Start or edit it'
+        : `${it}finished; waiting for your approval of the next step`;
     case 'testing':
       return `Evaluating iteration ${s.iteration} on the test split (once)`;
     case 'finished':
