@@ -29,6 +29,10 @@ import sys
 import time
 from typing import Any, TextIO
 
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+from rich.table import Table
+
 __all__ = ["LiveProgress", "PlainProgress", "ProgressPrinter", "progress_display", "print_summary",
            "selection_of"]
 
@@ -148,9 +152,6 @@ class LiveProgress(ProgressPrinter):
 
     def __init__(self, stream: TextIO | None = None) -> None:
         super().__init__(stream)
-        from rich.console import Console
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
-
         self.console = Console(file=self.stream)
         self.progress = Progress(TextColumn("{task.description}"), BarColumn(bar_width=18), MofNCompleteColumn(),
                                  TextColumn("{task.fields[detail]}"), console=self.console, transient=False)
@@ -209,10 +210,7 @@ def progress_display(verbose: bool = False, stream: TextIO | None = None) -> Pro
 
 
 def print_summary(session: Any, stream: TextIO | None = None) -> None:
-    """The compact table of a session's iterations (and its test result once there is one)."""
-    from rich.console import Console
-    from rich.table import Table
-
+    """The compact table of a session's iterations."""
     stream = stream or sys.stdout
     console = Console(file=stream, width=None if getattr(stream, "isatty", lambda: False)() else 110)
     table = Table(title="iterations", title_justify="left", show_edge=False, pad_edge=False)

@@ -14,6 +14,7 @@ from __future__ import annotations
 from typing import Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field
+from pydantic.json_schema import models_json_schema
 
 from ..records import Annotation, FinalTest, Iteration, Proposal, Session
 from ..recipe import Recipe
@@ -173,8 +174,6 @@ API_MODELS: tuple[type[BaseModel], ...] = (
 
 def api_json_schema() -> dict[str, Any]:
     """One JSON Schema document: every model of :data:`API_MODELS` under ``$defs`` and the ``Event`` union."""
-    from pydantic.json_schema import models_json_schema
-
     _, schema = models_json_schema([(m, "serialization") for m in API_MODELS], title="ClinagentApi",
                                    ref_template="#/$defs/{model}")
     defs = schema["$defs"]

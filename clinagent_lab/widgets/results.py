@@ -24,6 +24,7 @@ from ..records import SESSION_FILE, Session
 from ..errors import ClinagentError, DataValidationError, SessionError
 from ..recipe import Recipe
 from ..spec import TaskSpec
+from .figdata import _classes_target
 from .annotate import AnnotationSink, ServerSink, SessionFileSink, sink_widgets
 from .static import format_value, save_confounder_png, save_roc_png
 from .summary import clinician_sentence, clinician_summary_html, metric_table_html
@@ -163,8 +164,6 @@ def _heading(res: IterationResults) -> str:
 
 
 def _sentence(res: IterationResults) -> str:
-    from .figdata import _classes_target
-
     if res.recipe.task_type == "detection":
         return ""
     try:

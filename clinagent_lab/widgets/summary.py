@@ -29,7 +29,7 @@ def wilson_interval(k: int, n: int, confidence: float = 0.95) -> tuple[float, fl
     """
     if n <= 0:
         return None
-    from scipy.stats import binomtest
+    from scipy.stats import binomtest  # scipy.stats takes a second to import: only when a sentence is written
 
     ci = binomtest(int(k), int(n)).proportion_ci(confidence_level=confidence, method="wilson")
     return float(ci.low), float(ci.high)

@@ -73,7 +73,8 @@ function Row(props: { it: Iteration; previous: Iteration | null; best: boolean }
   const [open, setOpen] = useState(false);
   const { it } = props;
   const m = markOf(it);
-  const diff = props.previous ? recipeDiff(props.previous.recipe, it.recipe) : [];
+  // the recipe's own notes on why each value was chosen are the rationale, not a change
+  const diff = props.previous ? recipeDiff(props.previous.recipe, it.recipe).filter(([k]) => !k.startsWith('reasons')) : [];
   return (
     <li className={`ca-hrow ca-${m}${props.best ? ' ca-best' : ''}`} data-testid="clinagent-history-row">
       <button className="ca-hrow-head" aria-expanded={open} onClick={() => setOpen(!open)}>
