@@ -167,6 +167,18 @@ class Session(_Model):
     def log(self, kind: str, **detail: Any) -> None:
         self.audit.append(AuditEvent(kind=kind, detail=detail))
 
+    def annotate(self, annotation: Annotation) -> Annotation:
+        """Add a clinician's annotation (linked to its iteration, if any); the pending proposal is dropped so
+        that the next one sees it. The caller saves."""
+        if annotation.iteration is not None:
+            self.iteration(annotation.iteration)  # raises when there is no such iteration
+        self.annotations.append(annotation)
+        if annotation.iteration is not None:
+            self.iteration(annotation.iteration).annotations.append(len(self.annotations) - 1)
+        self.proposal = None
+        self.log("annotation", annotation_kind=annotation.kind, value=annotation.value)
+        return annotation
+
     def mark_interrupted(self, why: str, stop_reason: str = "interrupted") -> bool:
         """After the process driving this session died: iterations left running are ``interrupted`` (failed,
         with ``why``) and a running session is ``stopped``. Returns whether anything changed (then save)."""

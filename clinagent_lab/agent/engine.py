@@ -14,7 +14,6 @@ Example (offline, tiny data)::
 from __future__ import annotations
 
 import threading
-import time
 import uuid
 from pathlib import Path
 from typing import Any, Callable
@@ -25,6 +24,7 @@ from ..data.base import LoadedDataset
 from ..data.formats import load_dataset
 from ..data.splits import apply_split_table, split_table, without_split
 from ..errors import ClinagentError, SessionError
+from ..events import make_event
 from ..fileio import atomic_write_text
 from ..intent import assess_request, ground_spec
 from ..llm.codecheck import check_code
@@ -139,9 +139,10 @@ class Engine:
             self.session.save()
 
     def emit(self, on_event: EventSink | None, type_: str, **fields: Any) -> None:
+        """Send a validated :mod:`clinagent_lab.events` event to ``on_event``."""
         if on_event is None:
             return
-        event = {"v": 1, "type": type_, "session": self.session.id, "time": round(time.time(), 3), **fields}
+        event = make_event(type_, session=self.session.id, **fields)
         try:
             on_event(event)
         except Exception:  # noqa: BLE001 - a broken display must never break training
@@ -230,13 +231,7 @@ class Engine:
 
     def annotate(self, annotation: Annotation) -> Annotation:
         with self.lock:
-            if annotation.iteration is not None:
-                self.session.iteration(annotation.iteration)
-            self.session.annotations.append(annotation)
-            if annotation.iteration is not None:
-                self.session.iteration(annotation.iteration).annotations.append(len(self.session.annotations) - 1)
-            self.session.proposal = None  # the next proposal must see the annotation
-            self.session.log("annotation", annotation_kind=annotation.kind, value=annotation.value)
+            self.session.annotate(annotation)
             self.save()
         return annotation
 

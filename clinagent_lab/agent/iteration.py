@@ -21,7 +21,7 @@ from ..tasks import get_backend
 if TYPE_CHECKING:
     from .engine import Engine, EventSink
 
-__all__ = ["run_iteration", "headline"]
+__all__ = ["run_iteration", "headline", "pin_epochs"]
 
 
 def run_iteration(engine: Engine, proposal: Proposal, on_event: EventSink | None = None,
@@ -97,7 +97,7 @@ def _read_back(it: Iteration, folder: Path) -> None:
         it.error = {"ename": type(exc).__name__, "evalue": str(exc), "cell_index": None}
         return
     it.val_metrics = metrics
-    _pin_epochs(folder / "iteration.ipynb", replay_epochs(info))
+    pin_epochs(folder / "iteration.ipynb", replay_epochs(info))
     it.selection_value = selection_value(metrics)
     ckpt = folder / "model.ckpt"
     it.checkpoint = str(ckpt) if ckpt.exists() else None
@@ -121,7 +121,7 @@ def _finish(engine: Engine, it: Iteration, on_event: EventSink | None) -> Iterat
     return it
 
 
-def _pin_epochs(notebook: Path, epochs: int | list[int] | None) -> None:
+def pin_epochs(notebook: Path, epochs: int | list[int] | None) -> None:
     """Write the epochs the run planned for its budget (``replay_epochs`` of its run_info.json) into the
     executed notebook's parameters cell, so that plain ``papermill iteration.ipynb out.ipynb -p seed S``
     replays the same schedule on any machine."""

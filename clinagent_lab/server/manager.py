@@ -76,6 +76,7 @@ class SessionManager:
         max_iterations: default iteration budget for new sessions (``None``: the spec decides).
         iteration_minutes: default time budget of one iteration.
         auto_continue: run the proposed next iteration without waiting for approval.
+        recipe_overrides: recipe fields (dotted names) fixed for every new session's baseline.
         bus: where progress events go.
         workers: threads for blocking engine calls.
     """
@@ -83,7 +84,8 @@ class SessionManager:
     def __init__(self, sessions_dir: str | Path, root_dir: str | Path, *, engine_factory: Any = None,
                  model: str = "offline", max_iterations: int | None = None,
                  iteration_minutes: float | None = None, auto_continue: bool = False,
-                 bus: EventBus | None = None, workers: int = 4) -> None:
+                 bus: EventBus | None = None, workers: int = 4,
+                 recipe_overrides: dict[str, Any] | None = None) -> None:
         self.sessions_dir = Path(sessions_dir)
         self.root_dir = Path(root_dir).resolve()
         self._factory = engine_factory
@@ -91,6 +93,7 @@ class SessionManager:
         self.max_iterations = max_iterations
         self.iteration_minutes = iteration_minutes
         self.auto_continue = auto_continue
+        self.recipe_overrides = dict(recipe_overrides or {})
         self.bus = bus or EventBus()
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="clinagent")
         self._dirs: dict[str, Path] = {}
@@ -205,7 +208,7 @@ class SessionManager:
         eng = await self._call(self.engine_class.create, request, path, out_dir, model=self.model,
                                max_iterations=max_iterations or self.max_iterations,
                                iteration_minutes=iteration_minutes or self.iteration_minutes,
-                               spec=spec, data_format=data_format)
+                               spec=spec, data_format=data_format, recipe_overrides=self.recipe_overrides)
         sid = eng.session.id
         self._dirs[sid] = Path(eng.session.out_dir)
         self._engines[sid] = eng
