@@ -164,8 +164,7 @@ def _heading(res: IterationResults) -> str:
 
 
 def _sentence(res: IterationResults) -> str:
-    if res.recipe.task_type == "detection":
-        return ""
+    """Empty for tasks whose metrics carry no confusion counts (detection)."""
     try:
         classes, positive = _classes_target(res.recipe, None, None)
     except ClinagentError:
