@@ -320,7 +320,7 @@ class ImageClassifier(L.LightningModule):
 
     def _group_balanced_auroc(self, probs: torch.Tensor, labels: torch.Tensor, groups: torch.Tensor) -> float:
         """The evaluator's label x confounder balanced AUROC of the target class (``nan`` if undefined)."""
-        # deferred: SciPy: heavy, only for this computation (scipy)
+        # deferred: pulls in scipy, slow to import
         from ..evaluation.confounders import group_balanced_auroc
 
         value = group_balanced_auroc((labels == self.positive_class).numpy(),
