@@ -62,8 +62,8 @@ def run_iteration(engine: Engine, proposal: Proposal, on_event: EventSink | None
             value = next((metrics[m] for m in monitors if m in metrics), None)
             if isinstance(value, (int, float)):
                 it.curve.append(round(float(value), 6))
-        engine.emit(on_event, event.get("type", "log"), iteration=index,
-                    **{k: v for k, v in event.items() if k not in ("type", "v", "time")}, budget_s=budget)
+        fields = {k: v for k, v in event.items() if k not in ("type", "v", "time", "session")}
+        engine.emit(on_event, event.get("type", "log"), **{**fields, "iteration": index, "budget_s": budget})
 
     result = engine.executor.execute(run.input_notebook, run.notebook, {}, timeout_s=budget,
                                      events_path=run.events, on_event=relay, cwd=run.path)
