@@ -171,6 +171,7 @@ def _annotations(ctx: RefineContext) -> RecipePatch | None:
 
 @rule("mitigate_confounder", order=2)
 def _mitigate(ctx: RefineContext) -> RecipePatch | None:
+    from ..data.counterfactual import has_masks
     from ..models.mitigations import MITIGATION_ORDER, MITIGATIONS
 
     reference = ctx.best or ctx.last
@@ -191,6 +192,8 @@ def _mitigate(ctx: RefineContext) -> RecipePatch | None:
             mitigation = MITIGATIONS.get(name)
             if smallest < mitigation.min_train_per_class:
                 continue  # too few training images for this method (e.g. a held-out refit)
+            if mitigation.needs_location and not has_masks(ctx.fingerprint.root, conf.column):
+                continue  # the data do not record where the artefact is
             changes = mitigation.changes(ctx.current, conf.name, conf.column)
             changes.setdefault("debias.confounder", conf.name)
             tried = [i.split(":")[-1] for i in ctx.tried_ideas if i.startswith(f"mitigate:{conf.name}:")]
