@@ -72,7 +72,7 @@ def test_an_advantage_inside_the_interval_is_not_called_better(tmp_path):
 
 def test_a_clear_improvement_is_kept_with_its_interval(tmp_path):
     spec = drain_spec(action="report")
-    best = _iteration(tmp_path, 1, scores("partial"))
+    best = _iteration(tmp_path, 1, scores("shortcut"))
     candidate = _iteration(tmp_path, 2, scores("fair"))
     ci = difference_to_best(candidate, best, spec)
     assert ci.low > 0
