@@ -284,6 +284,12 @@ class IterationRun:
                 display(Image(filename=str(path)))
 
 
+    def show_saliency(self, module: Any, datamodule: Any) -> None:
+        """Grad-CAM maps on a stratified validation sample, saved and shown (:mod:`.saliency`)."""
+        from .saliency import save_iteration_saliency  # torch/captum: only in the kernel
+        save_iteration_saliency(module, datamodule, self.output_dir)
+
+
 def training_time_left(recipe_max_s: float | None) -> float | None:
     """Seconds training may run: the recipe's guard, capped by the executor's deadline (minus time to evaluate).
 

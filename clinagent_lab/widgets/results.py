@@ -213,6 +213,7 @@ def show_results(iteration_dir: str | Path, *, session_id: str | None = None, si
     """
     from .confounder import AnnotationControls
     from .roc import RocWidget
+    from .saliency import saliency_pngs
 
     res = load_iteration(iteration_dir, recipe=recipe, spec=spec)
     sink = sink if sink is not None else make_sink(res.session_dir, session_id)
@@ -228,6 +229,7 @@ def show_results(iteration_dir: str | Path, *, session_id: str | None = None, si
         view.controls = AnnotationControls(res.recipe.classes, iteration=res.iteration, sink=sink,
                                            show_sink=False)
         view.pngs = _static_pngs(res, names)
+        view.pngs += saliency_pngs(res)  # Grad-CAM maps, baseline beside this iteration (widgets/saliency.py)
     if display:
         from IPython.display import display as show
 
