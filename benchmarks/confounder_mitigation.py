@@ -87,11 +87,20 @@ def run_seed(args, data: Path, root: Path, seed: int) -> dict:
         print(f"{name:<34}" + "".join(f"{(r[k] if r[k] is not None else float('nan')):>20.4f}" for k in keys))
     b, m = rows["baseline"], list(rows.values())[1]
     r = reductions(b, m)
+    shares = {name: _saliency_share(it) for name, it in (("baseline", base), ("mitigated", mitigated))}
+    print("Grad-CAM attribution inside the drain (validation sample, drain-bearing images): "
+          + ", ".join(f"{k} {v:.1%}" if v is not None else f"{k} -" for k, v in shares.items()))
     print(f"dependence (partial correlation) reduced by {r['dependence']:.1%} (target >= 60%); excess FPR reduced "
           f"by {r['excess_fpr']:.1%} (target >= 70%); test AUROC {r['auroc']:+.4f} vs baseline; wall "
           f"{wall / 60:.1f} min (target < 10); seed {seed}")
     return {"seed": seed, "baseline": b, "mitigated": m, "method": mitigated.recipe.debias.method,
-            "kept": session.best_iteration == mitigated.index, "wall_min": wall / 60, **r}
+            "kept": session.best_iteration == mitigated.index, "wall_min": wall / 60, "saliency": shares, **r}
+
+
+def _saliency_share(iteration) -> float | None:
+    """Mean share of the Grad-CAM map inside the drain that the iteration's notebook saved (validation)."""
+    path = Path(iteration.output_dir or ".") / "saliency.json"
+    return json.loads(path.read_text()).get("share_inside_artefact") if path.is_file() else None
 
 
 def _pct(x: float) -> str:
@@ -115,19 +124,22 @@ def seed_table(results: list[dict]) -> str:
             wall = f"{r['wall_min']:.1f} min" if name == "mitigated" else ""
             lines.append(f"| {r['seed']} | {label} | {v['auroc']:.4f} | {v['fpr_drain']:.4f} | "
                          f"{v['fpr_no_drain']:.4f} | {v['excess_fpr']:.4f} | {v['partial_correlation']:.4f} | {wall} |")
-    lines += ["", "| seed | dependence (partial corr.) | excess FPR | test AUROC | all per-seed targets |",
-              "| --- | --- | --- | --- | --- |"]
+    lines += ["", "| seed | dependence (partial corr.) | excess FPR | test AUROC | all per-seed targets | "
+              "Grad-CAM share inside the drain (val.) |", "| --- | --- | --- | --- | --- | --- |"]
     for r in results:
+        sal = r.get("saliency") or {}
+        share = (f"{sal['baseline']:.1%} → {sal['mitigated']:.1%}"
+                 if sal.get("baseline") is not None and sal.get("mitigated") is not None else "–")
         lines.append(f"| {r['seed']} | {_pct(-r['dependence'])} | {_pct(-r['excess_fpr'])} | {_num(r['auroc'])} | "
-                     f"{'yes' if meets(r) else 'no'} |")
+                     f"{'yes' if meets(r) else 'no'} | {share} |")
     stat = {k: np.array([r[k] for r in results]) for k in ("dependence", "excess_fpr", "auroc")}
     sd = {k: float(v.std(ddof=1)) if len(v) > 1 else 0.0 for k, v in stat.items()}
     lines.append(f"| mean | **{_pct(-stat['dependence'].mean())}** | **{_pct(-stat['excess_fpr'].mean())}** | "
-                 f"**{_num(stat['auroc'].mean())}** | {sum(meets(r) for r in results)} of {len(results)} |")
+                 f"**{_num(stat['auroc'].mean())}** | {sum(meets(r) for r in results)} of {len(results)} | |")
     lines.append(f"| spread: SD (min to max) | {sd['dependence']:.1%} ({_pct(-stat['dependence'].max())} to "
                  f"{_pct(-stat['dependence'].min())}) | {sd['excess_fpr']:.1%} ({_pct(-stat['excess_fpr'].max())} "
                  f"to {_pct(-stat['excess_fpr'].min())}) | {sd['auroc']:.3f} ({_num(stat['auroc'].min())} to "
-                 f"{_num(stat['auroc'].max())}) | |")
+                 f"{_num(stat['auroc'].max())}) | | |")
     mean_ok = all(stat[k].mean() >= v for k, v in MEAN_TARGETS.items())
     lines.append("")
     lines.append(f"Per-seed targets (dependence −60 %, excess FPR −70 %, AUROC not lower) met by "
