@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 from typing import Any, Sequence
 
+from . import model_export
 from .errors import ClinagentError
 
 __all__ = ["main", "build_parser"]
@@ -309,6 +310,7 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("session", help="session folder (holds session.json)")
     rep.add_argument("--out", help="output HTML path (default: <session>/report.html)")
     rep.set_defaults(func=cmd_report)
+    model_export.register(sub)  # clinagent export SESSION --format onnx|torchscript
     return p
 
 
