@@ -311,7 +311,7 @@ def test_report_of_a_real_session(e2e_session, tmp_path: Path) -> None:
     engine = e2e_session[0]
     path = engine.export_report(tmp_path / "report.html")
     soup = BeautifulSoup(path.read_text(), "html.parser")
-    assert [s["id"] for s in soup.find_all("section")][:6] == BASE_SECTIONS
+    assert [s["id"] for s in soup.find_all("section")][:7] == BASE_SECTIONS[:4] + ["saliency"] + BASE_SECTIONS[4:]
     raw = json.loads((Path(engine.session.out_dir) / "session.json").read_text())
     paths = _check_numbers(soup, raw)
     assert ["final_test", "metrics", "auroc"] in paths
