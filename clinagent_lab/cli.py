@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 from typing import Any, Sequence
 
-from . import model_export
+from .commands import export as model_export
 from .errors import ClinagentError
 
 __all__ = ["main", "build_parser"]

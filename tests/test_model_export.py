@@ -11,7 +11,7 @@ import pytest
 
 from clinagent_lab.cli import main
 from clinagent_lab.data.formats import load_dataset
-from clinagent_lab.model_export import export_model, preprocess
+from clinagent_lab.commands.export import export_model, preprocess
 
 pytestmark = pytest.mark.slow
 

@@ -61,7 +61,7 @@ def has_masks(root: str | Path | None, column: str | None) -> bool:
 
 def read_mask(path: str | Path) -> np.ndarray | None:
     """A boolean ``HxW`` mask (non-zero pixels), or None when the file does not exist."""
-    from PIL import Image
+    from PIL import Image  # image I/O only when masks are read
 
     path = Path(path)
     if not path.is_file():
@@ -72,7 +72,7 @@ def read_mask(path: str | Path) -> np.ndarray | None:
 
 def write_mask(path: str | Path, mask: np.ndarray) -> None:
     """Write a boolean mask as an 8-bit PNG (255 inside), creating the folder."""
-    from PIL import Image
+    from PIL import Image  # image I/O only when masks are written
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -88,7 +88,7 @@ def paste_artefact(image: np.ndarray, donor: np.ndarray, mask: np.ndarray) -> np
 
 def remove_artefact(image: np.ndarray, mask: np.ndarray, radius: int = 2) -> np.ndarray:
     """``image`` with the masked pixels inpainted from their surroundings (OpenCV's Telea method)."""
-    import cv2  # albumentations' dependency; imported here to keep this module light
+    import cv2  # OpenCV (albumentations' dependency): only when an artefact is removed
 
     if not mask.any():
         return image.copy()
@@ -107,7 +107,7 @@ def _fit_mask(mask: np.ndarray, shape: tuple[int, int], resize: object | None) -
         mask = resize(image=dummy, mask=mask.astype(np.uint8))["mask"] > 0  # type: ignore[operator]
         if mask.shape == shape:
             return mask
-    import cv2
+    import cv2  # OpenCV: only when a mask's size differs from the image's
 
     return cv2.resize(mask.astype(np.uint8), (shape[1], shape[0]), interpolation=cv2.INTER_NEAREST) > 0
 

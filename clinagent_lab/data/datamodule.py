@@ -27,6 +27,7 @@ from torch.utils.data import DataLoader, Dataset
 from ..errors import DataValidationError, SessionError
 from ..recipe import Recipe
 from .base import LoadedDataset
+from .counterfactual import ArtefactSwap, has_masks, mask_path, masks_folder
 from .images import to_channels
 from .samplers import build_sampler
 from .transforms import build_transforms, resize_transforms
@@ -225,8 +226,6 @@ class ImageDataModule(LightningDataModule):
 
     def _artefact_swap(self, ds: ImageDataset) -> Any:
         """The counterfactual augmentation of the training split (the artefact's masks must exist)."""
-        from .counterfactual import ArtefactSwap, has_masks, mask_path, masks_folder
-
         column, root = self.group_column, self.dataset.root
         if column is None or not has_masks(root, column):
             raise DataValidationError(
@@ -238,7 +237,7 @@ class ImageDataModule(LightningDataModule):
         files = [f if f is not None and f.is_file() else None for f in files]
         resize = None
         if ds.cache is not None:
-            import albumentations as A
+            import albumentations as A  # heavy: only to resize masks for a resized cache
 
             resize = A.Compose(resize_transforms(self.recipe.data.image_size, self.modality))
         return ArtefactSwap(files, ds.groups, p=self.recipe.debias.counterfactual, resize=resize)

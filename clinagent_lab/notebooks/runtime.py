@@ -23,6 +23,7 @@ from ..spec import TaskSpec
 from ..data.splits import without_split
 from ..tasks import TaskBackend, get_backend
 from .progress import EpochPlanner, ProgressCallback, TimeBudget, write_event
+from .saliency import save_iteration_saliency
 
 __all__ = ["IterationRun", "Hooks", "prepare_run", "without_split", "HOOK_FUNCTIONS"]
 
@@ -246,7 +247,6 @@ class IterationRun:
 
     def show_saliency(self, module: Any, datamodule: Any) -> None:
         """Grad-CAM maps on a stratified validation sample, saved and shown (:mod:`.saliency`)."""
-        from .saliency import save_iteration_saliency  # torch/captum: only in the kernel
         save_iteration_saliency(module, datamodule, self.output_dir)
 
 

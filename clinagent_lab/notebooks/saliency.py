@@ -13,7 +13,10 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from ..data.counterfactual import mask_path, read_mask
+from ..evaluation.metrics import target_class_index
 from ..evaluation.saliency import Saliency, compute_saliency
+from ..widgets.saliency import saliency_caption, saliency_png
 
 __all__ = ["save_iteration_saliency", "validation_saliency"]
 
@@ -22,9 +25,7 @@ log = logging.getLogger(__name__)
 
 def validation_saliency(module: Any, datamodule: Any, per_cell: int = 4) -> Saliency | None:
     """Maps of ``module`` on the validation sample of an ``ImageDataModule`` (None for other data modules)."""
-    from ..data.counterfactual import mask_path, read_mask
-    from ..data.datamodule import ImageDataModule
-    from ..evaluation.metrics import target_class_index
+    from ..data.datamodule import ImageDataModule  # torch and Lightning: only in the kernel
 
     if not isinstance(datamodule, ImageDataModule):
         return None
@@ -59,11 +60,9 @@ def save_iteration_saliency(module: Any, datamodule: Any, output_dir: str | Path
         return None
     maps.save(output_dir)
     if show:
-        from ..widgets.saliency import saliency_caption, saliency_png
-
         png = saliency_png({"this iteration": maps}, Path(output_dir) / "saliency.png")
         try:
-            from IPython.display import Image, Markdown, display
+            from IPython.display import Image, Markdown, display  # only inside a notebook
         except ImportError:
             return maps
         display(Image(data=png))

@@ -27,6 +27,8 @@ import logging
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
+
 from ..errors import ClinagentError
 from ..records import Annotation, Iteration
 from ..spec import TaskSpec
@@ -85,8 +87,6 @@ def constraint_violations(it: Iteration, spec: TaskSpec, baseline: Iteration | N
 
 
 def _predictions(it: Iteration) -> Any:
-    import pandas as pd  # only when deciding: this module is imported by the torch-free planner
-
     if not it.output_dir:
         return None
     path = Path(it.output_dir) / PREDICTIONS_FILE
@@ -96,7 +96,7 @@ def _predictions(it: Iteration) -> Any:
 def difference_to_best(it: Iteration, best: Iteration, spec: TaskSpec) -> Any:
     """Paired bootstrap interval (:class:`~clinagent_lab.evaluation.BootstrapCI`) of ``it``'s selection value
     minus ``best``'s on validation, or None without both prediction tables or with bootstrapping off."""
-    from ..evaluation.compare import paired_difference_ci
+    from ..evaluation.compare import paired_difference_ci  # scikit-learn: only when deciding
 
     cfg = it.recipe.evaluation
     if cfg.bootstrap <= 0:

@@ -9,6 +9,8 @@ from __future__ import annotations
 import base64
 from pathlib import Path
 
+from ..evaluation.saliency import load_saliency
+from ..widgets.saliency import saliency_caption, saliency_png
 from .context import ReportContext
 from .markup import Markup, esc, para, table
 
@@ -21,9 +23,6 @@ def _folder(ctx: ReportContext, output_dir: str | None) -> Path | None:
 
 def saliency_section(ctx: ReportContext) -> Markup | None:
     """None when no iteration saved maps (detection, or sessions from before the maps existed)."""
-    from ..evaluation.saliency import load_saliency
-    from ..widgets.saliency import saliency_caption, saliency_png
-
     session = ctx.session
     best = session.best()
     base = next((it for it in session.iterations if it.decision == "baseline"), None)

@@ -26,6 +26,7 @@ from ..recipe import Recipe
 from ..spec import TaskSpec
 from .annotate import AnnotationSink, ServerSink, SessionFileSink, sink_widgets
 from .static import format_value, save_confounder_png, save_roc_png
+from .saliency import saliency_pngs
 
 __all__ = ["IterationResults", "ResultsView", "load_iteration", "make_sink", "show_results"]
 
@@ -213,7 +214,6 @@ def show_results(iteration_dir: str | Path, *, session_id: str | None = None, si
     """
     from .confounder import AnnotationControls
     from .roc import RocWidget
-    from .saliency import saliency_pngs
 
     res = load_iteration(iteration_dir, recipe=recipe, spec=spec)
     sink = sink if sink is not None else make_sink(res.session_dir, session_id)

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from ..evaluation.saliency import Saliency, load_saliency
+from ..records import SESSION_FILE, Session
 
 __all__ = ["saliency_png", "saliency_pngs", "saliency_caption", "baseline_folder"]
 
@@ -44,10 +45,10 @@ def saliency_png(models: dict[str, Saliency], path: str | Path | None = None, ma
 
     Models are matched on ``image_ids``; the first model's sample decides the rows.
     """
-    import matplotlib
+    import matplotlib  # heavy: only when a figure is drawn
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # heavy: only when a figure is drawn
 
     names = list(models)
     first = models[names[0]]
@@ -101,8 +102,6 @@ def baseline_folder(session_dir: str | Path | None, iteration: int | None) -> Pa
     """The output folder of the session's baseline iteration, when it is not ``iteration`` itself."""
     if session_dir is None:
         return None
-    from ..records import SESSION_FILE, Session
-
     session_dir = Path(session_dir)
     if not (session_dir / SESSION_FILE).is_file():
         return None

@@ -31,9 +31,12 @@ from typing import Any
 
 import numpy as np
 
-from .errors import ClinagentError, RecipeError, SessionError
-from .fileio import atomic_write_text
-from .records import Iteration, Session
+from ..data.images import to_channels
+from ..data.transforms import _policy, resize_transforms
+from ..errors import ClinagentError, RecipeError, SessionError
+from ..fileio import atomic_write_text
+from ..records import Iteration, Session
+from ..tasks import get_backend
 
 __all__ = ["FORMATS", "export_model", "preprocess", "preprocessing_info", "model_card", "register"]
 
@@ -48,7 +51,7 @@ def _best(session: Session, session_dir: Path) -> Iteration:
     if best is None:
         raise SessionError("the session has no kept iteration to export", where=str(session_dir / "session.json"),
                            fix="run at least one iteration that finishes (clinagent run)")
-    if best.recipe.task_type not in ("binary_classification", "multiclass_classification"):
+    if get_backend(best.recipe.task_type).name != "classification":
         raise RecipeError(f"export supports classification models; iteration {best.index} is "
                           f"{best.recipe.task_type}", where="session best iteration", fix="export a classifier")
     if best.recipe.custom_code:
@@ -63,8 +66,6 @@ def _best(session: Session, session_dir: Path) -> Iteration:
 
 def preprocessing_info(session: Session, it: Iteration) -> dict[str, Any]:
     """What a caller must do to an image before the exported model sees it, and how to read its output."""
-    from .data.transforms import _policy  # the modality's resize rule, as the notebooks applied it
-
     r = it.recipe
     keep_aspect = _policy(session.spec.modality).keep_aspect
     k = r.evaluation.positive_class if r.evaluation.positive_class is not None else (1 if r.num_classes == 2
@@ -87,9 +88,6 @@ def preprocessing_info(session: Session, it: Iteration) -> dict[str, Any]:
 def preprocess(image: np.ndarray, info: dict[str, Any]) -> np.ndarray:
     """A uint8 ``HxW[xC]`` image as the model's float32 ``(C, S, S)`` input (the notebooks' resize step)."""
     import albumentations as A  # only when preprocessing
-
-    from .data.images import to_channels
-    from .data.transforms import resize_transforms
 
     channels, size = info["input"]["channels"], info["input"]["image_size"]
     arr = to_channels(np.asarray(image), channels)
@@ -138,9 +136,9 @@ def _card_markdown(card: dict[str, Any]) -> str:
 
 def _wrapped(it: Iteration, checkpoint: Path) -> Any:
     import torch  # heavy: only when exporting
-    from torch import nn
+    from torch import nn  # heavy: only when exporting
 
-    from .models.classifier import ImageClassifier
+    from ..models.classifier import ImageClassifier  # torch and Lightning: only when exporting
 
     module = ImageClassifier.load_from_checkpoint(str(checkpoint), map_location="cpu", weights_only=False).eval()
 
