@@ -51,9 +51,9 @@ def _best(session: Session, session_dir: Path) -> Iteration:
     if best is None:
         raise SessionError("the session has no kept iteration to export", where=str(session_dir / "session.json"),
                            fix="run at least one iteration that finishes (clinagent run)")
-    if get_backend(best.recipe.task_type).name != "classification":
-        raise RecipeError(f"export supports classification models; iteration {best.index} is "
-                          f"{best.recipe.task_type}", where="session best iteration", fix="export a classifier")
+    if get_backend(best.recipe.task_type).has_boxes:
+        raise RecipeError(f"export supports image-level classifiers; iteration {best.index} is a "
+                          f"{best.recipe.task_type} model", where="session best iteration", fix="export a classifier")
     if best.recipe.custom_code:
         raise RecipeError(f"iteration {best.index} runs custom code ({', '.join(best.recipe.custom_code)}) that "
                           "a standalone model cannot carry", where="recipe.custom_code",

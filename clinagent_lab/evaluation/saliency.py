@@ -12,7 +12,7 @@ Example:
     >>> masks = np.zeros((2, 4, 4), dtype=bool); masks[:, 0, :] = True
     >>> attribution_share(maps, masks).round(2).tolist()
     [1.0, 0.25]
-    >>> stratified_sample(np.array([0, 0, 0, 1, 1, 1]), np.array([1, 1, 0, 1, 0, 0]), per_cell=1).tolist()
+    >>> stratified_sample(np.array([0, 0, 0, 1, 1]), np.array([1, 1, 0, 1, 0]), per_cell=1).tolist()
     [0, 1, 2, 3, 4]
 """
 
