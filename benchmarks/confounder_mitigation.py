@@ -7,7 +7,9 @@ Usage:
            [--minutes 4] [--max-per-split N] [--seed S | --seeds 0 1 2 3 4]
 
 With ``--seeds`` the comparison runs once per training seed (same drain images) and ends with the per-seed
-table, the mean and the spread (markdown, as in docs/benchmarks.md).
+table, the mean and the spread (markdown, as in docs/benchmarks.md). A finished session of a seed already
+in ``--out`` (``session-seed<S>``) is scored again rather than retrained, so an interrupted study continues
+where it stopped, and seeds can be trained by several commands into one ``--out`` and tabulated by one.
 
 The session itself evaluates only its kept model on test (once); this benchmark additionally scores the
 baseline's checkpoint on the same test split, which is what a comparison needs. Targets: dependence of the
@@ -29,13 +31,12 @@ REQUEST = "pneumonia on paediatric chest x-rays; don't let the model cheat by lo
 def test_metrics(engine, iteration) -> dict:
     """Score one iteration's checkpoint on the test split (benchmark only: the session's own test read is
     separate and happens once)."""
-    from clinagent_lab.agent.engine import _load_module
     from clinagent_lab.tasks import get_backend
 
     backend = get_backend(iteration.recipe.task_type)
     dataset = engine.dataset(include_test=True)
     dm = backend.make_datamodule(dataset, iteration.recipe, engine.session.spec, include_test=True)
-    predictions = backend.predict(_load_module(iteration), dm, "test")
+    predictions = backend.predict(backend.load_module(iteration.checkpoint), dm, "test")
     threshold = iteration.val_metrics.get("threshold")
     return backend.evaluate(predictions, iteration.recipe, engine.session.spec, dataset, threshold=threshold)
 
@@ -70,9 +71,15 @@ def run_seed(args, data: Path, root: Path, seed: int) -> dict:
     from clinagent_lab.cli import ProgressPrinter
 
     start = time.perf_counter()
-    engine = Engine.create(REQUEST, data, root / f"session-seed{seed}", max_iterations=2,
-                           iteration_minutes=args.minutes, seed=seed)
-    session = engine.run(on_event=ProgressPrinter())
+    folder = root / f"session-seed{seed}"
+    if _finished(folder):  # a finished session in --out is scored again, not retrained
+        engine = Engine.open(folder)
+        session = engine.session
+        start -= sum(it.wall_s or 0.0 for it in session.iterations)
+        print(f"\nseed {seed}: reusing the finished session {folder}")
+    else:
+        engine = Engine.create(REQUEST, data, folder, max_iterations=2, iteration_minutes=args.minutes, seed=seed)
+        session = engine.run(on_event=ProgressPrinter())
     base, mitigated = session.iterations[0], session.iterations[-1]
     rows = {"baseline": summary(test_metrics(engine, base)),
             f"mitigated ({mitigated.recipe.debias.method})": summary(session.final_test.metrics
@@ -95,6 +102,15 @@ def run_seed(args, data: Path, root: Path, seed: int) -> dict:
           f"{wall / 60:.1f} min (target < 10); seed {seed}")
     return {"seed": seed, "baseline": b, "mitigated": m, "method": mitigated.recipe.debias.method,
             "kept": session.best_iteration == mitigated.index, "wall_min": wall / 60, "saliency": shares, **r}
+
+
+def _finished(folder: Path) -> bool:
+    """A session of two iterations whose kept model has been read on test (what ``run_seed`` leaves)."""
+    path = folder / "session.json"
+    if not path.is_file():
+        return False
+    raw = json.loads(path.read_text())
+    return len(raw.get("iterations", [])) == 2 and raw.get("final_test") is not None
 
 
 def _saliency_share(iteration) -> float | None:
@@ -170,8 +186,10 @@ def main() -> None:
     from clinagent_lab.data.synth import generate
 
     root = Path(args.out or tempfile.mkdtemp(prefix="drain-bench-"))
-    data = generate("drain_overlay", root / "data", base=args.base, correlation=args.correlation,
-                    max_per_split=args.max_per_split)
+    data = root / "data"
+    if not (data / "manifest.csv").is_file():  # the same drain images for every seed and every rerun
+        data = generate("drain_overlay", data, base=args.base, correlation=args.correlation,
+                        max_per_split=args.max_per_split)
     results = [run_seed(args, data, root, seed) for seed in (args.seeds or [args.seed])]
     if args.seeds:
         (root / "seeds.json").write_text(json.dumps(results, indent=1))
