@@ -114,9 +114,12 @@ def _finished(folder: Path) -> bool:
 
 
 def _saliency_share(iteration) -> float | None:
-    """Mean share of the Grad-CAM map inside the drain that the iteration's notebook saved (validation)."""
-    path = Path(iteration.output_dir or ".") / "saliency.json"
-    return json.loads(path.read_text()).get("share_inside_artefact") if path.is_file() else None
+    """Mean share of the Grad-CAM map inside the drain, over the drain-bearing images of the validation sample
+    whose maps the iteration's notebook saved (recomputed from ``saliency.npz``)."""
+    from clinagent_lab.evaluation.saliency import load_saliency
+
+    maps = load_saliency(Path(iteration.output_dir or "."))
+    return None if maps is None else maps.summary().get("share_inside_artefact")
 
 
 def _pct(x: float) -> str:

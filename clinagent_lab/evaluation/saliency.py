@@ -12,6 +12,8 @@ Example:
     >>> masks = np.zeros((2, 4, 4), dtype=bool); masks[:, 0, :] = True
     >>> attribution_share(maps, masks).round(2).tolist()
     [1.0, 0.25]
+    >>> attribution_share(np.zeros((1, 4, 4)), masks[:1]).tolist()     # no positive attribution at all
+    [0.0]
     >>> stratified_sample(np.array([0, 0, 0, 1, 1]), np.array([1, 1, 0, 1, 0]), per_cell=1).tolist()
     [0, 1, 2, 3, 4]
 """
@@ -55,12 +57,15 @@ def stratified_sample(labels: np.ndarray, groups: np.ndarray, per_cell: int = 4,
 
 
 def attribution_share(maps: np.ndarray, masks: np.ndarray) -> np.ndarray:
-    """Per image, the share of the (non-negative) attribution inside the mask; NaN without attribution."""
+    """Per image, the share of the (non-negative) attribution inside the mask.
+
+    An image without any positive attribution for the target class (a confident negative) has none inside
+    the artefact either: its share is 0.
+    """
     maps = np.clip(np.asarray(maps, dtype=float), 0, None)
     total = maps.reshape(len(maps), -1).sum(1)
     inside = (maps * np.asarray(masks, dtype=bool)).reshape(len(maps), -1).sum(1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(total > 0, inside / total, np.nan)
+    return inside / np.where(total > 0, total, 1.0)
 
 
 def last_conv_layer(model: Any) -> Any:
