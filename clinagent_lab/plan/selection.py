@@ -114,7 +114,8 @@ def difference_to_best(it: Iteration, best: Iteration, spec: TaskSpec) -> Any:
 
 
 def _signed(x: float) -> str:
-    return f"{x:+.3f}".replace("-", "\u2212")
+    digits = 3 if x == 0 or abs(x) >= 0.0005 else 4  # a bound just off zero must not read as zero
+    return f"{x:+.{digits}f}".replace("-", "\u2212")
 
 
 def format_difference(ci: Any, metric: str | None) -> str:
