@@ -79,8 +79,12 @@ def run_seed(args, data: Path, root: Path, seed: int) -> dict:
         print(f"\nseed {seed}: reusing the finished session {folder}")
     else:
         engine = Engine.create(REQUEST, data, folder, max_iterations=2, iteration_minutes=args.minutes, seed=seed)
-        session = engine.run(on_event=ProgressPrinter())
-    base, mitigated = session.iterations[0], session.iterations[-1]
+        session = engine.run(on_event=_retrying(engine, ProgressPrinter()))
+    base = next(it for it in session.iterations if it.decision == "baseline")
+    mitigated = session.iterations[-1]
+    if mitigated.recipe.debias.method == "none" or mitigated.status != "ok":
+        raise SystemExit(f"seed {seed}: no finished mitigation to compare (iterations: "
+                         f"{[(it.index, it.status, it.recipe.debias.method) for it in session.iterations]})")
     rows = {"baseline": summary(test_metrics(engine, base)),
             f"mitigated ({mitigated.recipe.debias.method})": summary(session.final_test.metrics
                                                                       if session.best_iteration == mitigated.index
@@ -104,13 +108,33 @@ def run_seed(args, data: Path, root: Path, seed: int) -> dict:
             "kept": session.best_iteration == mitigated.index, "wall_min": wall / 60, "saliency": shares, **r}
 
 
+#: iterations a study may add when one ends without a result (a timeout on a machine shared with others)
+MAX_RETRIES = 2
+
+
+def _retrying(engine, printer):
+    """Event sink that prints, and gives the loop one more iteration when one fails (at most MAX_RETRIES), so a
+    timed-out baseline is followed by a baseline and then the mitigation, as in an undisturbed run."""
+    retries = []
+
+    def on_event(event: dict) -> None:
+        printer(event)
+        if event.get("type") == "iteration_finished" and event.get("status") != "ok" and len(retries) < MAX_RETRIES:
+            retries.append(event.get("iteration"))
+            engine.session.spec.budget.max_iterations += 1
+            print(f"  (iteration {event.get('iteration')} ended '{event.get('status')}': one more iteration allowed)")
+    return on_event
+
+
 def _finished(folder: Path) -> bool:
     """A session of two iterations whose kept model has been read on test (what ``run_seed`` leaves)."""
     path = folder / "session.json"
     if not path.is_file():
         return False
     raw = json.loads(path.read_text())
-    return len(raw.get("iterations", [])) == 2 and raw.get("final_test") is not None
+    its = raw.get("iterations", [])
+    return (raw.get("final_test") is not None and any(it.get("decision") == "baseline" for it in its)
+            and its[-1].get("status") == "ok" and its[-1]["recipe"]["debias"]["method"] != "none")
 
 
 def _saliency_share(iteration) -> float | None:
