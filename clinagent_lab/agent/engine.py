@@ -27,13 +27,20 @@ from ..errors import ClinagentError, SessionError
 from ..events import make_event
 from ..fileio import atomic_write_text
 from ..intent import assess_request, ground_spec
+from ..llm import (
+    Redactor,
+    build_client,
+    build_refiner,
+    may_repair,
+    session_audit,
+)
 from ..llm.codecheck import check_code
 from ..notebooks.executor import NotebookExecutor
-
 from ..plan.initializer import initialize_recipe
 from ..plan.refiner import RefineContext, RuleRefiner
-from ..records import Annotation, FinalTest, Iteration, Proposal, Session
 from ..recipe import Recipe, RecipePatch, apply_patch, recipe_diff
+from ..records import Annotation, FinalTest, Iteration, Proposal, Session
+from ..runfolder import FINGERPRINT_FILE, SPLITS_FILE
 from ..spec import TaskSpec
 from . import final_test, iteration, loop
 from .prepare import interpret, prepare_data
@@ -42,8 +49,6 @@ __all__ = ["Engine", "EventSink", "prepare_data", "interpret"]
 
 EventSink = Callable[[dict[str, Any]], None]
 
-FINGERPRINT_FILE = "dataset_fingerprint.json"
-SPLITS_FILE = "splits.csv"
 
 
 class Engine:
@@ -164,7 +169,6 @@ class Engine:
         if not self.uses_llm:
             return None
         if self._client is None:
-            from ..llm import build_client, session_audit  # litellm: only when an LLM is configured
 
             self._client = build_client(self.session.model_name, audit=session_audit(self.session),
                                         **self.session.llm_options)
@@ -173,7 +177,6 @@ class Engine:
     def _redactor(self) -> Any:
         if not self.uses_llm:
             return None
-        from ..llm import Redactor  # litellm: only when an LLM is configured
 
         return Redactor.for_dataset(self._dataset if self._dataset is not None else self.dataset(True))
 
@@ -181,7 +184,6 @@ class Engine:
         if self._refiner is None:
             offline = RuleRefiner()
             if self.uses_llm:
-                from ..llm import build_refiner  # litellm: only when an LLM is configured
 
                 self._refiner = build_refiner(self.session.model_name, fallback=offline,
                                               client=self._llm_client(), redactor=self._redactor())
@@ -347,7 +349,6 @@ class Engine:
     def repair(self, it: Iteration) -> Proposal | None:
         """Ask the refiner to repair crashed custom code; the repair becomes the pending proposal."""
         if self.uses_llm:
-            from ..llm import may_repair  # litellm: only when an LLM is configured
 
             if not may_repair(self.session.iterations, it.idea):
                 self.session.log("repair_abandoned", iteration=it.index, idea=it.idea)
