@@ -12,6 +12,7 @@ from typing import Any, Callable, Protocol
 
 from ..records import Annotation, Iteration
 from ..data.base import DatasetFingerprint
+from ..data.counterfactual import has_masks
 from ..recipe import Recipe, RecipePatch
 from ..registry import Registry
 from ..spec import TaskSpec
@@ -183,7 +184,6 @@ def _annotations(ctx: RefineContext) -> RecipePatch | None:
 
 @rule("mitigate_confounder", order=2)
 def _mitigate(ctx: RefineContext) -> RecipePatch | None:
-    from ..data.counterfactual import has_masks
     from ..models.mitigations import MITIGATION_ORDER, MITIGATIONS
 
     reference = ctx.best or ctx.last
