@@ -67,7 +67,7 @@ def interpret(request: str, fingerprint: DatasetFingerprint | None = None, *, mo
         spec = parse_offline(request, fingerprint)
         raise IntentError("the request does not describe a medical-imaging task",
                           where=f"request: {request!r}",
-                          fix=(spec.questions[0] if spec.questions else
+                          fix=(spec.questions[0].text if spec.questions else
                                "say what to find in which images, e.g. 'classify skin lesions, melanoma matters'"))
     if not model or model == "offline":
         return parse_offline(request, fingerprint)  # grounds it when a fingerprint is given

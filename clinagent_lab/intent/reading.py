@@ -13,14 +13,16 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from .anaphora import pronoun_mentions
 from .matching import Mention, find_mentions, has_term, is_negated, nearest_cue, phrase_bounds
 from .normalize import normalize
 from .quantities import Quantities, read_quantities
 from .vocabulary import (CLASSIFY_VERBS, CONDITIONS, CONFOUNDER_MODALITY, CONFOUNDER_TERMS,
                          CONTEXT_CONFOUNDER_TERMS, DETECTION_TERMS, EMPHASIS_CUES, IMAGING_TERMS,
                          METRIC_TERMS, MITIGATE_CUES, MITIGATE_STRONG_CUES, MIXED_SUPERVISION_TERMS,
-                         MODALITY_TERMS, MULTICLASS_TERMS, OUTPUT_TERMS, REPORT_CUES, RISK_TERMS,
-                         SHORTCUT_WORDS)
+                         MODALITY_TERMS, MULTICLASS_TERMS, OUTPUT_TERMS, REPORT_CUES, REPORT_OVERRIDES,
+                         RISK_TERMS, SHORTCUT_WORDS)
+from .weighing import weigh
 
 __all__ = ["Reading", "read_request", "CONDITION_TABLE"]
 
@@ -28,7 +30,7 @@ CONDITION_TABLE: dict[str, tuple[str, ...]] = {c.name: c.patterns for c in CONDI
 _CONDITION_MODALITY = {c.name: c.modality for c in CONDITIONS}
 _ACTION_CUES: dict[str, tuple[str, ...]] = {
     "mitigate_strong": MITIGATE_STRONG_CUES,
-    "report": REPORT_CUES,
+    "report": REPORT_OVERRIDES + REPORT_CUES,
     "mitigate": MITIGATE_CUES,
 }
 #: "missing one is worse than a false alarm": what follows "than" is the lesser worry.
@@ -116,13 +118,27 @@ def _confounder_mentions(text: str, modality: str) -> list[Mention]:
 
 
 def _confounders(text: str, modality: str) -> list[tuple[str, str | None]]:
+    """Each confounder named (or pointed back at by a pronoun) with the action its nearest cue says.
+
+    A mitigate cue anywhere wins over a report cue elsewhere: "drains are common; don't let it use them".
+    """
+    named = _confounder_mentions(text, modality)
     actions: dict[str, str | None] = {}
-    for m in _confounder_mentions(text, modality):
+    for m in sorted(named + pronoun_mentions(text, named), key=lambda m: m.start):
         cue = nearest_cue(text, m, _ACTION_CUES)
         action = _ACTION_OF_CUE[cue] if cue else None
-        if m.key not in actions or action is not None:
+        if m.key not in actions or (action is not None and actions[m.key] != "mitigate"):
             actions[m.key] = action
     return list(actions.items())
+
+
+def _risk(text: str) -> list[str]:
+    """Risk preferences: from sentences that weigh the two errors, else from risk phrases."""
+    weighed = weigh(text)
+    inside = [span for _, span in weighed]
+    said = [m.key for m in find_mentions(text, RISK_TERMS)
+            if not _COMPARED_AWAY.search(text[:m.start]) and not any(a <= m.start < b for a, b in inside)]
+    return _unique([side for side, _ in weighed] + said)
 
 
 def _output(text: str) -> str | None:
@@ -141,8 +157,7 @@ def read_request(request: str) -> Reading:
     reading.confounders = _confounders(text, reading.modality)
     reading.imaging_words = has_term(text, IMAGING_TERMS) or reading.modality != "other"
     reading.shortcut_concern = has_term(text, SHORTCUT_WORDS)
-    reading.risk = _unique([m.key for m in find_mentions(text, RISK_TERMS)
-                            if not _COMPARED_AWAY.search(text[:m.start])])
+    reading.risk = _risk(text)
     reading.metrics_named = _unique([m.key for m in find_mentions(text, METRIC_TERMS)])
     reading.detection_cue = has_term(text, DETECTION_TERMS)
     reading.multiclass_cue = has_term(text, MULTICLASS_TERMS)
