@@ -99,7 +99,8 @@ def _spec_summary(spec: Any) -> str:
              f"confounders: {[(c.name, c.column, c.action) for c in spec.confounders]}",
              f"supervision: {spec.supervision.kind} (boxes on {spec.supervision.box_fraction})"]
     lines += [f"assumed:     {a}" for a in spec.assumptions]
-    lines += [f"question:    {q}" for q in spec.questions]
+    lines += [f"question:    {q.text}" + (f" (default: {q.default})" if q.options else "")
+              for q in spec.questions]
     return "\n".join(lines)
 
 
@@ -112,7 +113,10 @@ def cmd_run(args: argparse.Namespace) -> int:
                            max_iterations=args.max_iterations, iteration_minutes=args.iteration_minutes,
                            data_format=args.format, format_options=options,
                            recipe_overrides=dict(_parse_kv(args.set or [])), llm_options=_llm_options(args))
-    spec = engine.session.spec
+    from .cli_questions import ask_questions
+
+    answered = ask_questions(engine.session.spec, yes=args.yes)
+    spec = engine.update_spec(answered) if answered is not engine.session.spec else engine.session.spec
     printer = ProgressPrinter()
     printer._print(_spec_summary(spec))
     session = engine.run(on_event=printer)
@@ -274,6 +278,7 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--max-iterations", type=int)
     rp.add_argument("--iteration-minutes", type=float)
     rp.add_argument("--seed", type=int, default=0)
+    rp.add_argument("--yes", action="store_true", help="take the default answer to every open question")
     rp.add_argument("--set", action="append", metavar="FIELD=VALUE",
                     help="fix a baseline Recipe field, e.g. training.max_epochs=5 or data.image_size=64")
     _add_llm_args(rp)

@@ -27,7 +27,7 @@ __all__ = [
     "overlaps",
 ]
 
-_CLAUSE_BREAK = r"[!?;\n]|\.(?!\d)|\bbut\b|\bhowever\b|\bwhereas\b|\balthough\b|\bthough\b"
+_CLAUSE_BREAK = r"[!?;\n]|\.(?!\d)|\s-+\s|\bbut\b|\bhowever\b|\bwhereas\b|\balthough\b|\bthough\b"
 _PHRASE_BREAK = _CLAUSE_BREAK + r"|[,:()]|\band\b|\bwhile\b"
 _NEGATION_WINDOW_WORDS = 4
 

@@ -23,7 +23,7 @@ from rapidfuzz.distance import OSA, Indel
 
 from .vocabulary import DECOY_WORDS, KNOWN_WORDS
 
-__all__ = ["Normalized", "normalize", "correct_word", "numbers_as_digits"]
+__all__ = ["Normalized", "correct_word", "normalize", "numbers_as_digits"]
 
 _QUOTES = str.maketrans({"\u2019": "'", "\u2018": "'", "\u201c": '"', "\u201d": '"', "\u2013": "-",
                          "\u2014": "-", "\u2265": ">=", "\u00a0": " ", "\u2022": "\n-"})
@@ -51,6 +51,11 @@ def _similarity(a: str, b: str, **_: object) -> float:
     return max(OSA.normalized_similarity(a, b), Indel.normalized_similarity(a, b))
 
 
+def _plural_of_known(word: str) -> bool:
+    """"lesion" next to the known "lesions" (and back) is a word, not a typo."""
+    return any(w in KNOWN_WORDS for w in (word + "s", word + "es", word[:-1], word[:-2]))
+
+
 @lru_cache(maxsize=4096)
 def correct_word(word: str) -> str:
     """The known word ``word`` is a typo of, or ``word`` itself.
@@ -62,7 +67,7 @@ def correct_word(word: str) -> str:
         >>> correct_word("melanomma"), correct_word("fracutre"), correct_word("features")
         ('melanoma', 'fracture', 'features')
     """
-    if word in KNOWN_WORDS or word in DECOY_WORDS:
+    if word in KNOWN_WORDS or word in DECOY_WORDS or _plural_of_known(word):
         return word
     best = process.extractOne(word, _CHOICES, scorer=_similarity, score_cutoff=_CUTOFF)
     if best is None or best[0] in DECOY_WORDS:

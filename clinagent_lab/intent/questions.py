@@ -15,8 +15,15 @@ from collections.abc import Sequence
 
 from ..spec import Question, QuestionOption
 
-__all__ = ["confounder_action", "risk_preference", "modality", "class_choice", "task_is_detection", "note",
-           "dedupe"]
+__all__ = [
+    "class_choice",
+    "confounder_action",
+    "dedupe",
+    "modality",
+    "note",
+    "risk_preference",
+    "task_is_detection",
+]
 
 _ACTIONS = (("mitigate", "Stop the model relying on it"), ("report", "Only measure and report its effect"))
 _RISKS = (("sensitivity", "Missing a case is worse (favour sensitivity)"),

@@ -21,10 +21,10 @@ from __future__ import annotations
 
 import re
 
-from .matching import Mention, find_mentions, nearest_cue
+from .matching import Mention, find_mentions, nearest_cue, phrase_bounds
 from .vocabulary import COST_COMPARISONS, ERROR_COSTS
 
-__all__ = ["weigh", "sentence_spans"]
+__all__ = ["sentence_spans", "weigh"]
 
 _PREFERENCE = {"missed": "sensitivity", "needless": "specificity"}
 _OTHER = {"missed": "needless", "needless": "missed"}
@@ -53,7 +53,10 @@ def _compared(sentence: str, a: Mention, b: Mention) -> str | None:
 
 
 def _judged(sentence: str, mention: Mention) -> str | None:
-    cue = nearest_cue(sentence, mention, _JUDGEMENT)
+    """The worse kind by the judgement in the mention's own phrase ("a false alarm is acceptable, ...")."""
+    start, end = phrase_bounds(sentence, mention.start)
+    cue = nearest_cue(sentence[start:end], Mention(mention.key, mention.start - start, mention.end - start),
+                      _JUDGEMENT)
     if cue is None:
         return None
     return mention.key if cue == "bad" else _OTHER[mention.key]
