@@ -18,6 +18,8 @@ from .errors import ClinagentError
 __all__ = ["main", "build_parser"]
 
 EXIT_USAGE = 2
+DEMO_REQUEST = ("pneumothorax on chest X-rays; don't let the model cheat by looking at chest drains; "
+                "sensitivity matters")
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -179,8 +181,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     out = Path(args.out or "clinagent-demo").resolve()
     data = generate("chest_drain", out / "data", seed=args.seed, n=args.n, image_size=32, correlation=0.8)
-    request = ("pneumothorax on chest X-rays; don't let the model cheat by looking at chest drains; "
-               "sensitivity matters")
+    request = DEMO_REQUEST
     print(f"demo data (synthetic, chest-radiograph-like, drain correlated with the label): {data}")
     print(f"request: {request!r}")
     engine = Engine.create(request, data, out / "session", model=_resolve_model(args.model), seed=args.seed,

@@ -19,9 +19,9 @@ import re
 from collections.abc import Sequence
 
 from .matching import Mention, clause_bounds, compile_terms, overlaps
-from .vocabulary import PRONOUNS
+from .vocabulary import PRONOUNS, SHORTCUT_WORDS
 
-__all__ = ["pronoun_mentions"]
+__all__ = ["pronoun_mentions", "implied_mentions"]
 
 _ALWAYS = compile_terms(tuple(PRONOUNS["always"]))
 _OBJECT = compile_terms(tuple(PRONOUNS["object"]))
@@ -29,6 +29,7 @@ _AFTER = re.compile(r"(?<!\w)(?:" + "|".join(PRONOUNS["after"]) + r")\s+(?:just\
 _SUBJECT = set(PRONOUNS["subject"])
 _VERB = re.compile(r"^\s+(?:" + "|".join(PRONOUNS["verbs"]) + r")(?!\w)")
 _CLAUSE_END = re.compile(r"^\s*(?:$|[.,;:!?)\n]|\b(?:and|but|or|either|too|as well|at all|please)\b)")
+_SHORTCUT = compile_terms(SHORTCUT_WORDS)
 _JOINED = re.compile(r"^\s*(?:,\s*)?(?:and|or|and/or|,|/|&)\s*(?:the\s+|any\s+)?$")
 
 
@@ -73,4 +74,22 @@ def pronoun_mentions(text: str, mentions: Sequence[Mention]) -> list[Mention]:
         if not _is_reference(text, start, end, match.group(0), always):
             continue
         found.extend(Mention(key, start, end) for key in _antecedents(text, start, mentions))
+    return found
+
+
+def implied_mentions(text: str, mentions: Sequence[Mention]) -> list[Mention]:
+    """A shortcut worry with nothing named in its clause ("... chest drains. Don't let it cheat."): the
+    confounders named last before it, at the worry word.
+
+    Example:
+        >>> text = "pneumothorax with chest drains. don't let it cheat."
+        >>> [(m.key, text[m.start:m.end]) for m in implied_mentions(text, [Mention("chest_drain", 18, 30)])]
+        [('chest_drain', 'cheat')]
+    """
+    found: list[Mention] = []
+    for match in _SHORTCUT.finditer(text):
+        clause = clause_bounds(text, match.start())
+        if any(clause[0] <= m.start < clause[1] for m in mentions):
+            continue
+        found.extend(Mention(key, *match.span()) for key in _antecedents(text, match.start(), mentions))
     return found

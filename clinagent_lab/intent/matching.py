@@ -106,6 +106,8 @@ def phrase_bounds(text: str, pos: int) -> tuple[int, int]:
     return _bounds(text, pos, _PHRASE_BREAK)
 
 
+# A ConText-style rule table (NEGATION_CUES / NEGATION_BREAKERS / POSTFIX_NEGATION in vocabulary.yaml):
+# negspacy/medspacy need spaCy and a pipeline (heavy, slow to load); negex/pycontextnlp are unmaintained.
 def _prefix_negated(before: str) -> bool:
     cues = list(compile_terms(NEGATION_CUES).finditer(before))
     if not cues:

@@ -13,9 +13,14 @@ Decisions worth knowing (each is also written into the spec's ``assumptions``):
   stressed finding ("melanoma matters most") means sensitivity; else the quantity an operating point puts
   first ("sensitivity at 80% specificity" and "92% sensitivity" -> sensitivity; "85% spec" ->
   specificity); else balanced.
-- A confounder the clinician waves away ("don't worry about the rulers", "ignore the rulers") is kept with
-  action ``report``: it costs nothing and its association with the label is still shown. "Make the model
-  ignore the rulers" means ``mitigate``. A confounder named without either cue is ``report`` plus a question.
+- Risk words also come from sentences that weigh the two errors ("an unnecessary biopsy is cheap next to a
+  late diagnosis" -> sensitivity, :mod:`.weighing`) and from stated priorities ("sensitivity matters").
+- A confounder the clinician waves away ("don't worry about the rulers", "you can ignore the rulers") is kept
+  with action ``report``: it costs nothing and its association with the label is still shown. "Ignore the
+  rulers", "rulers must not matter", "make sure it is not just picking up rulers" mean ``mitigate``; so does
+  a pronoun pointing back at a named confounder ("... rulers. Don't let it rely on them", :mod:`.anaphora`).
+  A confounder named without either cue is ``report`` plus a question; grounding mitigates it by default
+  when its column predicts the label.
 - A negated finding ("not melanoma", "non-melanoma") is never a target.
 
 Example:

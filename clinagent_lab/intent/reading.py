@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from .anaphora import pronoun_mentions
+from .anaphora import implied_mentions, pronoun_mentions
 from .matching import Mention, find_mentions, has_term, is_negated, nearest_cue, phrase_bounds
 from .normalize import normalize
 from .quantities import Quantities, read_quantities
@@ -120,7 +120,8 @@ def _confounder_mentions(text: str, modality: str) -> list[Mention]:
 def _confounders(text: str, modality: str) -> list[tuple[str, str | None]]:
     """Each confounder named (or pointed back at by a pronoun) with the action its nearest cue says.
 
-    A mitigate cue anywhere wins over a report cue elsewhere: "drains are common; don't let it use them".
+    A mitigate cue anywhere wins over a report cue elsewhere: "drains are common; don't let it use them"; a
+    shortcut worry in a later clause that names nothing mitigates what was named before it.
     """
     named = _confounder_mentions(text, modality)
     actions: dict[str, str | None] = {}
@@ -129,6 +130,8 @@ def _confounders(text: str, modality: str) -> list[tuple[str, str | None]]:
         action = _ACTION_OF_CUE[cue] if cue else None
         if m.key not in actions or (action is not None and actions[m.key] != "mitigate"):
             actions[m.key] = action
+    for m in implied_mentions(text, named):
+        actions[m.key] = "mitigate"
     return list(actions.items())
 
 
