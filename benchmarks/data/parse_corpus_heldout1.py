@@ -1,4 +1,9 @@
-"""Held-out part of the parse corpus: written after the parser changes were made, never used to tune them."""
+"""First held-out part of the parse corpus, written after the first round of parser changes.
+
+Scored once before any further change (whole spec 0.905: passive "must be ignored", "let one slip through",
+"every single image has boxes", "the thing I fear", "hospital of origin", "don't correct for it" were missed);
+those classes were then fixed, so this part is development data now.
+"""
 
 PTX = {"modality": "chest_xray", "task_type": "binary_classification", "kind": "binary"}
 DERM = {"modality": "dermoscopy", "task_type": "multiclass_classification", "kind": "multi"}
