@@ -31,6 +31,7 @@ _VERB = re.compile(r"^\s+(?:" + "|".join(PRONOUNS["verbs"]) + r")(?!\w)")
 _CLAUSE_END = re.compile(r"^\s*(?:$|[.,;:!?)\n]|\b(?:and|but|or|either|too|as well|at all|please)\b)")
 _SHORTCUT = compile_terms(SHORTCUT_WORDS)
 _JOINED = re.compile(r"^\s*(?:,\s*)?(?:and|or|and/or|,|/|&)\s*(?:the\s+|any\s+)?$")
+_SENTENCE_BREAK = re.compile(r"[.!?;\n](?!\d)")
 
 
 def _is_reference(text: str, start: int, end: int, word: str, always: bool) -> bool:
@@ -43,14 +44,18 @@ def _is_reference(text: str, start: int, end: int, word: str, always: bool) -> b
 
 
 def _antecedents(text: str, pos: int, mentions: Sequence[Mention]) -> list[str]:
+    """The confounder named first in the last sentence that names one (the subject is the likelier referent:
+    "Pacemakers are common in older patients; don't let it cheat with them"), with those joined to it."""
     earlier = [m for m in mentions if m.end <= pos]
     if not earlier:
         return []
-    group = [earlier[-1]]
-    for m in reversed(earlier[:-1]):
-        if not _JOINED.match(text[m.end:group[0].start]):
+    sentence_start = max((b.end() for b in _SENTENCE_BREAK.finditer(text, 0, earlier[-1].start)), default=0)
+    same = [m for m in earlier if m.start >= sentence_start]
+    group = [same[0]]
+    for m in same[1:]:
+        if not _JOINED.match(text[group[-1].end:m.start]):
             break
-        group.insert(0, m)
+        group.append(m)
     return list(dict.fromkeys(m.key for m in group))
 
 

@@ -33,6 +33,7 @@ __all__ = [
     "CONFOUNDER_TERMS",
     "CONTEXT_CONFOUNDER_TERMS",
     "COST_COMPARISONS",
+    "DETECTION_NEGATIONS",
     "DECOY_WORDS",
     "DETECTION_TERMS",
     "EMPHASIS_CUES",
@@ -64,6 +65,7 @@ __all__ = [
     "SHORTCUT_WORDS",
     "SPECIFICITY_WORDS",
     "TARGET_CUES",
+    "UNDECIDED_CUES",
     "ColumnRule",
     "Condition",
 ]
@@ -131,6 +133,10 @@ MITIGATE_STRONG_CUES: tuple[str, ...] = tuple(_V["mitigate_strong_cues"])
 REPORT_CUES: tuple[str, ...] = tuple(_V["report_cues"])
 #: Report phrases that win over a mitigate word inside them ("you can ignore the rulers").
 REPORT_OVERRIDES: tuple[str, ...] = tuple(_V["report_overrides"])
+#: Phrases that leave the action open ("not sure whether to correct for them"): a question decides it.
+UNDECIDED_CUES: tuple[str, ...] = tuple(_V["undecided_cues"])
+#: Words that take a detection word back when just before it ("no boxes needed").
+DETECTION_NEGATIONS: tuple[str, ...] = tuple(_V["detection_negations"])
 #: Phrases that say: the model must not use it.
 MITIGATE_CUES: tuple[str, ...] = tuple(_V["mitigate_cues"])
 RISK_TERMS: dict[str, tuple[str, ...]] = _tuples(_V["risk_terms"])

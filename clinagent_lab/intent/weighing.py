@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import re
 
-from .matching import Mention, find_mentions, nearest_cue, phrase_bounds
+from .matching import Mention, clause_bounds, find_mentions, nearest_cue, phrase_bounds
 from .vocabulary import COST_COMPARISONS, ERROR_COSTS
 
 __all__ = ["sentence_spans", "weigh"]
@@ -53,10 +53,14 @@ def _compared(sentence: str, a: Mention, b: Mention) -> str | None:
 
 
 def _judged(sentence: str, mention: Mention) -> str | None:
-    """The worse kind by the judgement in the mention's own phrase ("a false alarm is acceptable, ...")."""
+    """The worse kind by the judgement in the mention's own phrase ("a false alarm is acceptable, ..."), else
+    by the first judgement after it in its clause."""
     start, end = phrase_bounds(sentence, mention.start)
     cue = nearest_cue(sentence[start:end], Mention(mention.key, mention.start - start, mention.end - start),
                       _JUDGEMENT)
+    if cue is None:  # "a false alarm means a second look, which is fine": a judgement later in the clause
+        later = find_mentions(sentence[mention.end:clause_bounds(sentence, mention.start)[1]], _JUDGEMENT)
+        cue = later[0].key if later else None
     if cue is None:
         return None
     return mention.key if cue == "bad" else _OTHER[mention.key]
