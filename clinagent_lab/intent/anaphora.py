@@ -27,14 +27,18 @@ _ALWAYS = compile_terms(tuple(PRONOUNS["always"]))
 _OBJECT = compile_terms(tuple(PRONOUNS["object"]))
 _AFTER = re.compile(r"(?<!\w)(?:" + "|".join(PRONOUNS["after"]) + r")\s+(?:just\s+|only\s+|all\s+)?$")
 _SUBJECT = set(PRONOUNS["subject"])
+_PERSON = compile_terms(tuple(PRONOUNS["people"]))
 _VERB = re.compile(r"^\s+(?:" + "|".join(PRONOUNS["verbs"]) + r")(?!\w)")
-_CLAUSE_END = re.compile(r"^\s*(?:$|[.,;:!?)\n]|\b(?:and|but|or|either|too|as well|at all|please)\b)")
+_CLAUSE_END = re.compile(r"^\s*(?:$|[.,;:!?)\n]|-\s|\b(?:and|but|or|either|too|as well|at all|please)\b)")
 _SHORTCUT = compile_terms(SHORTCUT_WORDS)
 _JOINED = re.compile(r"^\s*(?:,\s*)?(?:and|or|and/or|,|/|&)\s*(?:the\s+|any\s+)?$")
 _SENTENCE_BREAK = re.compile(r"[.!?;\n](?!\d)")
 
 
 def _is_reference(text: str, start: int, end: int, word: str, always: bool) -> bool:
+    clause = clause_bounds(text, start)
+    if word in ("it", "this", "that") and _PERSON.search(text[clause[0]:start]):
+        return False  # "the clinicians will ignore it": the tool, not a confounder
     if always:
         return True
     before, after = text[:start], text[end:]
