@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 from typing import Any, Sequence
 
+from .cli_questions import ask_questions
 from .errors import ClinagentError
 
 __all__ = ["main", "build_parser"]
@@ -115,8 +116,6 @@ def cmd_run(args: argparse.Namespace) -> int:
                            max_iterations=args.max_iterations, iteration_minutes=args.iteration_minutes,
                            data_format=args.format, format_options=options,
                            recipe_overrides=dict(_parse_kv(args.set or [])), llm_options=_llm_options(args))
-    from .cli_questions import ask_questions
-
     answered = ask_questions(engine.session.spec, yes=args.yes)
     spec = engine.update_spec(answered) if answered is not engine.session.spec else engine.session.spec
     printer = ProgressPrinter()

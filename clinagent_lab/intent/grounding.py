@@ -20,6 +20,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ..spec import Question, TaskSpec
+from ..tasks import get_backend
 from . import questions as ask
 from .vocabulary import (CLASS_GROUPS, CLASS_SYNONYMS, COLUMN_RULES, GENERIC_CONDITIONS, NORMAL_CLASS_NAMES,
                          POSITIVE_CLASS_NAMES, ColumnRule)
@@ -173,7 +174,7 @@ def _drop_detection(d: Draft, fp: DatasetFingerprint) -> None:
 
 def _classes_and_task(d: Draft, fp: DatasetFingerprint) -> None:
     d["classes"] = list(fp.classes)
-    data_has_boxes = fp.task_type == "detection" or bool(fp.n_boxes)
+    data_has_boxes = get_backend(fp.task_type).has_boxes or bool(fp.n_boxes)
     requested = d["task_type"]
     if requested == "detection":
         if data_has_boxes:
