@@ -54,3 +54,15 @@ def test_without_a_terminal_questions_are_printed_and_stay_open() -> None:
 def test_run_has_a_yes_flag() -> None:
     args = build_parser().parse_args(["run", "--intent", "x", "--data", "d", "--yes"])
     assert args.yes is True
+
+
+def test_demo_card_on_the_demo_data_says_sensitivity_and_mitigates_drains(tmp_path) -> None:
+    from clinagent_lab.agent.prepare import interpret, prepare_data
+    from clinagent_lab.cli import DEMO_REQUEST, _spec_summary
+    from clinagent_lab.data.synth import generate
+
+    data = generate("chest_drain", tmp_path / "data", seed=0, n=120, image_size=16, correlation=0.8)
+    _, fingerprint = prepare_data(data)
+    summary = _spec_summary(interpret(DEMO_REQUEST, fingerprint))
+    assert "risk:        sensitivity" in summary
+    assert "('chest_drain', 'chest_drain', 'mitigate')" in summary
