@@ -14,10 +14,11 @@ Example:
 
 from __future__ import annotations
 
-import difflib
 import re
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
+
+from rapidfuzz import fuzz, process
 
 from ..spec import Question, TaskSpec
 from ..tasks import get_backend
@@ -87,7 +88,7 @@ def match_class(name: str, classes: Sequence[str]) -> list[str]:
         other = _condition_of_class(positive)
         if other is None or other == name or other in GENERIC_CONDITIONS or name in GENERIC_CONDITIONS:
             return [positive]
-    close = difflib.get_close_matches(norm, list(by_norm), n=1, cutoff=0.8)
+    close = process.extractOne(norm, list(by_norm), scorer=fuzz.ratio, score_cutoff=80)
     return [by_norm[close[0]]] if close else []
 
 
@@ -126,7 +127,7 @@ def find_column(name: str, columns: Sequence[str]) -> str | None:
     for col, norm in norms:
         if _matches_by_token(rule, norm):
             return col
-    close = difflib.get_close_matches(name, [n for _, n in norms], n=1, cutoff=0.85)
+    close = process.extractOne(name, [n for _, n in norms], scorer=fuzz.ratio, score_cutoff=85)
     return next((col for col, norm in norms if close and norm == close[0]), None)
 
 
