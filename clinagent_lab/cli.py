@@ -17,6 +17,7 @@ from typing import Any, Sequence
 from .cli_progress import ProgressPrinter, print_summary, progress_display
 from .data.synth import SYNTH_KINDS, _ensure_builtin, generate
 from .commands import export as model_export
+from .cli_questions import ask_questions
 from .errors import ClinagentError
 from .llm.client import resolve_model
 
@@ -25,6 +26,8 @@ __all__ = ["main", "build_parser", "ProgressPrinter"]
 EXIT_USAGE = 2
 DEMO_FINDING_CONTRAST = 0.7
 DEMO_NOISE = 0.03
+DEMO_REQUEST = ("pneumothorax on chest X-rays; don't let the model cheat by looking at chest drains; "
+                "sensitivity matters")
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -61,7 +64,8 @@ def _spec_summary(spec: Any) -> str:
              f"confounders: {[(c.name, c.column, c.action) for c in spec.confounders]}",
              f"supervision: {spec.supervision.kind} (boxes on {spec.supervision.box_fraction})"]
     lines += [f"assumed:     {a}" for a in spec.assumptions]
-    lines += [f"question:    {q}" for q in spec.questions]
+    lines += [f"question:    {q.text}" + (f" (default: {q.default})" if q.options else "")
+              for q in spec.questions]
     return "\n".join(lines)
 
 
@@ -74,7 +78,8 @@ def cmd_run(args: argparse.Namespace) -> int:
                            max_iterations=args.max_iterations, iteration_minutes=args.iteration_minutes,
                            data_format=args.format, format_options=options,
                            recipe_overrides=dict(_parse_kv(args.set or [])), llm_options=_llm_options(args))
-    spec = engine.session.spec
+    answered = ask_questions(engine.session.spec, yes=args.yes)
+    spec = engine.update_spec(answered) if answered is not engine.session.spec else engine.session.spec
     print(_spec_summary(spec), file=sys.stderr)
     printer = progress_display(args.verbose)
     session = engine.run(on_event=printer)
@@ -138,8 +143,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     # a faint pneumothorax beside a bright drain: a plain model leans on the drain, mitigation has room to help
     data = generate("chest_drain", out / "data", seed=args.seed, n=args.n, image_size=32, correlation=0.8,
                     finding_contrast=DEMO_FINDING_CONTRAST, noise=DEMO_NOISE)
-    request = ("pneumothorax on chest X-rays; don't let the model cheat by looking at chest drains; "
-               "sensitivity matters")
+    request = DEMO_REQUEST
     print(f"demo data (synthetic, chest-radiograph-like, drain correlated with the label): {data}")
     print(f"request: {request!r}")
     engine = Engine.create(request, data, out / "session", model=_resolve_model(args.model), seed=args.seed,
@@ -239,6 +243,7 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--max-iterations", type=int)
     rp.add_argument("--iteration-minutes", type=float)
     rp.add_argument("--seed", type=int, default=0)
+    rp.add_argument("--yes", action="store_true", help="take the default answer to every open question")
     rp.add_argument("--set", action="append", metavar="FIELD=VALUE",
                     help="fix a baseline Recipe field, e.g. training.max_epochs=5 or data.image_size=64")
     rp.add_argument("--verbose", action="store_true", help="a line per epoch with every validation metric")
