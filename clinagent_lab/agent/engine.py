@@ -432,6 +432,7 @@ class Engine:
                        **{k: v for k, v in event.items() if k not in ("type", "v", "time")},
                        budget_s=budget)
 
+        self._prepare_cache(it.recipe)
         result = self._executor.execute(folder / "input.ipynb", folder / "iteration.ipynb", {},
                                         timeout_s=budget, events_path=folder / "events.jsonl", on_event=relay,
                                         cwd=folder)
@@ -446,6 +447,18 @@ class Engine:
         if it.status == "ok":
             self._read_back(it, folder)
         return self._finish_iteration(it, on_event)
+
+    def _prepare_cache(self, recipe: Recipe, include_test: bool = False) -> None:
+        """Decode and resize the images into the on-disk cache before the kernel starts (outside the budget)."""
+        from ..tasks import get_backend
+
+        try:
+            dm = get_backend(recipe.task_type).make_datamodule(self.dataset(include_test), recipe,
+                                                               self.session.spec, include_test=include_test)
+            if hasattr(dm, "prepare_cache"):
+                dm.prepare_cache()
+        except Exception as exc:  # noqa: BLE001 - the notebook reads the images itself and reports what fails
+            self.session.log("image_cache_skipped", error=f"{type(exc).__name__}: {exc}")
 
     def notebook_parameters(self, recipe: Recipe) -> dict[str, Any]:
         """Values baked into the iteration notebook; outputs go to the run's working folder (``.``)."""
@@ -597,6 +610,7 @@ class Engine:
                   "threshold": threshold if isinstance(threshold, (int, float)) else None}
         render_iteration(FINAL_TEST_TEMPLATE, folder / "input.ipynb", custom_code=best.recipe.custom_code,
                          parameters=params)
+        self._prepare_cache(best.recipe, include_test=True)
         result = self._executor.execute(folder / "input.ipynb", folder / "final_test.ipynb", {},
                                         timeout_s=timeout_s or max(600.0, s.spec.budget.iteration_minutes * 60),
                                         events_path=folder / "events.jsonl", cwd=folder, prewarm_next=False)
