@@ -13,6 +13,8 @@ import time
 from pathlib import Path
 from typing import Any, Sequence
 
+from .cli_resources import add_scale_flags, rerun_recipe_param, scale_overrides
+from .cli_resources import register as register_resources
 from .errors import ClinagentError
 
 __all__ = ["main", "build_parser"]
@@ -111,7 +113,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     engine = Engine.create(args.intent, args.data, out, model=_resolve_model(args.model), seed=args.seed,
                            max_iterations=args.max_iterations, iteration_minutes=args.iteration_minutes,
                            data_format=args.format, format_options=options,
-                           recipe_overrides=dict(_parse_kv(args.set or [])), llm_options=_llm_options(args))
+                           recipe_overrides={**dict(_parse_kv(args.set or [])), **scale_overrides(args)},
+                           llm_options=_llm_options(args))
     spec = engine.session.spec
     printer = ProgressPrinter()
     printer._print(_spec_summary(spec))
@@ -198,6 +201,8 @@ def cmd_rerun(args: argparse.Namespace) -> int:
     from .notebooks.rerun import rerun_notebook, seed_study
 
     params = dict(_parse_kv_typed(args.param or []))
+    if scale_overrides(args):
+        params.update(rerun_recipe_param(args.notebook, scale_overrides(args)))
     if args.seeds:
         study = seed_study(args.notebook, args.seeds, params=params, out_dir=args.out, workers=args.workers,
                            timeout_s=args.timeout)
@@ -277,6 +282,7 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--set", action="append", metavar="FIELD=VALUE",
                     help="fix a baseline Recipe field, e.g. training.max_epochs=5 or data.image_size=64")
     _add_llm_args(rp)
+    add_scale_flags(rp)
     rp.set_defaults(func=cmd_run)
 
     rr = sub.add_parser("rerun", help="rerun an iteration notebook with papermill")
@@ -287,6 +293,7 @@ def build_parser() -> argparse.ArgumentParser:
     rr.add_argument("--out", help="output folder (default: beside the notebook)")
     rr.add_argument("--workers", type=int, default=1)
     rr.add_argument("--timeout", type=float, default=3600.0, help="seconds per run")
+    add_scale_flags(rr)
     rr.set_defaults(func=cmd_rerun)
 
     sy = sub.add_parser("synth", help="write a synthetic dataset in a real on-disk format")
@@ -309,6 +316,7 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("session", help="session folder (holds session.json)")
     rep.add_argument("--out", help="output HTML path (default: <session>/report.html)")
     rep.set_defaults(func=cmd_report)
+    register_resources(sub)
     return p
 
 

@@ -260,7 +260,12 @@ class Engine:
     def _baseline_recipe(self) -> Recipe:
         from ..plan.initializer import initialize_recipe
 
-        recipe = initialize_recipe(self.session.spec, self.session.fingerprint, seed=self.session.seed)
+        from ..plan.hardware import detect_hardware
+
+        fixed = self.session.recipe_overrides or {}
+        hardware = detect_hardware(fixed.get("training.accelerator", "auto"), int(fixed.get("training.devices", 1)))
+        recipe = initialize_recipe(self.session.spec, self.session.fingerprint, seed=self.session.seed,
+                                   hardware=hardware, pretrained=fixed.get("model.pretrained", "auto"))
         if self.session.format_options:
             recipe = apply_patch(recipe, {"data.format_options": dict(self.session.format_options)})
             recipe.reasons["data.format_options"] = "adapter options given for this session"

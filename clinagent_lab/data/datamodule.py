@@ -272,7 +272,7 @@ class ImageDataModule(LightningDataModule):
         return DataLoader(dataset, batch_size=min(self.recipe.data.batch_size, max(len(dataset), 1)),
                           shuffle=shuffle, sampler=sampler, generator=generator, num_workers=workers,
                           drop_last=drop_last, persistent_workers=workers > 0,
-                          pin_memory=torch.cuda.is_available())
+                          pin_memory=torch.cuda.is_available() and self.recipe.training.accelerator != "cpu")
 
     def train_dataloader(self) -> DataLoader:
         """Augmented, shuffled (or sampled per ``recipe.data.sampler``) training batches."""
