@@ -13,56 +13,16 @@ import time
 from pathlib import Path
 from typing import Any, Sequence
 
+from .cli_progress import ProgressPrinter, print_summary, progress_display
 from .cli_resources import add_scale_flags, rerun_recipe_param, scale_overrides
 from .cli_resources import register as register_resources
 from .errors import ClinagentError
 
-__all__ = ["main", "build_parser"]
+__all__ = ["main", "build_parser", "ProgressPrinter"]
 
 EXIT_USAGE = 2
-
-
-# --------------------------------------------------------------------------------------------------------------
-# progress display
-# --------------------------------------------------------------------------------------------------------------
-class ProgressPrinter:
-    """Turns engine events into short lines on stderr (stdout stays clean for --json output)."""
-
-    def __init__(self, stream: Any = None) -> None:
-        self.stream = stream or sys.stderr
-        self.started: dict[int, float] = {}
-
-    def __call__(self, event: dict[str, Any]) -> None:
-        kind = event.get("type")
-        it = event.get("iteration")
-        if kind == "iteration_started":
-            self.started[it] = time.monotonic()
-            self._print(f"\n▶ iteration {it} ({event.get('idea')}): {event.get('rationale', '')[:300]}")
-        elif kind == "epoch":
-            metrics = event.get("metrics") or {}
-            shown = ", ".join(f"{k} {v:.4f}" for k, v in metrics.items() if k.startswith("val_"))
-            left = ""
-            if it in self.started and event.get("budget_s"):
-                left = f" · {max(0.0, event['budget_s'] - (time.monotonic() - self.started[it])):.0f} s left"
-            self._print(f"  epoch {int(event.get('epoch', 0)) + 1}/{event.get('max_epochs')} · {shown}{left}")
-        elif kind == "iteration_finished":
-            value = event.get("selection_value")
-            shown = f"{value:.4f}" if isinstance(value, (int, float)) else "-"
-            line = f"  ■ {event.get('status')} · selection {shown} · {event.get('decision')}: {event.get('reason')}"
-            if event.get("error"):
-                line += f"\n    error: {str(event['error'])[:300]}"
-            self._print(line)
-        elif kind == "loop_finished":
-            self._print(f"\nloop finished: {event.get('reason')}; best iteration {event.get('best_iteration')}")
-        elif kind == "test_started":
-            self._print(f"evaluating iteration {it} on the test split (once)…")
-        elif kind == "session_finished":
-            m = event.get("metrics") or {}
-            shown = ", ".join(f"{k} {v:.4f}" for k, v in m.items() if isinstance(v, float))
-            self._print(f"test: {shown}")
-
-    def _print(self, text: str) -> None:
-        print(text, file=self.stream, flush=True)
+DEMO_FINDING_CONTRAST = 0.7
+DEMO_NOISE = 0.03
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -116,19 +76,23 @@ def cmd_run(args: argparse.Namespace) -> int:
                            recipe_overrides={**dict(_parse_kv(args.set or [])), **scale_overrides(args)},
                            llm_options=_llm_options(args))
     spec = engine.session.spec
-    printer = ProgressPrinter()
-    printer._print(_spec_summary(spec))
+    print(_spec_summary(spec), file=sys.stderr)
+    printer = progress_display(args.verbose)
     session = engine.run(on_event=printer)
+    _close(printer)
     return _print_outcome(session)
+
+
+def _close(printer: Any) -> None:
+    if hasattr(printer, "close"):
+        printer.close()
 
 
 def _print_outcome(session: Any) -> int:
     out = Path(session.out_dir)
     print(f"\nsession:      {out / 'session.json'}")
     print(f"notebooks:    {out / 'iterations'}")
-    for it in session.iterations:
-        value = f"{it.selection_value:.4f}" if it.selection_value is not None else "-"
-        print(f"  {it.index:>2} {it.status:<8} {value:>7} {it.decision:<9} {it.idea}  ({it.notebook})")
+    print_summary(session)
     if session.final_test is not None:
         print(f"predictions:  {session.final_test.predictions}")
         m = session.final_test.metrics
@@ -177,7 +141,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from .data.synth import generate
 
     out = Path(args.out or "clinagent-demo").resolve()
-    data = generate("chest_drain", out / "data", seed=args.seed, n=args.n, image_size=32, correlation=0.8)
+    # a faint pneumothorax beside a bright drain: a plain model leans on the drain, mitigation has room to help
+    data = generate("chest_drain", out / "data", seed=args.seed, n=args.n, image_size=32, correlation=0.8,
+                    finding_contrast=DEMO_FINDING_CONTRAST, noise=DEMO_NOISE)
     request = ("pneumothorax on chest X-rays; don't let the model cheat by looking at chest drains; "
                "sensitivity matters")
     print(f"demo data (synthetic, chest-radiograph-like, drain correlated with the label): {data}")
@@ -185,9 +151,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
     engine = Engine.create(request, data, out / "session", model=_resolve_model(args.model), seed=args.seed,
                            max_iterations=args.max_iterations, iteration_minutes=args.iteration_minutes,
                            llm_options=_llm_options(args))
-    printer = ProgressPrinter(sys.stdout)
-    printer._print(_spec_summary(engine.session.spec))
+    print(_spec_summary(engine.session.spec))
+    printer = progress_display(args.verbose, sys.stdout)
     session = engine.run(on_event=printer)
+    _close(printer)
     code = _print_outcome(session)
     try:
         report = engine.export_report()
@@ -281,6 +248,7 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--seed", type=int, default=0)
     rp.add_argument("--set", action="append", metavar="FIELD=VALUE",
                     help="fix a baseline Recipe field, e.g. training.max_epochs=5 or data.image_size=64")
+    rp.add_argument("--verbose", action="store_true", help="a line per epoch with every validation metric")
     _add_llm_args(rp)
     add_scale_flags(rp)
     rp.set_defaults(func=cmd_run)
@@ -308,7 +276,8 @@ def build_parser() -> argparse.ArgumentParser:
     dp.add_argument("--seed", type=int, default=0)
     dp.add_argument("--n", type=int, default=600, help="number of synthetic images")
     dp.add_argument("--max-iterations", type=int, default=3)
-    dp.add_argument("--iteration-minutes", type=float, default=1.5)
+    dp.add_argument("--iteration-minutes", type=float, default=2.0)
+    dp.add_argument("--verbose", action="store_true", help="a line per epoch with every validation metric")
     _add_llm_args(dp)
     dp.set_defaults(func=cmd_demo)
 

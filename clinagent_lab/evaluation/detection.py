@@ -99,8 +99,8 @@ def mean_average_precision(preds: list[dict[str, np.ndarray]], targets: list[dic
 
     A class without ground-truth boxes has AP None; mAP averages the classes that have some (None if none do).
     """
-    import torch
-    from torchmetrics.detection import MeanAveragePrecision
+    import torch  # the training stack takes seconds to import
+    from torchmetrics.detection import MeanAveragePrecision  # the training stack takes seconds to import
 
     if not any(len(t["labels"]) for t in targets):
         return None, [None] * n_classes
@@ -198,7 +198,7 @@ def image_scores(preds: Sequence[Mapping[str, Any]], class_id: int) -> dict[str,
 
 def _image_auroc(preds: Sequence[Mapping[str, Any]], image_labels: Mapping[str, int], class_id: int
                  ) -> tuple[float | None, int]:
-    from sklearn.metrics import roc_auc_score
+    from sklearn.metrics import roc_auc_score  # scikit-learn: heavy, only for this computation
 
     scores = image_scores(preds, class_id) if all("image_id" in p for p in preds) else {}
     ids = [i for i in scores if int(image_labels.get(i, -1)) in (0, 1)]

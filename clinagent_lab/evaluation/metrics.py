@@ -48,7 +48,9 @@ def auroc(y, score) -> float | None:
     y = as_1d(y, "y").astype(bool)
     if y.all() or not y.any():
         return None
-    import torch
+    import torch  # the training stack takes seconds to import
+
+    # the training stack takes seconds to import
     from torchmetrics.functional.classification import binary_auroc
 
     value = binary_auroc(torch.as_tensor(as_1d(score, "score", dtype=float)),

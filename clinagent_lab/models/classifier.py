@@ -34,6 +34,7 @@ from torch import nn
 
 from ..errors import RecipeError
 from ..recipe import Recipe
+from ..tasks import get_backend
 from .backbones import create_backbone
 from .dfr import DFR_DEFAULTS, DFRHead, collect_features, select_holdout, select_refit_rows
 from .grl import GradientReversalLayer, dann_lambda
@@ -50,6 +51,7 @@ def auroc_score(probs: torch.Tensor, labels: torch.Tensor, positive_class: int =
     Classes without both positives and negatives are left out of the macro average; ``nan`` when no class
     qualifies (e.g. a single class present).
     """
+    # the training stack takes seconds to import
     from torchmetrics.functional.classification import binary_auroc
 
     num_classes = probs.shape[1]
@@ -89,7 +91,7 @@ def build_scheduler(optimizer: torch.optim.Optimizer, recipe: Recipe, total_step
 
 
 def _check_recipe(recipe: Recipe) -> None:
-    if recipe.task_type == "detection":
+    if get_backend(recipe.task_type).has_boxes:
         raise RecipeError("ImageClassifier cannot train a detection recipe", where="field 'task_type'",
                           fix="use the detection model for detection tasks")
     positive = recipe.evaluation.positive_class
@@ -224,7 +226,7 @@ class ImageClassifier(L.LightningModule):
 
     def _refit_batches(self) -> Any:
         """Unaugmented training batches for the refit: the held-out rows, else every cell (capped)."""
-        from torch.utils.data import DataLoader, Subset
+        from torch.utils.data import DataLoader, Subset  # the training stack takes seconds to import
 
         ds, batch_size = self._train_dataset()
         if ds is None:
@@ -327,6 +329,7 @@ class ImageClassifier(L.LightningModule):
 
     def _group_balanced_auroc(self, probs: torch.Tensor, labels: torch.Tensor, groups: torch.Tensor) -> float:
         """The evaluator's label x confounder balanced AUROC of the target class (``nan`` if undefined)."""
+        # deferred: SciPy: heavy, only for this computation (scipy)
         from ..evaluation.confounders import group_balanced_auroc
 
         value = group_balanced_auroc((labels == self.positive_class).numpy(),

@@ -18,6 +18,8 @@ from typing import Any
 import nbformat
 
 from ..errors import ClinagentError, RecipeError
+from ..fileio import atomic_write_text
+from .executor import NotebookExecutor
 from .render import declared_parameters
 
 __all__ = ["rerun_notebook", "seed_study", "SeedStudy", "check_parameters"]
@@ -84,7 +86,6 @@ def rerun_notebook(notebook: str | Path, *, seed: int | None = None, params: dic
     out = Path(out_dir).resolve() if out_dir else nb.parent / "reruns" / tag
     out.mkdir(parents=True, exist_ok=True)
     values.setdefault("output_dir", ".")
-    from .executor import NotebookExecutor
 
     result = NotebookExecutor().execute(nb, out / nb.name, values, timeout_s=timeout_s,
                                         events_path=out / "events.jsonl", cwd=out, prewarm_next=prewarm_next)
@@ -141,7 +142,6 @@ def _summarise(runs: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
 def seed_study(notebook: str | Path, seeds: list[int], *, params: dict[str, Any] | None = None,
                out_dir: str | Path | None = None, workers: int = 1, timeout_s: float = 3600.0) -> SeedStudy:
     """Run ``notebook`` once per seed; failures are reported next to successes. Writes seed_study.json."""
-    from ..fileio import atomic_write_text
 
     nb = Path(notebook).resolve()
     check_parameters(nb, {**(params or {}), "seed": 0})

@@ -8,8 +8,11 @@ call its methods in order: load data with the frozen split, collect custom-code 
 from __future__ import annotations
 
 import json
+import os
 import platform
+import time
 from dataclasses import dataclass, field
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
@@ -17,18 +20,17 @@ import numpy as np
 import pandas as pd
 
 from ..data.base import LoadedDataset
+from ..data.formats import load_dataset
+from ..data.splits import apply_split_table, without_split
 from ..errors import DataValidationError, RecipeError
-from ..evaluation.evaluate import GROUP_SELECTION_METRICS
+from ..fileio import atomic_write_text
 from ..recipe import Recipe
 from ..spec import TaskSpec
 from ..tasks import TaskBackend, get_backend
+from .executor import DEADLINE_ENV
 from .progress import EpochPlanner, ProgressCallback, TimeBudget, write_event
 
-__all__ = ["IterationRun", "Hooks", "prepare_run", "without_split", "MONITOR", "HOOK_FUNCTIONS"]
-
-#: metric each task type logs during validation, used for checkpoint selection inside an iteration
-MONITOR = {"binary_classification": "val_auroc", "multiclass_classification": "val_auroc",
-           "detection": "val_map50"}
+__all__ = ["IterationRun", "Hooks", "prepare_run", "without_split", "HOOK_FUNCTIONS"]
 
 #: hook cell name -> (function it must define, where it goes: datamodule or module keyword)
 HOOK_FUNCTIONS = {
@@ -43,24 +45,6 @@ HOOK_FUNCTIONS = {
 class Hooks:
     data: dict[str, Any] = field(default_factory=dict)
     model: dict[str, Any] = field(default_factory=dict)
-
-
-def without_split(dataset: LoadedDataset, split: str) -> LoadedDataset:
-    """A view of ``dataset`` with every row of ``split`` removed (pixels of those rows become unreachable)."""
-    keep = np.flatnonzero(dataset.table["split"].to_numpy() != split)
-    table = dataset.table.iloc[keep].reset_index(drop=True)
-    read = dataset.read_image
-
-    def read_image(i: int) -> np.ndarray:
-        return read(int(keep[i]))
-
-    kept_ids = set(table["image_id"])
-    boxes = None if dataset.boxes is None else {k: v for k, v in dataset.boxes.items() if k in kept_ids}
-    return LoadedDataset(format=dataset.format, root=dataset.root, task_type=dataset.task_type,
-                         classes=list(dataset.classes), table=table, read_image=read_image,
-                         metadata_columns=list(dataset.metadata_columns), boxes=boxes,
-                         box_classes=dataset.box_classes, warnings=list(dataset.warnings),
-                         source=dict(dataset.source))
 
 
 @dataclass
@@ -82,8 +66,6 @@ class IterationRun:
     # --- data -----------------------------------------------------------------------------------------
     def load_data(self, data_path: str, data_format: str = "", splits_path: str = "",
                   include_test: bool = False) -> LoadedDataset:
-        from ..data.formats import load_dataset
-        from ..data.splits import apply_split_table
 
         dataset = load_dataset(data_path, data_format or None, **self.recipe.data.format_options)
         if splits_path:
@@ -120,6 +102,7 @@ class IterationRun:
         so a rerun replays it. The checkpoint kept is the best epoch by :meth:`monitor` for ``module``;
         ``datamodule`` is accepted for the template's call and not needed.
         """
+        # the training stack takes seconds to import
         from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 
         t = self.recipe.training
@@ -128,7 +111,7 @@ class IterationRun:
         self.time_budget = TimeBudget(max_time)
         callbacks: list[Any] = [ProgressCallback(self.events_path), self.time_budget]
         self.epoch_planner = None
-        if self.recipe.task_type == "detection":  # detection trains the recipe's (or the fixed) epochs
+        if not self.backend.plans_epochs:  # the recipe's (or the fixed) epochs are trained
             epochs = self.fixed_epochs[-1] if self.fixed_epochs else t.max_epochs
         else:  # the planner sets the epochs once it has measured the speed; until then the recipe's run
             epochs = max([t.max_epochs, *(self.fixed_epochs or [])])
@@ -156,14 +139,15 @@ class IterationRun:
         """The validation metric that picks this iteration's checkpoint (and stops it early): the one that
         decides keep/discard between iterations when that is a confounder-group metric the module logs (a
         shortcut inflates plain validation AUROC, so the epoch relying on it most would be kept), else the
-        task's :data:`MONITOR`."""
-        candidates = monitors(self.recipe)
+        task's monitor."""
+        candidates = self.backend.monitors(self.recipe)
         return candidates[0] if int(getattr(module, "n_groups", 0) or 0) >= 2 else candidates[-1]
 
     def _scheduler_builder(self) -> Any:
         """``(optimizer, total_steps) -> scheduler``: the recipe's per-step schedule over the planned steps."""
         if self.recipe.optim.schedule == "none":
             return None
+        # deferred: the training stack takes seconds to import (lightning)
         from ..models.classifier import build_scheduler
 
         recipe = self.recipe
@@ -200,27 +184,9 @@ class IterationRun:
 
     def load_checkpoint(self, path: str, hooks: Hooks) -> Any:
         """Rebuild the iteration's module (with its custom model hook, if any) and load ``path`` into it."""
-        from ..data.base import LoadedDataset  # noqa: F401  (typing only)
-
-        if self.recipe.task_type == "detection":
-            from ..models.detector import WristDetector
-
-            return WristDetector.load_from_checkpoint(path, map_location="cpu", weights_only=False).eval()
-        from ..models.classifier import ImageClassifier
-        import torch
-
-        hparams = torch.load(path, map_location="cpu", weights_only=False).get("hyper_parameters", {})
-        module = ImageClassifier(self.recipe.model_dump(mode="json"), class_weights=hparams.get("class_weights"),
-                                 n_groups=int(hparams.get("n_groups", 0)))
-        if "custom_model" in hooks.model:
-            r = self.recipe
-            module.set_custom_backbone(hooks.model["custom_model"](r.model_dump(mode="json"), r.num_classes,
-                                                                   r.model.in_channels))
-        _load_weights(module, path)
-        return module.eval()
+        return self.backend.load_checkpoint(path, self.recipe, hooks.model).eval()
 
     def save_test_outputs(self, predictions: Any, metrics: dict[str, Any], datamodule: Any) -> None:
-        from ..fileio import atomic_write_text
 
         out = Path(self.output_dir)
         if isinstance(predictions, pd.DataFrame):
@@ -228,12 +194,13 @@ class IterationRun:
             frame.insert(2, "label_name", [self.recipe.classes[int(i)] for i in frame["label"]])
             columns = ["image_id", "label", "label_name"] + [c for c in frame.columns if c.startswith("prob_")] \
                 + ["group_id"]
-            atomic_write_text(out / "test_predictions.csv", frame[columns].to_csv(index=False))
+            atomic_write_text(out / self.backend.test_predictions_file, frame[columns].to_csv(index=False))
             n = len(frame)
         else:
-            self.backend.save_predictions(predictions, out / "test_predictions.json")
+            self.backend.save_predictions(predictions, out / self.backend.test_predictions_file)
             n = len(predictions)
         atomic_write_text(out / "test_metrics.json", json.dumps(_jsonable(metrics), indent=2))
+        # deferred: SciPy: heavy, only for this computation (scipy)
         from ..evaluation.evaluate import evaluator_hash
 
         info = {"n_samples": n, "test_reads": int(getattr(datamodule, "test_reads", 1)),
@@ -243,15 +210,14 @@ class IterationRun:
 
     # --- outputs --------------------------------------------------------------------------------------
     def save_outputs(self, trainer: Any, predictions: Any, metrics: dict[str, Any]) -> None:
-        from ..fileio import atomic_write_text
+        # deferred: SciPy: heavy, only for this computation (scipy)
         from ..evaluation.evaluate import evaluator_hash
 
         out = Path(self.output_dir)
         ckpt = out / "model.ckpt"
         if not ckpt.exists():
             trainer.save_checkpoint(str(ckpt))
-        pred_name = "val_predictions.csv" if self.recipe.task_type != "detection" else "val_predictions.json"
-        self.backend.save_predictions(predictions, out / pred_name)
+        self.backend.save_predictions(predictions, out / self.backend.predictions_file)
         atomic_write_text(out / "metrics.json", json.dumps(_jsonable(metrics), indent=2))
         budget = getattr(self, "time_budget", None)
         info = {"seed": self.recipe.seed, "evaluator_hash": evaluator_hash(), "epochs_run": trainer.current_epoch,
@@ -265,10 +231,11 @@ class IterationRun:
         _display(pd.Series(_headline(metrics), name="validation").to_frame())
 
     def show_figures(self, predictions: Any, metrics: dict[str, Any]) -> None:
-        if self.recipe.task_type == "detection":
+        if self.backend.has_boxes:  # the detection template draws its own box figures
             return
         try:
-            from ..widgets.static import save_roc_png, save_confounder_png
+            # deferred: figures only (matplotlib)
+            from ..widgets.static import save_confounder_png, save_roc_png
         except ImportError:  # figures are a convenience, never a reason to fail the iteration
             return
         paths = [save_roc_png(predictions, self.recipe, self.output_dir / "roc.png")]
@@ -276,7 +243,7 @@ class IterationRun:
             paths.append(save_confounder_png(predictions, self.recipe, self.spec, name,
                                              self.output_dir / f"confounder_{name}.png", metrics=metrics))
         try:
-            from IPython.display import Image, display
+            from IPython.display import Image, display  # only inside a kernel
         except ImportError:
             return
         for path in paths:
@@ -290,10 +257,7 @@ def training_time_left(recipe_max_s: float | None) -> float | None:
     The executor passes the iteration's deadline in ``CLINAGENT_DEADLINE``; a slow kernel start then eats into
     training, not into the evaluation that must follow it. Plain papermill reruns have no deadline.
     """
-    import os
-    import time
 
-    from .executor import DEADLINE_ENV
 
     deadline = os.environ.get(DEADLINE_ENV)
     if not deadline:
@@ -304,17 +268,17 @@ def training_time_left(recipe_max_s: float | None) -> float | None:
 
 
 def _load_weights(module: Any, path: str | Path) -> None:
-    import torch
+    # deferred: the training stack takes seconds to import (torch)
+    from ..models.checkpoints import load_weights
 
-    state = torch.load(str(path), map_location="cpu", weights_only=False)
-    module.load_state_dict(state["state_dict"] if "state_dict" in state else state)
+    load_weights(module, path)
 
 
 def prepare_run(*, recipe: dict[str, Any], spec: dict[str, Any], seed: int, output_dir: str,
                 events_path: str = "", max_epochs: int | list[int] | None = None,
                 time_budget_s: float | None = None) -> IterationRun:
     """Validate the parameters, apply overrides, seed everything, and pick the task backend."""
-    import lightning as L
+    import lightning as L  # the training stack takes seconds to import
 
     data = json.loads(json.dumps(recipe))
     data["seed"] = int(seed)
@@ -347,16 +311,7 @@ def _epoch_parameter(value: Any) -> list[int] | None:
     return epochs
 
 
-def monitors(recipe: Recipe) -> list[str]:
-    """Validation metrics an iteration's checkpoint is chosen on, first to last: the keep/discard metric when it
-    is a confounder-group metric (logged by modules that know the groups), then the task's :data:`MONITOR`."""
-    selection = recipe.evaluation.selection_metric
-    group = selection in GROUP_SELECTION_METRICS and recipe.task_type != "detection"
-    return ([f"val_{selection}"] if group else []) + [MONITOR[recipe.task_type]]
-
-
 def package_versions() -> dict[str, str]:
-    from importlib.metadata import PackageNotFoundError, version
 
     out = {"python": platform.python_version()}
     for name in ("clinagent-lab", "torch", "torchvision", "lightning", "torchmetrics", "albumentations", "timm",
@@ -387,7 +342,7 @@ def _jsonable(value: Any) -> Any:
 
 def _display(obj: Any) -> None:
     try:
-        from IPython.display import display
+        from IPython.display import display  # only inside a kernel
 
         display(obj)
     except ImportError:  # pragma: no cover - outside a kernel

@@ -9,11 +9,12 @@ import numpy as np
 import pandas as pd
 
 from ..data.base import LoadedDataset
+from ..fileio import atomic_write_text
 from ..recipe import Recipe
 from ..spec import TaskSpec
-from . import TASKS, TaskBackend
 
 __all__ = ["make_datamodule", "make_module", "predict", "evaluate", "save_predictions", "load_predictions",
+           "load_checkpoint",
            "confounder_columns", "class_weights"]
 
 
@@ -34,6 +35,7 @@ def _group_column(recipe: Recipe, spec: TaskSpec, dataset: LoadedDataset) -> str
 def make_datamodule(dataset: LoadedDataset, recipe: Recipe, spec: TaskSpec, include_test: bool = False,
                     extra_transforms: Callable[[bool], list] | None = None,
                     sample_weights: Callable[..., np.ndarray] | None = None) -> Any:
+    # deferred: the training stack takes seconds to import (torch)
     from ..data.datamodule import ImageDataModule
 
     kwargs: dict[str, Any] = {}
@@ -61,6 +63,7 @@ def class_weights(recipe: Recipe, dataset: LoadedDataset) -> list[float] | None:
 def make_module(recipe: Recipe, dataset: LoadedDataset, spec: TaskSpec, datamodule: Any = None,
                 custom_model: Callable[..., Any] | None = None,
                 custom_loss: Callable[..., Any] | None = None) -> Any:
+    # deferred: the training stack takes seconds to import (lightning)
     from ..models.classifier import ImageClassifier
 
     n_groups = 0
@@ -79,7 +82,7 @@ def make_module(recipe: Recipe, dataset: LoadedDataset, spec: TaskSpec, datamodu
 
 def predict(module: Any, datamodule: Any, split: str) -> pd.DataFrame:
     """Per-sample probabilities for ``split`` as a DataFrame: image_id, label, prob_<class>, group and metadata."""
-    import torch
+    import torch  # the training stack takes seconds to import
 
     loader = datamodule.dataloader_for(split)
     gpu = torch.cuda.is_available() and datamodule.recipe.training.accelerator != "cpu"
@@ -110,6 +113,7 @@ def predict(module: Any, datamodule: Any, split: str) -> pd.DataFrame:
 
 def evaluate(predictions: pd.DataFrame, recipe: Recipe, spec: TaskSpec, dataset: LoadedDataset | None = None,
              threshold: float | None = None) -> dict[str, Any]:
+    # deferred: SciPy: heavy, only for this computation (scipy)
     from ..evaluation.evaluate import evaluate_predictions
 
     confounders = {n: c for n, c in confounder_columns(spec).items() if c in predictions.columns}
@@ -118,7 +122,6 @@ def evaluate(predictions: pd.DataFrame, recipe: Recipe, spec: TaskSpec, dataset:
 
 
 def save_predictions(predictions: pd.DataFrame, path: str | Path) -> Path:
-    from ..fileio import atomic_write_text
 
     atomic_write_text(Path(path), predictions.to_csv(index=False))
     return Path(path)
@@ -128,8 +131,21 @@ def load_predictions(path: str | Path) -> pd.DataFrame:
     return pd.read_csv(path, dtype={"image_id": str, "group_id": str})
 
 
-_BACKEND = TaskBackend(name="classification", template="classification.ipynb", make_datamodule=make_datamodule,
-                       make_module=make_module, predict=predict, evaluate=evaluate,
-                       save_predictions=save_predictions, load_predictions=load_predictions)
-TASKS.register("binary_classification", _BACKEND)
-TASKS.register("multiclass_classification", _BACKEND)
+def load_checkpoint(path: str | Path, recipe: Recipe, model_hooks: dict[str, Any] | None = None) -> Any:
+    """The classifier saved at ``path``, rebuilt from ``recipe`` (with the custom model hook, if any)."""
+    import torch  # the training stack takes seconds to import
+
+    # deferred: the training stack takes seconds to import (torch)
+    from ..models.checkpoints import load_weights
+
+    # deferred: the training stack takes seconds to import (lightning)
+    from ..models.classifier import ImageClassifier
+
+    hparams = torch.load(str(path), map_location="cpu", weights_only=False).get("hyper_parameters", {})
+    module = ImageClassifier(recipe.model_dump(mode="json"), class_weights=hparams.get("class_weights"),
+                             n_groups=int(hparams.get("n_groups", 0)))
+    if model_hooks and "custom_model" in model_hooks:
+        module.set_custom_backbone(model_hooks["custom_model"](recipe.model_dump(mode="json"), recipe.num_classes,
+                                                               recipe.model.in_channels))
+    load_weights(module, path)
+    return module

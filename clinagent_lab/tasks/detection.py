@@ -24,10 +24,12 @@ from typing import Any
 import numpy as np
 
 from ..data.base import LoadedDataset
+from ..data.images import to_channels
 from ..errors import DataValidationError, RecipeError
+from ..evaluation.detection import detection_metrics
+from ..fileio import atomic_write_text
 from ..recipe import Recipe
 from ..spec import TaskSpec
-from . import TASKS, TaskBackend
 
 __all__ = ["make_datamodule", "make_module", "predict", "evaluate", "save_predictions", "load_predictions",
            "fit", "teacher_trainer_kwargs", "save_box_figure", "target_box_class", "DEFAULT_TARGET",
@@ -57,6 +59,7 @@ def make_datamodule(dataset: LoadedDataset, recipe: Recipe, spec: TaskSpec, incl
                     extra_transforms: Callable[[bool], list] | None = None,
                     sample_weights: Callable[..., np.ndarray] | None = None) -> Any:
     """A :class:`~clinagent_lab.data.detection_datamodule.DetectionDataModule` (test split only if asked)."""
+    # deferred: the training stack takes seconds to import (lightning)
     from ..data.detection_datamodule import DetectionDataModule
 
     _unsupported("sampler", sample_weights)
@@ -72,6 +75,7 @@ def make_module(recipe: Recipe, dataset: LoadedDataset, spec: TaskSpec, datamodu
     (loss dict in train mode, list of ``boxes/scores/labels`` dicts in eval); ``num_classes`` includes the
     background class 0.
     """
+    # deferred: the training stack takes seconds to import (lightning)
     from ..models.detector import WristDetector
 
     _unsupported("loss", custom_loss)
@@ -110,8 +114,9 @@ def fit(module: Any, datamodule: Any, trainer: Any, teacher_trainer: Any = None)
     from the teacher's weights) trains on everything with ``trainer``. ``module.pseudo_label_summary`` records
     what was added. Returns the trained module.
     """
-    import lightning as L
+    import lightning as L  # the training stack takes seconds to import
 
+    # deferred: the training stack takes seconds to import (lightning)
     from ..models.detector import pseudo_label
 
     recipe = module.recipe
@@ -133,7 +138,7 @@ def fit(module: Any, datamodule: Any, trainer: Any, teacher_trainer: Any = None)
 
 def predict(module: Any, datamodule: Any, split: str) -> list[dict[str, Any]]:
     """Boxes for every image of ``split`` (original pixels), see the module docstring."""
-    import torch
+    import torch  # the training stack takes seconds to import
 
     module.eval()
     out: list[dict[str, Any]] = []
@@ -175,7 +180,6 @@ def evaluate(predictions: list[dict[str, Any]], recipe: Recipe, spec: TaskSpec,
     ``map50`` or the image-level ``auroc``) and, with ``threshold``, image-level sensitivity/specificity at
     that score.
     """
-    from ..evaluation.detection import detection_metrics
 
     if dataset is None or not dataset.box_classes:
         raise DataValidationError("detection evaluation needs the dataset with its boxes", where="evaluate",
@@ -200,7 +204,6 @@ def evaluate(predictions: list[dict[str, Any]], recipe: Recipe, spec: TaskSpec,
 
 def save_predictions(predictions: list[dict[str, Any]], path: str | Path) -> Path:
     """Write predictions as a JSON list (atomically)."""
-    from ..fileio import atomic_write_text
 
     atomic_write_text(Path(path), json.dumps(predictions, indent=1))
     return Path(path)
@@ -219,9 +222,8 @@ def save_box_figure(dataset: LoadedDataset, predictions: list[dict[str, Any]], p
                     min_score: float = 0.3, scale: int = 4) -> Path:
     """A PNG strip of up to ``n`` images (annotated positives first): ground-truth boxes green, predicted
     boxes of at least ``min_score`` red with their score."""
-    from PIL import Image, ImageDraw
+    from PIL import Image, ImageDraw  # only image files need it
 
-    from ..data.images import to_channels
 
     rows = {str(i): k for k, i in enumerate(dataset.table["image_id"])}
     boxes = dataset.boxes or {}
@@ -249,7 +251,9 @@ def save_box_figure(dataset: LoadedDataset, predictions: list[dict[str, Any]], p
     return Path(path)
 
 
-_BACKEND = TaskBackend(name="detection", template="detection.ipynb", make_datamodule=make_datamodule,
-                       make_module=make_module, predict=predict, evaluate=evaluate,
-                       save_predictions=save_predictions, load_predictions=load_predictions)
-TASKS.register("detection", _BACKEND)
+def load_checkpoint(path: str | Path, recipe: Recipe, model_hooks: dict[str, Any] | None = None) -> Any:
+    """The detector saved at ``path`` (detection recipes take no custom model hook)."""
+    # deferred: the training stack takes seconds to import (lightning)
+    from ..models.detector import WristDetector
+
+    return WristDetector.load_from_checkpoint(str(path), map_location="cpu", weights_only=False)

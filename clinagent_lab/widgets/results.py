@@ -21,11 +21,13 @@ from typing import Any
 import pandas as pd
 
 from ..records import SESSION_FILE, Session
-from ..errors import DataValidationError, SessionError
+from ..errors import ClinagentError, DataValidationError, SessionError
 from ..recipe import Recipe
 from ..spec import TaskSpec
+from .figdata import _classes_target
 from .annotate import AnnotationSink, ServerSink, SessionFileSink, sink_widgets
 from .static import format_value, save_confounder_png, save_roc_png
+from .summary import clinician_sentence, clinician_summary_html, metric_table_html
 
 __all__ = ["IterationResults", "ResultsView", "load_iteration", "make_sink", "show_results"]
 
@@ -146,17 +148,30 @@ class ResultsView:
         display(self.widget)
         for path in self.pngs:
             display(Image(filename=str(path)))
+        display(HTML(metric_table_html(self.results.metrics)))
 
 
 def _heading(res: IterationResults) -> str:
+    """The clinician's sentence first, then the selection figures in one muted line."""
     m = res.metrics
     which = f"Iteration {res.iteration}" if res.iteration is not None else res.folder.name
     name = m.get("selection_metric") or m.get("primary_metric") or "primary"
-    parts = [f"{name} = <b>{format_value(m.get('selection_value'))}</b>"]
-    if name != "auroc":
-        parts.append(f"AUROC {format_value(m.get('auroc', m.get('auroc_macro')))}")
-    parts.append(f"threshold {format_value(m.get('threshold'))}")
-    return f"<h4>{which}: validation results</h4><p>{' &middot; '.join(parts)}</p>"
+    extra = [f"selected on {str(name).replace('_', ' ')} {format_value(m.get('selection_value'))}"]
+    if name != "auroc" and isinstance(m.get("auroc", m.get("auroc_macro")), (int, float)):
+        extra.append(f"AUROC {format_value(m.get('auroc', m.get('auroc_macro')))}")
+    extra.append(f"threshold {format_value(m.get('threshold'))}")
+    return clinician_summary_html(f"{which}: validation results", _sentence(res), extra)
+
+
+def _sentence(res: IterationResults) -> str:
+    """Empty for tasks whose metrics carry no confusion counts (detection)."""
+    try:
+        classes, positive = _classes_target(res.recipe, None, None)
+    except ClinagentError:
+        classes, positive = list(res.recipe.classes), None
+    columns = {c.name: c.column for c in (res.spec.confounders if res.spec else []) if c.column}
+    return clinician_sentence(res.metrics, res.predictions, classes=classes, positive=positive,
+                              confounder_columns=columns)
 
 
 def _static_pngs(res: IterationResults, names: list[str]) -> list[Path]:
