@@ -6,6 +6,7 @@ Errors print one clear line (what, where, what to do) and exit with code 2; ``--
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import os
 import sys
@@ -16,7 +17,9 @@ from typing import Any, Sequence
 from .cli_progress import ProgressPrinter, print_summary, progress_display
 from .cli_resources import add_scale_flags, rerun_recipe_param, scale_overrides
 from .cli_resources import register as register_resources
+from .data.synth import SYNTH_KINDS, _ensure_builtin, generate
 from .errors import ClinagentError
+from .llm.client import resolve_model
 
 __all__ = ["main", "build_parser", "ProgressPrinter"]
 
@@ -29,8 +32,6 @@ DEMO_NOISE = 0.03
 # commands
 # --------------------------------------------------------------------------------------------------------------
 def _resolve_model(value: str | None) -> str:
-    from .llm.client import resolve_model
-
     return resolve_model(value)
 
 
@@ -40,7 +41,7 @@ def _llm_options(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def cmd_parse(args: argparse.Namespace) -> int:
-    from .agent.engine import interpret, prepare_data
+    from .agent.engine import interpret, prepare_data  # deferred: the data stack (pandas) is not needed to start
 
     fingerprint = None
     if args.data:
@@ -66,7 +67,7 @@ def _spec_summary(spec: Any) -> str:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from .agent.engine import Engine
+    from .agent.engine import Engine  # deferred: the data stack (pandas) is not needed to start
 
     out = Path(args.out or f"clinagent-runs/{time.strftime('%Y%m%d-%H%M%S')}")
     options = dict(_parse_kv(args.format_option or []))
@@ -105,8 +106,6 @@ def _print_outcome(session: Any) -> int:
 
 
 def cmd_synth(args: argparse.Namespace) -> int:
-    from .data.synth import SYNTH_KINDS, _ensure_builtin, generate
-
     options = dict(_parse_kv(args.option or []))
     _ensure_builtin()
     _check_synth_options(args.kind, SYNTH_KINDS.get(args.kind), options)
@@ -121,8 +120,6 @@ def cmd_synth(args: argparse.Namespace) -> int:
 
 def _check_synth_options(kind: str, generator: Any, options: dict[str, Any]) -> None:
     """Unknown or missing generator options as a clear error instead of a TypeError traceback."""
-    import inspect
-
     params = [p for p in list(inspect.signature(generator).parameters.values())[1:]
               if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD) and p.name != "seed"]
     names = [p.name for p in params]
@@ -137,8 +134,7 @@ def _check_synth_options(kind: str, generator: Any, options: dict[str, Any]) -> 
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from .agent.engine import Engine
-    from .data.synth import generate
+    from .agent.engine import Engine  # deferred: the data stack (pandas) is not needed to start
 
     out = Path(args.out or "clinagent-demo").resolve()
     # a faint pneumothorax beside a bright drain: a plain model leans on the drain, mitigation has room to help
@@ -165,6 +161,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_rerun(args: argparse.Namespace) -> int:
+    # deferred: nbformat's schema validation (jsonschema) takes seconds to import
     from .notebooks.rerun import rerun_notebook, seed_study
 
     params = dict(_parse_kv_typed(args.param or []))
@@ -182,7 +179,7 @@ def cmd_rerun(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from .report import write_report
+    from .report import write_report  # deferred: the data stack (pandas) is not needed to start
 
     path = write_report(args.session, args.out)
     print(path)

@@ -21,7 +21,7 @@ from ..errors import ClinagentError
 from ..spec import TaskSpec
 from .events import format_sse
 from .manager import SessionManager, to_jsonable
-from .schemas import api_schemas
+from .api_schema import api_json_schema
 
 __all__ = ["API_PREFIX", "handlers", "InterpretBody", "CreateBody", "AnswerBody", "StartBody", "ProposalBody"]
 
@@ -123,12 +123,13 @@ class ClinagentHandler(APIHandler):
 
 
 class SchemaHandler(ClinagentHandler):
-    """``GET``: the JSON Schema of every object the API sends or accepts (events included)."""
+    """``GET``: the JSON Schema of every object the API sends or accepts (events included); the sidebar's
+    TypeScript types are generated from the same document."""
 
     @tornado.web.authenticated
     @api
     async def get(self) -> Any:
-        return api_schemas()
+        return api_json_schema()
 
 
 class InterpretHandler(ClinagentHandler):

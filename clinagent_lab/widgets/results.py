@@ -20,12 +20,13 @@ from typing import Any
 
 import pandas as pd
 
-from ..records import SESSION_FILE, Session
 from ..errors import ClinagentError, DataValidationError, SessionError
 from ..recipe import Recipe
+from ..records import SESSION_FILE, Session
 from ..spec import TaskSpec
-from .figdata import _classes_target
+from ..tasks import get_backend
 from .annotate import AnnotationSink, ServerSink, SessionFileSink, sink_widgets
+from .figdata import _classes_target
 from .static import format_value, save_confounder_png, save_roc_png
 from .summary import clinician_sentence, clinician_summary_html, metric_table_html
 
@@ -126,7 +127,7 @@ class ResultsView:
     @property
     def widget(self) -> Any:
         """All the interactive parts in one box."""
-        import ipywidgets as w
+        import ipywidgets as w  # only inside a kernel
 
         parts = [self.roc, *self.confounders.values(), self.controls]
         return w.VBox([p for p in parts if p is not None] + sink_widgets(self.sink))
@@ -140,7 +141,7 @@ class ResultsView:
         if self.displayed:
             return
         self.displayed = True
-        from IPython.display import HTML, Image, display
+        from IPython.display import HTML, Image, display  # only inside a kernel
 
         display(HTML(_heading(self.results)))
         for note in self.notes:
@@ -187,8 +188,7 @@ def _static_pngs(res: IterationResults, names: list[str]) -> list[Path]:
 
 def _confounder_views(res: IterationResults, sink: AnnotationSink | None, names: list[str],
                       notes: list[str]) -> dict[str, Any]:
-    from ..errors import ClinagentError
-    from .confounder import ConfounderView
+    from .confounder import ConfounderView  # deferred: only inside a kernel (ipywidgets)
 
     views: dict[str, Any] = {}
     for name in names:
@@ -226,13 +226,13 @@ def show_results(iteration_dir: str | Path, *, session_id: str | None = None, si
     Returns:
         The :class:`ResultsView` (widgets, PNG paths, the annotations made so far).
     """
-    from .confounder import AnnotationControls
-    from .roc import RocWidget
+    from .confounder import AnnotationControls  # deferred: only inside a kernel (ipywidgets)
+    from .roc import RocWidget  # deferred: only inside a kernel (anywidget)
 
     res = load_iteration(iteration_dir, recipe=recipe, spec=spec)
     sink = sink if sink is not None else make_sink(res.session_dir, session_id)
     view = ResultsView(results=res, sink=sink)
-    if res.recipe.task_type == "detection":
+    if get_backend(res.recipe.task_type).has_boxes:
         view.notes.append("detection results have no ROC view; see metrics.json and the report")
     else:
         names = list(res.metrics.get("confounders") or {})
@@ -244,7 +244,7 @@ def show_results(iteration_dir: str | Path, *, session_id: str | None = None, si
                                            show_sink=False)
         view.pngs = _static_pngs(res, names)
     if display:
-        from IPython.display import display as show
+        from IPython.display import display as show  # only inside a kernel
 
         show(view)
     return view

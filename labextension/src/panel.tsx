@@ -106,19 +106,25 @@ export function ClinagentSidebar(props: IProps): JSX.Element {
     if (!sessionId) {
       return;
     }
-    dispatch({ type: 'state', session: sessionId, seq: 0, at: 0, v: 1, running: null });
+    dispatch({
+      type: 'state', session: sessionId, seq: 0, at: 0, v: 2, time: 0, iteration: null, budget_s: null,
+      running: null, auto_continue: null
+    });
     const onEvent = (event: Event) => {
       dispatch(event);
-      const live = event.at >= mountedAt.current - 1;
+      const live = (event.at ?? event.time) >= mountedAt.current - 1;
       switch (event.type) {
         case 'iteration_finished':
           void refresh(sessionId);
           if (live && event.status === 'ok') {
             Notification.success(
-              `Iteration ${event.iteration} finished: ${label(event.decision)}, selection ${fmt(event.selection_value)}`,
+              `Iteration ${event.iteration} finished: ${label(event.decision ?? 'pending')}, selection ${fmt(event.selection_value)}`,
               { autoClose: 6000 }
             );
-            void insertCells(sessionId, event.iteration).catch(err => setError(errorText(err)));
+            if (event.iteration !== null) {
+              const index = event.iteration;
+              void insertCells(sessionId, index).catch(err => setError(errorText(err)));
+            }
           } else if (live) {
             Notification.error(`Iteration ${event.iteration} ${label(event.status)}: ${event.error ?? event.reason ?? ''}`, {
               autoClose: false

@@ -8,7 +8,7 @@
  * This interface was referenced by `ClinagentApi`'s JSON-Schema
  * via the `definition` "Event".
  */
-export type Event = (IterationStarted | FitStarted | EpochEvent | FitFinished | IterationFinished | ProposalEvent | LoopFinished | TestStarted | SessionFinished | FinalTestEvent | StateEvent | ErrorEvent | LogEvent | AnnotationEvent | ExportEvent)
+export type Event = (CellEvent | FitStarted | EpochEvent | PlanEvent | FitFinished | Evaluated | IterationStarted | IterationFinished | LoopFinished | TestStarted | SessionFinished | ProposalEvent | StateEvent | ErrorEvent | LogEvent | AnnotationEvent | FinalTestEvent | ExportEvent)
 
 export interface ClinagentApi {
 Annotation?: Annotation
@@ -16,6 +16,7 @@ AnnotationEvent?: AnnotationEvent
 AuditEvent?: AuditEvent
 AugmentConfig?: AugmentConfig
 Budget?: Budget
+CellEvent?: CellEvent
 ColumnAssociation?: ColumnAssociation
 Confounder?: Confounder
 DataConfig?: DataConfig
@@ -24,6 +25,7 @@ DebiasConfig?: DebiasConfig
 EpochEvent?: EpochEvent
 ErrorEvent?: ErrorEvent
 EvalConfig?: EvalConfig
+Evaluated?: Evaluated
 Event?: Event
 ExportEvent?: ExportEvent
 FinalTest?: FinalTest
@@ -39,6 +41,7 @@ LossConfig?: LossConfig
 MetricSpec?: MetricSpec
 ModelConfig?: ModelConfig
 OptimConfig?: OptimConfig
+PlanEvent?: PlanEvent
 Proposal?: Proposal
 ProposalEvent?: ProposalEvent
 Recipe?: Recipe
@@ -82,13 +85,13 @@ applied_in: (number | null)
  * via the `definition` "AnnotationEvent".
  */
 export interface AnnotationEvent {
-v?: number
-session: string
-seq: number
-/**
- * server time, seconds since the epoch
- */
-at: number
+v: number
+time: number
+session: (string | null)
+iteration: (number | null)
+seq: (number | null)
+budget_s: (number | null)
+at: (number | null)
 type: "annotation"
 annotation: Annotation
 [k: string]: unknown
@@ -125,6 +128,24 @@ export interface Budget {
 max_iterations: number
 iteration_minutes: number
 total_minutes: (number | null)
+}
+/**
+ * This interface was referenced by `ClinagentApi`'s JSON-Schema
+ * via the `definition` "CellEvent".
+ */
+export interface CellEvent {
+v: number
+time: number
+session: (string | null)
+iteration: (number | null)
+seq: (number | null)
+budget_s: (number | null)
+at: (number | null)
+type: "cell"
+index: number
+total: number
+tags: string[]
+[k: string]: unknown
 }
 /**
  * How strongly one metadata column predicts the label on its own (shortcut audit).
@@ -280,24 +301,23 @@ refit_holdout: number
  * via the `definition` "EpochEvent".
  */
 export interface EpochEvent {
-v?: number
-session: string
-seq: number
-/**
- * server time, seconds since the epoch
- */
-at: number
+v: number
+time: number
+session: (string | null)
+iteration: (number | null)
+seq: (number | null)
+budget_s: (number | null)
+at: (number | null)
 type: "epoch"
-iteration: number
 /**
  * 0-based index of the epoch that just ended
  */
 epoch: number
-max_epochs?: (number | null)
-metrics?: {
+step: (number | null)
+max_epochs: (number | null)
+metrics: {
 [k: string]: number
 }
-budget_s?: (number | null)
 [k: string]: unknown
 }
 /**
@@ -305,19 +325,19 @@ budget_s?: (number | null)
  * via the `definition` "ErrorEvent".
  */
 export interface ErrorEvent {
-v?: number
-session: string
-seq: number
-/**
- * server time, seconds since the epoch
- */
-at: number
+v: number
+time: number
+session: (string | null)
+iteration: (number | null)
+seq: (number | null)
+budget_s: (number | null)
+at: (number | null)
 type: "error"
-error?: (string | null)
-what?: (string | null)
-where?: (string | null)
-fix?: (string | null)
-message?: (string | null)
+error: (string | null)
+what: (string | null)
+where: (string | null)
+fix: (string | null)
+message: (string | null)
 [k: string]: unknown
 }
 /**
@@ -343,21 +363,20 @@ selection_metric: (string | null)
 }
 /**
  * This interface was referenced by `ClinagentApi`'s JSON-Schema
- * via the `definition` "IterationStarted".
+ * via the `definition` "Evaluated".
  */
-export interface IterationStarted {
-v?: number
-session: string
-seq: number
-/**
- * server time, seconds since the epoch
- */
-at: number
-type: "iteration_started"
-iteration: number
-idea?: (string | null)
-rationale?: (string | null)
-max_epochs?: (number | null)
+export interface Evaluated {
+v: number
+time: number
+session: (string | null)
+iteration: (number | null)
+seq: (number | null)
+budget_s: (number | null)
+at: (number | null)
+type: "evaluated"
+metrics: {
+[k: string]: unknown
+}
 [k: string]: unknown
 }
 /**
@@ -365,18 +384,35 @@ max_epochs?: (number | null)
  * via the `definition` "FitStarted".
  */
 export interface FitStarted {
-v?: number
-session: string
-seq: number
-/**
- * server time, seconds since the epoch
- */
-at: number
+v: number
+time: number
+session: (string | null)
+iteration: (number | null)
+seq: (number | null)
+budget_s: (number | null)
+at: (number | null)
 type: "fit_started"
-iteration: number
-max_epochs?: (number | null)
-steps_per_epoch?: (number | null)
-budget_s?: (number | null)
+max_epochs: (number | null)
+steps_per_epoch: (number | null)
+[k: string]: unknown
+}
+/**
+ * This interface was referenced by `ClinagentApi`'s JSON-Schema
+ * via the `definition` "PlanEvent".
+ */
+export interface PlanEvent {
+v: number
+time: number
+session: (string | null)
+iteration: (number | null)
+seq: (number | null)
+budget_s: (number | null)
+at: (number | null)
+type: "plan"
+stage: ("first_steps" | "second_epoch")
+epochs: number
+seconds_per_epoch: (number | null)
+seconds_allowed: (number | null)
 [k: string]: unknown
 }
 /**
@@ -384,15 +420,34 @@ budget_s?: (number | null)
  * via the `definition` "FitFinished".
  */
 export interface FitFinished {
-v?: number
-session: string
-seq: number
-/**
- * server time, seconds since the epoch
- */
-at: number
+v: number
+time: number
+session: (string | null)
+iteration: (number | null)
+seq: (number | null)
+budget_s: (number | null)
+at: (number | null)
 type: "fit_finished"
-iteration: number
+epoch: (number | null)
+step: (number | null)
+[k: string]: unknown
+}
+/**
+ * This interface was referenced by `ClinagentApi`'s JSON-Schema
+ * via the `definition` "IterationStarted".
+ */
+export interface IterationStarted {
+v: number
+time: number
+session: (string | null)
+iteration: (number | null)
+seq: (number | null)
+budget_s: (number | null)
+at: (number | null)
+type: "iteration_started"
+rationale: string
+idea: (string | null)
+max_epochs: (number | null)
 [k: string]: unknown
 }
 /**
@@ -400,24 +455,74 @@ iteration: number
  * via the `definition` "IterationFinished".
  */
 export interface IterationFinished {
-v?: number
-session: string
-seq: number
-/**
- * server time, seconds since the epoch
- */
-at: number
+v: number
+time: number
+session: (string | null)
+iteration: (number | null)
+seq: (number | null)
+budget_s: (number | null)
+at: (number | null)
 type: "iteration_finished"
-iteration: number
-status: ("pending" | "running" | "ok" | "crash" | "timeout" | "stopped")
-decision: ("kept" | "discarded" | "baseline" | "failed" | "pending")
-reason?: (string | null)
-selection_value?: (number | null)
-wall_s?: (number | null)
-error?: (string | null)
-metrics?: {
+status: ("pending" | "running" | "ok" | "crash" | "timeout" | "interrupted" | "stopped")
+decision: (("kept" | "discarded" | "baseline" | "failed" | "pending") | null)
+reason: (string | null)
+selection_value: (number | null)
+wall_s: (number | null)
+error: (string | null)
+metrics: {
 [k: string]: unknown
 }
+[k: string]: unknown
+}
+/**
+ * This interface was referenced by `ClinagentApi`'s JSON-Schema
+ * via the `definition` "LoopFinished".
+ */
+export interface LoopFinished {
+v: number
+time: number
+session: (string | null)
+iteration: (number | null)
+seq: (number | null)
+budget_s: (number | null)
+at: (number | null)
+type: "loop_finished"
+reason: (string | null)
+best_iteration: (number | null)
+[k: string]: unknown
+}
+/**
+ * This interface was referenced by `ClinagentApi`'s JSON-Schema
+ * via the `definition` "TestStarted".
+ */
+export interface TestStarted {
+v: number
+time: number
+session: (string | null)
+iteration: (number | null)
+seq: (number | null)
+budget_s: (number | null)
+at: (number | null)
+type: "test_started"
+[k: string]: unknown
+}
+/**
+ * This interface was referenced by `ClinagentApi`'s JSON-Schema
+ * via the `definition` "SessionFinished".
+ */
+export interface SessionFinished {
+v: number
+time: number
+session: (string | null)
+iteration: (number | null)
+seq: (number | null)
+budget_s: (number | null)
+at: (number | null)
+type: "session_finished"
+metrics: {
+[k: string]: unknown
+}
+predictions: (string | null)
 [k: string]: unknown
 }
 /**
@@ -425,17 +530,18 @@ metrics?: {
  * via the `definition` "ProposalEvent".
  */
 export interface ProposalEvent {
-v?: number
-session: string
-seq: number
-/**
- * server time, seconds since the epoch
- */
-at: number
+v: number
+time: number
+session: (string | null)
+iteration: (number | null)
+seq: (number | null)
+budget_s: (number | null)
+at: (number | null)
 type: "proposal"
-proposal?: (Proposal | null)
-after?: (number | null)
-edited?: (boolean | null)
+proposal: (Proposal | null)
+after: (number | null)
+edited: (boolean | null)
+rejected: (Proposal | null)
 [k: string]: unknown
 }
 /**
@@ -560,54 +666,48 @@ pseudo_threshold: number
 }
 /**
  * This interface was referenced by `ClinagentApi`'s JSON-Schema
- * via the `definition` "LoopFinished".
+ * via the `definition` "StateEvent".
  */
-export interface LoopFinished {
-v?: number
-session: string
-seq: number
-/**
- * server time, seconds since the epoch
- */
-at: number
-type: "loop_finished"
-reason: string
-best_iteration?: (number | null)
+export interface StateEvent {
+v: number
+time: number
+session: (string | null)
+iteration: (number | null)
+seq: (number | null)
+budget_s: (number | null)
+at: (number | null)
+type: "state"
+running: (RunningJob | null)
+auto_continue: (boolean | null)
 [k: string]: unknown
+}
+/**
+ * What the server runs now (``state`` events, ``runtime.running``).
+ * 
+ * This interface was referenced by `ClinagentApi`'s JSON-Schema
+ * via the `definition` "RunningJob".
+ */
+export interface RunningJob {
+session: string
+iteration: (number | null)
+phase: ("starting" | "proposing" | "running" | "stopping")
+auto_continue: boolean
+started_at: number
 }
 /**
  * This interface was referenced by `ClinagentApi`'s JSON-Schema
- * via the `definition` "TestStarted".
+ * via the `definition` "LogEvent".
  */
-export interface TestStarted {
-v?: number
-session: string
-seq: number
-/**
- * server time, seconds since the epoch
- */
-at: number
-type: "test_started"
-iteration: number
-[k: string]: unknown
-}
-/**
- * This interface was referenced by `ClinagentApi`'s JSON-Schema
- * via the `definition` "SessionFinished".
- */
-export interface SessionFinished {
-v?: number
-session: string
-seq: number
-/**
- * server time, seconds since the epoch
- */
-at: number
-type: "session_finished"
-iteration: number
-metrics?: {
-[k: string]: unknown
-}
+export interface LogEvent {
+v: number
+time: number
+session: (string | null)
+iteration: (number | null)
+seq: (number | null)
+budget_s: (number | null)
+at: (number | null)
+type: "log"
+message: string
 [k: string]: unknown
 }
 /**
@@ -615,13 +715,13 @@ metrics?: {
  * via the `definition` "FinalTestEvent".
  */
 export interface FinalTestEvent {
-v?: number
-session: string
-seq: number
-/**
- * server time, seconds since the epoch
- */
-at: number
+v: number
+time: number
+session: (string | null)
+iteration: (number | null)
+seq: (number | null)
+budget_s: (number | null)
+at: (number | null)
 type: "final_test"
 final_test: FinalTest
 [k: string]: unknown
@@ -641,65 +741,19 @@ predictions: string
 }
 /**
  * This interface was referenced by `ClinagentApi`'s JSON-Schema
- * via the `definition` "StateEvent".
- */
-export interface StateEvent {
-v?: number
-session: string
-seq: number
-/**
- * server time, seconds since the epoch
- */
-at: number
-type: "state"
-running?: (RunningJob | null)
-auto_continue?: (boolean | null)
-[k: string]: unknown
-}
-/**
- * What runs now (``state`` events, ``runtime.running``).
- * 
- * This interface was referenced by `ClinagentApi`'s JSON-Schema
- * via the `definition` "RunningJob".
- */
-export interface RunningJob {
-session: string
-iteration: (number | null)
-phase: ("starting" | "proposing" | "running" | "stopping")
-auto_continue: boolean
-started_at: number
-}
-/**
- * This interface was referenced by `ClinagentApi`'s JSON-Schema
- * via the `definition` "LogEvent".
- */
-export interface LogEvent {
-v?: number
-session: string
-seq: number
-/**
- * server time, seconds since the epoch
- */
-at: number
-type: "log"
-message: string
-[k: string]: unknown
-}
-/**
- * This interface was referenced by `ClinagentApi`'s JSON-Schema
  * via the `definition` "ExportEvent".
  */
 export interface ExportEvent {
-v?: number
-session: string
-seq: number
-/**
- * server time, seconds since the epoch
- */
-at: number
+v: number
+time: number
+session: (string | null)
+iteration: (number | null)
+seq: (number | null)
+budget_s: (number | null)
+at: (number | null)
 type: "export"
 path: string
-relative?: (string | null)
+relative: (string | null)
 [k: string]: unknown
 }
 /**
