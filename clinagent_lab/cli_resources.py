@@ -15,7 +15,11 @@ import json
 from pathlib import Path
 from typing import Any
 
+from .data.cache import CACHE_ENV, cache_entries, cache_root, clear_cache
 from .errors import ClinagentError
+from .models.weights import cached_weights, hub_cache_dir, pull_weights, resolve_weights
+from .plan.hardware import detect_hardware
+from .recipe import Recipe, apply_patch
 
 __all__ = ["register", "add_scale_flags", "scale_overrides", "rerun_recipe_param"]
 
@@ -29,8 +33,6 @@ def _size(n: float) -> str:
 
 
 def cmd_cache(args: argparse.Namespace) -> int:
-    from .data.cache import CACHE_ENV, cache_entries, cache_root, clear_cache
-
     root = cache_root()
     if args.action == "clear":
         n, nbytes = clear_cache(root, stale_only=args.stale)
@@ -54,8 +56,6 @@ def cmd_cache(args: argparse.Namespace) -> int:
 
 
 def cmd_weights(args: argparse.Namespace) -> int:
-    from .models.weights import cached_weights, hub_cache_dir, pull_weights
-
     if args.action == "pull":
         if not args.name:
             raise ClinagentError("`clinagent weights pull` needs a model name", where="NAME",
@@ -98,8 +98,6 @@ def scale_overrides(args: argparse.Namespace) -> dict[str, Any]:
     """Recipe fields the flags fix (checked against the machine first)."""
     out: dict[str, Any] = {}
     if getattr(args, "accelerator", None) or getattr(args, "devices", None):
-        from .plan.hardware import detect_hardware
-
         hw = detect_hardware(args.accelerator or "auto", args.devices or 1)
         out.update({"training.accelerator": hw.accelerator, "training.devices": hw.devices})
     pretrained = getattr(args, "pretrained", None)
@@ -107,8 +105,6 @@ def scale_overrides(args: argparse.Namespace) -> dict[str, Any]:
         if pretrained.lower() == "none":
             out["model.pretrained"] = None
         else:
-            from .models.weights import resolve_weights
-
             found = resolve_weights(pretrained)
             out["model.pretrained"], out["model.pretrained_sha256"] = found.name, found.sha256
             if found.architecture:
@@ -118,9 +114,7 @@ def scale_overrides(args: argparse.Namespace) -> dict[str, Any]:
 
 def rerun_recipe_param(notebook: str | Path, changes: dict[str, Any]) -> dict[str, Any]:
     """The notebook's ``recipe`` parameter with ``changes`` applied, as a papermill parameter."""
-    import nbformat
-
-    from .recipe import Recipe, apply_patch
+    import nbformat  # deferred: slow to import (schema validation)
 
     nb = nbformat.read(str(notebook), as_version=4)
     for cell in nb.cells:

@@ -36,8 +36,12 @@ from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
+from tqdm.auto import tqdm
 
 from ..errors import DataValidationError
+from .digests import DIGEST_DB, file_digests
+from .images import to_channels
+from .transforms import resize_transforms
 
 __all__ = ["CACHE_VERSION", "CACHE_ENV", "cache_root", "CachedImages", "image_cache", "cache_entries",
            "clear_cache", "usable_cores"]
@@ -115,9 +119,7 @@ def _entry_key(digests: list[str], size: int, channels: int, rule: str, reader: 
 
 def resize_rule(size: int, modality: str) -> str:
     """The deterministic resize step as albumentations serialises it (part of the cache key)."""
-    import albumentations as A
-
-    from .transforms import resize_transforms
+    import albumentations as A  # deferred: heavy (OpenCV), only needed to key or build an entry
 
     return json.dumps(A.to_dict(A.Compose(resize_transforms(size, modality))), sort_keys=True)
 
@@ -138,8 +140,6 @@ _BUILD: dict[str, Any] = {}  # what forked workers inherit: the reader, the rows
 
 def _build_chunk(bounds: tuple[int, int]) -> int | tuple[int, str]:
     """Decode, convert, resize and write rows ``bounds``; ``(position, why)`` when a row cannot be read."""
-    from .images import to_channels
-
     state = _BUILD
     size, channels, offset = state["size"], state["channels"], state["offset"]
     item = size * size * channels
@@ -159,10 +159,7 @@ def _build_chunk(bounds: tuple[int, int]) -> int | tuple[int, str]:
 
 def _write(tmp: Path, read: Callable[[int], np.ndarray], rows: np.ndarray, size: int, channels: int,
            modality: str, workers: int, label: str, files: list[str]) -> None:
-    import albumentations as A
-    from tqdm.auto import tqdm
-
-    from .transforms import resize_transforms
+    import albumentations as A  # deferred: heavy (OpenCV), only needed to build an entry
 
     shape = (len(rows), size, size, channels)
     header = np.lib.format.open_memmap(tmp / _DATA, mode="w+", dtype=np.uint8, shape=shape)
@@ -184,7 +181,7 @@ def _write(tmp: Path, read: Callable[[int], np.ndarray], rows: np.ndarray, size:
     try:
         fork = "fork" in multiprocessing.get_all_start_methods()
         if workers > 1 and fork and len(chunks) > 1:
-            import cv2
+            import cv2  # deferred: heavy; its thread pool must be off before forking
 
             threads = cv2.getNumThreads()
             cv2.setNumThreads(0)  # children must not inherit OpenCV's thread pool: it deadlocks after fork
@@ -240,8 +237,6 @@ def image_cache(read: Callable[[int], np.ndarray], paths: list[Any], rows: np.nd
     Returns:
         The images, or None (no files, or the folder is unwritable/full: a warning names it).
     """
-    from .digests import DIGEST_DB, file_digests
-
     rows = np.asarray(rows, dtype=np.int64)
     files = [paths[int(i)] for i in rows]
     if not len(rows) or not all(isinstance(p, str) and p and os.path.isfile(p) for p in files):
@@ -308,8 +303,6 @@ def cache_entries(root: Path | None = None) -> list[dict[str, Any]]:
 
 def clear_cache(root: Path | None = None, stale_only: bool = False) -> tuple[int, int]:
     """Delete cache entries (all, or only stale ones) and, for all, the digest memo: ``(entries, bytes)``."""
-    from .digests import DIGEST_DB
-
     root = root or cache_root()
     entries = [e for e in cache_entries(root) if e["stale"] or not stale_only]
     for entry in entries:

@@ -27,6 +27,7 @@ from torch.utils.data import DataLoader, Dataset
 from ..errors import DataValidationError, SessionError
 from ..recipe import Recipe
 from .base import LoadedDataset
+from .cache import image_cache
 from .images import to_channels
 from .samplers import build_sampler
 from .transforms import build_transforms, resize_transforms
@@ -181,8 +182,6 @@ class ImageDataModule(LightningDataModule):
         size = self.recipe.data.image_size
         split_rows = self.dataset.subset_indices(split)  # the whole split: subsamples share one entry
         if self.use_disk_cache:
-            from .cache import image_cache
-
             cached = image_cache(self.dataset.read_image, self.dataset.table["path"].tolist(), split_rows,
                                  size=size, channels=self.channels, modality=self.modality,
                                  reader={"format": self.dataset.format,
@@ -265,7 +264,7 @@ class ImageDataModule(LightningDataModule):
                 drop_last: bool = False) -> DataLoader:
         workers = self.recipe.data.num_workers
         if workers > 0:
-            import cv2
+            import cv2  # deferred: heavy; only when loader workers are forked
 
             cv2.setNumThreads(0)  # loader workers are forked: an inherited OpenCV thread pool deadlocks them
         generator = torch.Generator().manual_seed(self.recipe.seed) if shuffle else None

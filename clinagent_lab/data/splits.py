@@ -25,6 +25,8 @@ import pandas as pd
 
 from ..errors import DataValidationError, LeakageError
 from .base import LoadedDataset
+from .cache import cache_root
+from .digests import DIGEST_DB, file_digests
 from .images import pixel_hash
 
 __all__ = ["SPLITS", "assign_splits", "check_leakage", "remove_cross_split_duplicates", "split_table",
@@ -155,9 +157,6 @@ def _content_hashes(ds: LoadedDataset, dataset_bytes_hash: bool) -> tuple[list[s
     paths = ds.table["path"].tolist()
     use_files = dataset_bytes_hash and all(isinstance(p, str) and p and Path(p).is_file() for p in paths)
     if use_files:
-        from .cache import cache_root
-        from .digests import DIGEST_DB, file_digests
-
         return file_digests(paths, cache_root() / DIGEST_DB), "file bytes"
     return [pixel_hash(ds.read_image(i)) for i in range(len(paths))], "decoded pixels"
 

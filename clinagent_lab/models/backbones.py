@@ -26,6 +26,7 @@ from torch import nn
 from ..errors import RecipeError
 from ..recipe import ModelConfig
 from ..registry import Registry
+from .weights import load_weights, resolve_weights
 
 __all__ = [
     "MODELS",
@@ -279,8 +280,6 @@ def create_backbone(cfg: ModelConfig, num_classes: int, image_size: int) -> Back
     if cfg.pretrained_path:
         load_pretrained(model, cfg.pretrained_path)
     if cfg.pretrained:
-        from .weights import load_weights, resolve_weights
-
         weights = resolve_weights(cfg.pretrained, cfg.pretrained_sha256)
         arch = name[len(TIMM_PREFIX):] if name.startswith(TIMM_PREFIX) else name
         if weights.architecture and weights.architecture != arch.split(".", 1)[0]:

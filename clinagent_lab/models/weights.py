@@ -67,7 +67,7 @@ def timm_name(name: str) -> str:
     Raises:
         RecipeError: timm knows no such model; the message lists close names.
     """
-    import timm
+    import timm  # deferred: heavy (torch)
 
     bare = name[len("timm:"):] if name.startswith("timm:") else name
     arch = bare.split(".", 1)[0]
@@ -86,8 +86,8 @@ def timm_name(name: str) -> str:
 
 
 def _hub_file(name: str) -> Path | None:
-    import timm
-    from huggingface_hub import try_to_load_from_cache
+    import timm  # deferred: heavy (torch)
+    from huggingface_hub import try_to_load_from_cache  # deferred: optional, slow to import
 
     cfg = timm.models.get_pretrained_cfg(name)
     repo = getattr(cfg, "hf_hub_id", None) if cfg is not None else None
@@ -99,7 +99,7 @@ def _hub_file(name: str) -> Path | None:
                 return Path(found)
     url = getattr(cfg, "url", None) if cfg is not None else None
     if url:
-        import torch.hub
+        import torch.hub  # deferred: heavy
 
         legacy = Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(url)
         if legacy.is_file():
@@ -123,7 +123,7 @@ def resolve_weights(spec: str, expected_sha256: str | None = None) -> ResolvedWe
         found = ResolvedWeights(name=str(candidate.resolve()), kind="file", path=candidate.resolve(),
                                 sha256=_sha256(candidate))
     else:
-        import timm
+        import timm  # deferred: heavy (torch)
 
         name = timm_name(spec)
         path = _hub_file(name)
@@ -145,12 +145,12 @@ def resolve_weights(spec: str, expected_sha256: str | None = None) -> ResolvedWe
 
 def read_state_dict(path: str | Path) -> dict[str, Any]:
     """Tensors of a state_dict, timm/Lightning checkpoint or ``.safetensors`` file (no pickled code runs)."""
-    import torch
+    import torch  # deferred: heavy
 
     path = Path(path)
     try:
         if path.suffix == ".safetensors":
-            from safetensors.torch import load_file
+            from safetensors.torch import load_file  # deferred: imports torch
 
             return dict(load_file(str(path), device="cpu"))
         raw = torch.load(path, map_location="cpu", weights_only=True)
@@ -175,7 +175,7 @@ def load_weights(trunk: Any, weights: ResolvedWeights) -> list[str]:
     Raises:
         RecipeError: a tensor's shape does not fit, or no tensor of the file matches the model.
     """
-    from timm.models import adapt_input_conv
+    from timm.models import adapt_input_conv  # deferred: heavy (torch)
 
     state = read_state_dict(weights.path)
     own = trunk.state_dict()
@@ -216,8 +216,8 @@ def cached_weights() -> list[dict[str, Any]]:
 
 def pull_weights(name: str) -> Path:  # pragma: no cover - needs a network
     """Download ``name``'s weights into the local hub cache (the one command that uses the network)."""
-    import timm
-    from huggingface_hub import hf_hub_download
+    import timm  # deferred: heavy (torch)
+    from huggingface_hub import hf_hub_download  # deferred: optional, slow to import
 
     full = timm_name(name)
     cfg = timm.models.get_pretrained_cfg(full)

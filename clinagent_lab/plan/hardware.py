@@ -17,6 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from ..data.cache import usable_cores
 from ..errors import RecipeError
 
 __all__ = ["Hardware", "detect_hardware", "training_settings", "ACTIVATION_MIB_224"]
@@ -48,9 +49,7 @@ def detect_hardware(accelerator: str = "auto", devices: int = 1) -> Hardware:
     Raises:
         RecipeError: more devices (GPUs, or CPU processes than cores) than exist, or ``gpu`` without a GPU.
     """
-    import torch
-
-    from ..data.cache import usable_cores
+    import torch  # deferred: heavy (CUDA start-up)
 
     cores = usable_cores()
     gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0

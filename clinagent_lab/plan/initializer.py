@@ -9,11 +9,14 @@ from __future__ import annotations
 from typing import Any
 
 from ..data.base import DatasetFingerprint
-from ..errors import SpecError
+from ..data.cache import usable_cores
+from ..errors import RecipeError, SpecError
+from ..models.weights import hub_cache_dir, resolve_weights
 from ..recipe import (AugmentConfig, DataConfig, DebiasConfig, EvalConfig, LossConfig, ModelConfig, OptimConfig,
                       Recipe, SupervisionConfig, TrainingConfig)
 from ..recipe import apply_patch
 from ..spec import TaskSpec
+from ..tasks import get_backend
 from .hardware import Hardware, training_settings
 
 __all__ = ["initialize_recipe", "positive_class_index", "fit_epochs", "ESTIMATED_THROUGHPUT",
@@ -142,7 +145,8 @@ def initialize_recipe(spec: TaskSpec, fp: DatasetFingerprint, *, seed: int = 0, 
     task_type = spec.task_type
     hw = hardware or _default_hardware(gpu)
     gpu = hw.gpu
-    weights = _pretrained_choice(pretrained, gpu, task_type, reasons)
+    boxes = get_backend(task_type).has_boxes
+    weights = _pretrained_choice(pretrained, gpu, boxes, reasons)
     if weights is not None and weights.input_size and not size_cap:
         size_cap = weights.input_size if gpu else max(PRETRAINED_CPU_SIZE, 64)
     cap = size_cap or (224 if gpu else (128 if task_type == "detection" else 64))
@@ -186,7 +190,7 @@ def initialize_recipe(spec: TaskSpec, fp: DatasetFingerprint, *, seed: int = 0, 
     rate = throughput or ESTIMATED_THROUGHPUT.get(arch, 100.0) * (32.0 * 32.0) / float(size * size)
     train_budget = max(5.0, budget - STARTUP_S)
     max_time = max(5.0, 0.85 * budget - STARTUP_S)
-    subsample = _subsample(n_tr, rate, train_budget, task_type)
+    subsample = _subsample(n_tr, rate, train_budget, boxes)
     if subsample is not None:
         n_tr = subsample
         reasons["data.max_train_samples"] = (
@@ -227,7 +231,7 @@ def initialize_recipe(spec: TaskSpec, fp: DatasetFingerprint, *, seed: int = 0, 
         reasons["supervision.kind"] = (f"{supervision.kind} supervision; boxes on "
                                        f"{(supervision.box_fraction or 0):.0%} of images")
     settings, setting_reasons = training_settings(hw, arch, size)
-    if task_type == "detection":
+    if boxes:
         settings.pop("data.batch_size", None)
         setting_reasons.pop("data.batch_size", None)
         settings["training.channels_last"] = False
@@ -267,26 +271,20 @@ MIN_EPOCHS = 3
 
 
 def _default_hardware(gpu: bool) -> Hardware:
-    from ..data.cache import usable_cores
-
     if gpu:
         return Hardware(accelerator="gpu", devices=1, cores=usable_cores(), gpu_name="GPU", gpu_memory_gib=16.0)
     return Hardware(accelerator="cpu", devices=1, cores=usable_cores())
 
 
-def _pretrained_choice(pretrained: str | None, gpu: bool, task_type: str, reasons: dict[str, str]) -> Any:
-    """The weights to start from (resolved offline), with the reason either way."""
-    if pretrained is None or task_type == "detection":
+def _pretrained_choice(pretrained: str | None, gpu: bool, boxes: bool, reasons: dict[str, str]) -> Any:
+    """The weights to start from (resolved offline), with the reason either way (detectors load their own)."""
+    if pretrained is None or boxes:
         return None
-    from ..models.weights import hub_cache_dir, resolve_weights
-
     if pretrained != "auto":
         found = resolve_weights(pretrained)
         reasons["model.pretrained"] = f"ImageNet-pretrained weights as asked: {found.name} (sha256 " \
                                       f"{found.sha256[:12]}…), read from {'the local cache' if found.kind == 'hub' else 'a local file'}"
         return found
-    from ..errors import RecipeError
-
     for name in PREFERRED_PRETRAINED["gpu" if gpu else "cpu"]:
         try:
             found = resolve_weights(name)
@@ -304,9 +302,9 @@ def _pretrained_choice(pretrained: str | None, gpu: bool, task_type: str, reason
     return None
 
 
-def _subsample(n_train: int, rate: float, train_budget: float, task_type: str) -> int | None:
+def _subsample(n_train: int, rate: float, train_budget: float, boxes: bool) -> int | None:
     """Training images that leave :data:`MIN_EPOCHS` epochs in the budget, when the whole split does not."""
-    if task_type == "detection" or n_train <= 0:
+    if boxes or n_train <= 0:
         return None
     fits = int(0.7 * train_budget * rate / MIN_EPOCHS)
     if n_train <= fits:
