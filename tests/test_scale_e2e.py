@@ -37,3 +37,18 @@ def test_pretrained_file_and_cache_through_a_whole_session(derm_data, tmp_path):
     assert len(new) == 3  # train and val before the iteration, test before the final evaluation
     html = engine.export_report().read_text(encoding="utf-8")
     assert sha in html and "lesions.safetensors" in html
+
+
+def test_a_baseline_that_timed_out_before_its_first_epoch_is_not_run_again(derm_data, tmp_path):
+    from clinagent_lab.records import Iteration
+
+    engine = Engine.create("classify dermoscopic lesions", derm_data, tmp_path / "s", max_iterations=3,
+                           iteration_minutes=2, recipe_overrides=FAST)
+    baseline = engine.propose()
+    assert baseline.idea == "baseline"
+    engine.session.iterations.append(Iteration(index=1, status="timeout", recipe=baseline.recipe,
+                                               rationale=baseline.rationale, idea="baseline"))
+    engine.session.proposal = None
+    nxt = engine.propose()
+    assert nxt.idea == "first_epoch_fit_1" and nxt.recipe != baseline.recipe
+    assert nxt.recipe.data.max_train_samples is not None and "before its first epoch" in nxt.rationale

@@ -19,6 +19,9 @@ from ..records import Iteration, Proposal
 from ..tasks import get_backend
 from .prepare import prepare_image_cache
 
+#: envelope fields of a kernel event that the engine sets itself when it relays the event
+_ENVELOPE = ("type", "v", "time", "session", "iteration", "budget_s", "seq", "at")
+
 if TYPE_CHECKING:
     from .engine import Engine, EventSink
 
@@ -65,7 +68,8 @@ def run_iteration(engine: Engine, proposal: Proposal, on_event: EventSink | None
             if isinstance(value, (int, float)):
                 it.curve.append(round(float(value), 6))
         engine.emit(on_event, event.get("type", "log"), iteration=index,
-                    **{k: v for k, v in event.items() if k not in ("type", "v", "time")}, budget_s=budget)
+                    **{k: v for k, v in event.items() if k not in _ENVELOPE},
+                    budget_s=budget)
 
     prepare_image_cache(engine, it.recipe)
     result = engine.executor.execute(folder / "input.ipynb", folder / "iteration.ipynb", {},
