@@ -4,7 +4,7 @@ and ``rerun`` (``--pretrained``, ``--devices``, ``--accelerator``).
 Example:
     $ clinagent cache info
     $ clinagent weights list
-    $ clinagent run --intent "..." --data /data/isic --pretrained resnet18.a1_in1k --accelerator gpu --devices 2
+    $ clinagent run --intent "..." --data /data/isic --pretrained resnet18.a1_in1k --accelerator gpu
 """
 
 from __future__ import annotations
@@ -90,7 +90,8 @@ def add_scale_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--pretrained", metavar="NAME|PATH",
                    help="ImageNet weights: a timm name in the local HF/timm cache (e.g. resnet18.a1_in1k), a "
                         "local state_dict/checkpoint/safetensors file, or 'none'; never downloaded")
-    p.add_argument("--devices", type=int, help="GPUs (or CPU processes) to train on; more than one uses DDP")
+    p.add_argument("--devices", type=int, help="GPUs (or CPU processes) to train on; checked against the machine "
+                                               "(one in this version: several processes are not available yet)")
     p.add_argument("--accelerator", choices=["auto", "cpu", "gpu"], help="where to train (default: auto)")
 
 

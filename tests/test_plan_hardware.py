@@ -41,6 +41,8 @@ def test_cpu_stays_the_tested_default():
 def test_devices_are_checked_against_the_machine():
     with pytest.raises(RecipeError, match="--devices 4096 asked, this machine has .* CPU core"):
         detect_hardware("cpu", 4096)
+    with pytest.raises(RecipeError, match="--devices 2"):  # more cores than that, or DDP not available
+        detect_hardware("cpu", 2)
     import torch
 
     if not torch.cuda.is_available():

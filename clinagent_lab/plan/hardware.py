@@ -26,7 +26,10 @@ __all__ = ["Hardware", "detect_hardware", "training_settings", "ACTIVATION_MIB_2
 #: magnitude for each family; scaled by pixel count. Unknown architectures use the largest.
 ACTIVATION_MIB_224 = {"small_cnn": 25.0, "resnet10t": 30.0, "resnet18": 35.0, "resnet34": 50.0,
                       "resnet50": 110.0, "efficientnet_b0": 90.0, "convnext_atto": 45.0, "convnext_tiny": 120.0}
-_GPU_MEMORY_SHARE = 0.6  # the rest: weights, optimiser state, cuDNN workspaces, fragmentation
+_GPU_MEMORY_SHARE = 0.6
+#: processes one iteration trains in; DDP (several) needs rank-aware progress, time-budget and epoch-plan
+#: callbacks first (see docs/developer-guide.md, "Several devices")
+MAX_DEVICES = 1  # the rest: weights, optimiser state, cuDNN workspaces, fragmentation
 
 
 @dataclass(frozen=True)
@@ -62,6 +65,10 @@ def detect_hardware(accelerator: str = "auto", devices: int = 1) -> Hardware:
         what = f"{gpus} GPU(s)" if kind == "gpu" else f"{cores} CPU core(s) for {devices} processes"
         raise RecipeError(f"--devices {devices} asked, this machine has {what}", where="--devices",
                           fix=f"use --devices {max(1, have)} or fewer")
+    if devices > MAX_DEVICES:
+        raise RecipeError(f"--devices {devices}: training in several processes (DDP) is not available in this "
+                          f"version; every iteration trains in one process", where="--devices",
+                          fix=f"use --devices {MAX_DEVICES}")
     if kind == "cpu":
         return Hardware(accelerator="cpu", devices=devices, cores=cores)
     props = torch.cuda.get_device_properties(0)
