@@ -79,3 +79,15 @@ def test_pretrained_weights_in_the_cache_are_preferred(tmp_path, monkeypatch):
     assert explicit.model.pretrained == str(path.resolve()) and explicit.model.architecture == "small_cnn"
     with pytest.raises(RecipeError, match="close|did you mean|unknown"):
         initialize_recipe(spec(), fp, pretrained="resnet18.a1_in1kk")
+
+
+def test_throughput_is_measured_on_this_machine():
+    from clinagent_lab.plan.hardware import measure_throughput
+    from clinagent_lab.recipe import ModelConfig
+
+    rate = measure_throughput(ModelConfig(architecture="small_cnn", in_channels=1, width=0.25), 2, 16, batch=8,
+                              seconds=0.2)
+    assert 1.0 < rate < 1e6
+    r = initialize_recipe(spec(budget={"iteration_minutes": 2}), fingerprint(n_train=20000, side=64),
+                          throughput=rate)
+    assert "measured" in r.reasons["training.max_epochs"]

@@ -36,12 +36,13 @@ from ..llm import (
 )
 from ..llm.codecheck import check_code
 from ..notebooks.executor import NotebookExecutor
-from ..plan.hardware import detect_hardware
+from ..plan.hardware import detect_hardware, measure_throughput
 from ..plan.initializer import initialize_recipe
 from ..plan.refiner import RefineContext, RuleRefiner
 from ..recipe import Recipe, RecipePatch, apply_patch, recipe_diff
 from ..records import Annotation, FinalTest, Iteration, Proposal, Session
 from ..spec import TaskSpec
+from ..tasks import get_backend
 from . import final_test, iteration, loop
 from .prepare import interpret, prepare_data
 
@@ -207,6 +208,12 @@ class Engine:
         hardware = detect_hardware(fixed.get("training.accelerator", "auto"), int(fixed.get("training.devices", 1)))
         recipe = initialize_recipe(self.session.spec, self.session.fingerprint, seed=self.session.seed,
                                    hardware=hardware, pretrained=fixed.get("model.pretrained", "auto"))
+        if not hardware.gpu and get_backend(recipe.task_type).plans_epochs:  # this CPU's speed, not a table's
+            rate = measure_throughput(recipe.model, recipe.num_classes, recipe.data.image_size,
+                                      batch=recipe.data.batch_size)
+            recipe = initialize_recipe(self.session.spec, self.session.fingerprint, seed=self.session.seed,
+                                       hardware=hardware, pretrained=fixed.get("model.pretrained", "auto"),
+                                       throughput=rate)
         if self.session.format_options:
             recipe = apply_patch(recipe, {"data.format_options": dict(self.session.format_options)})
             recipe.reasons["data.format_options"] = "adapter options given for this session"

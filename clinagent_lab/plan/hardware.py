@@ -20,7 +20,7 @@ from typing import Any
 from ..data.cache import usable_cores
 from ..errors import RecipeError
 
-__all__ = ["Hardware", "detect_hardware", "training_settings", "ACTIVATION_MIB_224"]
+__all__ = ["Hardware", "detect_hardware", "training_settings", "measure_throughput", "ACTIVATION_MIB_224"]
 
 #: training memory per image at 224 px with mixed precision (activations + gradients), MiB, measured order of
 #: magnitude for each family; scaled by pixel count. Unknown architectures use the largest.
@@ -115,3 +115,35 @@ def training_settings(hw: Hardware, arch: str, size: int) -> tuple[dict[str, Any
     reasons["data.num_workers"] = f"{workers} loader process(es) per GPU from {hw.cores} cores"
     reasons["training.devices"] = (f"{hw.devices} GPUs with DDP" if hw.devices > 1 else "one GPU: a single process")
     return values, reasons
+
+
+def measure_throughput(model: Any, num_classes: int, image_size: int, *, batch: int = 32,
+                       seconds: float = 1.5) -> float:
+    """Training images/s of ``model`` (a ``ModelConfig``) at ``image_size`` px on this CPU, measured now.
+
+    Forward/backward steps on random images after one warm-up step, for about ``seconds`` (at least one step):
+    what this machine, and whatever else runs on it, gives, for fitting epochs and the training subsample to the
+    budget.
+    """
+    import time
+
+    import torch  # deferred: heavy
+
+    from ..models.backbones import create_backbone  # deferred: imports torch
+
+    net = create_backbone(model.model_copy(update={"pretrained": None, "pretrained_path": None}), num_classes,
+                          image_size)
+    opt = torch.optim.SGD(net.parameters(), lr=1e-3)
+    x = torch.randn(batch, int(model.in_channels), image_size, image_size)
+    y = torch.randint(0, num_classes, (batch,))
+    elapsed, steps = 0.0, -1
+    while steps < 1 or (elapsed < seconds and steps < 20):
+        start = time.perf_counter()
+        loss = torch.nn.functional.cross_entropy(net(x), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        steps += 1
+        if steps:  # the first step pays one-off costs
+            elapsed += time.perf_counter() - start
+    return batch * steps / max(elapsed, 1e-6)
