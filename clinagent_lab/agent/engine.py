@@ -41,6 +41,7 @@ from ..plan.initializer import initialize_recipe
 from ..plan.refiner import RefineContext, RuleRefiner
 from ..recipe import Recipe, RecipePatch, apply_patch, recipe_diff
 from ..records import Annotation, FinalTest, Iteration, Proposal, Session
+from ..runfolder import FINGERPRINT_FILE, SPLITS_FILE
 from ..spec import TaskSpec
 from ..tasks import get_backend
 from . import final_test, iteration, loop
@@ -50,8 +51,6 @@ __all__ = ["Engine", "EventSink", "prepare_data", "interpret"]
 
 EventSink = Callable[[dict[str, Any]], None]
 
-FINGERPRINT_FILE = "dataset_fingerprint.json"
-SPLITS_FILE = "splits.csv"
 
 
 class Engine:
