@@ -194,7 +194,7 @@ class ImageDataModule(LightningDataModule):
             warnings.warn(f"image cache would need {need / 2**30:.1f} GiB; reading images from disk instead",
                           stacklevel=3)
             return None
-        import albumentations as A
+        import albumentations as A  # deferred: heavy (OpenCV); the in-memory fallback only
 
         resize = A.Compose(resize_transforms(size, self.modality))
         cache = np.empty((len(rows), size, size, self.channels), dtype=np.uint8)
