@@ -18,6 +18,7 @@ from .cli_progress import ProgressPrinter, print_summary, progress_display
 from .cli_resources import add_scale_flags, rerun_recipe_param, scale_overrides
 from .cli_resources import register as register_resources
 from .data.synth import SYNTH_KINDS, _ensure_builtin, generate
+from .commands import export as model_export
 from .errors import ClinagentError
 from .llm.client import resolve_model
 
@@ -282,6 +283,7 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("session", help="session folder (holds session.json)")
     rep.add_argument("--out", help="output HTML path (default: <session>/report.html)")
     rep.set_defaults(func=cmd_report)
+    model_export.register(sub)  # clinagent export SESSION --format onnx|torchscript
     register_resources(sub)
     return p
 

@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ..counterfactual import mask_path, write_mask
 from . import register_synth
 
 __all__ = ["chest_drain", "dermoscopy", "drain_overlay", "shortcut_flags", "draw_drain", "grouped_split"]
@@ -82,8 +83,11 @@ def _groups(n: int, rng: np.random.Generator, p_second: float = 0.25) -> np.ndar
 
 
 def draw_drain(image: np.ndarray, rng: np.random.Generator, thickness: int = 1,
-               value: int = 250) -> np.ndarray:
-    """Draw a straight bright tube from the lower lateral chest wall towards the apex (HxW or HxWxC uint8)."""
+               value: int = 250, return_mask: bool = False) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
+    """Draw a straight bright tube from the lower lateral chest wall towards the apex (HxW or HxWxC uint8).
+
+    With ``return_mask`` also the boolean ``HxW`` mask of the drawn pixels (the artefact's location).
+    """
     from PIL import Image, ImageDraw
 
     h, w = image.shape[:2]
@@ -98,7 +102,7 @@ def draw_drain(image: np.ndarray, rng: np.random.Generator, thickness: int = 1,
     on = np.asarray(mask) > 0
     out = image.copy()
     out[on] = value
-    return out
+    return (out, on) if return_mask else out
 
 
 def _save_png(array: np.ndarray, path: Path) -> None:
@@ -199,9 +203,10 @@ def chest_drain(out_dir: str | Path, *, seed: int = 0, n: int | None = None, ima
     names = []
     for i in range(n):
         img = _chest_image(image_size, anatomy[group[i]], bool(positive[i]), rng, finding_contrast, noise)
-        if drain[i]:
-            img = draw_drain(img, rng, thickness=max(1, image_size // 48))
         name = f"images/{i:04d}.png"
+        if drain[i]:
+            img, on = draw_drain(img, rng, thickness=max(1, image_size // 48), return_mask=True)
+            write_mask(mask_path(out_dir, "chest_drain", out_dir / name), on)
         _save_png(img, out_dir / name)
         names.append(name)
     frame = pd.DataFrame({
@@ -363,7 +368,8 @@ def drain_overlay(out_dir: str | Path, *, base: str | Path, seed: int = 0, n: in
 
     Returns:
         ``out_dir``. Columns: image, label (class names of the base), split, source_id (row id in the base),
-        chest_drain (0/1).
+        chest_drain (0/1). The drawn drains' masks are in ``masks/chest_drain/images/``
+        (:mod:`clinagent_lab.data.counterfactual`).
     """
     from ..adapters.medmnist import load as load_medmnist
 
@@ -388,9 +394,10 @@ def drain_overlay(out_dir: str | Path, *, base: str | Path, seed: int = 0, n: in
     names = []
     for k, i in enumerate(rows):
         img = base_ds.read_image(int(i))
-        if drain[k]:
-            img = draw_drain(img, rng, thickness=thickness)
         name = f"images/{table['image_id'].iat[i]}.png"
+        if drain[k]:
+            img, on = draw_drain(img, rng, thickness=thickness, return_mask=True)
+            write_mask(mask_path(out_dir, "chest_drain", out_dir / name), on)
         _save_png(img, out_dir / name)
         names.append(name)
     frame = pd.DataFrame({"image": names, "label": [base_ds.classes[y] for y in labels], "split": splits,
