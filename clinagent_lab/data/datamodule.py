@@ -218,7 +218,7 @@ class ImageDataModule(LightningDataModule):
     def _sampler(self, ds: ImageDataset) -> Any:
         if self.sample_weights is None:
             return build_sampler(self.recipe.data.sampler, ds.labels, ds.groups, seed=self.recipe.seed)
-        from torch.utils.data import WeightedRandomSampler
+        from torch.utils.data import WeightedRandomSampler  # torch is imported by this module already
 
         weights = np.asarray(self.sample_weights(ds.labels.copy(), ds.groups.copy()), dtype=float).reshape(-1)
         valid = len(weights) == len(ds) and np.all(np.isfinite(weights)) and (weights >= 0).all()

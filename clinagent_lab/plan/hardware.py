@@ -14,6 +14,7 @@ Example:
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -125,8 +126,6 @@ def measure_throughput(model: Any, num_classes: int, image_size: int, *, batch: 
     what this machine, and whatever else runs on it, gives, for fitting epochs and the training subsample to the
     budget.
     """
-    import time
-
     import torch  # deferred: heavy
 
     from ..models.backbones import create_backbone  # deferred: imports torch
