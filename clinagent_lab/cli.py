@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from .cli_progress import ProgressPrinter, print_summary, progress_display
+from .cli_resources import add_scale_flags, rerun_recipe_param, scale_overrides
+from .cli_resources import register as register_resources
 from .data.synth import SYNTH_KINDS, _ensure_builtin, generate
 from .commands import export as model_export
 from .cli_questions import ask_questions
@@ -77,7 +79,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     engine = Engine.create(args.intent, args.data, out, model=_resolve_model(args.model), seed=args.seed,
                            max_iterations=args.max_iterations, iteration_minutes=args.iteration_minutes,
                            data_format=args.format, format_options=options,
-                           recipe_overrides=dict(_parse_kv(args.set or [])), llm_options=_llm_options(args))
+                           recipe_overrides={**dict(_parse_kv(args.set or [])), **scale_overrides(args)},
+                           llm_options=_llm_options(args))
     answered = ask_questions(engine.session.spec, yes=args.yes)
     spec = engine.update_spec(answered) if answered is not engine.session.spec else engine.session.spec
     print(_spec_summary(spec), file=sys.stderr)
@@ -167,6 +170,8 @@ def cmd_rerun(args: argparse.Namespace) -> int:
     from .notebooks.rerun import rerun_notebook, seed_study
 
     params = dict(_parse_kv_typed(args.param or []))
+    if scale_overrides(args):
+        params.update(rerun_recipe_param(args.notebook, scale_overrides(args)))
     if args.seeds:
         study = seed_study(args.notebook, args.seeds, params=params, out_dir=args.out, workers=args.workers,
                            timeout_s=args.timeout)
@@ -248,6 +253,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="fix a baseline Recipe field, e.g. training.max_epochs=5 or data.image_size=64")
     rp.add_argument("--verbose", action="store_true", help="a line per epoch with every validation metric")
     _add_llm_args(rp)
+    add_scale_flags(rp)
     rp.set_defaults(func=cmd_run)
 
     rr = sub.add_parser("rerun", help="rerun an iteration notebook with papermill")
@@ -258,6 +264,7 @@ def build_parser() -> argparse.ArgumentParser:
     rr.add_argument("--out", help="output folder (default: beside the notebook)")
     rr.add_argument("--workers", type=int, default=1)
     rr.add_argument("--timeout", type=float, default=3600.0, help="seconds per run")
+    add_scale_flags(rr)
     rr.set_defaults(func=cmd_rerun)
 
     sy = sub.add_parser("synth", help="write a synthetic dataset in a real on-disk format")
@@ -282,6 +289,7 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--out", help="output HTML path (default: <session>/report.html)")
     rep.set_defaults(func=cmd_report)
     model_export.register(sub)  # clinagent export SESSION --format onnx|torchscript
+    register_resources(sub)
     return p
 
 

@@ -25,7 +25,9 @@ import pandas as pd
 
 from ..errors import DataValidationError, LeakageError
 from .base import LoadedDataset
-from .images import file_hash, pixel_hash
+from .cache import cache_root
+from .digests import DIGEST_DB, file_digests
+from .images import pixel_hash
 
 __all__ = ["SPLITS", "assign_splits", "check_leakage", "remove_cross_split_duplicates", "split_table",
            "apply_split_table", "holdout_mask", "without_split"]
@@ -155,7 +157,7 @@ def _content_hashes(ds: LoadedDataset, dataset_bytes_hash: bool) -> tuple[list[s
     paths = ds.table["path"].tolist()
     use_files = dataset_bytes_hash and all(isinstance(p, str) and p and Path(p).is_file() for p in paths)
     if use_files:
-        return [file_hash(p) for p in paths], "file bytes"
+        return file_digests(paths, cache_root() / DIGEST_DB), "file bytes"
     return [pixel_hash(ds.read_image(i)) for i in range(len(paths))], "decoded pixels"
 
 

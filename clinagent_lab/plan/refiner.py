@@ -120,6 +120,8 @@ def _recover(ctx: RefineContext) -> RecipePatch | None:
     if last is None or last.status not in ("timeout", "crash"):
         return None
     r = ctx.current
+    if last.status == "timeout" and not last.curve:
+        return _first_epoch_unfinished(ctx, last.index)
     if last.status == "timeout" and "shorter_run" not in ctx.tried_ideas:
         epochs = max(1, r.training.max_epochs // 2)
         return _patch("shorter_run", f"iteration {last.index} ran out of time: halve the epochs to {epochs} "
@@ -131,6 +133,22 @@ def _recover(ctx: RefineContext) -> RecipePatch | None:
         return _patch("smaller_batch", f"iteration {last.index} ran out of memory: halve the batch size",
                       data__batch_size=max(1, r.data.batch_size // 2))
     return None
+
+
+def _first_epoch_unfinished(ctx: RefineContext, index: int) -> RecipePatch:
+    """A timeout before any epoch ended: less work per epoch (a seeded subsample, smaller inputs, the image
+    cache), one step further each time, so the same recipe never runs again."""
+    r = ctx.current
+    step = 1 + sum(1 for idea in ctx.tried_ideas if idea.startswith("first_epoch_fit"))
+    n_train = sum((ctx.fingerprint.split_counts.get("train") or {}).values()) or 1024
+    subsample = max(64, min(r.data.max_train_samples or n_train, n_train) // 4)
+    size = max(16, r.data.image_size // 2) if r.data.image_size > 32 else r.data.image_size
+    return _patch(f"first_epoch_fit_{step}",
+                  f"iteration {index} ran out of time before its first epoch ended (preparing or reading "
+                  f"{n_train} training images, or an epoch too long for the budget): train on a seeded subsample "
+                  f"of {subsample} images at {size} px with the preprocessed image cache on; to train on all "
+                  f"images, give each iteration more time (--iteration-minutes)",
+                  data__max_train_samples=subsample, data__image_size=size, data__cache_images=True)
 
 
 @rule("clinician_annotations", order=1)
