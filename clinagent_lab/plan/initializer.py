@@ -104,9 +104,9 @@ def _image_size(fp: DatasetFingerprint, cap: int) -> tuple[int, str]:
                 f"refiner may raise it"
 
 
-def _loss_and_sampler(fp: DatasetFingerprint, task_type: str) -> tuple[LossConfig, str, dict[str, str]]:
+def _loss_and_sampler(fp: DatasetFingerprint, boxes: bool) -> tuple[LossConfig, str, dict[str, str]]:
     ratio = fp.imbalance_ratio
-    if task_type == "detection":
+    if boxes:
         return LossConfig(name="ce"), "random", {"loss.name": "detector losses (classification + box regression)"}
     if ratio <= 1.5:
         return LossConfig(name="ce"), "random", {
@@ -138,47 +138,33 @@ def initialize_recipe(spec: TaskSpec, fp: DatasetFingerprint, *, seed: int = 0, 
         pretrained: ``"auto"`` uses ImageNet weights found in the local cache (:data:`PREFERRED_PRETRAINED`),
             a timm name or file path uses those weights, None trains from scratch.
     """
-    if not fp.classes or len(fp.classes) < 2 and spec.task_type != "detection":
+    backend = get_backend(spec.task_type)
+    if not fp.classes or len(fp.classes) < 2 and not backend.has_boxes:
         raise SpecError("the data has fewer than two classes", where=fp.root, fix="point at labelled data")
     budget = budget_s or spec.budget.iteration_minutes * 60.0
     reasons: dict[str, str] = {}
     task_type = spec.task_type
     hw = hardware or _default_hardware(gpu)
     gpu = hw.gpu
-    boxes = get_backend(task_type).has_boxes
+    boxes = backend.has_boxes
     weights = _pretrained_choice(pretrained, gpu, boxes, reasons)
     if weights is not None and weights.input_size and not size_cap:
         size_cap = weights.input_size if gpu else max(PRETRAINED_CPU_SIZE, 64)
-    cap = size_cap or (224 if gpu else (128 if task_type == "detection" else 64))
+    cap = size_cap or (backend.gpu_image_cap if gpu else backend.cpu_image_cap)
     size, reasons["data.image_size"] = _image_size(fp, cap)
     channels = 3 if max(fp.channels or [1]) >= 3 else 1
     reasons["model.in_channels"] = f"images have {channels} channel(s)"
 
-    if task_type == "detection" and gpu:
-        arch = "fasterrcnn_mobilenet"
-        reasons["model.architecture"] = "Faster R-CNN with a MobileNetV3 backbone (torchvision), randomly " \
-                                        "initialised (no downloads)"
-    elif task_type == "detection":
-        arch = "fasterrcnn_small_cnn"
-        reasons["model.architecture"] = "Faster R-CNN on a compact CNN trunk: trains from scratch on CPU within " \
-                                        "minutes, where MobileNet-based detectors learn little; no downloads"
-    elif gpu:
-        arch = "resnet18"
-        reasons["model.architecture"] = "ResNet-18: a strong, well-understood baseline that a GPU trains fast"
-    else:
-        arch = "small_cnn"
-        reasons["model.architecture"] = f"a compact 4-block CNN: at {size} px on CPU it trains many epochs " \
-                                        f"within the budget, where a ResNet would manage few"
+    arch, why = backend.architectures["gpu" if gpu else "cpu"]
+    reasons["model.architecture"] = why.format(size=size)
     if weights is not None and weights.architecture:
         arch = f"timm:{weights.architecture}"
         reasons["model.architecture"] = (f"{weights.architecture} to match the ImageNet-pretrained weights "
                                          f"'{weights.name}' found in the local cache")
-    batch = 64 if size <= 64 else (32 if size <= 128 else 16)
-    if task_type == "detection":
-        batch = 8
+    batch = backend.batch_size or (64 if size <= 64 else (32 if size <= 128 else 16))
     reasons["data.batch_size"] = f"{batch} images per step at {size} px fits memory and keeps steps frequent"
 
-    loss, sampler, loss_reasons = _loss_and_sampler(fp, task_type)
+    loss, sampler, loss_reasons = _loss_and_sampler(fp, boxes)
     reasons.update(loss_reasons)
 
     modality = spec.modality if spec.modality in AUGMENT_BY_MODALITY else "other"
@@ -222,12 +208,13 @@ def initialize_recipe(spec: TaskSpec, fp: DatasetFingerprint, *, seed: int = 0, 
             f"'{mitigated[0].name}' is to be mitigated: keep/discard uses AUROC on a label x {mitigated[0].name} "
             f"balanced reweighting of validation, which a shortcut cannot inflate")
     reasons["optim.lr"] = "AdamW with a one-cycle schedule: robust default for training from scratch"
-    if task_type != "detection":
-        reasons["model.dropout"] = "light dropout (0.1) before the classifier head: small datasets over-fit"
+    if backend.head_dropout:
+        reasons["model.dropout"] = (f"light dropout ({backend.head_dropout}) before the classifier head: small "
+                                    f"datasets over-fit")
     lr = 3e-3 if arch == "small_cnn" else 1e-3
     supervision = SupervisionConfig(kind=spec.supervision.kind, box_fraction=spec.supervision.box_fraction
                                     if spec.supervision.box_fraction is not None else fp.box_fraction)
-    if task_type == "detection":
+    if boxes:
         reasons["supervision.kind"] = (f"{supervision.kind} supervision; boxes on "
                                        f"{(supervision.box_fraction or 0):.0%} of images")
     settings, setting_reasons = training_settings(hw, arch, size)
@@ -238,7 +225,7 @@ def initialize_recipe(spec: TaskSpec, fp: DatasetFingerprint, *, seed: int = 0, 
     reasons.update(setting_reasons)
     recipe = Recipe(
         task_type=task_type, classes=list(fp.classes), seed=seed,
-        model=ModelConfig(architecture=arch, in_channels=channels, dropout=0.1 if task_type != "detection" else 0.0,
+        model=ModelConfig(architecture=arch, in_channels=channels, dropout=backend.head_dropout,
                           pretrained=weights.name if weights else None,
                           pretrained_sha256=weights.sha256 if weights else None),
         data=DataConfig(image_size=size, batch_size=batch, sampler=sampler, max_train_samples=subsample),
