@@ -151,7 +151,7 @@ def _build_small_cnn(cfg: ModelConfig, image_size: int) -> tuple[nn.Module, int]
 # -------------------------------------------------------------------------------------------------- resnets
 def _resnet_builder(arch: str) -> TrunkBuilder:
     def build(cfg: ModelConfig, image_size: int) -> tuple[nn.Module, int]:
-        from torchvision import models as tvm
+        from torchvision import models as tvm  # the training stack takes seconds to import
 
         net = getattr(tvm, arch)(weights=None)
         if image_size <= SMALL_INPUT_MAX:
@@ -169,7 +169,7 @@ def _resnet_builder(arch: str) -> TrunkBuilder:
 
 # ----------------------------------------------------------------------------------------------------- timm
 def _timm_trunk(timm_name: str, cfg: ModelConfig) -> tuple[nn.Module, int]:
-    import timm
+    import timm  # the training stack takes seconds to import
 
     if not timm.is_model(timm_name):
         raise RecipeError(f"unknown timm model '{timm_name}'", where="field 'model.architecture'",

@@ -12,9 +12,19 @@ from ..data.base import DatasetFingerprint
 from ..data.cache import usable_cores
 from ..errors import RecipeError, SpecError
 from ..models.weights import hub_cache_dir, resolve_weights
-from ..recipe import (AugmentConfig, DataConfig, DebiasConfig, EvalConfig, LossConfig, ModelConfig, OptimConfig,
-                      Recipe, SupervisionConfig, TrainingConfig)
-from ..recipe import apply_patch
+from ..recipe import (
+    AugmentConfig,
+    DataConfig,
+    DebiasConfig,
+    EvalConfig,
+    LossConfig,
+    ModelConfig,
+    OptimConfig,
+    Recipe,
+    SupervisionConfig,
+    TrainingConfig,
+    apply_patch,
+)
 from ..spec import TaskSpec
 from ..tasks import get_backend
 from .hardware import Hardware, training_settings

@@ -10,13 +10,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable, Protocol
 
-from ..records import Annotation, Iteration
 from ..data.base import DatasetFingerprint
 from ..data.counterfactual import has_masks
+from ..models.mitigations import MITIGATION_ORDER, MITIGATIONS
 from ..recipe import Recipe, RecipePatch
+from ..records import Annotation, Iteration
 from ..registry import Registry
 from ..spec import TaskSpec
 from ..tasks import get_backend
+from .initializer import median_side
 
 __all__ = ["RefineContext", "Refiner", "RuleRefiner", "RULES", "rule", "applicable_rules", "DEPENDENCE_THRESHOLD",
            "EXCESS_FPR_THRESHOLD", "confounder_relies"]
@@ -202,8 +204,6 @@ def _annotations(ctx: RefineContext) -> RecipePatch | None:
 
 @rule("mitigate_confounder", order=2)
 def _mitigate(ctx: RefineContext) -> RecipePatch | None:
-    from ..models.mitigations import MITIGATION_ORDER, MITIGATIONS
-
     reference = ctx.best or ctx.last
     if reference is None:
         return None
@@ -305,8 +305,6 @@ def _underfit(ctx: RefineContext) -> RecipePatch | None:
 @rule("higher_resolution", order=7)
 def _resolution(ctx: RefineContext) -> RecipePatch | None:
     r = ctx.current
-    from .initializer import median_side
-
     native = median_side(ctx.fingerprint, default=0)
     if "higher_resolution" in ctx.tried_ideas or native < r.data.image_size * 1.5:
         return None

@@ -148,7 +148,7 @@ def isic2019(out_dir: str | Path, *, seed: int = 0, n: int | None = 160, image_s
     Raises:
         ValueError: ``n`` below 60.
     """
-    from PIL import Image
+    from PIL import Image  # only image files need it
 
     rng = np.random.default_rng(seed)
     root = Path(out_dir)
@@ -261,8 +261,8 @@ def _save_dicom(ds, path: Path) -> None:
 def write_dicom(path: Path, pixels: np.ndarray, *, uids: tuple[str, str, str], patient_id: str,
                 monochrome1: bool, window: tuple[float, float]) -> None:
     """Write a 12-bit (16-bit stored) chest radiograph DICOM with rescale and window tags."""
-    from pydicom.dataset import Dataset, FileMetaDataset
-    from pydicom.uid import ExplicitVRLittleEndian
+    from pydicom.dataset import Dataset, FileMetaDataset  # only DICOM data need it
+    from pydicom.uid import ExplicitVRLittleEndian  # only DICOM data need it
 
     study, series, sop = uids
     meta = FileMetaDataset()
@@ -320,7 +320,7 @@ def _write_siim_dicom(rng: np.random.Generator, folder: Path, image: np.ndarray,
 
 
 def _write_siim_png(rng: np.random.Generator, folder: Path, image: np.ndarray, image_id: str) -> None:
-    from PIL import Image
+    from PIL import Image  # only image files need it
 
     folder.mkdir(exist_ok=True)
     shown = np.clip(image + rng.normal(0, 0.02, image.shape), 0, 1)
