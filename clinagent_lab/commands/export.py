@@ -108,7 +108,7 @@ def model_card(session: Session, it: Iteration, info: dict[str, Any], fmt: str) 
         "confounders": [{"name": c.name, "column": c.column, "action": c.action} for c in spec.confounders],
         "selection": it.decision_reason,
         "validation": {k: it.val_metrics.get(k) for k in keep},
-        "test": ({k: test.metrics.get(k) for k in keep} | {"n": test.n, "iteration": test.iteration}
+        "test": ({k: test.metrics.get(k) for k in keep} | {"n": test.n_samples, "iteration": test.iteration}
                  if test is not None else None),
         "limits": ["trained and validated on the session's data only; validate locally before clinical use",
                    "the threshold was chosen on validation; recalibrate it for a new population",
