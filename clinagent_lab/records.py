@@ -167,6 +167,32 @@ class Session(_Model):
     def log(self, kind: str, **detail: Any) -> None:
         self.audit.append(AuditEvent(kind=kind, detail=detail))
 
+    def annotate(self, annotation: Annotation) -> Annotation:
+        """Add a clinician's annotation (linked to its iteration, if any); the pending proposal is dropped so
+        that the next one sees it. The caller saves."""
+        if annotation.iteration is not None:
+            self.iteration(annotation.iteration)  # raises when there is no such iteration
+        self.annotations.append(annotation)
+        if annotation.iteration is not None:
+            self.iteration(annotation.iteration).annotations.append(len(self.annotations) - 1)
+        self.proposal = None
+        self.log("annotation", annotation_kind=annotation.kind, value=annotation.value)
+        return annotation
+
+    def mark_interrupted(self, why: str, stop_reason: str = "interrupted") -> bool:
+        """After the process driving this session died: iterations left running are ``interrupted`` (failed,
+        with ``why``) and a running session is ``stopped``. Returns whether anything changed (then save)."""
+        stale = [it for it in self.iterations
+                 if it.status in ("running", "pending") and it.started_at and not it.finished_at]
+        if not stale and self.status != "running":
+            return False
+        for it in stale:
+            it.status, it.decision, it.decision_reason = "interrupted", "failed", why
+        self.status = "stopped"
+        self.stop_reason = stop_reason
+        self.log("interrupted", iterations=[it.index for it in stale], reason=why)
+        return True
+
     def best(self) -> Iteration | None:
         if self.best_iteration is None:
             return None

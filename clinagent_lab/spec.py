@@ -17,6 +17,8 @@ from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from .tasks import get_backend
+
 __all__ = [
     "TaskType",
     "Modality",
@@ -146,10 +148,10 @@ class TaskSpec(_Model):
 
     @model_validator(mode="after")
     def _consistent(self) -> TaskSpec:
-        if self.task_type == "detection" and self.primary_metric.name not in ("map50", "auroc"):
-            raise ValueError(f"detection tasks use map50, not {self.primary_metric.name}")
-        if self.task_type != "detection" and self.primary_metric.name == "map50":
-            raise ValueError("map50 is a detection metric; task_type must be 'detection'")
+        backend = get_backend(self.task_type)
+        if not backend.allows_metric(self.primary_metric.name):
+            raise ValueError(f"{self.task_type} tasks are selected on one of {', '.join(backend.metrics)}, "
+                             f"not {self.primary_metric.name}")
         return self
 
     def confounder(self, name: str) -> Confounder | None:

@@ -236,7 +236,8 @@ def test_unknown_provider_error_is_not_retried(fake_llm, audit_log):
 
 
 def test_json_mode_follows_model_capabilities(fake_llm):
-    from clinagent_lab.llm.client import _format_level, _import_litellm
+    from clinagent_lab.llm.client import _import_litellm
+    from clinagent_lab.llm.replies import format_level as _format_level
 
     litellm = _import_litellm()
     assert _format_level(litellm, "gpt-4o") == 0  # structured outputs: JSON schema

@@ -123,7 +123,7 @@ def test_seed_study_reports_failures_next_to_successes(iteration, tmp_path, monk
 def test_a_revised_epoch_plan_is_pinned_and_replayed_by_plain_papermill(iteration, tmp_path):
     # a run whose second epoch revised its plan (3 epochs after the first steps, then 2) records both counts;
     # the pinned parameters cell replays both switches, so plain papermill trains the same schedule
-    from clinagent_lab.agent.engine import _pin_epochs
+    from clinagent_lab.agent.iteration import pin_epochs
 
     _, notebook = iteration
     copy = tmp_path / "iteration.ipynb"
@@ -131,7 +131,7 @@ def test_a_revised_epoch_plan_is_pinned_and_replayed_by_plain_papermill(iteratio
     info = json.loads((notebook.parent / "run_info.json").read_text())
     (tmp_path / "run_info.json").write_text(json.dumps({**info, "max_epochs": 2, "epoch_plan": [3, 2]}))
     assert rerun_module._replay_epochs(copy, {}, 600)["max_epochs"] == [3, 2]
-    _pin_epochs(copy, [3, 2])
+    pin_epochs(copy, [3, 2])
     assert "max_epochs = [3, 2]" in copy.read_text()
     out = tmp_path / "out"
     out.mkdir()

@@ -7,7 +7,8 @@ import pytest
 from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 
 from clinagent_lab.models.classifier import ImageClassifier
-from clinagent_lab.notebooks.runtime import monitors, prepare_run
+from clinagent_lab.notebooks.runtime import prepare_run
+from clinagent_lab.tasks import get_backend
 from clinagent_lab.recipe import Recipe, apply_patch
 
 
@@ -31,7 +32,8 @@ def test_mitigated_confounder_picks_the_checkpoint_on_the_group_metric(selection
     monitor, callbacks = _callbacks(recipe, 2, tmp_path)
     assert monitor == f"val_{selection}"
     assert callbacks[ModelCheckpoint].monitor == monitor and callbacks[EarlyStopping].monitor == monitor
-    assert monitors(recipe)[0] == monitor  # the engine's per-epoch curve follows the same metric
+    # the engine's per-epoch curve follows the same metric
+    assert get_backend(recipe.task_type).monitors(recipe)[0] == monitor
 
 
 def test_without_groups_or_group_selection_the_task_metric_decides(tmp_path):
@@ -40,4 +42,4 @@ def test_without_groups_or_group_selection_the_task_metric_decides(tmp_path):
     plain = _recipe()
     monitor, callbacks = _callbacks(plain, 2, tmp_path / "b")
     assert monitor == "val_auroc" and callbacks[ModelCheckpoint].monitor == "val_auroc"
-    assert monitors(plain) == ["val_auroc"]
+    assert get_backend(plain.task_type).monitors(plain) == ["val_auroc"]

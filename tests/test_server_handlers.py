@@ -19,6 +19,7 @@ import nbformat
 import pytest
 from tornado.httpclient import HTTPClientError
 
+from clinagent_lab.events import EVENT_VERSION
 from clinagent_lab.records import Annotation, FinalTest, Iteration, Proposal, Session
 from clinagent_lab.fileio import now_iso
 from clinagent_lab.errors import IntentError, SessionError
@@ -57,7 +58,8 @@ class StandInEngine:
     @classmethod
     def create(cls, request: str, data_path: Any, out_dir: Any, *, model: str = "offline", seed: int = 0,
                max_iterations: int | None = None, iteration_minutes: float | None = None,
-               spec: TaskSpec | None = None, data_format: str | None = None) -> StandInEngine:
+               spec: TaskSpec | None = None, data_format: str | None = None,
+               recipe_overrides: dict[str, Any] | None = None) -> StandInEngine:
         spec = spec or cls.interpret(request, data_path)
         if max_iterations:
             spec.budget.max_iterations = max_iterations
@@ -129,7 +131,7 @@ class StandInEngine:
             self.session.tried_ideas.append(proposal.idea)
         self.session.status = "running"
         self.session.save()
-        emit({"v": 1, "type": "iteration_started", "session": self.session.id, "iteration": index})
+        emit({"v": EVENT_VERSION, "type": "iteration_started", "session": self.session.id, "iteration": index})
         if self.gate is not None:
             while not self.gate.wait(0.02) and not self._stop.is_set():
                 pass
@@ -140,7 +142,7 @@ class StandInEngine:
             self.session.save()
             return it
         value = round(0.65 + 0.05 * index, 4)
-        emit({"v": 1, "type": "epoch", "session": self.session.id, "iteration": index, "epoch": 1,
+        emit({"v": EVENT_VERSION, "type": "epoch", "session": self.session.id, "iteration": index, "epoch": 1,
               "max_epochs": 1, "metrics": {"val_auroc": value}})
         out = Path(self.session.out_dir) / "iterations" / f"iter_{index:02d}"
         out.mkdir(parents=True, exist_ok=True)
@@ -162,7 +164,7 @@ class StandInEngine:
         it.finished_at = now_iso()
         self.session.status = "created"
         self.session.save()
-        emit({"v": 1, "type": "iteration_finished", "session": self.session.id, "iteration": index,
+        emit({"v": EVENT_VERSION, "type": "iteration_finished", "session": self.session.id, "iteration": index,
               "status": "ok", "decision": it.decision, "value": value})
         return it
 
@@ -408,7 +410,7 @@ async def test_full_flow_interpret_to_export(jp_fetch, manager, jp_root_dir):
     types = [e["type"] for e in events["events"]]
     assert types == ["log", "state", "iteration_started", "epoch", "iteration_finished", "proposal", "state"]
     assert [e["seq"] for e in events["events"]] == list(range(1, 8))
-    assert all(e["v"] == 1 and e["session"] == sid for e in events["events"])
+    assert all(e["v"] == EVENT_VERSION and e["session"] == sid for e in events["events"])
     code, later = await call(jp_fetch, "GET", "sessions", sid, "events", params={"follow": "0", "after": "5"})
     assert [e["seq"] for e in later["events"]] == [6, 7]
 
@@ -581,3 +583,27 @@ def test_importing_the_server_package_is_light():
             "assert not bad, bad; print(pts[0]['app'].name)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "clinagent_lab"
+
+
+# --- the schemas the sidebar is typed from -----------------------------------------------------------
+async def test_schema_route_serves_every_noun_and_the_event_union(jp_fetch, manager):
+    code, schemas = await call(jp_fetch, "GET", "schema")
+    assert code == 200
+    assert {"TaskSpec", "Recipe", "Session", "Proposal", "Annotation", "FinalTest", "Event"} <= set(schemas)
+    task_types = schemas["TaskSpec"]["properties"]["task_type"]
+    assert set(task_types.get("enum", [])) == {"binary_classification", "multiclass_classification", "detection"}
+    mapping = schemas["Event"]["discriminator"]["mapping"]
+    assert {"epoch", "iteration_finished", "state", "proposal"} <= set(mapping)
+
+
+async def test_streamed_events_follow_the_event_schema(jp_fetch, manager):
+    from clinagent_lab.events import EVENT_VERSION, validate_event
+
+    sid = await new_session(jp_fetch)
+    code, _ = await call(jp_fetch, "POST", "sessions", sid, "start")
+    assert code == 202
+    await manager.wait_idle(timeout=10)
+    events = manager.bus.replay(sid)
+    assert {"state", "iteration_started", "epoch", "iteration_finished"} <= {e["type"] for e in events}
+    for event in events:
+        assert event["v"] == EVENT_VERSION and validate_event(event)["seq"] == event["seq"]

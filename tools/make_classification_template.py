@@ -20,7 +20,7 @@ events_path = ""      # JSON-lines progress events; "" = output_dir/events.jsonl
 seed = 0              # seeds Python, NumPy and torch; same seed, same numbers on the same machine
 recipe = {}           # clinagent_lab.recipe.Recipe as a dict (model, data, optimiser, loss, evaluation ...)
 spec = {}             # clinagent_lab.spec.TaskSpec as a dict (metric parameters, confounders)
-max_epochs = None     # overrides recipe["training"]["max_epochs"] when set
+max_epochs = None     # epochs to train, or the [first, revised] plan of a run; None: fitted to the time left
 time_budget_s = None  # Lightning max_time guard in seconds; None = no guard
 ''', "parameters"),
 code('''

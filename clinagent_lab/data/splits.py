@@ -28,7 +28,7 @@ from .base import LoadedDataset
 from .images import file_hash, pixel_hash
 
 __all__ = ["SPLITS", "assign_splits", "check_leakage", "remove_cross_split_duplicates", "split_table",
-           "apply_split_table", "holdout_mask"]
+           "apply_split_table", "holdout_mask", "without_split"]
 
 SPLITS = ("train", "val", "test")
 
@@ -281,3 +281,21 @@ def apply_split_table(ds: LoadedDataset, df: pd.DataFrame,
     table = ds.table.copy()
     table["split"] = frozen.reindex(ids).to_numpy(dtype=object)
     return dataclasses.replace(ds, table=table, warnings=[*ds.warnings, *notes])
+
+
+def without_split(dataset: LoadedDataset, split: str) -> LoadedDataset:
+    """A view of ``dataset`` with every row of ``split`` removed (pixels of those rows become unreachable)."""
+    keep = np.flatnonzero(dataset.table["split"].to_numpy() != split)
+    table = dataset.table.iloc[keep].reset_index(drop=True)
+    read = dataset.read_image
+
+    def read_image(i: int) -> np.ndarray:
+        return read(int(keep[i]))
+
+    kept_ids = set(table["image_id"])
+    boxes = None if dataset.boxes is None else {k: v for k, v in dataset.boxes.items() if k in kept_ids}
+    return LoadedDataset(format=dataset.format, root=dataset.root, task_type=dataset.task_type,
+                         classes=list(dataset.classes), table=table, read_image=read_image,
+                         metadata_columns=list(dataset.metadata_columns), boxes=boxes,
+                         box_classes=dataset.box_classes, warnings=list(dataset.warnings),
+                         source=dict(dataset.source))

@@ -17,6 +17,7 @@ import pandas as pd
 
 from ..errors import DataValidationError, UnknownNameError
 from ..recipe import EvalConfig
+from ..tasks import GROUP_SELECTION_METRICS  # selection metrics read from the confounder results
 from ._utils import fnum, jsonable
 from .bootstrap import bootstrap_ci
 from .calibration import calibration_slope_intercept, expected_calibration_error, reliability_curve
@@ -27,8 +28,6 @@ __all__ = ["EVALUATOR_VERSION", "GROUP_SELECTION_METRICS", "evaluator_hash", "ev
 
 EVALUATOR_VERSION = "1"
 
-#: Selection metrics read from the first confounder's results rather than from the classification metrics.
-GROUP_SELECTION_METRICS = ("worst_group_auroc", "group_balanced_auroc")
 
 
 def evaluator_hash() -> str:

@@ -16,17 +16,18 @@ from __future__ import annotations
 import json
 import os
 import random
-import re
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from tenacity import Retrying, retry_if_exception_type, stop_after_attempt
 
 from ..errors import ClinagentError
 from .audit import AuditSink, call_record
 from .redact import scrub_secrets
+from .replies import describe, extract_json, format_level, retry_after, transient_errors, validation_message
 
 __all__ = [
     "OFFLINE",
@@ -144,41 +145,8 @@ def _import_litellm() -> Any:
     return litellm
 
 
-_FENCE_RE = re.compile(r"```(?:json)?\s*(.*?)```", re.DOTALL)
-
-
-def extract_json(text: str) -> Any:
-    """Parse the JSON object in an LLM reply (tolerates code fences and prose around it).
-
-    Example:
-        >>> extract_json('Sure:\\n```json\\n{"a": 1}\\n```')
-        {'a': 1}
-    """
-    text = (text or "").strip()
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError:
-        pass
-    fenced = _FENCE_RE.search(text)
-    if fenced:
-        try:
-            return json.loads(fenced.group(1))
-        except json.JSONDecodeError:
-            pass
-    start, end = text.find("{"), text.rfind("}")
-    if start >= 0 and end > start:
-        return json.loads(text[start:end + 1])
-    raise json.JSONDecodeError("no JSON object found in the reply", text, 0)
-
-
-def validation_message(exc: ValidationError, limit: int = 6) -> str:
-    """A compact list of pydantic errors: ``field 'a.b': message``."""
-    parts = []
-    for err in exc.errors()[:limit]:
-        loc = ".".join(str(p) for p in err["loc"]) or "(root)"
-        parts.append(f"field '{loc}': {err['msg']}")
-    more = len(exc.errors()) - limit
-    return "; ".join(parts) + (f"; and {more} more" if more > 0 else "")
+class _FormatRefused(Exception):
+    """The provider refused the request's ``response_format``: ask again with a weaker JSON mode."""
 
 
 class _Invalid(Exception):
@@ -262,34 +230,44 @@ class LLMClient:
     # --- transport ---------------------------------------------------------------------------------
     def _complete(self, purpose: str, messages: list[dict[str, str]],
                   schema: type[BaseModel]) -> tuple[str, dict[str, Any]]:
+        """One answer from the provider: transient failures retried with backoff (tenacity, honouring
+        ``Retry-After``); a refused ``response_format`` downgraded to the next weaker JSON mode."""
         litellm = _import_litellm()
-        transient = _transient_errors(litellm)
-        cfg = self.config
-        attempt = 0
+        transient = transient_errors(litellm)
         while True:
-            self._check_budget(purpose, messages)
-            kwargs = self._kwargs(litellm, messages, schema)
-            start = time.monotonic()
+            retrying = Retrying(retry=retry_if_exception_type(transient),
+                                stop=stop_after_attempt(self.config.max_retries + 1),
+                                wait=lambda state: self._backoff(state.attempt_number - 1,
+                                                                 state.outcome.exception()),
+                                sleep=lambda seconds: self._sleep(seconds), reraise=True)
             try:
-                response = litellm.completion(**kwargs)
+                for attempt in retrying:
+                    with attempt:
+                        return self._call(litellm, purpose, messages, schema, attempt.retry_state.attempt_number - 1)
             except transient as exc:
-                meta = {"latency_s": time.monotonic() - start, "attempt": attempt}
-                self._audit(purpose, messages, None, meta, ok=False, error=_describe(exc))
-                if attempt >= cfg.max_retries:
-                    raise LLMUnavailable(f"the model '{self.model}' did not answer after {attempt + 1} "
-                                         f"attempt(s): {_describe(exc)}", where=f"LLM call '{purpose}'",
-                                         fix=_FIX) from None
-                self._sleep(self._backoff(attempt, exc))
-                attempt += 1
-                continue
-            except Exception as exc:  # auth, bad request, unknown model: not worth retrying as is
-                meta = {"latency_s": time.monotonic() - start, "attempt": attempt}
-                self._audit(purpose, messages, None, meta, ok=False, error=_describe(exc))
-                if self._downgrade_format(exc):
-                    continue
-                raise LLMUnavailable(f"the model '{self.model}' refused the request: {_describe(exc)}",
-                                     where=f"LLM call '{purpose}'", fix=_FIX) from None
-            return self._read(litellm, response, start, attempt)
+                raise LLMUnavailable(f"the model '{self.model}' did not answer after {self.config.max_retries + 1} "
+                                     f"attempt(s): {describe(exc)}", where=f"LLM call '{purpose}'",
+                                     fix=_FIX) from None
+            except _FormatRefused:
+                continue  # at most twice: json_schema -> json_object -> prompt-only
+
+    def _call(self, litellm: Any, purpose: str, messages: list[dict[str, str]], schema: type[BaseModel],
+              attempt: int) -> tuple[str, dict[str, Any]]:
+        self._check_budget(purpose, messages)
+        kwargs = self._kwargs(litellm, messages, schema)
+        start = time.monotonic()
+        try:
+            response = litellm.completion(**kwargs)
+        except Exception as exc:
+            meta = {"latency_s": time.monotonic() - start, "attempt": attempt}
+            self._audit(purpose, messages, None, meta, ok=False, error=describe(exc))
+            if isinstance(exc, transient_errors(litellm)):
+                raise  # retried by tenacity
+            if self._downgrade_format(exc):  # auth, bad request, unknown model: not worth retrying as is
+                raise _FormatRefused from None
+            raise LLMUnavailable(f"the model '{self.model}' refused the request: {describe(exc)}",
+                                 where=f"LLM call '{purpose}'", fix=_FIX) from None
+        return self._read(litellm, response, start, attempt)
 
     def _kwargs(self, litellm: Any, messages: list[dict[str, str]],
                 schema: type[BaseModel]) -> dict[str, Any]:
@@ -307,7 +285,7 @@ class LLMClient:
 
     def _response_format(self, litellm: Any, schema: type[BaseModel]) -> dict[str, Any] | None:
         if self._format_level is None:
-            self._format_level = _format_level(litellm, self.config.model)
+            self._format_level = format_level(litellm, self.config.model)
         if self._format_level == 0:
             return {"type": "json_schema", "json_schema": {"name": schema.__name__,
                                                            "schema": schema.model_json_schema(),
@@ -327,9 +305,9 @@ class LLMClient:
     def _backoff(self, attempt: int, exc: Exception) -> float:
         cfg = self.config
         delay = cfg.backoff_s * (2 ** attempt)
-        retry_after = _retry_after(exc)
-        if retry_after is not None:
-            delay = max(delay, retry_after)
+        asked = retry_after(exc)
+        if asked is not None:
+            delay = max(delay, asked)
         return min(delay, cfg.backoff_max_s) * (1.0 + 0.1 * random.random())
 
     def _read(self, litellm: Any, response: Any, start: float, attempt: int) -> tuple[str, dict[str, Any]]:
@@ -387,49 +365,3 @@ class LLMClient:
 
 _FIX = ("check the model name, --api-base and the provider's API key environment variable; "
         "the session continues with the offline planner")
-
-
-def _transient_errors(litellm: Any) -> tuple[type[BaseException], ...]:
-    names = ("RateLimitError", "Timeout", "APIConnectionError", "InternalServerError",
-             "ServiceUnavailableError", "BadGatewayError")
-    found = tuple(getattr(litellm, n) for n in names if isinstance(getattr(litellm, n, None), type))
-    return found + (TimeoutError, ConnectionError)
-
-
-def _format_level(litellm: Any, model: str) -> int:
-    try:
-        if litellm.supports_response_schema(model=model):
-            return 0
-    except Exception:
-        pass
-    try:
-        provider = None
-        name = model
-        if "/" in model:
-            provider, name = model.split("/", 1)
-        params = litellm.get_supported_openai_params(model=name, custom_llm_provider=provider) or []
-        if "response_format" in params:
-            return 1
-    except Exception:
-        pass
-    return 2
-
-
-def _retry_after(exc: Exception) -> float | None:
-    response = getattr(exc, "response", None)
-    headers = getattr(response, "headers", None)
-    if not headers:
-        return None
-    try:
-        value = headers.get("retry-after")
-        return float(value) if value is not None else None
-    except (TypeError, ValueError):
-        return None
-
-
-def _describe(exc: Exception) -> str:
-    status = getattr(exc, "status_code", None)
-    text = str(exc).replace("\n", " ")
-    text = re.sub(r"^litellm\.\w+:\s*", "", text)
-    prefix = f"{type(exc).__name__}" + (f" (HTTP {status})" if status else "")
-    return f"{prefix}: {text[:500]}"

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import ClinagentError, IntentError
 from ..spec import TaskSpec
+from ..tasks import get_backend
 from .audit import AuditSink
 from .client import LLMClient, LLMUnavailable, is_offline
 from .prompts import parse_messages
@@ -55,8 +56,8 @@ def spec_problem(spec: TaskSpec, fingerprint: DatasetFingerprint | None) -> str 
     bad = sorted(c.column for c in spec.confounders if c.column and c.column not in columns)
     if bad:
         return f"confounder columns {bad} are not in the dataset; its metadata columns are {sorted(columns)}"
-    if spec.task_type == "detection" and fingerprint.task_type != "detection":
-        return "task_type 'detection' but the dataset has no boxes; use a classification task type"
+    if get_backend(spec.task_type).has_boxes and not get_backend(fingerprint.task_type).has_boxes:
+        return f"task_type '{spec.task_type}' needs boxes but the dataset has none; use a classification task type"
     return None
 
 

@@ -34,6 +34,7 @@ from torch import nn
 
 from ..errors import RecipeError
 from ..recipe import Recipe
+from ..tasks import get_backend
 from .backbones import create_backbone
 from .dfr import DFR_DEFAULTS, DFRHead, collect_features, select_holdout, select_refit_rows
 from .grl import GradientReversalLayer, dann_lambda
@@ -89,7 +90,7 @@ def build_scheduler(optimizer: torch.optim.Optimizer, recipe: Recipe, total_step
 
 
 def _check_recipe(recipe: Recipe) -> None:
-    if recipe.task_type == "detection":
+    if get_backend(recipe.task_type).has_boxes:
         raise RecipeError("ImageClassifier cannot train a detection recipe", where="field 'task_type'",
                           fix="use the detection model for detection tasks")
     positive = recipe.evaluation.positive_class

@@ -1,25 +1,25 @@
-"""Progress events as versioned JSON lines (no heavy imports: the executor and the server read these).
+"""Progress events as JSON lines in the run folder (no heavy imports: the executor and the server read these).
 
-Each line is ``{"v": 1, "type": ..., "time": <unix seconds>, ...}``.
+Each line is one event of :mod:`clinagent_lab.events` (``{"v": 2, "type": ..., "time": <unix seconds>, ...}``),
+validated when it is written.
 """
 
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 from typing import Any
 
-__all__ = ["EVENT_VERSION", "write_event", "read_events"]
+from ..events import EVENT_VERSION, make_event
 
-EVENT_VERSION = 1
+__all__ = ["EVENT_VERSION", "write_event", "read_events"]
 
 
 def write_event(path: str | Path | None, type_: str, **fields: Any) -> None:
     """Append one event line to ``path`` (no-op when ``path`` is empty)."""
     if not path:
         return
-    event = {"v": EVENT_VERSION, "type": type_, "time": round(time.time(), 3), **fields}
+    event = make_event(type_, **fields)
     with open(path, "a", encoding="utf-8") as fh:
         fh.write(json.dumps(event, default=float) + "\n")
 

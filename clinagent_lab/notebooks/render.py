@@ -15,12 +15,14 @@ from typing import Any
 import nbformat
 
 from ..errors import RecipeError, UnknownNameError
+from ..tasks import TASKS
 
 __all__ = ["TEMPLATES", "template_path", "load_template", "render_iteration", "frozen_hash", "hook_names",
            "verify_frozen", "declared_parameters", "bake_parameters",
            "FINAL_TEST_TEMPLATE"]
 
-TEMPLATES = ("classification.ipynb", "detection.ipynb")
+#: the iteration templates, one per task backend
+TEMPLATES = tuple(sorted({TASKS.get(name).template for name in TASKS.names()}))
 FINAL_TEST_TEMPLATE = "final_test.ipynb"
 
 

@@ -18,17 +18,13 @@ import pandas as pd
 
 from ..data.base import LoadedDataset
 from ..errors import DataValidationError, RecipeError
-from ..evaluation.evaluate import GROUP_SELECTION_METRICS
 from ..recipe import Recipe
 from ..spec import TaskSpec
+from ..data.splits import without_split
 from ..tasks import TaskBackend, get_backend
 from .progress import EpochPlanner, ProgressCallback, TimeBudget, write_event
 
-__all__ = ["IterationRun", "Hooks", "prepare_run", "without_split", "MONITOR", "HOOK_FUNCTIONS"]
-
-#: metric each task type logs during validation, used for checkpoint selection inside an iteration
-MONITOR = {"binary_classification": "val_auroc", "multiclass_classification": "val_auroc",
-           "detection": "val_map50"}
+__all__ = ["IterationRun", "Hooks", "prepare_run", "without_split", "HOOK_FUNCTIONS"]
 
 #: hook cell name -> (function it must define, where it goes: datamodule or module keyword)
 HOOK_FUNCTIONS = {
@@ -43,24 +39,6 @@ HOOK_FUNCTIONS = {
 class Hooks:
     data: dict[str, Any] = field(default_factory=dict)
     model: dict[str, Any] = field(default_factory=dict)
-
-
-def without_split(dataset: LoadedDataset, split: str) -> LoadedDataset:
-    """A view of ``dataset`` with every row of ``split`` removed (pixels of those rows become unreachable)."""
-    keep = np.flatnonzero(dataset.table["split"].to_numpy() != split)
-    table = dataset.table.iloc[keep].reset_index(drop=True)
-    read = dataset.read_image
-
-    def read_image(i: int) -> np.ndarray:
-        return read(int(keep[i]))
-
-    kept_ids = set(table["image_id"])
-    boxes = None if dataset.boxes is None else {k: v for k, v in dataset.boxes.items() if k in kept_ids}
-    return LoadedDataset(format=dataset.format, root=dataset.root, task_type=dataset.task_type,
-                         classes=list(dataset.classes), table=table, read_image=read_image,
-                         metadata_columns=list(dataset.metadata_columns), boxes=boxes,
-                         box_classes=dataset.box_classes, warnings=list(dataset.warnings),
-                         source=dict(dataset.source))
 
 
 @dataclass
@@ -128,7 +106,7 @@ class IterationRun:
         self.time_budget = TimeBudget(max_time)
         callbacks: list[Any] = [ProgressCallback(self.events_path), self.time_budget]
         self.epoch_planner = None
-        if self.recipe.task_type == "detection":  # detection trains the recipe's (or the fixed) epochs
+        if not self.backend.plans_epochs:  # the recipe's (or the fixed) epochs are trained
             epochs = self.fixed_epochs[-1] if self.fixed_epochs else t.max_epochs
         else:  # the planner sets the epochs once it has measured the speed; until then the recipe's run
             epochs = max([t.max_epochs, *(self.fixed_epochs or [])])
@@ -156,8 +134,8 @@ class IterationRun:
         """The validation metric that picks this iteration's checkpoint (and stops it early): the one that
         decides keep/discard between iterations when that is a confounder-group metric the module logs (a
         shortcut inflates plain validation AUROC, so the epoch relying on it most would be kept), else the
-        task's :data:`MONITOR`."""
-        candidates = monitors(self.recipe)
+        task's monitor."""
+        candidates = self.backend.monitors(self.recipe)
         return candidates[0] if int(getattr(module, "n_groups", 0) or 0) >= 2 else candidates[-1]
 
     def _scheduler_builder(self) -> Any:
@@ -200,24 +178,7 @@ class IterationRun:
 
     def load_checkpoint(self, path: str, hooks: Hooks) -> Any:
         """Rebuild the iteration's module (with its custom model hook, if any) and load ``path`` into it."""
-        from ..data.base import LoadedDataset  # noqa: F401  (typing only)
-
-        if self.recipe.task_type == "detection":
-            from ..models.detector import WristDetector
-
-            return WristDetector.load_from_checkpoint(path, map_location="cpu", weights_only=False).eval()
-        from ..models.classifier import ImageClassifier
-        import torch
-
-        hparams = torch.load(path, map_location="cpu", weights_only=False).get("hyper_parameters", {})
-        module = ImageClassifier(self.recipe.model_dump(mode="json"), class_weights=hparams.get("class_weights"),
-                                 n_groups=int(hparams.get("n_groups", 0)))
-        if "custom_model" in hooks.model:
-            r = self.recipe
-            module.set_custom_backbone(hooks.model["custom_model"](r.model_dump(mode="json"), r.num_classes,
-                                                                   r.model.in_channels))
-        _load_weights(module, path)
-        return module.eval()
+        return self.backend.load_checkpoint(path, self.recipe, hooks.model).eval()
 
     def save_test_outputs(self, predictions: Any, metrics: dict[str, Any], datamodule: Any) -> None:
         from ..fileio import atomic_write_text
@@ -228,10 +189,10 @@ class IterationRun:
             frame.insert(2, "label_name", [self.recipe.classes[int(i)] for i in frame["label"]])
             columns = ["image_id", "label", "label_name"] + [c for c in frame.columns if c.startswith("prob_")] \
                 + ["group_id"]
-            atomic_write_text(out / "test_predictions.csv", frame[columns].to_csv(index=False))
+            atomic_write_text(out / self.backend.test_predictions_file, frame[columns].to_csv(index=False))
             n = len(frame)
         else:
-            self.backend.save_predictions(predictions, out / "test_predictions.json")
+            self.backend.save_predictions(predictions, out / self.backend.test_predictions_file)
             n = len(predictions)
         atomic_write_text(out / "test_metrics.json", json.dumps(_jsonable(metrics), indent=2))
         from ..evaluation.evaluate import evaluator_hash
@@ -250,8 +211,7 @@ class IterationRun:
         ckpt = out / "model.ckpt"
         if not ckpt.exists():
             trainer.save_checkpoint(str(ckpt))
-        pred_name = "val_predictions.csv" if self.recipe.task_type != "detection" else "val_predictions.json"
-        self.backend.save_predictions(predictions, out / pred_name)
+        self.backend.save_predictions(predictions, out / self.backend.predictions_file)
         atomic_write_text(out / "metrics.json", json.dumps(_jsonable(metrics), indent=2))
         budget = getattr(self, "time_budget", None)
         info = {"seed": self.recipe.seed, "evaluator_hash": evaluator_hash(), "epochs_run": trainer.current_epoch,
@@ -265,7 +225,7 @@ class IterationRun:
         _display(pd.Series(_headline(metrics), name="validation").to_frame())
 
     def show_figures(self, predictions: Any, metrics: dict[str, Any]) -> None:
-        if self.recipe.task_type == "detection":
+        if self.backend.has_boxes:  # the detection template draws its own box figures
             return
         try:
             from ..widgets.static import save_roc_png, save_confounder_png
@@ -304,10 +264,9 @@ def training_time_left(recipe_max_s: float | None) -> float | None:
 
 
 def _load_weights(module: Any, path: str | Path) -> None:
-    import torch
+    from ..models.checkpoints import load_weights
 
-    state = torch.load(str(path), map_location="cpu", weights_only=False)
-    module.load_state_dict(state["state_dict"] if "state_dict" in state else state)
+    load_weights(module, path)
 
 
 def prepare_run(*, recipe: dict[str, Any], spec: dict[str, Any], seed: int, output_dir: str,
@@ -345,14 +304,6 @@ def _epoch_parameter(value: Any) -> list[int] | None:
                           fix="give a positive whole number of epochs (or the [first, revised] plan of "
                               "run_info.json's epoch_plan)")
     return epochs
-
-
-def monitors(recipe: Recipe) -> list[str]:
-    """Validation metrics an iteration's checkpoint is chosen on, first to last: the keep/discard metric when it
-    is a confounder-group metric (logged by modules that know the groups), then the task's :data:`MONITOR`."""
-    selection = recipe.evaluation.selection_metric
-    group = selection in GROUP_SELECTION_METRICS and recipe.task_type != "detection"
-    return ([f"val_{selection}"] if group else []) + [MONITOR[recipe.task_type]]
 
 
 def package_versions() -> dict[str, str]:

@@ -15,8 +15,9 @@ from ..data.base import DatasetFingerprint
 from ..recipe import Recipe, RecipePatch
 from ..registry import Registry
 from ..spec import TaskSpec
+from ..tasks import get_backend
 
-__all__ = ["RefineContext", "Refiner", "RuleRefiner", "RULES", "rule", "DEPENDENCE_THRESHOLD",
+__all__ = ["RefineContext", "Refiner", "RuleRefiner", "RULES", "rule", "applicable_rules", "DEPENDENCE_THRESHOLD",
            "EXCESS_FPR_THRESHOLD", "confounder_relies"]
 
 #: a mitigated confounder counts as relied upon when the within-label correlation of the score with it exceeds
@@ -54,14 +55,25 @@ class Refiner(Protocol):
 
 RuleFn = Callable[[RefineContext], RecipePatch | None]
 RULES: Registry[tuple[int, RuleFn]] = Registry("refiner rule")
+#: rules that apply only to the task types whose backend lists them (``TaskBackend.refiner_rules``)
+TASK_SPECIFIC: set[str] = set()
 
 
-def rule(name: str, order: int) -> Callable[[RuleFn], RuleFn]:
+def rule(name: str, order: int, *, task_specific: bool = False) -> Callable[[RuleFn], RuleFn]:
     def wrap(fn: RuleFn) -> RuleFn:
         RULES.register(name, (order, fn))
+        if task_specific:
+            TASK_SPECIFIC.add(name)
         return fn
 
     return wrap
+
+
+def applicable_rules(task_type: str) -> list[tuple[str, RuleFn]]:
+    """The rules that may propose for ``task_type``, in order: every general rule and the task's own."""
+    own = set(get_backend(task_type).refiner_rules)
+    return [(name, fn) for name, (_, fn) in sorted(RULES.items(), key=lambda kv: (kv[1][0], kv[0]))
+            if name not in TASK_SPECIFIC or name in own]
 
 
 def _patch(idea: str, rationale: str, **changes: Any) -> RecipePatch:
@@ -201,10 +213,10 @@ def _mitigate(ctx: RefineContext) -> RecipePatch | None:
     return None
 
 
-@rule("target_class_weight", order=3)
+@rule("target_class_weight", order=3, task_specific=True)
 def _target_weight(ctx: RefineContext) -> RecipePatch | None:
     r, best = ctx.current, ctx.best
-    if best is None or r.task_type == "detection" or "target_weight" in ctx.tried_ideas:
+    if best is None or "target_weight" in ctx.tried_ideas:
         return None
     pos = r.evaluation.positive_class
     if pos is None or r.evaluation.operating_point not in ("at_specificity", "at_sensitivity"):
@@ -219,10 +231,10 @@ def _target_weight(ctx: RefineContext) -> RecipePatch | None:
                   loss__class_weights=[round(w, 4) for w in weights])
 
 
-@rule("rebalance_classes", order=4)
+@rule("rebalance_classes", order=4, task_specific=True)
 def _rebalance(ctx: RefineContext) -> RecipePatch | None:
     r = ctx.current
-    if r.task_type == "detection" or ctx.fingerprint.imbalance_ratio <= 1.5:
+    if ctx.fingerprint.imbalance_ratio <= 1.5:
         return None
     if r.data.sampler == "random" and "class_balanced_sampler" not in ctx.tried_ideas:
         return _patch("class_balanced_sampler", f"classes are imbalanced ({ctx.fingerprint.imbalance_ratio:.1f}:1):"
@@ -291,19 +303,19 @@ def _wider(ctx: RefineContext) -> RecipePatch | None:
     return _patch("wider_network", "try a wider network (2x channels) for more capacity", model__width=2.0)
 
 
-@rule("label_smoothing", order=9)
+@rule("label_smoothing", order=9, task_specific=True)
 def _smoothing(ctx: RefineContext) -> RecipePatch | None:
     r = ctx.current
-    if r.task_type == "detection" or "label_smoothing" in ctx.tried_ideas or r.loss.label_smoothing > 0:
+    if "label_smoothing" in ctx.tried_ideas or r.loss.label_smoothing > 0:
         return None
     return _patch("label_smoothing", "label smoothing 0.1 often improves ranking and calibration on small "
                   "medical datasets", loss__label_smoothing=0.1)
 
 
-@rule("pseudo_labels", order=2)
+@rule("pseudo_labels", order=2, task_specific=True)
 def _pseudo(ctx: RefineContext) -> RecipePatch | None:
     r = ctx.current
-    if r.task_type != "detection" or r.supervision.kind != "mixed" or r.supervision.pseudo_label:
+    if r.supervision.kind != "mixed" or r.supervision.pseudo_label:
         return None
     if "pseudo_labels" in ctx.tried_ideas:
         return None
@@ -318,7 +330,7 @@ class RuleRefiner:
     name = "offline"
 
     def propose(self, ctx: RefineContext) -> RecipePatch | None:
-        for _, (_, fn) in sorted(RULES.items(), key=lambda kv: (kv[1][0], kv[0])):
+        for _, fn in applicable_rules(ctx.current.task_type):
             patch = fn(ctx)
             if patch is not None and patch.changes and (patch.idea not in ctx.tried_ideas
                                                          or patch.idea == "annotations"):

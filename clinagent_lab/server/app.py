@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from jupyter_server.extension.application import ExtensionApp
-from traitlets import Bool, Float, Integer, Unicode
+from traitlets import Bool, Dict, Float, Integer, Unicode
 
 from .handlers import handlers
 from .manager import SessionManager
@@ -35,6 +35,9 @@ class ClinagentApp(ExtensionApp):
                                    "(None: the TaskSpec decides).")
     auto_continue = Bool(False, config=True,
                          help="Run the proposed next iteration without waiting for the clinician's approval.")
+    recipe_overrides = Dict({}, config=True,
+                            help="Recipe fields fixed for every new session's baseline, as dotted names "
+                                 "(e.g. {'data.image_size': 224}); validated when the recipe is built.")
 
     def _sessions_path(self) -> Path:
         root = Path(self.serverapp.root_dir)
@@ -46,7 +49,7 @@ class ClinagentApp(ExtensionApp):
     def initialize_settings(self) -> None:
         manager = SessionManager(self._sessions_path(), self.serverapp.root_dir, model=self.model,
                                  max_iterations=self.max_iterations, iteration_minutes=self.iteration_minutes,
-                                 auto_continue=self.auto_continue)
+                                 auto_continue=self.auto_continue, recipe_overrides=self.recipe_overrides)
         recovered = manager.recover()
         self.log.info("clinagent: %d session(s) in %s", len(recovered), manager.sessions_dir)
         self.settings["clinagent_manager"] = manager

@@ -1,6 +1,7 @@
 """Progress events for the sidebar: a per-session ring buffer with replay, fanned out to subscribers.
 
-Every event is a versioned JSON object ``{"v": 1, "type": ..., "session": id, "seq": n, "at": t, ...}``.
+Every event is one of :mod:`clinagent_lab.events`, validated and stamped here:
+``{"v": 2, "type": ..., "session": id, "seq": n, "at": t, ...}``.
 ``seq`` grows by one per session, so a client that reconnects with the last ``seq`` it saw receives exactly
 the events it missed (as long as they are still in the buffer).
 
@@ -22,30 +23,9 @@ import time
 from collections import deque
 from typing import Any, AsyncIterator
 
+from ..events import EVENT_TYPES, EVENT_VERSION, validate_event
+
 __all__ = ["EVENT_VERSION", "EVENT_TYPES", "EventBus", "format_sse"]
-
-EVENT_VERSION = 1
-
-#: Types the engine sends plus those the server adds (``state``, ``error``, ``annotation``, ``final_test``,
-#: ``export``). Unknown types are passed through: the sidebar ignores what it does not know.
-EVENT_TYPES: tuple[str, ...] = (
-    "iteration_started",
-    "fit_started",
-    "cell",
-    "epoch",
-    "fit_finished",
-    "iteration_finished",
-    "proposal",
-    "loop_finished",
-    "test_started",
-    "session_finished",
-    "log",
-    "state",
-    "error",
-    "annotation",
-    "final_test",
-    "export",
-)
 
 
 class EventBus:
@@ -73,7 +53,7 @@ class EventBus:
         session = str(event.get("session", ""))
         seq = self._seq.get(session, 0) + 1
         self._seq[session] = seq
-        stamped = {"v": EVENT_VERSION, **event, "session": session, "seq": seq, "at": time.time()}
+        stamped = validate_event({**event, "session": session, "seq": seq, "at": time.time()})
         self._events.setdefault(session, deque(maxlen=self._buffer)).append(stamped)
         for queue in self._subscribers.get(session, ()):
             queue.put_nowait(stamped)

@@ -21,6 +21,7 @@ from ..errors import ClinagentError
 from ..spec import TaskSpec
 from .events import format_sse
 from .manager import SessionManager, to_jsonable
+from .schemas import api_schemas
 
 __all__ = ["API_PREFIX", "handlers", "InterpretBody", "CreateBody", "StartBody", "ProposalBody"]
 
@@ -113,6 +114,15 @@ class ClinagentHandler(APIHandler):
             return model.model_validate(raw)
         except ValidationError as exc:
             raise _validation_error(exc) from exc
+
+
+class SchemaHandler(ClinagentHandler):
+    """``GET``: the JSON Schema of every object the API sends or accepts (events included)."""
+
+    @tornado.web.authenticated
+    @api
+    async def get(self) -> Any:
+        return api_schemas()
 
 
 class InterpretHandler(ClinagentHandler):
@@ -267,6 +277,7 @@ def handlers(base: str = API_PREFIX) -> list[tuple[str, type[ClinagentHandler]]]
     """Route table; ``<id>`` is one path segment, ``<n>`` an integer."""
     sid = r"(?P<sid>[^/]+)"
     return [
+        (rf"{base}/schema", SchemaHandler),
         (rf"{base}/interpret", InterpretHandler),
         (rf"{base}/sessions", SessionsHandler),
         (rf"{base}/sessions/{sid}", SessionHandler),

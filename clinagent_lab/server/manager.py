@@ -9,9 +9,7 @@ torch.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import functools
-import json
 import logging
 import secrets
 import time
@@ -20,10 +18,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from ..agent.loop import NO_IDEA_LEFT, step
+from ..errors import ClinagentError
 from ..records import SESSION_FILE, Annotation, Session
-from ..errors import ClinagentError, DataFormatError, SessionError
 from ..spec import TaskSpec
+from .cells import iteration_cells
 from .events import EventBus
+from .plumbing import (BusyError, PathOutsideRootError, UnknownSessionError, load_engine_class,
+                       resolve_data_path, to_jsonable)
 
 __all__ = [
     "BusyError",
@@ -38,152 +40,12 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-ENGINE_PATH = "clinagent_lab.agent.engine:Engine"
-
-
-class BusyError(SessionError):
-    """Something is already running (an iteration, or the loop around it)."""
-
-    http_status = 409
-
-
-class UnknownSessionError(SessionError):
-    """No session with that id exists under the sessions folder."""
-
-    http_status = 404
-
-
-class PathOutsideRootError(DataFormatError):
-    """A data path points outside the folder the Jupyter server serves."""
-
-    http_status = 403
-
-
-def load_engine_class(path: str = ENGINE_PATH) -> Any:
-    """Import ``module:attr`` on first use (the engine pulls in heavy libraries)."""
-    module, _, attr = path.partition(":")
-    return getattr(__import__(module, fromlist=[attr]), attr)
-
-
-def resolve_data_path(root: Path, data_path: str) -> Path:
-    """Resolve ``data_path`` (relative to ``root`` or absolute) and check it lies inside ``root`` and exists.
-
-    Raises:
-        PathOutsideRootError: the path escapes ``root`` (403).
-        DataFormatError: the path does not exist (400).
-    """
-    root = Path(root).resolve()
-    raw = Path(data_path).expanduser()
-    path = (raw if raw.is_absolute() else root / raw).resolve()
-    if path != root and root not in path.parents:
-        raise PathOutsideRootError(f"data path '{data_path}' is outside the folder this server serves",
-                                   where="field 'data_path'",
-                                   fix=f"move or link the data under {root} and give a path relative to it")
-    if not path.exists():
-        raise DataFormatError(f"data path '{data_path}' does not exist", where="field 'data_path'",
-                              fix="check the spelling, or pick the folder in the file browser and use "
-                                  "'use file browser selection'")
-    return path
-
-
-def to_jsonable(obj: Any) -> Any:
-    """pydantic models, dataclasses, paths and tuples -> plain JSON values."""
-    if obj is None or isinstance(obj, (str, int, float, bool)):
-        return obj
-    if hasattr(obj, "model_dump"):
-        return obj.model_dump(mode="json")
-    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        return {f.name: to_jsonable(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
-    if isinstance(obj, dict):
-        return {str(k): to_jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple, set)):
-        return [to_jsonable(v) for v in obj]
-    if isinstance(obj, Path):
-        return str(obj)
-    return str(obj)
-
-
-def _joined(value: Any) -> Any:
-    return "".join(value) if isinstance(value, list) and all(isinstance(v, str) for v in value) else value
-
-
-def _output(out: dict[str, Any]) -> dict[str, Any]:
-    """An nbformat output with multi-line strings joined (nbformat stores them as lists of lines)."""
-    out = dict(out)
-    if "text" in out:
-        out["text"] = _joined(out["text"])
-    if "data" in out:
-        out["data"] = {mime: _joined(v) for mime, v in out["data"].items()}
-    return out
-
-
-def _notebook_path(session: Session, index: int) -> Path:
-    it = session.iteration(index)
-    out = Path(session.out_dir)
-    if it.notebook:
-        path = Path(it.notebook)
-        return path if path.is_absolute() else out / path
-    return out / "iterations" / f"iter_{index:02d}" / "iteration.ipynb"
-
-
-def iteration_cells(session: Session, index: int) -> dict[str, Any]:
-    """The executed notebook's ``clinagent``-tagged cells, headed by a markdown cell with the rationale.
-
-    Each cell is an nbformat v4 dict (no ``id``, so the receiving notebook assigns its own) tagged
-    ``clinagent`` and ``clinagent-iter-NN`` and carrying ``metadata.clinagent = {session, iteration}``.
-    """
-    it = session.iteration(index)
-    path = _notebook_path(session, index)
-    if not path.exists():
-        raise SessionError(f"iteration {index} has no executed notebook yet", where=str(path),
-                           fix="wait for the iteration to finish, or rerun it")
-    nb = json.loads(path.read_text(encoding="utf-8"))
-    tag = f"clinagent-iter-{index:02d}"
-    marker = {"session": session.id, "iteration": index}
-    metric = it.selection_value if it.selection_value is not None else it.val_metrics.get(
-        session.spec.primary_metric.key())
-    header = (f"## clinagent iteration {index}: {it.idea or 'baseline'}\n\n{it.rationale}\n\n"
-              f"*status* `{it.status}`, *decision* `{it.decision}`"
-              + (f", *{session.spec.primary_metric.name}* {metric:.4f}" if isinstance(metric, float) else ""))
-    cells: list[dict[str, Any]] = [{"cell_type": "markdown", "source": header,
-                                    "metadata": {"tags": ["clinagent", tag], "clinagent": marker}}]
-    for cell in nb.get("cells", []):
-        tags = list(cell.get("metadata", {}).get("tags", []))
-        if "clinagent" not in tags:
-            continue
-        meta = {k: v for k, v in cell.get("metadata", {}).items() if k not in ("papermill", "execution")}
-        meta.update(tags=tags + [tag], clinagent=marker)
-        source = cell.get("source", "")
-        out = {"cell_type": cell["cell_type"], "metadata": meta,
-               "source": "".join(source) if isinstance(source, list) else source}
-        if cell["cell_type"] == "code":
-            out.update(outputs=[_output(o) for o in cell.get("outputs", [])],
-                       execution_count=cell.get("execution_count"))
-        cells.append(out)
-    results = results_cell(session, index, marker, tag)
-    if results is not None:
-        cells.append(results)
-    return {"session": session.id, "iteration": index, "notebook": str(path), "rationale": it.rationale,
-            "cells": cells}
-
-
-def results_cell(session: Session, index: int, marker: dict[str, Any], tag: str) -> dict[str, Any] | None:
-    """A code cell that shows the iteration's ROC and confounder widgets in the live kernel (the sidebar runs
-    it after inserting the cells), or None when the iteration left no validation predictions to show."""
-    folder = _notebook_path(session, index).parent
-    if not (folder / "val_predictions.csv").exists():
-        return None
-    source = ("from clinagent_lab.widgets import show_results\n"
-              f"show_results({str(folder)!r}, session_id={session.id!r})")
-    return {"cell_type": "code", "source": source, "outputs": [], "execution_count": None,
-            "metadata": {"tags": ["clinagent", tag, "clinagent-results"], "clinagent": marker}}
-
 
 def _interpret_with_data(request: str, data_path: Path | None, model: str) -> TaskSpec:
-    from ..agent import engine
+    from ..agent.prepare import interpret, prepare_data  # the data stack: not at server start
 
-    fingerprint = engine.prepare_data(data_path)[1] if data_path is not None else None
-    return engine.interpret(request, fingerprint, model=model)
+    fingerprint = prepare_data(data_path)[1] if data_path is not None else None
+    return interpret(request, fingerprint, model=model)
 
 
 @dataclass
@@ -214,6 +76,7 @@ class SessionManager:
         max_iterations: default iteration budget for new sessions (``None``: the spec decides).
         iteration_minutes: default time budget of one iteration.
         auto_continue: run the proposed next iteration without waiting for approval.
+        recipe_overrides: recipe fields (dotted names) fixed for every new session's baseline.
         bus: where progress events go.
         workers: threads for blocking engine calls.
     """
@@ -221,7 +84,8 @@ class SessionManager:
     def __init__(self, sessions_dir: str | Path, root_dir: str | Path, *, engine_factory: Any = None,
                  model: str = "offline", max_iterations: int | None = None,
                  iteration_minutes: float | None = None, auto_continue: bool = False,
-                 bus: EventBus | None = None, workers: int = 4) -> None:
+                 bus: EventBus | None = None, workers: int = 4,
+                 recipe_overrides: dict[str, Any] | None = None) -> None:
         self.sessions_dir = Path(sessions_dir)
         self.root_dir = Path(root_dir).resolve()
         self._factory = engine_factory
@@ -229,6 +93,7 @@ class SessionManager:
         self.max_iterations = max_iterations
         self.iteration_minutes = iteration_minutes
         self.auto_continue = auto_continue
+        self.recipe_overrides = dict(recipe_overrides or {})
         self.bus = bus or EventBus()
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="clinagent")
         self._dirs: dict[str, Path] = {}
@@ -296,18 +161,9 @@ class SessionManager:
 
     @staticmethod
     def _mark_interrupted(session: Session) -> None:
-        stale = [it for it in session.iterations
-                 if it.status in ("running", "pending") and it.started_at and not it.finished_at]
-        if not stale and session.status != "running":
-            return
-        for it in stale:
-            it.status = "interrupted"
-            it.decision = "failed"
-            it.decision_reason = "the server stopped while this iteration ran; start again to rerun it"
-        session.status = "stopped"
-        session.stop_reason = "server restarted"
-        session.log("interrupted", iterations=[it.index for it in stale])
-        session.save()
+        if session.mark_interrupted("the server stopped while this iteration ran; start again to rerun it",
+                                    stop_reason="server restarted"):
+            session.save()
 
     # --- read --------------------------------------------------------------------------------------
     def list(self) -> list[dict[str, Any]]:
@@ -352,7 +208,7 @@ class SessionManager:
         eng = await self._call(self.engine_class.create, request, path, out_dir, model=self.model,
                                max_iterations=max_iterations or self.max_iterations,
                                iteration_minutes=iteration_minutes or self.iteration_minutes,
-                               spec=spec, data_format=data_format)
+                               spec=spec, data_format=data_format, recipe_overrides=self.recipe_overrides)
         sid = eng.session.id
         self._dirs[sid] = Path(eng.session.out_dir)
         self._engines[sid] = eng
@@ -471,23 +327,20 @@ class SessionManager:
                 job.phase = "proposing"
                 current = await self._call(eng.propose)
                 if current is None:
-                    self._emit(sid, "loop_finished", reason="no untried idea left")
+                    self._emit(sid, "loop_finished", reason=NO_IDEA_LEFT)
                     break
                 if job.stop_requested:
                     break
                 job.phase, job.iteration = "running", len(eng.session.iterations) + 1
-                it = await self._call(eng.run_iteration, proposal=current, on_event=on_event)
-                if it is None or job.stop_requested or it.status == "stopped":
-                    break
-                job.phase = "proposing"
-                reason = await self._call(eng.should_stop)
-                if reason:
-                    self._emit(sid, "loop_finished", reason=reason, best_iteration=eng.session.best_iteration)
-                    break
-                nxt = await self._call(eng.propose)
-                self._emit(sid, "proposal", proposal=to_jsonable(nxt), after=it.index)
-                if nxt is None:
-                    self._emit(sid, "loop_finished", reason="no untried idea left")
+                result = await self._call(step, eng, on_event, proposal=current)
+                if result.iteration is not None and result.iteration.status != "stopped" \
+                        and not job.stop_requested:
+                    self._emit(sid, "proposal", proposal=to_jsonable(result.proposal),
+                               after=result.iteration.index)
+                if result.stop_reason or job.stop_requested:
+                    if result.stop_reason and not job.stop_requested:
+                        self._emit(sid, "loop_finished", reason=result.stop_reason,
+                                   best_iteration=eng.session.best_iteration)
                     break
                 if not job.auto_continue:
                     break

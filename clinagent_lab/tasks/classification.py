@@ -11,9 +11,9 @@ import pandas as pd
 from ..data.base import LoadedDataset
 from ..recipe import Recipe
 from ..spec import TaskSpec
-from . import TASKS, TaskBackend
 
 __all__ = ["make_datamodule", "make_module", "predict", "evaluate", "save_predictions", "load_predictions",
+           "load_checkpoint",
            "confounder_columns", "class_weights"]
 
 
@@ -122,8 +122,18 @@ def load_predictions(path: str | Path) -> pd.DataFrame:
     return pd.read_csv(path, dtype={"image_id": str, "group_id": str})
 
 
-_BACKEND = TaskBackend(name="classification", template="classification.ipynb", make_datamodule=make_datamodule,
-                       make_module=make_module, predict=predict, evaluate=evaluate,
-                       save_predictions=save_predictions, load_predictions=load_predictions)
-TASKS.register("binary_classification", _BACKEND)
-TASKS.register("multiclass_classification", _BACKEND)
+def load_checkpoint(path: str | Path, recipe: Recipe, model_hooks: dict[str, Any] | None = None) -> Any:
+    """The classifier saved at ``path``, rebuilt from ``recipe`` (with the custom model hook, if any)."""
+    import torch
+
+    from ..models.checkpoints import load_weights
+    from ..models.classifier import ImageClassifier
+
+    hparams = torch.load(str(path), map_location="cpu", weights_only=False).get("hyper_parameters", {})
+    module = ImageClassifier(recipe.model_dump(mode="json"), class_weights=hparams.get("class_weights"),
+                             n_groups=int(hparams.get("n_groups", 0)))
+    if model_hooks and "custom_model" in model_hooks:
+        module.set_custom_backbone(model_hooks["custom_model"](recipe.model_dump(mode="json"), recipe.num_classes,
+                                                               recipe.model.in_channels))
+    load_weights(module, path)
+    return module

@@ -27,7 +27,6 @@ from ..data.base import LoadedDataset
 from ..errors import DataValidationError, RecipeError
 from ..recipe import Recipe
 from ..spec import TaskSpec
-from . import TASKS, TaskBackend
 
 __all__ = ["make_datamodule", "make_module", "predict", "evaluate", "save_predictions", "load_predictions",
            "fit", "teacher_trainer_kwargs", "save_box_figure", "target_box_class", "DEFAULT_TARGET",
@@ -249,7 +248,8 @@ def save_box_figure(dataset: LoadedDataset, predictions: list[dict[str, Any]], p
     return Path(path)
 
 
-_BACKEND = TaskBackend(name="detection", template="detection.ipynb", make_datamodule=make_datamodule,
-                       make_module=make_module, predict=predict, evaluate=evaluate,
-                       save_predictions=save_predictions, load_predictions=load_predictions)
-TASKS.register("detection", _BACKEND)
+def load_checkpoint(path: str | Path, recipe: Recipe, model_hooks: dict[str, Any] | None = None) -> Any:
+    """The detector saved at ``path`` (detection recipes take no custom model hook)."""
+    from ..models.detector import WristDetector
+
+    return WristDetector.load_from_checkpoint(str(path), map_location="cpu", weights_only=False)

@@ -160,11 +160,11 @@ class SessionFileSink:
 
     def submit(self, annotation: Annotation, on_done: Callback | None = None) -> Receipt:
         """Record ``annotation`` now; the receipt says where, or why not."""
-        from ..agent.engine import Engine
-
         try:
             self._check_not_running()
-            Engine.open(self.session_dir).annotate(annotation)
+            session = Session.load(self.session_dir)
+            session.annotate(annotation)
+            session.save()
         except ClinagentError as exc:
             return _finish(Receipt(False, f"Not saved: {exc.message}", self.via, annotation), on_done)
         text = f"Saved to {self.session_dir / SESSION_FILE}: {describe(annotation)}"

@@ -1,0 +1,140 @@
+"""One iteration: the notebook rendered from the proposal, executed under its time budget, read back and
+decided (kept / discarded / failed) on the validation split."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import nbformat
+
+from ..errors import ClinagentError
+from ..evaluation.evaluate import evaluator_hash
+from ..fileio import atomic_write_text, now_iso
+from ..notebooks.render import bake_parameters, render_iteration, verify_frozen
+from ..notebooks.rerun import replay_epochs
+from ..plan.selection import decide, selection_value
+from ..records import Iteration, Proposal
+from ..tasks import get_backend
+
+if TYPE_CHECKING:
+    from .engine import Engine, EventSink
+
+__all__ = ["run_iteration", "headline", "pin_epochs"]
+
+
+def run_iteration(engine: Engine, proposal: Proposal, on_event: EventSink | None = None,
+                  timeout_s: float | None = None) -> Iteration:
+    """Render and execute one iteration notebook; decide keep/discard."""
+    session = engine.session
+    with engine.lock:
+        index = len(session.iterations) + 1
+        folder = engine.out / "iterations" / f"iter_{index:02d}"
+        folder.mkdir(parents=True, exist_ok=True)
+        it = Iteration(index=index, status="running", recipe=proposal.recipe, rationale=proposal.rationale,
+                       idea=proposal.idea, notebook=str(folder / "iteration.ipynb"), output_dir=str(folder),
+                       started_at=now_iso(), decision="pending")
+        session.iterations.append(it)
+        session.proposal = None
+        if proposal.idea and proposal.idea not in ("baseline", "annotations"):
+            session.tried_ideas.append(proposal.idea)
+        for a in session.annotations:
+            if a.applied_in is None and proposal.idea == "annotations":
+                a.applied_in = index
+        session.status = "running"
+        engine.save()
+    engine.emit(on_event, "iteration_started", iteration=index, rationale=it.rationale, idea=it.idea,
+                max_epochs=it.recipe.training.max_epochs)
+    budget = timeout_s or session.spec.budget.iteration_minutes * 60.0
+    problems = engine.check_code(it.recipe)
+    if problems:
+        it.status, it.error = "crash", {"ename": "CodeRejected", "evalue": "; ".join(problems)}
+        return _finish(engine, it, on_event)
+    backend = get_backend(it.recipe.task_type)
+    render_iteration(backend.template, folder / "input.ipynb", custom_code=it.recipe.custom_code,
+                     title=f"Iteration {index}: {it.idea or 'change'}", rationale=it.rationale,
+                     parameters=engine.notebook_parameters(it.recipe))
+    monitors = backend.monitors(it.recipe)
+
+    def relay(event: dict[str, Any]) -> None:
+        if event.get("type") == "epoch":
+            metrics = event.get("metrics") or {}
+            value = next((metrics[m] for m in monitors if m in metrics), None)
+            if isinstance(value, (int, float)):
+                it.curve.append(round(float(value), 6))
+        engine.emit(on_event, event.get("type", "log"), iteration=index,
+                    **{k: v for k, v in event.items() if k not in ("type", "v", "time")}, budget_s=budget)
+
+    result = engine.executor.execute(folder / "input.ipynb", folder / "iteration.ipynb", {},
+                                     timeout_s=budget, events_path=folder / "events.jsonl", on_event=relay,
+                                     cwd=folder)
+    it.wall_s = round(result.wall_s, 2)
+    it.warm_kernel = result.warm
+    it.status = result.status if result.status in ("ok", "crash", "timeout", "stopped") else "crash"
+    it.error = result.error
+    if it.status == "timeout" and (folder / "metrics.json").exists() and (folder / "run_info.json").exists():
+        # the budget ran out after the frozen evaluation had saved its results (during the figures)
+        it.status, it.error = "ok", None
+        session.log("iteration_overran_after_evaluation", iteration=index)
+    if it.status == "ok":
+        _read_back(it, folder)
+    return _finish(engine, it, on_event)
+
+
+def _read_back(it: Iteration, folder: Path) -> None:
+    """Validation metrics, the frozen cells and the evaluator's hash checked; the epoch plan pinned."""
+    try:
+        metrics = json.loads((folder / "metrics.json").read_text(encoding="utf-8"))
+        info = json.loads((folder / "run_info.json").read_text(encoding="utf-8"))
+        verify_frozen(nbformat.read(folder / "iteration.ipynb", as_version=4),
+                      get_backend(it.recipe.task_type).template)
+        if info.get("evaluator_hash") != evaluator_hash():
+            raise ClinagentError("the evaluator used by this iteration differs from the library's",
+                                 fix="iterations cannot change the evaluator")
+    except (OSError, json.JSONDecodeError, ClinagentError) as exc:
+        it.status = "crash"
+        it.error = {"ename": type(exc).__name__, "evalue": str(exc), "cell_index": None}
+        return
+    it.val_metrics = metrics
+    pin_epochs(folder / "iteration.ipynb", replay_epochs(info))
+    it.selection_value = selection_value(metrics)
+    ckpt = folder / "model.ckpt"
+    it.checkpoint = str(ckpt) if ckpt.exists() else None
+
+
+def _finish(engine: Engine, it: Iteration, on_event: EventSink | None) -> Iteration:
+    session = engine.session
+    with engine.lock:
+        it.finished_at = now_iso()
+        best = session.best()
+        baseline = next((x for x in session.iterations if x.decision == "baseline"), None)
+        it.decision, it.decision_reason = decide(it, best, baseline, session.spec, session.annotations)
+        if it.decision in ("kept", "baseline"):
+            session.best_iteration = it.index
+        session.log("iteration_finished", iteration=it.index, status=it.status, decision=it.decision,
+                    selection_value=it.selection_value, wall_s=it.wall_s)
+        engine.save()
+    engine.emit(on_event, "iteration_finished", iteration=it.index, status=it.status, decision=it.decision,
+                reason=it.decision_reason, selection_value=it.selection_value, wall_s=it.wall_s,
+                error=(it.error or {}).get("evalue"), metrics=headline(it.val_metrics))
+    return it
+
+
+def pin_epochs(notebook: Path, epochs: int | list[int] | None) -> None:
+    """Write the epochs the run planned for its budget (``replay_epochs`` of its run_info.json) into the
+    executed notebook's parameters cell, so that plain ``papermill iteration.ipynb out.ipynb -p seed S``
+    replays the same schedule on any machine."""
+    if epochs is None:
+        return
+    nb = nbformat.read(notebook, as_version=4)
+    for cell in nb.cells:
+        if "parameters" in cell.get("metadata", {}).get("tags", []):
+            cell.source = bake_parameters(cell.source, {"max_epochs": epochs})
+            atomic_write_text(notebook, nbformat.writes(nb))
+            return
+
+
+def headline(metrics: dict[str, Any]) -> dict[str, Any]:
+    """The scalar metrics of a metrics dict (what an event carries)."""
+    return {k: v for k, v in metrics.items() if isinstance(v, (int, float, str)) and not k.startswith("_")}
