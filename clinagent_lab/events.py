@@ -88,6 +88,18 @@ class Evaluated(_Envelope):
     metrics: Metrics = Field(default_factory=dict)
 
 
+class JobEvent(_Envelope):
+    """Where the notebook runs: a scheduler's job submitted, started on a node, ended (with the scheduler's
+    state and reason)."""
+
+    type: Literal["job"] = "job"
+    state: str
+    backend: str | None = None
+    job_id: str | None = None
+    node: str | None = None
+    reason: str | None = None
+
+
 # --- the engine ----------------------------------------------------------------------------------------
 class IterationStarted(_Envelope):
     type: Literal["iteration_started"] = "iteration_started"
@@ -169,7 +181,7 @@ class ExportEvent(_Envelope):
     relative: str | None = None
 
 
-Event = Annotated[Union[CellEvent, FitStarted, EpochEvent, PlanEvent, FitFinished, Evaluated, IterationStarted,
+Event = Annotated[Union[CellEvent, JobEvent, FitStarted, EpochEvent, PlanEvent, FitFinished, Evaluated, IterationStarted,
                         IterationFinished, LoopFinished, TestStarted, SessionFinished, ProposalEvent, StateEvent,
                         ErrorEvent, LogEvent, AnnotationEvent, FinalTestEvent, ExportEvent],
                   Field(discriminator="type")]

@@ -12,7 +12,10 @@ from typing import Any
 
 from ..events import EVENT_VERSION, make_event
 
-__all__ = ["EVENT_VERSION", "write_event", "read_events"]
+__all__ = ["EVENT_VERSION", "DEADLINE_ENV", "write_event", "read_events"]
+
+#: environment variable (unix time) the kernel inherits: training stops early enough to evaluate before it
+DEADLINE_ENV = "CLINAGENT_DEADLINE"
 
 
 def write_event(path: str | Path | None, type_: str, **fields: Any) -> None:

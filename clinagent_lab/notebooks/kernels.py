@@ -38,6 +38,8 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from .events import DEADLINE_ENV
+
 __all__ = ["KernelPool", "Standby", "default_pool", "environment_changes", "startup_variables",
            "worker_environment", "WARM_ENV", "IDLE_ENV"]
 
@@ -49,8 +51,6 @@ IDLE_ENV = "CLINAGENT_WARM_IDLE_S"
 
 def worker_environment() -> dict[str, str]:
     """The environment a worker (and so its kernel) starts with: this process's, unbuffered, headless plots."""
-    from .executor import DEADLINE_ENV
-
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "MPLBACKEND": "Agg"}
     env.pop(DEADLINE_ENV, None)
     return env

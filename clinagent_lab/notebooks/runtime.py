@@ -22,6 +22,7 @@ from ..recipe import Recipe
 from ..spec import TaskSpec
 from ..data.splits import without_split
 from ..tasks import TaskBackend, get_backend
+from .events import DEADLINE_ENV
 from .progress import EpochPlanner, ProgressCallback, TimeBudget, write_event
 
 __all__ = ["IterationRun", "Hooks", "prepare_run", "without_split", "HOOK_FUNCTIONS"]
@@ -252,8 +253,6 @@ def training_time_left(recipe_max_s: float | None) -> float | None:
     """
     import os
     import time
-
-    from .executor import DEADLINE_ENV
 
     deadline = os.environ.get(DEADLINE_ENV)
     if not deadline:

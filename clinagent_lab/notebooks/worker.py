@@ -30,17 +30,17 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-__all__ = ["main", "DEFAULT_PRELOAD"]
+from .events import DEADLINE_ENV, write_event
+
+__all__ = ["main", "run_job", "event_engine", "error_of", "DEFAULT_PRELOAD"]
 
 #: modules a warm kernel imports before it is handed a notebook (what the templates' first cell imports)
 DEFAULT_PRELOAD = ("numpy", "pandas", "torch", "lightning", "clinagent_lab.notebooks.runtime",
                    "clinagent_lab.tasks.classification", "clinagent_lab.models.classifier")
 
 
-def _event_engine(events_path: str | None):
+def event_engine(events_path: str | None):
     from papermill.engines import NBClientEngine
-
-    from .events import write_event
 
     class EventEngine(NBClientEngine):
         """papermill's nbclient engine, also writing a ``cell`` event as each cell starts."""
@@ -61,7 +61,7 @@ def _event_engine(events_path: str | None):
     return EventEngine
 
 
-def _error_of(exc: BaseException) -> dict[str, Any]:
+def error_of(exc: BaseException) -> dict[str, Any]:
     from papermill.exceptions import PapermillExecutionError
 
     if isinstance(exc, PapermillExecutionError):
@@ -136,8 +136,6 @@ def _preload_code(modules: list[str]) -> str:
 
 
 def _job_prelude(job: dict[str, Any]) -> str:
-    from .executor import DEADLINE_ENV
-
     lines = ["import os as _clinagent_os", f"_clinagent_os.chdir({str(job['cwd'])!r})"]
     if job.get("env_set"):
         lines.append(f"_clinagent_os.environ.update({dict(job['env_set'])!r})")
@@ -160,24 +158,26 @@ def _wait_for_job(idle_s: float) -> str | None:
     return line or None
 
 
-def run_job(job: dict[str, Any], kernel: KernelHolder) -> dict[str, Any]:
-    """Run one notebook with papermill on ``kernel``; returns ``{"status", "error"}``."""
+def run_job(job: dict[str, Any], kernel: KernelHolder | None) -> dict[str, Any]:
+    """Run one notebook with papermill on ``kernel`` (or, without one, in a kernel papermill starts with this
+    process's environment, as a cluster job does); returns ``{"status", "error"}``."""
     try:
         import papermill as pm
         from papermill.engines import papermill_engines
 
-        prelude = kernel.run_silently(_job_prelude(job))
-        if prelude.get("status") != "ok":
-            raise RuntimeError(f"could not prepare the kernel for {job['cwd']}: {prelude.get('evalue')}")
-        kernel.release_client()
-        papermill_engines.register("clinagent", _event_engine(job.get("events_path")))
+        if kernel is not None:
+            prelude = kernel.run_silently(_job_prelude(job))
+            if prelude.get("status") != "ok":
+                raise RuntimeError(f"could not prepare the kernel for {job['cwd']}: {prelude.get('evalue')}")
+            kernel.release_client()
+        papermill_engines.register("clinagent", event_engine(job.get("events_path")))
         pm.execute_notebook(job["input"], job["output"], parameters=job.get("parameters") or {},
                             kernel_name=job.get("kernel_name") or None, cwd=job.get("cwd"),
                             engine_name="clinagent", progress_bar=False, log_output=False,
-                            request_save_on_cell_execute=True, km=kernel.km)
+                            request_save_on_cell_execute=True, km=kernel.km if kernel else None)
         return {"status": "ok", "error": None}
     except BaseException as exc:  # noqa: BLE001 - every failure becomes a recorded status
-        return {"status": "crash", "error": _error_of(exc)}
+        return {"status": "crash", "error": error_of(exc)}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -195,11 +195,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         kernel = KernelHolder(args.kernel)
     except BaseException as exc:  # noqa: BLE001 - an unknown kernel name, a broken environment
-        _write_state(state, state="failed", kernel_pid=None, error=_error_of(exc))
+        _write_state(state, state="failed", kernel_pid=None, error=error_of(exc))
         line = _wait_for_job(args.idle_s)
         if line:
             job = json.loads(Path(line).read_text(encoding="utf-8"))
-            Path(job["result_path"]).write_text(json.dumps({"status": "crash", "error": _error_of(exc)}))
+            Path(job["result_path"]).write_text(json.dumps({"status": "crash", "error": error_of(exc)}))
         return 1
     try:
         if args.background and kernel.pid:  # the kernel runs in a session (scheduler autogroup) of its own
