@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 from typing import Any, Sequence
 
+from .commands import cluster
 from .errors import ClinagentError
 
 __all__ = ["main", "build_parser"]
@@ -111,7 +112,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     engine = Engine.create(args.intent, args.data, out, model=_resolve_model(args.model), seed=args.seed,
                            max_iterations=args.max_iterations, iteration_minutes=args.iteration_minutes,
                            data_format=args.format, format_options=options,
-                           recipe_overrides=dict(_parse_kv(args.set or [])), llm_options=_llm_options(args))
+                           recipe_overrides=dict(_parse_kv(args.set or [])), llm_options=_llm_options(args),
+                           execution=cluster.execution_options(args))
     spec = engine.session.spec
     printer = ProgressPrinter()
     printer._print(_spec_summary(spec))
@@ -200,10 +202,11 @@ def cmd_rerun(args: argparse.Namespace) -> int:
     params = dict(_parse_kv_typed(args.param or []))
     if args.seeds:
         study = seed_study(args.notebook, args.seeds, params=params, out_dir=args.out, workers=args.workers,
-                           timeout_s=args.timeout)
+                           timeout_s=args.timeout, backend=cluster.rerun_backend(args))
         print(study.summary_text())
         return 0 if study.n_ok else 1
-    result = rerun_notebook(args.notebook, seed=args.seed, params=params, out_dir=args.out, timeout_s=args.timeout)
+    result = rerun_notebook(args.notebook, seed=args.seed, params=params, out_dir=args.out, timeout_s=args.timeout,
+                            backend=cluster.rerun_backend(args))
     print(json.dumps({"status": result["status"], "output": str(result["output"]),
                       "metrics": result.get("headline", {})}, indent=2))
     return 0 if result["status"] == "ok" else 1
@@ -277,6 +280,7 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--set", action="append", metavar="FIELD=VALUE",
                     help="fix a baseline Recipe field, e.g. training.max_epochs=5 or data.image_size=64")
     _add_llm_args(rp)
+    cluster.add_backend_args(rp)
     rp.set_defaults(func=cmd_run)
 
     rr = sub.add_parser("rerun", help="rerun an iteration notebook with papermill")
@@ -287,6 +291,7 @@ def build_parser() -> argparse.ArgumentParser:
     rr.add_argument("--out", help="output folder (default: beside the notebook)")
     rr.add_argument("--workers", type=int, default=1)
     rr.add_argument("--timeout", type=float, default=3600.0, help="seconds per run")
+    cluster.add_backend_args(rr)
     rr.set_defaults(func=cmd_rerun)
 
     sy = sub.add_parser("synth", help="write a synthetic dataset in a real on-disk format")
@@ -305,6 +310,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_llm_args(dp)
     dp.set_defaults(func=cmd_demo)
 
+    cluster.register(sub, printer=ProgressPrinter, print_outcome=_print_outcome)
     rep = sub.add_parser("report", help="write the self-contained HTML report of a session")
     rep.add_argument("session", help="session folder (holds session.json)")
     rep.add_argument("--out", help="output HTML path (default: <session>/report.html)")

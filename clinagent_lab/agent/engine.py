@@ -28,8 +28,8 @@ from ..events import make_event
 from ..fileio import atomic_write_text
 from ..intent import assess_request, ground_spec
 from ..llm.codecheck import check_code
+from ..execution import make_backend, resolve_config
 from ..notebooks.executor import NotebookExecutor
-
 from ..plan.initializer import initialize_recipe
 from ..plan.refiner import RefineContext, RuleRefiner
 from ..records import Annotation, FinalTest, Iteration, Proposal, Session
@@ -49,9 +49,12 @@ SPLITS_FILE = "splits.csv"
 class Engine:
     """Drives one session. Create with :meth:`create`, reopen with :meth:`open`."""
 
-    def __init__(self, session: Session, *, refiner: Any = None) -> None:
+    def __init__(self, session: Session, *, refiner: Any = None, execution: dict[str, Any] | None = None) -> None:
         self.session = session
-        self.executor = NotebookExecutor()
+        config = resolve_config(execution, recorded=session.execution)  # flags > session > env > config file
+        session.execution = config.model_dump(mode="json")
+        self.executor = make_backend(config)
+        self._resumable: list[Iteration] = []
         self.lock = threading.RLock()
         self._refiner = refiner
         self._client: Any = None
@@ -65,12 +68,14 @@ class Engine:
                spec: TaskSpec | None = None, data_format: str | None = None,
                format_options: dict[str, Any] | None = None, session_id: str | None = None,
                recipe_overrides: dict[str, Any] | None = None,
-               llm_options: dict[str, Any] | None = None) -> Engine:
+               llm_options: dict[str, Any] | None = None, execution: dict[str, Any] | None = None) -> Engine:
         if assess_request(request) in ("empty", "non_imaging") and spec is None:
             interpret(request, None, model="offline")  # raises the clear IntentError
         out = Path(out_dir).resolve()
         data = Path(data_path).resolve()
-        NotebookExecutor().prewarm()  # the first iteration's kernel starts while the data are checked
+        config = resolve_config(execution)
+        if config.backend == "local":
+            NotebookExecutor().prewarm()  # the first iteration's kernel starts while the data are checked
         dataset, fingerprint = prepare_data(data, data_format, seed=seed, format_options=format_options)
         session = Session(id=session_id or uuid.uuid4().hex[:12], request=request, data_path=str(data),
                           out_dir=str(out), seed=seed, model_name=model or "offline",
@@ -78,7 +83,7 @@ class Engine:
                           format_options=dict(format_options or {}),
                           recipe_overrides=dict(recipe_overrides or {}),
                           llm_options={k: v for k, v in (llm_options or {}).items() if v is not None})
-        engine = cls(session)
+        engine = cls(session, execution=config.model_dump(mode="json"))
         engine._dataset = dataset
         if spec is None:
             spec = interpret(request, fingerprint, model=model, client=engine._llm_client(),
@@ -101,12 +106,24 @@ class Engine:
         return engine
 
     @classmethod
-    def open(cls, out_dir: str | Path) -> Engine:
-        """Reopen a saved session; iterations left running by a process that died are marked interrupted."""
+    def open(cls, out_dir: str | Path, *, execution: dict[str, Any] | None = None) -> Engine:
+        """Reopen a saved session. Iterations left running by a process that died are reattached to when their
+        job still belongs to the backend (a cluster job: :meth:`resume` waits for them), else marked
+        interrupted."""
         session = Session.load(out_dir)
-        if session.mark_interrupted("the process driving this iteration stopped before it finished; rerun it"):
+        engine = cls(session, execution=execution)
+        engine._resumable = [it for it in session.iterations if it.status == "running" and not it.finished_at
+                             and engine.executor.reattach(it.output_dir) is not None]
+        keep = [it.index for it in engine._resumable]
+        if session.mark_interrupted("the process driving this iteration stopped before it finished; rerun it",
+                                    keep=keep):
             session.save()
-        return cls(session)
+        return engine
+
+    def resume(self, on_event: EventSink | None = None) -> list[Iteration]:
+        """Wait for the iterations whose jobs outlived the last process (see :meth:`open`) and decide them."""
+        done, self._resumable = [iteration.resume_iteration(self, it, on_event) for it in self._resumable], []
+        return done
 
     @staticmethod
     def interpret(request: str, data_path: str | Path | None = None, *, model: str = "offline",
@@ -334,6 +351,7 @@ class Engine:
 
     def run(self, on_event: EventSink | None = None, *, finish: bool = True) -> Session:
         """The whole loop: iterate until a stop condition, then evaluate the test split once."""
+        self.resume(on_event)
         reason = loop.run_loop(self, on_event)
         with self.lock:
             self.session.stop_reason = reason

@@ -21,7 +21,7 @@ from ..tasks import get_backend
 if TYPE_CHECKING:
     from .engine import Engine, EventSink
 
-__all__ = ["run_iteration", "headline", "pin_epochs"]
+__all__ = ["run_iteration", "resume_iteration", "headline", "pin_epochs"]
 
 
 def run_iteration(engine: Engine, proposal: Proposal, on_event: EventSink | None = None,
@@ -55,7 +55,22 @@ def run_iteration(engine: Engine, proposal: Proposal, on_event: EventSink | None
     render_iteration(backend.template, folder / "input.ipynb", custom_code=it.recipe.custom_code,
                      title=f"Iteration {index}: {it.idea or 'change'}", rationale=it.rationale,
                      parameters=engine.notebook_parameters(it.recipe))
-    monitors = backend.monitors(it.recipe)
+    return _execute(engine, it, folder, budget, on_event)
+
+
+def resume_iteration(engine: Engine, it: Iteration, on_event: EventSink | None = None) -> Iteration:
+    """Wait for an iteration whose job outlived the process that started it (a cluster job): the backend
+    reattaches to it by the job id in its run folder, nothing is submitted again; then read back and decide."""
+    folder = Path(it.output_dir)
+    budget = engine.session.spec.budget.iteration_minutes * 60.0
+    engine.session.log("iteration_reattached", iteration=it.index)
+    return _execute(engine, it, folder, budget, on_event)
+
+
+def _execute(engine: Engine, it: Iteration, folder: Path, budget: float,
+             on_event: EventSink | None) -> Iteration:
+    session, index = engine.session, it.index
+    monitors = get_backend(it.recipe.task_type).monitors(it.recipe)
 
     def relay(event: dict[str, Any]) -> None:
         if event.get("type") == "epoch":

@@ -22,6 +22,7 @@ from pathlib import Path
 
 from ..fileio import atomic_write_text
 from ..notebooks.events import DEADLINE_ENV, write_event
+from ..notebooks.worker import run_job
 from .base import RESULT_NAME, JobRecord
 
 __all__ = ["main"]
@@ -44,8 +45,6 @@ def main(argv: list[str] | None = None) -> int:
     os.environ["PYTHONUNBUFFERED"] = "1"
     write_event(events, "job", state="running", backend=record.backend,
                 job_id=os.environ.get("SLURM_JOB_ID", record.job_id), node=socket.gethostname())
-    from ..notebooks.worker import run_job  # papermill and jupyter_client: imported on the node only
-
     t0 = time.monotonic()
     result = run_job({"input": job.input, "output": output, "parameters": job.parameters, "cwd": job.cwd,
                       "kernel_name": job.kernel_name, "events_path": events}, kernel=None)

@@ -18,6 +18,7 @@ from typing import Any
 import nbformat
 
 from ..errors import ClinagentError, RecipeError
+from .executor import NotebookExecutor
 from .render import declared_parameters
 
 __all__ = ["rerun_notebook", "seed_study", "SeedStudy", "check_parameters"]
@@ -69,8 +70,10 @@ def replay_epochs(info: dict[str, Any]) -> int | list[int] | None:
 
 def rerun_notebook(notebook: str | Path, *, seed: int | None = None, params: dict[str, Any] | None = None,
                    out_dir: str | Path | None = None, timeout_s: float = 3600.0,
-                   prewarm_next: bool = False) -> dict[str, Any]:
+                   prewarm_next: bool = False, backend: Any = None) -> dict[str, Any]:
     """Rerun one notebook; returns {status, output, metrics, headline, error, wall_s}.
+
+    ``backend``: where it runs (an :class:`~clinagent_lab.execution.ExecutionBackend`; default this machine).
 
     ``prewarm_next``: start a kernel for a following run while this one trains (a seed study does).
     """
@@ -84,9 +87,7 @@ def rerun_notebook(notebook: str | Path, *, seed: int | None = None, params: dic
     out = Path(out_dir).resolve() if out_dir else nb.parent / "reruns" / tag
     out.mkdir(parents=True, exist_ok=True)
     values.setdefault("output_dir", ".")
-    from .executor import NotebookExecutor
-
-    result = NotebookExecutor().execute(nb, out / nb.name, values, timeout_s=timeout_s,
+    result = (backend or NotebookExecutor()).execute(nb, out / nb.name, values, timeout_s=timeout_s,
                                         events_path=out / "events.jsonl", cwd=out, prewarm_next=prewarm_next)
     metrics: dict[str, Any] = {}
     if result.status == "ok" and (out / "metrics.json").exists():
@@ -139,8 +140,10 @@ def _summarise(runs: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
 
 
 def seed_study(notebook: str | Path, seeds: list[int], *, params: dict[str, Any] | None = None,
-               out_dir: str | Path | None = None, workers: int = 1, timeout_s: float = 3600.0) -> SeedStudy:
-    """Run ``notebook`` once per seed; failures are reported next to successes. Writes seed_study.json."""
+               out_dir: str | Path | None = None, workers: int = 1, timeout_s: float = 3600.0,
+               backend: Any = None) -> SeedStudy:
+    """Run ``notebook`` once per seed (on ``backend``, default this machine); failures are reported next to
+    successes. Writes seed_study.json."""
     from ..fileio import atomic_write_text
 
     nb = Path(notebook).resolve()
@@ -152,7 +155,7 @@ def seed_study(notebook: str | Path, seeds: list[int], *, params: dict[str, Any]
     def one(seed: int) -> dict[str, Any]:
         try:
             return rerun_notebook(nb, seed=seed, params=params, out_dir=root / f"seed_{seed}", timeout_s=timeout_s,
-                                  prewarm_next=seed != last)
+                                  prewarm_next=seed != last, backend=backend)
         except Exception as exc:  # noqa: BLE001 - one failed run is reported next to the others, never fatal
             return {"status": "crash", "output": root / f"seed_{seed}", "metrics": {}, "headline": {},
                     "error": {"ename": type(exc).__name__, "evalue": str(exc)}, "wall_s": 0.0, "seed": seed}
