@@ -79,6 +79,8 @@ class Iteration(_Model):
     curve: list[float] = Field(default_factory=list, description="monitored validation metric per epoch")
     code_attempts: int = Field(default=0, description="repairs tried for this iteration's custom code")
     warm_kernel: bool = Field(default=False, description="ran in a kernel started (and warmed) ahead of time")
+    round: int | None = Field(default=None, description="the round of candidates run together (--parallel)")
+    job_id: str | None = Field(default=None, description="the backend's job id (a cluster job's, for sacct)")
 
 
 class Proposal(_Model):

@@ -30,24 +30,40 @@ def _scheduler_knows(job_id: str) -> bool:
     return out.stdout.split() == [job_id]
 
 
-def test_session_runs_its_iterations_and_its_test_as_jobs(drain_data, tmp_path, monkeypatch):
+def _job_span(folder: Path) -> tuple[float, float]:
+    events = [json.loads(line) for line in (folder / "events.jsonl").read_text().splitlines()]
+    times = {e["state"]: e["time"] for e in events if e["type"] == "job"}
+    return times["running"], times["completed"]
+
+
+def test_parallel_session_runs_rounds_of_jobs_and_its_test_once(drain_data, tmp_path, monkeypatch):
     monkeypatch.delenv("CLINAGENT_BACKEND", raising=False)
-    engine = Engine.create(REQUEST, drain_data, tmp_path, max_iterations=2, iteration_minutes=4,
-                           recipe_overrides=FAST, execution=SLURM)
-    assert isinstance(engine.executor, SlurmBackend)
+    engine = Engine.create(REQUEST, drain_data, tmp_path, max_iterations=3, iteration_minutes=4,
+                           recipe_overrides=FAST, execution={**SLURM, "parallel": 2})
+    assert isinstance(engine.executor, SlurmBackend) and engine.parallel == 2
     events: list[dict] = []
     s = engine.run(on_event=events.append)
-    assert [it.status for it in s.iterations] == ["ok", "ok"], [it.error for it in s.iterations]
+    assert [it.status for it in s.iterations] == ["ok", "ok", "ok"], [it.error for it in s.iterations]
+    # round 1: the baseline alone; round 2: two different candidates, run at the same time
+    assert [it.round for it in s.iterations] == [1, 2, 2]
+    assert s.iterations[1].idea != s.iterations[2].idea
+    (start_a, end_a), (start_b, end_b) = (_job_span(Path(it.output_dir)) for it in s.iterations[1:])
+    assert start_a < end_b and start_b < end_a
+    # decided in order under the same rules: each against the best before it
+    assert s.iterations[0].decision == "baseline"
+    assert all(it.decision in ("kept", "discarded") for it in s.iterations[1:])
     folders = [Path(it.output_dir) for it in s.iterations] + [tmp_path / "final_test"]
     records = [read_record(f) for f in folders]
     assert all(r.backend == "slurm" and r.scheduler_state == "COMPLETED" for r in records)
-    assert len({r.job_id for r in records}) == 3 and all(_scheduler_knows(r.job_id) for r in records)
+    assert [it.job_id for it in s.iterations] == [r.job_id for r in records[:3]]
+    assert len({r.job_id for r in records}) == 4 and all(_scheduler_knows(r.job_id) for r in records)
     assert s.test_reads == 1 and s.final_test is not None
     assert json.loads((tmp_path / "final_test" / "run_info.json").read_text())["test_reads"] == 1
     assert {e.get("state") for e in events if e["type"] == "job"} >= {"submitted", "running", "completed"}
-    # written into the session: reopened (or rerun), it goes to the cluster again
+    # written into the session: reopened (or rerun), it goes to the cluster again, K candidates a round
     assert Session.load(tmp_path).execution["backend"] == "slurm"
-    assert isinstance(Engine.open(tmp_path).executor, SlurmBackend)
+    reopened = Engine.open(tmp_path)
+    assert isinstance(reopened.executor, SlurmBackend) and reopened.parallel == 2
 
 
 def test_cli_killed_mid_iteration_is_resumed_without_a_second_submission(drain_data, tmp_path):

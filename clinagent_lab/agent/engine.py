@@ -35,7 +35,7 @@ from ..plan.refiner import RefineContext, RuleRefiner
 from ..records import Annotation, FinalTest, Iteration, Proposal, Session
 from ..recipe import Recipe, RecipePatch, apply_patch, recipe_diff
 from ..spec import TaskSpec
-from . import final_test, iteration, loop
+from . import final_test, iteration, loop, rounds
 from .prepare import interpret, prepare_data
 
 __all__ = ["Engine", "EventSink", "prepare_data", "interpret"]
@@ -54,6 +54,7 @@ class Engine:
         config = resolve_config(execution, recorded=session.execution)  # flags > session > env > config file
         session.execution = config.model_dump(mode="json")
         self.executor = make_backend(config)
+        self.parallel = config.parallel
         self._resumable: list[Iteration] = []
         self.lock = threading.RLock()
         self._refiner = refiner
@@ -206,7 +207,7 @@ class Engine:
                 self._refiner = offline
         return self._refiner
 
-    def _context(self) -> RefineContext:
+    def refine_context(self) -> RefineContext:
         best = self.session.best()
         current = best.recipe if best else (self.session.iterations[-1].recipe if self.session.iterations
                                             else self._baseline_recipe())
@@ -259,11 +260,11 @@ class Engine:
                 return self.session.proposal
             proposal = self._baseline_proposal() if self.session.best_iteration is None else None
             if proposal is None:
-                ctx = self._context()
+                ctx = self.refine_context()
                 patch = self.refiner().propose(ctx)
                 if patch is None:
                     return None
-                proposal = self._proposal_from_patch(ctx.current, patch)
+                proposal = self.proposal_from_patch(ctx.current, patch)
             self.session.proposal = proposal
             self.save()
             return proposal
@@ -277,7 +278,7 @@ class Engine:
                      + " ".join(f"{k}: {v}." for k, v in list(recipe.reasons.items())[:4]))
         return Proposal(recipe=recipe, rationale=rationale, idea="baseline", proposed_by="initializer")
 
-    def _proposal_from_patch(self, current: Recipe, patch: RecipePatch) -> Proposal:
+    def proposal_from_patch(self, current: Recipe, patch: RecipePatch) -> Proposal:
         recipe = apply_patch(current, patch)
         for key in patch.changes:
             recipe.reasons[key] = patch.rationale[:200]
@@ -292,7 +293,7 @@ class Engine:
             if proposal is None:
                 raise SessionError("there is no proposal to edit", fix="run an iteration first")
             edited = apply_patch(proposal.recipe, RecipePatch(changes=changes, rationale="edited"))
-            base = self._context().current
+            base = self.refine_context().current
             proposal = proposal.model_copy(update={
                 "recipe": edited, "rationale": proposal.rationale + " (edited by the clinician)",
                 "changes": {k: [a, b] for k, (a, b) in recipe_diff(base, edited).items()}})
@@ -345,6 +346,10 @@ class Engine:
         return loop.stop_rule(self.session, stop_requested=self._stop_requested.is_set(),
                               remaining_s=self.remaining_s())
 
+    def round_step(self, on_event: EventSink | None = None) -> loop.Step:
+        """One round of up to ``parallel`` candidates run together (see :mod:`.rounds`)."""
+        return rounds.round_step(self, on_event)
+
     def step(self, on_event: EventSink | None = None, *, proposal: Proposal | None = None) -> loop.Step:
         """One turn of the loop (see :func:`.loop.step`)."""
         return loop.step(self, on_event, proposal=proposal)
@@ -370,13 +375,13 @@ class Engine:
             if not may_repair(self.session.iterations, it.idea):
                 self.session.log("repair_abandoned", iteration=it.index, idea=it.idea)
                 return None
-        ctx = self._context()
+        ctx = self.refine_context()
         trace = str((it.error or {}).get("traceback") or (it.error or {}).get("evalue") or "")
         patch = self.refiner().repair(ctx, it, trace)
         if patch is None:
             return None
         with self.lock:
-            self.session.proposal = self._proposal_from_patch(it.recipe, patch)
+            self.session.proposal = self.proposal_from_patch(it.recipe, patch)
             self.session.log("repair_proposed", iteration=it.index, idea=patch.idea)
             self.save()
         return self.session.proposal

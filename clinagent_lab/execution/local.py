@@ -29,7 +29,8 @@ class LocalBackend(ExecutionBackend):
         super().__init__()
         self.max_parallel = max(1, int(max_parallel))
         self._slots = threading.Semaphore(self.max_parallel)
-        self._executor = NotebookExecutor()  # the sequential path (and its prewarm/stop), exactly as before
+        self._executor = NotebookExecutor()  # the sequential path (and its prewarm), exactly as before
+        self._running: set[NotebookExecutor] = set()
 
     def describe(self) -> dict[str, Any]:
         return {"backend": self.name, "max_parallel": self.max_parallel}
@@ -39,18 +40,30 @@ class LocalBackend(ExecutionBackend):
                 timeout_s: float, events_path: str | Path, cwd: str | Path | None = None,
                 on_event: EventSink | None = None, kernel_name: str | None = None,
                 prewarm_next: bool = True) -> ExecutionResult:
+        # one slot: the shared executor (its warm kernel handed on); more: an executor per notebook
+        executor = self._executor if self.max_parallel == 1 else NotebookExecutor()
         with self._slots:
-            return self._executor.execute(input_path, output_path, parameters, timeout_s=timeout_s,
-                                          events_path=events_path, cwd=cwd, on_event=on_event,
-                                          kernel_name=kernel_name, prewarm_next=prewarm_next)
+            with self._lock:
+                self._running.add(executor)
+            try:
+                return executor.execute(input_path, output_path, parameters, timeout_s=timeout_s,
+                                        events_path=events_path, cwd=cwd, on_event=on_event,
+                                        kernel_name=kernel_name, prewarm_next=prewarm_next and self.max_parallel == 1)
+            finally:
+                with self._lock:
+                    self._running.discard(executor)
 
     @property
     def running(self) -> bool:
-        return self._executor.running or super().running
+        with self._lock:
+            executors = list(self._running)
+        return any(e.running for e in executors) or super().running
 
     def stop(self) -> bool:
-        stopped = self._executor.stop()
-        return super().stop() or stopped
+        with self._lock:
+            executors = list(self._running)
+        stopped = [e.stop() for e in executors]
+        return super().stop() or any(stopped)
 
     def prewarm(self, kernel_name: str | None = None) -> bool:
         return self._executor.prewarm(kernel_name)
