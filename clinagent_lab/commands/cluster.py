@@ -32,7 +32,7 @@ def add_backend_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--cpus-per-job", type=int, help="CPUs per job (default 4)")
     g.add_argument("--mem", help="memory per job, e.g. 32G")
     g.add_argument("--time-margin", type=float, metavar="S", help="seconds added to the budget for --time")
-    g.add_argument("--sbatch", action="append", metavar="LINE", help="extra #SBATCH line, e.g. --constraint=a100")
+    g.add_argument("--sbatch", action="append", metavar="LINE", help="extra #SBATCH line, e.g. --sbatch=--constraint=a100 (repeatable)")
 
 
 def execution_options(args: argparse.Namespace) -> dict[str, Any]:

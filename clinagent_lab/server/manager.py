@@ -77,6 +77,7 @@ class SessionManager:
         iteration_minutes: default time budget of one iteration.
         auto_continue: run the proposed next iteration without waiting for approval.
         recipe_overrides: recipe fields (dotted names) fixed for every new session's baseline.
+        execution: where new sessions' notebooks run (``execution.ExecutionConfig`` fields; docs/cluster.md).
         bus: where progress events go.
         workers: threads for blocking engine calls.
     """
@@ -85,7 +86,7 @@ class SessionManager:
                  model: str = "offline", max_iterations: int | None = None,
                  iteration_minutes: float | None = None, auto_continue: bool = False,
                  bus: EventBus | None = None, workers: int = 4,
-                 recipe_overrides: dict[str, Any] | None = None) -> None:
+                 recipe_overrides: dict[str, Any] | None = None, execution: dict[str, Any] | None = None) -> None:
         self.sessions_dir = Path(sessions_dir)
         self.root_dir = Path(root_dir).resolve()
         self._factory = engine_factory
@@ -94,6 +95,7 @@ class SessionManager:
         self.iteration_minutes = iteration_minutes
         self.auto_continue = auto_continue
         self.recipe_overrides = dict(recipe_overrides or {})
+        self.execution = dict(execution or {})
         self.bus = bus or EventBus()
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="clinagent")
         self._dirs: dict[str, Path] = {}
@@ -208,7 +210,8 @@ class SessionManager:
         eng = await self._call(self.engine_class.create, request, path, out_dir, model=self.model,
                                max_iterations=max_iterations or self.max_iterations,
                                iteration_minutes=iteration_minutes or self.iteration_minutes,
-                               spec=spec, data_format=data_format, recipe_overrides=self.recipe_overrides)
+                               spec=spec, data_format=data_format, recipe_overrides=self.recipe_overrides,
+                               **({"execution": self.execution} if self.execution else {}))
         sid = eng.session.id
         self._dirs[sid] = Path(eng.session.out_dir)
         self._engines[sid] = eng
