@@ -105,8 +105,11 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="clinagent-bench-") as tmp:
         root = Path(tmp)
         seq_wall, seq = run_rounds(backend, root / "sequential", args.n, 1, args.work)
+        print(f"sequential: {seq_wall:.1f} s {seq}", flush=True)
         par_wall, par = run_rounds(backend, root / "parallel", args.n, 2, args.work)
+        print(f"--parallel 2: {par_wall:.1f} s {par}", flush=True)
         local = local_overhead(root, 3)
+        print(f"local warm: {local}", flush=True)
     both = seq + par
     print(f"candidates: {args.n} x {args.work:.0f} CPU-s, 1 CPU per job")
     print(f"sequential wall: {seq_wall:.1f} s   --parallel 2 wall: {par_wall:.1f} s   "
