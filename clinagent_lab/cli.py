@@ -6,6 +6,7 @@ Errors print one clear line (what, where, what to do) and exit with code 2; ``--
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import os
 import sys
@@ -14,62 +15,22 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from .commands import cluster
+from .cli_progress import ProgressPrinter, print_summary, progress_display
+from .data.synth import SYNTH_KINDS, _ensure_builtin, generate
 from .errors import ClinagentError
+from .llm.client import resolve_model
 
-__all__ = ["main", "build_parser"]
+__all__ = ["main", "build_parser", "ProgressPrinter"]
 
 EXIT_USAGE = 2
-
-
-# --------------------------------------------------------------------------------------------------------------
-# progress display
-# --------------------------------------------------------------------------------------------------------------
-class ProgressPrinter:
-    """Turns engine events into short lines on stderr (stdout stays clean for --json output)."""
-
-    def __init__(self, stream: Any = None) -> None:
-        self.stream = stream or sys.stderr
-        self.started: dict[int, float] = {}
-
-    def __call__(self, event: dict[str, Any]) -> None:
-        kind = event.get("type")
-        it = event.get("iteration")
-        if kind == "iteration_started":
-            self.started[it] = time.monotonic()
-            self._print(f"\n▶ iteration {it} ({event.get('idea')}): {event.get('rationale', '')[:300]}")
-        elif kind == "epoch":
-            metrics = event.get("metrics") or {}
-            shown = ", ".join(f"{k} {v:.4f}" for k, v in metrics.items() if k.startswith("val_"))
-            left = ""
-            if it in self.started and event.get("budget_s"):
-                left = f" · {max(0.0, event['budget_s'] - (time.monotonic() - self.started[it])):.0f} s left"
-            self._print(f"  epoch {int(event.get('epoch', 0)) + 1}/{event.get('max_epochs')} · {shown}{left}")
-        elif kind == "iteration_finished":
-            value = event.get("selection_value")
-            shown = f"{value:.4f}" if isinstance(value, (int, float)) else "-"
-            line = f"  ■ {event.get('status')} · selection {shown} · {event.get('decision')}: {event.get('reason')}"
-            if event.get("error"):
-                line += f"\n    error: {str(event['error'])[:300]}"
-            self._print(line)
-        elif kind == "loop_finished":
-            self._print(f"\nloop finished: {event.get('reason')}; best iteration {event.get('best_iteration')}")
-        elif kind == "test_started":
-            self._print(f"evaluating iteration {it} on the test split (once)…")
-        elif kind == "session_finished":
-            m = event.get("metrics") or {}
-            shown = ", ".join(f"{k} {v:.4f}" for k, v in m.items() if isinstance(v, float))
-            self._print(f"test: {shown}")
-
-    def _print(self, text: str) -> None:
-        print(text, file=self.stream, flush=True)
+DEMO_FINDING_CONTRAST = 0.7
+DEMO_NOISE = 0.03
 
 
 # --------------------------------------------------------------------------------------------------------------
 # commands
 # --------------------------------------------------------------------------------------------------------------
 def _resolve_model(value: str | None) -> str:
-    from .llm.client import resolve_model
-
     return resolve_model(value)
 
 
@@ -79,7 +40,7 @@ def _llm_options(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def cmd_parse(args: argparse.Namespace) -> int:
-    from .agent.engine import interpret, prepare_data
+    from .agent.engine import interpret, prepare_data  # deferred: the data stack (pandas) is not needed to start
 
     fingerprint = None
     if args.data:
@@ -105,7 +66,7 @@ def _spec_summary(spec: Any) -> str:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from .agent.engine import Engine
+    from .agent.engine import Engine  # deferred: the data stack (pandas) is not needed to start
 
     out = Path(args.out or f"clinagent-runs/{time.strftime('%Y%m%d-%H%M%S')}")
     options = dict(_parse_kv(args.format_option or []))
@@ -115,19 +76,23 @@ def cmd_run(args: argparse.Namespace) -> int:
                            recipe_overrides=dict(_parse_kv(args.set or [])), llm_options=_llm_options(args),
                            execution=cluster.execution_options(args))
     spec = engine.session.spec
-    printer = ProgressPrinter()
-    printer._print(_spec_summary(spec))
+    print(_spec_summary(spec), file=sys.stderr)
+    printer = progress_display(args.verbose)
     session = engine.run(on_event=printer)
+    _close(printer)
     return _print_outcome(session)
+
+
+def _close(printer: Any) -> None:
+    if hasattr(printer, "close"):
+        printer.close()
 
 
 def _print_outcome(session: Any) -> int:
     out = Path(session.out_dir)
     print(f"\nsession:      {out / 'session.json'}")
     print(f"notebooks:    {out / 'iterations'}")
-    for it in session.iterations:
-        value = f"{it.selection_value:.4f}" if it.selection_value is not None else "-"
-        print(f"  {it.index:>2} {it.status:<8} {value:>7} {it.decision:<9} {it.idea}  ({it.notebook})")
+    print_summary(session)
     if session.final_test is not None:
         print(f"predictions:  {session.final_test.predictions}")
         m = session.final_test.metrics
@@ -140,8 +105,6 @@ def _print_outcome(session: Any) -> int:
 
 
 def cmd_synth(args: argparse.Namespace) -> int:
-    from .data.synth import SYNTH_KINDS, _ensure_builtin, generate
-
     options = dict(_parse_kv(args.option or []))
     _ensure_builtin()
     _check_synth_options(args.kind, SYNTH_KINDS.get(args.kind), options)
@@ -156,8 +119,6 @@ def cmd_synth(args: argparse.Namespace) -> int:
 
 def _check_synth_options(kind: str, generator: Any, options: dict[str, Any]) -> None:
     """Unknown or missing generator options as a clear error instead of a TypeError traceback."""
-    import inspect
-
     params = [p for p in list(inspect.signature(generator).parameters.values())[1:]
               if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD) and p.name != "seed"]
     names = [p.name for p in params]
@@ -172,11 +133,12 @@ def _check_synth_options(kind: str, generator: Any, options: dict[str, Any]) -> 
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from .agent.engine import Engine
-    from .data.synth import generate
+    from .agent.engine import Engine  # deferred: the data stack (pandas) is not needed to start
 
     out = Path(args.out or "clinagent-demo").resolve()
-    data = generate("chest_drain", out / "data", seed=args.seed, n=args.n, image_size=32, correlation=0.8)
+    # a faint pneumothorax beside a bright drain: a plain model leans on the drain, mitigation has room to help
+    data = generate("chest_drain", out / "data", seed=args.seed, n=args.n, image_size=32, correlation=0.8,
+                    finding_contrast=DEMO_FINDING_CONTRAST, noise=DEMO_NOISE)
     request = ("pneumothorax on chest X-rays; don't let the model cheat by looking at chest drains; "
                "sensitivity matters")
     print(f"demo data (synthetic, chest-radiograph-like, drain correlated with the label): {data}")
@@ -184,9 +146,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
     engine = Engine.create(request, data, out / "session", model=_resolve_model(args.model), seed=args.seed,
                            max_iterations=args.max_iterations, iteration_minutes=args.iteration_minutes,
                            llm_options=_llm_options(args))
-    printer = ProgressPrinter(sys.stdout)
-    printer._print(_spec_summary(engine.session.spec))
+    print(_spec_summary(engine.session.spec))
+    printer = progress_display(args.verbose, sys.stdout)
     session = engine.run(on_event=printer)
+    _close(printer)
     code = _print_outcome(session)
     try:
         report = engine.export_report()
@@ -197,6 +160,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_rerun(args: argparse.Namespace) -> int:
+    # deferred: nbformat's schema validation (jsonschema) takes seconds to import
     from .notebooks.rerun import rerun_notebook, seed_study
 
     params = dict(_parse_kv_typed(args.param or []))
@@ -213,7 +177,7 @@ def cmd_rerun(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from .report import write_report
+    from .report import write_report  # deferred: the data stack (pandas) is not needed to start
 
     path = write_report(args.session, args.out)
     print(path)
@@ -279,6 +243,7 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--seed", type=int, default=0)
     rp.add_argument("--set", action="append", metavar="FIELD=VALUE",
                     help="fix a baseline Recipe field, e.g. training.max_epochs=5 or data.image_size=64")
+    rp.add_argument("--verbose", action="store_true", help="a line per epoch with every validation metric")
     _add_llm_args(rp)
     cluster.add_backend_args(rp)
     rp.set_defaults(func=cmd_run)
@@ -306,7 +271,8 @@ def build_parser() -> argparse.ArgumentParser:
     dp.add_argument("--seed", type=int, default=0)
     dp.add_argument("--n", type=int, default=600, help="number of synthetic images")
     dp.add_argument("--max-iterations", type=int, default=3)
-    dp.add_argument("--iteration-minutes", type=float, default=1.5)
+    dp.add_argument("--iteration-minutes", type=float, default=2.0)
+    dp.add_argument("--verbose", action="store_true", help="a line per epoch with every validation metric")
     _add_llm_args(dp)
     dp.set_defaults(func=cmd_demo)
 

@@ -25,8 +25,10 @@ from typing import Annotated, Any, Literal, Union
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from .errors import ClinagentError
+from .records import Annotation, FinalTest, IterationStatus, Proposal
 
-__all__ = ["EVENT_VERSION", "EVENT_TYPES", "Event", "make_event", "validate_event", "event_json_schema"]
+__all__ = ["EVENT_VERSION", "EVENT_TYPES", "EVENT_MODELS", "Event", "RunningJob", "make_event", "validate_event",
+           "event_json_schema"]
 
 #: version 2: one envelope for kernel, engine and server events (version 1 had three)
 EVENT_VERSION = 2
@@ -45,6 +47,8 @@ class _Envelope(BaseModel):
     seq: int | None = None
     #: the iteration's time budget in seconds (on kernel events relayed by the engine)
     budget_s: float | None = None
+    #: when the server published it (server-sent events only)
+    at: float | None = None
 
 
 # --- the kernel (written to events.jsonl inside the iteration notebook) --------------------------------
@@ -63,10 +67,10 @@ class FitStarted(_Envelope):
 
 class EpochEvent(_Envelope):
     type: Literal["epoch"] = "epoch"
-    epoch: int
+    epoch: int = Field(description="0-based index of the epoch that just ended")
     step: int | None = None
     max_epochs: int | None = None
-    metrics: Metrics = Field(default_factory=dict)
+    metrics: dict[str, float] = Field(default_factory=dict)
 
 
 class PlanEvent(_Envelope):
@@ -110,8 +114,8 @@ class IterationStarted(_Envelope):
 
 class IterationFinished(_Envelope):
     type: Literal["iteration_finished"] = "iteration_finished"
-    status: str
-    decision: str | None = None
+    status: IterationStatus
+    decision: Literal["kept", "discarded", "baseline", "failed", "pending"] | None = None
     reason: str | None = None
     selection_value: float | None = None
     wall_s: float | None = None
@@ -139,15 +143,25 @@ class SessionFinished(_Envelope):
 # --- the server ----------------------------------------------------------------------------------------
 class ProposalEvent(_Envelope):
     type: Literal["proposal"] = "proposal"
-    proposal: dict[str, Any] | None = None
+    proposal: Proposal | None = None
     after: int | None = None
     edited: bool | None = None
-    rejected: dict[str, Any] | None = None
+    rejected: Proposal | None = None
+
+
+class RunningJob(BaseModel):
+    """What the server runs now (``state`` events, ``runtime.running``)."""
+
+    session: str
+    iteration: int | None = None
+    phase: Literal["starting", "proposing", "running", "stopping"]
+    auto_continue: bool
+    started_at: float
 
 
 class StateEvent(_Envelope):
     type: Literal["state"] = "state"
-    running: dict[str, Any] | None = None
+    running: RunningJob | None = None
     auto_continue: bool | None = None
 
 
@@ -167,12 +181,12 @@ class LogEvent(_Envelope):
 
 class AnnotationEvent(_Envelope):
     type: Literal["annotation"] = "annotation"
-    annotation: dict[str, Any]
+    annotation: Annotation
 
 
 class FinalTestEvent(_Envelope):
     type: Literal["final_test"] = "final_test"
-    final_test: dict[str, Any]
+    final_test: FinalTest
 
 
 class ExportEvent(_Envelope):
@@ -181,19 +195,20 @@ class ExportEvent(_Envelope):
     relative: str | None = None
 
 
-Event = Annotated[Union[CellEvent, JobEvent, FitStarted, EpochEvent, PlanEvent, FitFinished, Evaluated, IterationStarted,
-                        IterationFinished, LoopFinished, TestStarted, SessionFinished, ProposalEvent, StateEvent,
-                        ErrorEvent, LogEvent, AnnotationEvent, FinalTestEvent, ExportEvent],
-                  Field(discriminator="type")]
+#: every event model, in the order of the union
+EVENT_MODELS: tuple[type[_Envelope], ...] = (
+    CellEvent, JobEvent, FitStarted, EpochEvent, PlanEvent, FitFinished, Evaluated, IterationStarted, IterationFinished,
+    LoopFinished, TestStarted, SessionFinished, ProposalEvent, StateEvent, ErrorEvent, LogEvent, AnnotationEvent,
+    FinalTestEvent, ExportEvent)
+Event = Annotated[Union[EVENT_MODELS], Field(discriminator="type")]  # type: ignore[valid-type]
 _ADAPTER: TypeAdapter[Any] = TypeAdapter(Event)
-EVENT_TYPES: tuple[str, ...] = tuple(
-    cls.model_fields["type"].default for cls in Event.__origin__.__args__)  # type: ignore[attr-defined]
+EVENT_TYPES: tuple[str, ...] = tuple(cls.model_fields["type"].default for cls in EVENT_MODELS)
 
 
 def validate_event(data: dict[str, Any]) -> dict[str, Any]:
     """``data`` checked against its type's schema, with the envelope's defaults filled in, as a plain dict."""
     try:
-        return _ADAPTER.validate_python(data).model_dump(mode="json", exclude_none=True)
+        return _ADAPTER.validate_python(data).model_dump(mode="json")
     except ValidationError as exc:
         problems = "; ".join(f"field '{'.'.join(str(p) for p in e['loc'][1:]) or 'type'}': {e['msg']}"
                              for e in exc.errors()[:4])

@@ -79,3 +79,62 @@ def running_lab(tmp_path: Path, root: Path, *, token: str, log_name: str, labext
         log.close()
         ARTIFACTS.mkdir(exist_ok=True)
         shutil.copy(tmp_path / "lab.log", ARTIFACTS / log_name)
+
+
+# --- the sidebar's look: width, theme, overflow, accessibility -------------------------------------------
+THEME_NAMES = {"light": "JupyterLab Light", "dark": "JupyterLab Dark"}
+AXE = REPO / "labextension" / "node_modules" / "axe-core" / "axe.min.js"
+
+
+def set_theme(page, theme: str) -> None:
+    """Switch JupyterLab's theme (needs ``--LabApp.expose_app_in_browser=True``) and wait for it."""
+    name = THEME_NAMES[theme]
+    page.evaluate("name => window.jupyterapp.commands.execute('apputils:change-theme', {theme: name})", name)
+    page.wait_for_function("light => document.body.dataset.jpThemeLight === light",
+                           arg="true" if theme == "light" else "false", timeout=30_000)
+    page.wait_for_timeout(400)
+
+
+def set_sidebar_width(page, width: int) -> None:
+    """Give the left area ``width`` px through the shell's split panel, then wait for the layout."""
+    page.evaluate("""width => {
+        const split = window.jupyterapp.shell._hsplitPanel;
+        const total = split.node.getBoundingClientRect().width;
+        const sizes = split.relativeSizes();
+        const left = width / total;
+        const right = sizes[2] || 0;
+        split.setRelativeSizes([left, 1 - left - right, right]);
+    }""", width)
+    page.wait_for_timeout(300)
+    got = page.locator("#clinagent-sidebar").bounding_box()
+    assert got is not None and abs(got["width"] - width) <= 12, (width, got)
+
+
+def assert_no_overflow(page, root: str, where: str) -> None:
+    """No control sticks out of the panel, and the panel does not scroll sideways."""
+    found = page.evaluate("""root => {
+        const panel = document.querySelector(root);
+        const box = panel.getBoundingClientRect();
+        const bad = [];
+        if (panel.scrollWidth > panel.clientWidth + 1) bad.push(`panel scrolls sideways (${panel.scrollWidth} > ${panel.clientWidth})`);
+        for (const el of panel.querySelectorAll('input, select, textarea, button, .ca-chip, svg, table, progress')) {
+            const r = el.getBoundingClientRect();
+            if (r.width === 0 && r.height === 0) continue;
+            if (r.right > box.right + 1 || r.left < box.left - 1) {
+                bad.push(`${el.tagName.toLowerCase()}.${el.className || ''} [${el.dataset.testid || el.textContent.slice(0, 30)}] spans ${Math.round(r.left)}..${Math.round(r.right)} outside ${Math.round(box.left)}..${Math.round(box.right)}`);
+            }
+        }
+        return bad;
+    }""", root)
+    assert not found, f"{where}: " + "; ".join(found)
+
+
+def assert_accessible(page, root: str, where: str) -> None:
+    """axe-core (from labextension/node_modules) on the panel: no serious or critical violation."""
+    page.add_script_tag(path=str(AXE))
+    violations = page.evaluate("""async root => {
+        const result = await axe.run(document.querySelector(root), {resultTypes: ['violations']});
+        return result.violations.filter(v => ['serious', 'critical'].includes(v.impact))
+            .map(v => `${v.id} (${v.impact}): ${v.help} -> ${v.nodes.slice(0, 3).map(n => n.target.join(' ')).join(', ')}`);
+    }""", root)
+    assert not violations, f"{where}: " + "; ".join(violations)

@@ -4,9 +4,9 @@ dependency (or a module that pulls one in) is deferred, each with its reason wri
 
 The layers, lowest first (a module may import its own layer and those below)::
 
-    0  errors, registry, fileio, spec, recipe, tasks (the light descriptors in tasks/__init__.py)
+    0  errors, registry, fileio, spec, recipe, runfolder, tasks (the light descriptors in tasks/__init__.py)
     1  data
-    2  records, evaluation
+    2  records, events, evaluation
     3  models, intent
     4  tasks.classification / tasks.detection (the kernel-side implementations), widgets
     5  notebooks, execution, plan, llm, report
@@ -25,21 +25,22 @@ PACKAGE = Path(__file__).resolve().parents[1] / "clinagent_lab"
 MAX_LINES = 400
 
 LAYERS: list[tuple[int, tuple[str, ...]]] = [
-    (0, ("", "errors", "registry", "fileio", "spec", "recipe", "tasks")),
+    (0, ("", "errors", "registry", "fileio", "spec", "recipe", "runfolder", "tasks")),
     (1, ("data",)),
-    (2, ("records", "evaluation")),
+    (2, ("records", "events", "evaluation")),
     (3, ("models", "intent")),
     (4, ("tasks.classification", "tasks.detection", "widgets")),
     (5, ("notebooks", "execution", "plan", "llm", "report")),
     (6, ("agent",)),
-    (7, ("server", "cli", "commands")),
+    (7, ("server", "cli", "cli_progress", "commands")),
 ]
 #: packages whose ``__init__`` alone sits in a lower layer than their sub-modules
 INIT_ONLY = {"", "tasks"}
 
-#: third-party modules worth deferring: heavy to import (seconds, or GPU/driver start-up) or optional
-HEAVY = {"torch", "torchvision", "lightning", "torchmetrics", "timm", "albumentations", "cv2", "litellm",
-         "matplotlib", "sklearn", "scipy", "pydicom", "PIL", "papermill", "nbconvert", "nbclient",
+#: third-party modules worth deferring: heavy to import (seconds, or GPU/driver start-up), optional, or (pandas)
+#: kept out of the Jupyter server's start-up
+HEAVY = {"pandas", "torch", "torchvision", "lightning", "torchmetrics", "timm", "albumentations", "cv2", "litellm",
+         "matplotlib", "sklearn", "scipy", "pydicom", "PIL", "papermill", "nbconvert", "nbclient", "nbformat",
          "jupyter_client", "jupyter_core", "jupyter_server", "IPython", "ipywidgets", "anywidget", "captum",
          "onnx", "onnxruntime", "submitit", "safetensors", "huggingface_hub", "faster_coco_eval", "rich",
          "rapidfuzz", "psutil", "resource"}

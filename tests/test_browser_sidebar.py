@@ -3,21 +3,27 @@
 Starts ``jupyter lab`` on 127.0.0.1 in a temporary root (own config/data dirs, the built labextension linked
 in), opens a notebook, then through the sidebar: request -> Interpret -> Start -> live progress -> the
 iteration's cells appear in the open notebook -> approve the proposed next iteration -> Finish.
-Screenshots go to ``test-artifacts/``.
+Along the way the sidebar is photographed at 280, 360 and 480 px in the light and dark themes (no control may
+overflow its panel; axe-core finds no serious or critical violation), and the run state is checked against the
+server's events over two iterations. Screenshots go to ``test-artifacts/``.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import nbformat
 import pytest
 
-from .lab_fixtures import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, REPO, running_lab
+from .lab_fixtures import (ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, REPO, assert_accessible, assert_no_overflow,
+                           running_lab, set_sidebar_width, set_theme)
 
 LABEXTENSION = REPO / "clinagent_lab" / "labextension"
-REQUEST = "flag a chest drain on chest x-rays"
+REQUEST = "flag pneumothorax on chest x-rays; chest drains may be a shortcut"
+WIDTHS = (280, 360, 480)
+THEMES = ("light", "dark")
 
 pytestmark = [
     pytest.mark.browser,
@@ -38,7 +44,8 @@ def lab(tmp_path: Path):
     notebook = nbformat.v4.new_notebook(metadata={"kernelspec": kernelspec})
     nbformat.write(notebook, root / "analysis.ipynb")
     with running_lab(tmp_path, root, token="clinagent-test-token", log_name="browser_lab.log",
-                     labextension=LABEXTENSION, extra_args=["--ClinagentApp.iteration_minutes=3"]) as url:
+                     labextension=LABEXTENSION, extra_args=["--ClinagentApp.iteration_minutes=3",
+                                 "--LabApp.expose_app_in_browser=True"]) as url:
         yield url, "clinagent-test-token", root
 
 
@@ -87,40 +94,83 @@ def _drive(page, expect, url: str, token: str) -> None:
     page.get_by_test_id("clinagent-interpret").click()
     spec = page.get_by_test_id("clinagent-spec")
     expect(spec).to_be_visible(timeout=60_000)
+    expect(page.get_by_test_id("clinagent-assumption")).to_have_count(0)  # folded to one line
+    page.get_by_test_id("clinagent-assumptions-toggle").click()
     expect(page.get_by_test_id("clinagent-assumption").first).to_be_visible()
+    page.get_by_test_id("clinagent-assumptions-toggle").click()
+    expect(page.get_by_test_id("clinagent-confounder-audit").first).to_contain_text("predicts the label with AUROC")
     page.get_by_test_id("clinagent-spec-iterations").fill("2")
-    page.screenshot(path=str(ARTIFACTS / "browser_1_spec.png"))
+    _photograph_widths(page, "spec")
 
     page.get_by_test_id("clinagent-create").click()
     proposal = page.get_by_test_id("clinagent-proposal")
     expect(proposal).to_be_visible(timeout=90_000)
     _short_training(page, expect, proposal)
+    status = page.get_by_test_id("clinagent-status")
+    expect(status).to_have_attribute("data-phase", re.compile("idle|waiting"))
     page.get_by_test_id("clinagent-start").click()
-    progress = page.get_by_test_id("clinagent-progress")
-    expect(progress).to_contain_text("epoch", timeout=90_000)
-    page.screenshot(path=str(ARTIFACTS / "browser_2_progress.png"))
-
     rows = page.get_by_test_id("clinagent-history-row")
-    expect(rows).to_have_count(1, timeout=150_000)
     notebook = page.locator(".jp-Notebook").first
-    expect(notebook).to_contain_text("clinagent iteration 1", timeout=180_000)  # when it finished
-    page.screenshot(path=str(ARTIFACTS / "browser_3_cells.png"))
-
-    expect(proposal).to_be_visible(timeout=60_000)  # builds on the kept recipe: two epochs again
-    page.get_by_test_id("clinagent-approve").click()
-    expect(rows).to_have_count(2, timeout=150_000)
-    expect(notebook).to_contain_text("clinagent iteration 2", timeout=180_000)
-    page.screenshot(path=str(ARTIFACTS / "browser_4_second.png"))
+    for n in (1, 2):
+        # the run state follows the server's events: training epoch x/y, then waiting for approval, never stale
+        expect(status).to_have_attribute("data-phase", "training", timeout=120_000)
+        expect(status).to_contain_text(f"Iteration {n}: training, epoch", timeout=60_000)
+        if n == 1:
+            page.screenshot(path=str(ARTIFACTS / "browser_2_progress.png"))
+        expect(rows).to_have_count(n, timeout=150_000)
+        # after the last iteration the budget is spent: the loop ends (idle) rather than waiting
+        expect(status).to_have_attribute("data-phase", re.compile("waiting" if n == 1 else "waiting|idle"),
+                                         timeout=60_000)
+        expect(notebook).to_contain_text(f"clinagent iteration {n}", timeout=180_000)  # when it finished
+        if n == 1:
+            expect(status).to_contain_text("Iteration 1: finished; waiting for your approval")
+            expect(proposal).to_be_visible(timeout=60_000)
+            _photograph_notebook(page, expect)
+            page.get_by_test_id("clinagent-approve").click()
+    expect(page.get_by_test_id("clinagent-chart")).to_be_visible()
+    rows.nth(1).locator("button").first.click()  # a row expands to its rationale and recipe diff
+    expect(rows.nth(1)).to_contain_text("training.max_epochs")
+    _photograph_widths(page, "history")
 
     finish = page.get_by_test_id("clinagent-finish")
     expect(finish).to_be_enabled(timeout=30_000)
     finish.click()
-    expect(page.get_by_test_id("clinagent-final")).to_be_visible(timeout=90_000)
+    expect(page.get_by_test_id("clinagent-final")).to_be_visible(timeout=240_000)  # slow on a loaded CPU
     page.screenshot(path=str(ARTIFACTS / "browser_5_final.png"))
+
+
+def _photograph_widths(page, stage: str) -> None:
+    """The sidebar at each width and theme: nothing overflows, nothing serious for axe-core."""
+    for theme in THEMES:
+        set_theme(page, theme)
+        for width in WIDTHS:
+            set_sidebar_width(page, width)
+            panel = page.locator("#clinagent-sidebar")
+            panel.screenshot(path=str(ARTIFACTS / f"sidebar_{stage}_{width}px_{theme}.png"))
+            assert_no_overflow(page, "#clinagent-sidebar", f"{stage}, {width} px, {theme}")
+        assert_accessible(page, "#clinagent-sidebar", f"{stage}, {theme}")
+    set_theme(page, "light")
+    set_sidebar_width(page, 360)
+
+
+def _photograph_notebook(page, expect) -> None:
+    """The iteration's clinician summary and the widgets, as the notebook shows them."""
+    summary = page.locator(".clinagent-summary").first
+    expect(summary).to_contain_text("At the chosen threshold: sensitivity", timeout=120_000)
+    summary.scroll_into_view_if_needed()
+    page.screenshot(path=str(ARTIFACTS / "browser_3_clinician_summary.png"))
+    widget = page.locator(".jp-OutputArea-output .widget-vbox, .jp-OutputArea-output .jupyter-widgets").first
+    try:
+        widget.wait_for(timeout=120_000)
+        widget.scroll_into_view_if_needed()
+    except Exception:  # the static PNGs stand in when the kernel has not rendered the widgets
+        page.locator(".jp-OutputArea-output img").first.scroll_into_view_if_needed()
+    page.screenshot(path=str(ARTIFACTS / "browser_3_widgets.png"))
 
 
 def _short_training(page, expect, proposal) -> None:
     """The clinician edits the proposal: two epochs keep the test short on a shared CPU."""
+    page.get_by_test_id("clinagent-edit").click()
     page.get_by_test_id("clinagent-edit-field").fill("training.max_epochs")
     page.get_by_test_id("clinagent-edit-value").fill("2")
     page.get_by_test_id("clinagent-edit-apply").click()

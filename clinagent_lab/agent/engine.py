@@ -27,13 +27,21 @@ from ..errors import ClinagentError, SessionError
 from ..events import make_event
 from ..fileio import atomic_write_text
 from ..intent import assess_request, ground_spec
+from ..llm import (
+    Redactor,
+    build_client,
+    build_refiner,
+    may_repair,
+    session_audit,
+)
 from ..llm.codecheck import check_code
 from ..execution import make_backend, resolve_config
 from ..notebooks.executor import NotebookExecutor
 from ..plan.initializer import initialize_recipe
 from ..plan.refiner import RefineContext, RuleRefiner
-from ..records import Annotation, FinalTest, Iteration, Proposal, Session
 from ..recipe import Recipe, RecipePatch, apply_patch, recipe_diff
+from ..records import Annotation, FinalTest, Iteration, Proposal, Session
+from ..runfolder import FINGERPRINT_FILE, SPLITS_FILE
 from ..spec import TaskSpec
 from . import final_test, iteration, loop, rounds
 from .prepare import interpret, prepare_data
@@ -42,8 +50,6 @@ __all__ = ["Engine", "EventSink", "prepare_data", "interpret"]
 
 EventSink = Callable[[dict[str, Any]], None]
 
-FINGERPRINT_FILE = "dataset_fingerprint.json"
-SPLITS_FILE = "splits.csv"
 
 
 class Engine:
@@ -182,7 +188,6 @@ class Engine:
         if not self.uses_llm:
             return None
         if self._client is None:
-            from ..llm import build_client, session_audit  # litellm: only when an LLM is configured
 
             self._client = build_client(self.session.model_name, audit=session_audit(self.session),
                                         **self.session.llm_options)
@@ -191,7 +196,6 @@ class Engine:
     def _redactor(self) -> Any:
         if not self.uses_llm:
             return None
-        from ..llm import Redactor  # litellm: only when an LLM is configured
 
         return Redactor.for_dataset(self._dataset if self._dataset is not None else self.dataset(True))
 
@@ -199,7 +203,6 @@ class Engine:
         if self._refiner is None:
             offline = RuleRefiner()
             if self.uses_llm:
-                from ..llm import build_refiner  # litellm: only when an LLM is configured
 
                 self._refiner = build_refiner(self.session.model_name, fallback=offline,
                                               client=self._llm_client(), redactor=self._redactor())
@@ -370,7 +373,6 @@ class Engine:
     def repair(self, it: Iteration) -> Proposal | None:
         """Ask the refiner to repair crashed custom code; the repair becomes the pending proposal."""
         if self.uses_llm:
-            from ..llm import may_repair  # litellm: only when an LLM is configured
 
             if not may_repair(self.session.iterations, it.idea):
                 self.session.log("repair_abandoned", iteration=it.index, idea=it.idea)

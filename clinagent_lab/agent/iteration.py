@@ -3,7 +3,6 @@ decided (kept / discarded / failed) on the validation split."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -14,9 +13,9 @@ from ..evaluation.evaluate import evaluator_hash
 from ..execution import read_record
 from ..fileio import atomic_write_text, now_iso
 from ..notebooks.render import bake_parameters, render_iteration, verify_frozen
-from ..notebooks.rerun import replay_epochs
 from ..plan.selection import decide, selection_value
 from ..records import Iteration, Proposal
+from ..runfolder import RunFolder
 from ..tasks import get_backend
 
 if TYPE_CHECKING:
@@ -31,7 +30,7 @@ def run_iteration(engine: Engine, proposal: Proposal, on_event: EventSink | None
     """Render and execute one iteration notebook; decide keep/discard."""
     it, budget = start_iteration(engine, proposal, on_event, timeout_s)
     if it.status == "running":
-        _execute(engine, it, Path(it.output_dir), budget, on_event)
+        _execute(engine, it, RunFolder.iteration(engine.out, it.index), budget, on_event)
     return finish_iteration(engine, it, on_event)
 
 
@@ -42,10 +41,10 @@ def start_iteration(engine: Engine, proposal: Proposal, on_event: EventSink | No
     session = engine.session
     with engine.lock:
         index = len(session.iterations) + 1
-        folder = engine.out / "iterations" / f"iter_{index:02d}"
-        folder.mkdir(parents=True, exist_ok=True)
+        run = RunFolder.iteration(engine.out, index)
+        run.path.mkdir(parents=True, exist_ok=True)
         it = Iteration(index=index, status="running", recipe=proposal.recipe, rationale=proposal.rationale,
-                       idea=proposal.idea, notebook=str(folder / "iteration.ipynb"), output_dir=str(folder),
+                       idea=proposal.idea, notebook=str(run.notebook), output_dir=str(run.path),
                        started_at=now_iso(), decision="pending", round=round_)
         session.iterations.append(it)
         session.proposal = None
@@ -64,7 +63,7 @@ def start_iteration(engine: Engine, proposal: Proposal, on_event: EventSink | No
         it.status, it.error = "crash", {"ename": "CodeRejected", "evalue": "; ".join(problems)}
         return it, budget
     backend = get_backend(it.recipe.task_type)
-    render_iteration(backend.template, folder / "input.ipynb", custom_code=it.recipe.custom_code,
+    render_iteration(backend.template, run.input_notebook, custom_code=it.recipe.custom_code,
                      title=f"Iteration {index}: {it.idea or 'change'}", rationale=it.rationale,
                      parameters=engine.notebook_parameters(it.recipe))
     return it, budget
@@ -73,21 +72,20 @@ def start_iteration(engine: Engine, proposal: Proposal, on_event: EventSink | No
 def execute_iteration(engine: Engine, it: Iteration, budget: float, on_event: EventSink | None = None) -> Iteration:
     """Run a started iteration's notebook on the engine's backend and read its results back (no decision)."""
     if it.status == "running":
-        _execute(engine, it, Path(it.output_dir), budget, on_event)
+        _execute(engine, it, RunFolder.iteration(engine.out, it.index), budget, on_event)
     return it
 
 
 def resume_iteration(engine: Engine, it: Iteration, on_event: EventSink | None = None) -> Iteration:
     """Wait for an iteration whose job outlived the process that started it (a cluster job): the backend
     reattaches to it by the job id in its run folder, nothing is submitted again; then read back and decide."""
-    folder = Path(it.output_dir)
     budget = engine.session.spec.budget.iteration_minutes * 60.0
     engine.session.log("iteration_reattached", iteration=it.index)
-    _execute(engine, it, folder, budget, on_event)
+    _execute(engine, it, RunFolder.iteration(engine.out, it.index), budget, on_event)
     return finish_iteration(engine, it, on_event)
 
 
-def _execute(engine: Engine, it: Iteration, folder: Path, budget: float,
+def _execute(engine: Engine, it: Iteration, run: RunFolder, budget: float,
              on_event: EventSink | None) -> Iteration:
     session, index = engine.session, it.index
     monitors = get_backend(it.recipe.task_type).monitors(it.recipe)
@@ -101,43 +99,40 @@ def _execute(engine: Engine, it: Iteration, folder: Path, budget: float,
         engine.emit(on_event, event.get("type", "log"), iteration=index,
                     **{k: v for k, v in event.items() if k not in ("type", "v", "time")}, budget_s=budget)
 
-    result = engine.executor.execute(folder / "input.ipynb", folder / "iteration.ipynb", {},
-                                     timeout_s=budget, events_path=folder / "events.jsonl", on_event=relay,
-                                     cwd=folder)
+    result = engine.executor.execute(run.input_notebook, run.notebook, {}, timeout_s=budget,
+                                     events_path=run.events, on_event=relay, cwd=run.path)
     it.wall_s = round(result.wall_s, 2)
     it.warm_kernel = result.warm
-    record = read_record(folder)
+    record = read_record(run.path)
     it.job_id = record.job_id if record is not None and record.backend != "local" else None
     it.status = result.status if result.status in ("ok", "crash", "timeout", "stopped") else "crash"
     it.error = result.error
-    if it.status == "timeout" and (folder / "metrics.json").exists() and (folder / "run_info.json").exists():
+    if it.status == "timeout" and run.has_results():
         # the budget ran out after the frozen evaluation had saved its results (during the figures)
         it.status, it.error = "ok", None
         session.log("iteration_overran_after_evaluation", iteration=index)
     if it.status == "ok":
-        _read_back(it, folder)
+        _read_back(it, run)
     return it
 
 
-def _read_back(it: Iteration, folder: Path) -> None:
+def _read_back(it: Iteration, run: RunFolder) -> None:
     """Validation metrics, the frozen cells and the evaluator's hash checked; the epoch plan pinned."""
     try:
-        metrics = json.loads((folder / "metrics.json").read_text(encoding="utf-8"))
-        info = json.loads((folder / "run_info.json").read_text(encoding="utf-8"))
-        verify_frozen(nbformat.read(folder / "iteration.ipynb", as_version=4),
-                      get_backend(it.recipe.task_type).template)
-        if info.get("evaluator_hash") != evaluator_hash():
+        metrics = run.read_metrics()
+        info = run.read_run_info()
+        verify_frozen(nbformat.read(run.notebook, as_version=4), get_backend(it.recipe.task_type).template)
+        if info.evaluator_hash != evaluator_hash():
             raise ClinagentError("the evaluator used by this iteration differs from the library's",
                                  fix="iterations cannot change the evaluator")
-    except (OSError, json.JSONDecodeError, ClinagentError) as exc:
+    except (OSError, ClinagentError) as exc:
         it.status = "crash"
         it.error = {"ename": type(exc).__name__, "evalue": str(exc), "cell_index": None}
         return
     it.val_metrics = metrics
-    pin_epochs(folder / "iteration.ipynb", replay_epochs(info))
+    pin_epochs(run.notebook, info.replay_epochs())
     it.selection_value = selection_value(metrics)
-    ckpt = folder / "model.ckpt"
-    it.checkpoint = str(ckpt) if ckpt.exists() else None
+    it.checkpoint = str(run.checkpoint) if run.checkpoint.exists() else None
 
 
 def finish_iteration(engine: Engine, it: Iteration, on_event: EventSink | None = None) -> Iteration:

@@ -12,6 +12,7 @@ from ..data.splits import assign_splits, check_leakage, remove_cross_split_dupli
 from ..data.validate import check_images, check_labels
 from ..errors import IntentError
 from ..intent import assess_request, ground_spec, parse_offline
+from ..llm import build_parser
 from ..spec import TaskSpec
 
 __all__ = ["prepare_data", "interpret"]
@@ -47,7 +48,6 @@ def interpret(request: str, fingerprint: DatasetFingerprint | None = None, *, mo
                                "say what to find in which images, e.g. 'classify skin lesions, melanoma matters'"))
     if not model or model == "offline":
         return parse_offline(request, fingerprint)  # grounds it when a fingerprint is given
-    from ..llm import build_parser  # litellm costs seconds to import: only when an LLM is configured
 
     spec = build_parser(model, audit=audit or (lambda _: None), client=client, redactor=redactor,
                         **(llm_options or {}))(request, fingerprint)

@@ -138,7 +138,7 @@ def is_offline(model: str | None) -> bool:
 
 def _import_litellm() -> Any:
     os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
-    import litellm
+    import litellm  # only when an LLM is configured
 
     litellm.suppress_debug_info = True
     litellm.telemetry = False

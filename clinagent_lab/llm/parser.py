@@ -19,6 +19,7 @@ from .audit import AuditSink
 from .client import LLMClient, LLMUnavailable, is_offline
 from .prompts import parse_messages
 from .redact import Redactor, fingerprint_payload, spec_payload
+from .refiner import build_client
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..data.base import DatasetFingerprint
@@ -113,7 +114,6 @@ def build_parser(model: str, audit: AuditSink | None = None, *, client: LLMClien
     if is_offline(model):
         return lambda text, fingerprint=None: offline_fn(text, fingerprint)
     if client is None:
-        from .refiner import build_client
 
         client = build_client(model, audit=audit, **config)
     llm = client

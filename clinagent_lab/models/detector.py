@@ -37,6 +37,7 @@ from torch import nn
 
 from ..data.base import Box
 from ..errors import RecipeError
+from ..evaluation.detection import detection_metrics
 from ..recipe import ModelConfig, Recipe
 from ..registry import Registry
 
@@ -74,11 +75,17 @@ def _common(image_size: int) -> dict[str, Any]:
 def fasterrcnn_mobilenet(num_classes: int, image_size: int, cfg: ModelConfig) -> nn.Module:
     """Faster R-CNN on a MobileNetV3-Large FPN backbone (torchvision's mobile detector; anchors scaled to the
     input, a 256-wide box head and fewer sampled RoIs so it trains on CPU)."""
-    from torchvision.models.detection import FasterRCNN
+    from torchvision.models.detection import FasterRCNN  # the training stack takes seconds to import
+
+    # the training stack takes seconds to import
     from torchvision.models.detection.anchor_utils import AnchorGenerator
+
+    # the training stack takes seconds to import
     from torchvision.models.detection.backbone_utils import mobilenet_backbone
+
+    # the training stack takes seconds to import
     from torchvision.models.detection.faster_rcnn import FastRCNNPredictor, TwoMLPHead
-    from torchvision.ops import MultiScaleRoIAlign
+    from torchvision.ops import MultiScaleRoIAlign  # the training stack takes seconds to import
 
     backbone = mobilenet_backbone(backbone_name="mobilenet_v3_large", weights=None, fpn=True,
                                   norm_layer=nn.BatchNorm2d, trainable_layers=6)
@@ -98,8 +105,12 @@ def fasterrcnn_mobilenet(num_classes: int, image_size: int, cfg: ModelConfig) ->
 @DETECTORS.register("fcos_resnet18")
 def fcos_resnet18(num_classes: int, image_size: int, cfg: ModelConfig) -> nn.Module:
     """FCOS (anchor-free) on a ResNet-18 FPN backbone with P3-P7 (strides 8 to 128)."""
-    from torchvision.models.detection import FCOS
+    from torchvision.models.detection import FCOS  # the training stack takes seconds to import
+
+    # the training stack takes seconds to import
     from torchvision.models.detection.backbone_utils import resnet_fpn_backbone
+
+    # the training stack takes seconds to import
     from torchvision.ops.feature_pyramid_network import LastLevelP6P7
 
     backbone = resnet_fpn_backbone(backbone_name="resnet18", weights=None, norm_layer=nn.BatchNorm2d,
@@ -128,10 +139,14 @@ class _SmallBackbone(nn.Sequential):
 @DETECTORS.register("fasterrcnn_small_cnn")
 def fasterrcnn_small_cnn(num_classes: int, image_size: int, cfg: ModelConfig) -> nn.Module:
     """Faster R-CNN on a compact 6-conv backbone, one feature map: the fastest choice on CPU at <= 128 px."""
-    from torchvision.models.detection import FasterRCNN
+    from torchvision.models.detection import FasterRCNN  # the training stack takes seconds to import
+
+    # the training stack takes seconds to import
     from torchvision.models.detection.anchor_utils import AnchorGenerator
+
+    # the training stack takes seconds to import
     from torchvision.models.detection.faster_rcnn import FastRCNNPredictor, TwoMLPHead
-    from torchvision.ops import MultiScaleRoIAlign
+    from torchvision.ops import MultiScaleRoIAlign  # the training stack takes seconds to import
 
     backbone = _SmallBackbone(cfg.width)
     anchors = AnchorGenerator((anchor_sizes(image_size),), ((0.5, 1.0, 2.0),))
@@ -281,7 +296,6 @@ class WristDetector(L.LightningModule):
                                           "labels": (target["labels"].cpu().numpy() - 1).tolist()})
 
     def on_validation_epoch_end(self) -> None:
-        from ..evaluation.detection import detection_metrics
 
         if not self._val_preds:
             return

@@ -6,7 +6,10 @@ Each line is ``{"v": 1, "type": ..., "time": <unix seconds>, ...}``. Types writt
 
 from __future__ import annotations
 
+import math
+import statistics
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -148,14 +151,13 @@ class EpochPlanner(L.Callback):
         return self.fixed_plan[-1] if self.fixed_plan else None
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        import math
 
         spe = trainer.num_training_batches
         spe = int(spe) if isinstance(spe, (int, float)) and math.isfinite(spe) and spe > 0 else 1
         self._k = max(1, min(self.hold_steps, spe))
         self._marks = [time.perf_counter()]
         if self.build_scheduler is not None and trainer.lr_scheduler_configs:
-            import torch
+            import torch  # the training stack takes seconds to import
 
             config = trainer.lr_scheduler_configs[0]
             config.scheduler = torch.optim.lr_scheduler.LambdaLR(config.scheduler.optimizer, lambda _: 1.0)
@@ -179,7 +181,6 @@ class EpochPlanner(L.Callback):
             self._replan(trainer)
 
     def _plan(self, trainer: L.Trainer) -> None:
-        import statistics
 
         steps = [b - a for a, b in zip(self._marks, self._marks[1:])]
         per_step = statistics.median(steps[1:] or steps) if steps else 0.1
@@ -235,7 +236,6 @@ class EpochPlanner(L.Callback):
 
     def _apply(self, trainer: L.Trainer, epochs: int) -> None:
         """Train ``epochs`` epochs in all, with the schedule built over them and moved to the current step."""
-        import warnings
 
         self.plan.append(int(epochs))
         trainer.fit_loop.max_epochs = int(epochs)

@@ -7,6 +7,7 @@ source of cells tagged ``hook:<name>``, filled with custom code that has passed 
 
 from __future__ import annotations
 
+import ast
 import hashlib
 from importlib import resources
 from pathlib import Path
@@ -67,7 +68,6 @@ def verify_frozen(nb: nbformat.NotebookNode, template: str) -> None:
 
 def declared_parameters(nb: nbformat.NotebookNode) -> list[str]:
     """Names assigned in the cell tagged ``parameters``."""
-    import ast
 
     for cell in nb.cells:
         if "parameters" in _tags(cell):
@@ -83,9 +83,8 @@ def bake_parameters(source: str, values: dict[str, Any]) -> str:
     The executed iteration notebook then reruns with plain ``papermill nb.ipynb out.ipynb -p seed 1``: papermill
     injects only the overrides after this cell, and every other value stays as the iteration ran it.
     """
-    import ast
 
-    from papermill.translators import PythonTranslator
+    from papermill.translators import PythonTranslator  # notebook execution only
 
     declared = {}
     for node in ast.parse(source).body:

@@ -8,8 +8,11 @@ call its methods in order: load data with the frozen split, collect custom-code 
 from __future__ import annotations
 
 import json
+import os
 import platform
+import time
 from dataclasses import dataclass, field
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
@@ -17,10 +20,13 @@ import numpy as np
 import pandas as pd
 
 from ..data.base import LoadedDataset
+from ..data.formats import load_dataset
+from ..data.splits import apply_split_table, without_split
 from ..errors import DataValidationError, RecipeError
+from ..fileio import atomic_write_text
 from ..recipe import Recipe
+from ..runfolder import RunFolder, RunInfo
 from ..spec import TaskSpec
-from ..data.splits import without_split
 from ..tasks import TaskBackend, get_backend
 from .events import DEADLINE_ENV
 from .progress import EpochPlanner, ProgressCallback, TimeBudget, write_event
@@ -61,8 +67,6 @@ class IterationRun:
     # --- data -----------------------------------------------------------------------------------------
     def load_data(self, data_path: str, data_format: str = "", splits_path: str = "",
                   include_test: bool = False) -> LoadedDataset:
-        from ..data.formats import load_dataset
-        from ..data.splits import apply_split_table
 
         dataset = load_dataset(data_path, data_format or None, **self.recipe.data.format_options)
         if splits_path:
@@ -99,6 +103,7 @@ class IterationRun:
         so a rerun replays it. The checkpoint kept is the best epoch by :meth:`monitor` for ``module``;
         ``datamodule`` is accepted for the template's call and not needed.
         """
+        # the training stack takes seconds to import
         from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 
         t = self.recipe.training
@@ -143,6 +148,7 @@ class IterationRun:
         """``(optimizer, total_steps) -> scheduler``: the recipe's per-step schedule over the planned steps."""
         if self.recipe.optim.schedule == "none":
             return None
+        # deferred: pulls in lightning, slow to import
         from ..models.classifier import build_scheduler
 
         recipe = self.recipe
@@ -182,44 +188,40 @@ class IterationRun:
         return self.backend.load_checkpoint(path, self.recipe, hooks.model).eval()
 
     def save_test_outputs(self, predictions: Any, metrics: dict[str, Any], datamodule: Any) -> None:
-        from ..fileio import atomic_write_text
 
-        out = Path(self.output_dir)
+        run = RunFolder(Path(self.output_dir))
+        path = run.test_predictions(self.backend)
         if isinstance(predictions, pd.DataFrame):
             frame = predictions.copy()
             frame.insert(2, "label_name", [self.recipe.classes[int(i)] for i in frame["label"]])
             columns = ["image_id", "label", "label_name"] + [c for c in frame.columns if c.startswith("prob_")] \
                 + ["group_id"]
-            atomic_write_text(out / self.backend.test_predictions_file, frame[columns].to_csv(index=False))
-            n = len(frame)
+            atomic_write_text(path, frame[columns].to_csv(index=False))
         else:
-            self.backend.save_predictions(predictions, out / self.backend.test_predictions_file)
-            n = len(predictions)
-        atomic_write_text(out / "test_metrics.json", json.dumps(_jsonable(metrics), indent=2))
+            self.backend.save_predictions(predictions, path)
+        run.write_metrics(_jsonable(metrics), test=True)
+        # deferred: pulls in scipy, slow to import
         from ..evaluation.evaluate import evaluator_hash
 
-        info = {"n_samples": n, "test_reads": int(getattr(datamodule, "test_reads", 1)),
-                "evaluator_hash": evaluator_hash(), "versions": package_versions()}
-        atomic_write_text(out / "run_info.json", json.dumps(info, indent=2))
+        run.write_run_info(RunInfo(n_samples=len(predictions), test_reads=int(getattr(datamodule, "test_reads", 1)),
+                                   evaluator_hash=evaluator_hash(), versions=package_versions()))
         write_event(self.events_path, "evaluated", metrics=_headline(metrics))
 
     # --- outputs --------------------------------------------------------------------------------------
     def save_outputs(self, trainer: Any, predictions: Any, metrics: dict[str, Any]) -> None:
-        from ..fileio import atomic_write_text
+        # deferred: pulls in scipy, slow to import
         from ..evaluation.evaluate import evaluator_hash
 
-        out = Path(self.output_dir)
-        ckpt = out / "model.ckpt"
-        if not ckpt.exists():
-            trainer.save_checkpoint(str(ckpt))
-        self.backend.save_predictions(predictions, out / self.backend.predictions_file)
-        atomic_write_text(out / "metrics.json", json.dumps(_jsonable(metrics), indent=2))
+        run = RunFolder(Path(self.output_dir))
+        if not run.checkpoint.exists():
+            trainer.save_checkpoint(str(run.checkpoint))
+        self.backend.save_predictions(predictions, run.predictions(self.backend))
+        run.write_metrics(_jsonable(metrics))
         budget = getattr(self, "time_budget", None)
-        info = {"seed": self.recipe.seed, "evaluator_hash": evaluator_hash(), "epochs_run": trainer.current_epoch,
-                "max_epochs": self.epochs_planned, "epoch_plan": self.epoch_plan,
-                "stopped_by_time": bool(budget and budget.stopped),
-                "global_step": trainer.global_step, "versions": package_versions()}
-        atomic_write_text(out / "run_info.json", json.dumps(info, indent=2))
+        run.write_run_info(RunInfo(seed=self.recipe.seed, evaluator_hash=evaluator_hash(),
+                                   epochs_run=trainer.current_epoch, max_epochs=self.epochs_planned,
+                                   epoch_plan=self.epoch_plan, stopped_by_time=bool(budget and budget.stopped),
+                                   global_step=trainer.global_step, versions=package_versions()))
         write_event(self.events_path, "evaluated", metrics=_headline(metrics))
 
     def show_metrics(self, metrics: dict[str, Any]) -> None:
@@ -229,7 +231,8 @@ class IterationRun:
         if self.backend.has_boxes:  # the detection template draws its own box figures
             return
         try:
-            from ..widgets.static import save_roc_png, save_confounder_png
+            # deferred: pulls in matplotlib, slow to import
+            from ..widgets.static import save_confounder_png, save_roc_png
         except ImportError:  # figures are a convenience, never a reason to fail the iteration
             return
         paths = [save_roc_png(predictions, self.recipe, self.output_dir / "roc.png")]
@@ -237,7 +240,7 @@ class IterationRun:
             paths.append(save_confounder_png(predictions, self.recipe, self.spec, name,
                                              self.output_dir / f"confounder_{name}.png", metrics=metrics))
         try:
-            from IPython.display import Image, display
+            from IPython.display import Image, display  # only inside a kernel
         except ImportError:
             return
         for path in paths:
@@ -251,8 +254,6 @@ def training_time_left(recipe_max_s: float | None) -> float | None:
     The executor passes the iteration's deadline in ``CLINAGENT_DEADLINE``; a slow kernel start then eats into
     training, not into the evaluation that must follow it. Plain papermill reruns have no deadline.
     """
-    import os
-    import time
 
     deadline = os.environ.get(DEADLINE_ENV)
     if not deadline:
@@ -263,6 +264,7 @@ def training_time_left(recipe_max_s: float | None) -> float | None:
 
 
 def _load_weights(module: Any, path: str | Path) -> None:
+    # deferred: pulls in torch, slow to import
     from ..models.checkpoints import load_weights
 
     load_weights(module, path)
@@ -272,7 +274,7 @@ def prepare_run(*, recipe: dict[str, Any], spec: dict[str, Any], seed: int, outp
                 events_path: str = "", max_epochs: int | list[int] | None = None,
                 time_budget_s: float | None = None) -> IterationRun:
     """Validate the parameters, apply overrides, seed everything, and pick the task backend."""
-    import lightning as L
+    import lightning as L  # the training stack takes seconds to import
 
     data = json.loads(json.dumps(recipe))
     data["seed"] = int(seed)
@@ -306,7 +308,6 @@ def _epoch_parameter(value: Any) -> list[int] | None:
 
 
 def package_versions() -> dict[str, str]:
-    from importlib.metadata import PackageNotFoundError, version
 
     out = {"python": platform.python_version()}
     for name in ("clinagent-lab", "torch", "torchvision", "lightning", "torchmetrics", "albumentations", "timm",
@@ -337,7 +338,7 @@ def _jsonable(value: Any) -> Any:
 
 def _display(obj: Any) -> None:
     try:
-        from IPython.display import display
+        from IPython.display import display  # only inside a kernel
 
         display(obj)
     except ImportError:  # pragma: no cover - outside a kernel

@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import copy
 import re
+from importlib.resources import files
 from pathlib import Path
 
 import nbformat
 
-from ..records import Iteration, Session
-from ..fileio import atomic_write_text
 from ..errors import SessionError
+from ..fileio import atomic_write_text
+from ..records import Iteration, Session
 
 __all__ = ["SESSION_NOTEBOOK", "build_session_notebook", "export_session_notebook"]
 
@@ -107,9 +108,8 @@ def build_session_notebook(session_dir: str | Path) -> nbformat.NotebookNode:
 
 def _exporter(offline: bool):
     """nbconvert's HTML exporter; ``offline`` drops the CDN scripts (no widget state to render)."""
-    from importlib.resources import files
 
-    from nbconvert import HTMLExporter
+    from nbconvert import HTMLExporter  # notebook export only
 
     if not offline:
         return HTMLExporter(embed_images=True)

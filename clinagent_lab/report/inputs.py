@@ -21,8 +21,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..records import SESSION_FILE, Iteration, Session
+from ..data.formats import load_dataset
 from ..errors import ClinagentError, SessionError
+from ..records import SESSION_FILE, Iteration, Session
 
 __all__ = ["GROUP_COLUMNS", "SEED_STUDY_FILE", "SPLITS_FILE", "ReportInputs", "load_inputs"]
 
@@ -121,7 +122,6 @@ def _read_predictions(session: Session, session_dir: Path) -> pd.DataFrame | Non
 
 
 def _dataset_groups(session: Session) -> pd.Series | None:
-    from ..data.formats import load_dataset
 
     try:
         dataset = load_dataset(session.data_path, session.data_format, **session.format_options)

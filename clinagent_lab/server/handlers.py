@@ -21,9 +21,9 @@ from ..errors import ClinagentError
 from ..spec import TaskSpec
 from .events import format_sse
 from .manager import SessionManager, to_jsonable
-from .schemas import api_schemas
+from .api_schema import api_json_schema
 
-__all__ = ["API_PREFIX", "handlers", "InterpretBody", "CreateBody", "StartBody", "ProposalBody"]
+__all__ = ["API_PREFIX", "handlers", "InterpretBody", "CreateBody", "AnswerBody", "StartBody", "ProposalBody"]
 
 API_PREFIX = "/clinagent/api"
 M = TypeVar("M", bound=BaseModel)
@@ -49,6 +49,12 @@ class CreateBody(_Body):
 
 class SpecBody(_Body):
     spec: TaskSpec
+
+
+class AnswerBody(_Body):
+    spec: TaskSpec
+    question_id: str = Field(min_length=1)
+    value: str
 
 
 class StartBody(_Body):
@@ -117,12 +123,13 @@ class ClinagentHandler(APIHandler):
 
 
 class SchemaHandler(ClinagentHandler):
-    """``GET``: the JSON Schema of every object the API sends or accepts (events included)."""
+    """``GET``: the JSON Schema of every object the API sends or accepts (events included); the sidebar's
+    TypeScript types are generated from the same document."""
 
     @tornado.web.authenticated
     @api
     async def get(self) -> Any:
-        return api_schemas()
+        return api_json_schema()
 
 
 class InterpretHandler(ClinagentHandler):
@@ -131,6 +138,20 @@ class InterpretHandler(ClinagentHandler):
     async def post(self) -> Any:
         body = self.body(InterpretBody)
         return await self.manager.interpret(body.request, body.data_path)
+
+
+class AnswerHandler(ClinagentHandler):
+    """``POST {"spec", "question_id", "value"}``: the spec with that question answered (400 on a bad id/value)."""
+
+    @tornado.web.authenticated
+    @api
+    async def post(self) -> Any:
+        body = self.body(AnswerBody)
+        answer = getattr(body.spec, "answer", None)
+        if answer is None:  # a TaskSpec from before structured questions
+            raise _BodyError("this server's TaskSpec has no structured questions to answer",
+                             where="field 'question_id'", fix="answer in words and interpret the request again")
+        return answer(body.question_id, body.value)
 
 
 class SessionsHandler(ClinagentHandler):
@@ -279,6 +300,7 @@ def handlers(base: str = API_PREFIX) -> list[tuple[str, type[ClinagentHandler]]]
     return [
         (rf"{base}/schema", SchemaHandler),
         (rf"{base}/interpret", InterpretHandler),
+        (rf"{base}/spec/answer", AnswerHandler),
         (rf"{base}/sessions", SessionsHandler),
         (rf"{base}/sessions/{sid}", SessionHandler),
         (rf"{base}/sessions/{sid}/spec", SpecHandler),

@@ -24,8 +24,14 @@ from ..records import SESSION_FILE, Annotation, Session
 from ..spec import TaskSpec
 from .cells import iteration_cells
 from .events import EventBus
-from .plumbing import (BusyError, PathOutsideRootError, UnknownSessionError, load_engine_class,
-                       resolve_data_path, to_jsonable)
+from .plumbing import (
+    BusyError,
+    PathOutsideRootError,
+    UnknownSessionError,
+    load_engine_class,
+    resolve_data_path,
+    to_jsonable,
+)
 
 __all__ = [
     "BusyError",
@@ -42,7 +48,7 @@ log = logging.getLogger(__name__)
 
 
 def _interpret_with_data(request: str, data_path: Path | None, model: str) -> TaskSpec:
-    from ..agent.prepare import interpret, prepare_data  # the data stack: not at server start
+    from ..agent.prepare import interpret, prepare_data  # the data stack (pandas): not at server start-up
 
     fingerprint = prepare_data(data_path)[1] if data_path is not None else None
     return interpret(request, fingerprint, model=model)

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from ..data.base import LoadedDataset
+from ..fileio import atomic_write_text
 from ..recipe import Recipe
 from ..spec import TaskSpec
 
@@ -34,6 +35,7 @@ def _group_column(recipe: Recipe, spec: TaskSpec, dataset: LoadedDataset) -> str
 def make_datamodule(dataset: LoadedDataset, recipe: Recipe, spec: TaskSpec, include_test: bool = False,
                     extra_transforms: Callable[[bool], list] | None = None,
                     sample_weights: Callable[..., np.ndarray] | None = None) -> Any:
+    # deferred: pulls in torch, slow to import
     from ..data.datamodule import ImageDataModule
 
     kwargs: dict[str, Any] = {}
@@ -61,6 +63,7 @@ def class_weights(recipe: Recipe, dataset: LoadedDataset) -> list[float] | None:
 def make_module(recipe: Recipe, dataset: LoadedDataset, spec: TaskSpec, datamodule: Any = None,
                 custom_model: Callable[..., Any] | None = None,
                 custom_loss: Callable[..., Any] | None = None) -> Any:
+    # deferred: pulls in lightning, slow to import
     from ..models.classifier import ImageClassifier
 
     n_groups = 0
@@ -79,7 +82,7 @@ def make_module(recipe: Recipe, dataset: LoadedDataset, spec: TaskSpec, datamodu
 
 def predict(module: Any, datamodule: Any, split: str) -> pd.DataFrame:
     """Per-sample probabilities for ``split`` as a DataFrame: image_id, label, prob_<class>, group and metadata."""
-    import torch
+    import torch  # the training stack takes seconds to import
 
     loader = datamodule.dataloader_for(split)
     module.eval()
@@ -104,6 +107,7 @@ def predict(module: Any, datamodule: Any, split: str) -> pd.DataFrame:
 
 def evaluate(predictions: pd.DataFrame, recipe: Recipe, spec: TaskSpec, dataset: LoadedDataset | None = None,
              threshold: float | None = None) -> dict[str, Any]:
+    # deferred: pulls in scipy, slow to import
     from ..evaluation.evaluate import evaluate_predictions
 
     confounders = {n: c for n, c in confounder_columns(spec).items() if c in predictions.columns}
@@ -112,7 +116,6 @@ def evaluate(predictions: pd.DataFrame, recipe: Recipe, spec: TaskSpec, dataset:
 
 
 def save_predictions(predictions: pd.DataFrame, path: str | Path) -> Path:
-    from ..fileio import atomic_write_text
 
     atomic_write_text(Path(path), predictions.to_csv(index=False))
     return Path(path)
@@ -124,9 +127,12 @@ def load_predictions(path: str | Path) -> pd.DataFrame:
 
 def load_checkpoint(path: str | Path, recipe: Recipe, model_hooks: dict[str, Any] | None = None) -> Any:
     """The classifier saved at ``path``, rebuilt from ``recipe`` (with the custom model hook, if any)."""
-    import torch
+    import torch  # the training stack takes seconds to import
 
+    # deferred: pulls in torch, slow to import
     from ..models.checkpoints import load_weights
+
+    # deferred: pulls in lightning, slow to import
     from ..models.classifier import ImageClassifier
 
     hparams = torch.load(str(path), map_location="cpu", weights_only=False).get("hyper_parameters", {})

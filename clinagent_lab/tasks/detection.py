@@ -24,7 +24,10 @@ from typing import Any
 import numpy as np
 
 from ..data.base import LoadedDataset
+from ..data.images import to_channels
 from ..errors import DataValidationError, RecipeError
+from ..evaluation.detection import detection_metrics
+from ..fileio import atomic_write_text
 from ..recipe import Recipe
 from ..spec import TaskSpec
 
@@ -56,6 +59,7 @@ def make_datamodule(dataset: LoadedDataset, recipe: Recipe, spec: TaskSpec, incl
                     extra_transforms: Callable[[bool], list] | None = None,
                     sample_weights: Callable[..., np.ndarray] | None = None) -> Any:
     """A :class:`~clinagent_lab.data.detection_datamodule.DetectionDataModule` (test split only if asked)."""
+    # deferred: pulls in lightning, slow to import
     from ..data.detection_datamodule import DetectionDataModule
 
     _unsupported("sampler", sample_weights)
@@ -71,6 +75,7 @@ def make_module(recipe: Recipe, dataset: LoadedDataset, spec: TaskSpec, datamodu
     (loss dict in train mode, list of ``boxes/scores/labels`` dicts in eval); ``num_classes`` includes the
     background class 0.
     """
+    # deferred: pulls in lightning, slow to import
     from ..models.detector import WristDetector
 
     _unsupported("loss", custom_loss)
@@ -109,8 +114,9 @@ def fit(module: Any, datamodule: Any, trainer: Any, teacher_trainer: Any = None)
     from the teacher's weights) trains on everything with ``trainer``. ``module.pseudo_label_summary`` records
     what was added. Returns the trained module.
     """
-    import lightning as L
+    import lightning as L  # the training stack takes seconds to import
 
+    # deferred: pulls in lightning, slow to import
     from ..models.detector import pseudo_label
 
     recipe = module.recipe
@@ -132,7 +138,7 @@ def fit(module: Any, datamodule: Any, trainer: Any, teacher_trainer: Any = None)
 
 def predict(module: Any, datamodule: Any, split: str) -> list[dict[str, Any]]:
     """Boxes for every image of ``split`` (original pixels), see the module docstring."""
-    import torch
+    import torch  # the training stack takes seconds to import
 
     module.eval()
     out: list[dict[str, Any]] = []
@@ -174,7 +180,6 @@ def evaluate(predictions: list[dict[str, Any]], recipe: Recipe, spec: TaskSpec,
     ``map50`` or the image-level ``auroc``) and, with ``threshold``, image-level sensitivity/specificity at
     that score.
     """
-    from ..evaluation.detection import detection_metrics
 
     if dataset is None or not dataset.box_classes:
         raise DataValidationError("detection evaluation needs the dataset with its boxes", where="evaluate",
@@ -199,7 +204,6 @@ def evaluate(predictions: list[dict[str, Any]], recipe: Recipe, spec: TaskSpec,
 
 def save_predictions(predictions: list[dict[str, Any]], path: str | Path) -> Path:
     """Write predictions as a JSON list (atomically)."""
-    from ..fileio import atomic_write_text
 
     atomic_write_text(Path(path), json.dumps(predictions, indent=1))
     return Path(path)
@@ -218,9 +222,8 @@ def save_box_figure(dataset: LoadedDataset, predictions: list[dict[str, Any]], p
                     min_score: float = 0.3, scale: int = 4) -> Path:
     """A PNG strip of up to ``n`` images (annotated positives first): ground-truth boxes green, predicted
     boxes of at least ``min_score`` red with their score."""
-    from PIL import Image, ImageDraw
+    from PIL import Image, ImageDraw  # only image files need it
 
-    from ..data.images import to_channels
 
     rows = {str(i): k for k, i in enumerate(dataset.table["image_id"])}
     boxes = dataset.boxes or {}
@@ -250,6 +253,7 @@ def save_box_figure(dataset: LoadedDataset, predictions: list[dict[str, Any]], p
 
 def load_checkpoint(path: str | Path, recipe: Recipe, model_hooks: dict[str, Any] | None = None) -> Any:
     """The detector saved at ``path`` (detection recipes take no custom model hook)."""
+    # deferred: pulls in lightning, slow to import
     from ..models.detector import WristDetector
 
     return WristDetector.load_from_checkpoint(str(path), map_location="cpu", weights_only=False)

@@ -20,6 +20,7 @@ confirmation line.
 
 from __future__ import annotations
 
+import html
 import itertools
 import re
 from collections.abc import Callable
@@ -30,8 +31,8 @@ from typing import Any, Protocol, runtime_checkable
 import anywidget
 import traitlets
 
-from ..records import SESSION_FILE, Annotation, Session
 from ..errors import ClinagentError, SessionError
+from ..records import SESSION_FILE, Annotation, Session
 
 __all__ = [
     "ASSETS",
@@ -95,7 +96,6 @@ def describe(annotation: Annotation) -> str:
 
 def receipt_html(receipt: Receipt) -> str:
     """The confirmation line a widget shows for a receipt (HTML-escaped message)."""
-    import html
 
     mark, color = ("&#10003;", "var(--jp-success-color1, #2e7d32)") if receipt.ok else \
         ("&#10007;", "var(--jp-error-color1, #c62828)")

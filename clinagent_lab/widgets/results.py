@@ -20,12 +20,15 @@ from typing import Any
 
 import pandas as pd
 
-from ..records import SESSION_FILE, Session
-from ..errors import DataValidationError, SessionError
+from ..errors import ClinagentError, DataValidationError, SessionError
 from ..recipe import Recipe
+from ..records import SESSION_FILE, Session
 from ..spec import TaskSpec
+from ..tasks import get_backend
 from .annotate import AnnotationSink, ServerSink, SessionFileSink, sink_widgets
+from .figdata import _classes_target
 from .static import format_value, save_confounder_png, save_roc_png
+from .summary import clinician_sentence, clinician_summary_html, metric_table_html
 
 __all__ = ["IterationResults", "ResultsView", "load_iteration", "make_sink", "show_results"]
 
@@ -124,7 +127,7 @@ class ResultsView:
     @property
     def widget(self) -> Any:
         """All the interactive parts in one box."""
-        import ipywidgets as w
+        import ipywidgets as w  # only inside a kernel
 
         parts = [self.roc, *self.confounders.values(), self.controls]
         return w.VBox([p for p in parts if p is not None] + sink_widgets(self.sink))
@@ -138,7 +141,7 @@ class ResultsView:
         if self.displayed:
             return
         self.displayed = True
-        from IPython.display import HTML, Image, display
+        from IPython.display import HTML, Image, display  # only inside a kernel
 
         display(HTML(_heading(self.results)))
         for note in self.notes:
@@ -146,17 +149,30 @@ class ResultsView:
         display(self.widget)
         for path in self.pngs:
             display(Image(filename=str(path)))
+        display(HTML(metric_table_html(self.results.metrics)))
 
 
 def _heading(res: IterationResults) -> str:
+    """The clinician's sentence first, then the selection figures in one muted line."""
     m = res.metrics
     which = f"Iteration {res.iteration}" if res.iteration is not None else res.folder.name
     name = m.get("selection_metric") or m.get("primary_metric") or "primary"
-    parts = [f"{name} = <b>{format_value(m.get('selection_value'))}</b>"]
-    if name != "auroc":
-        parts.append(f"AUROC {format_value(m.get('auroc', m.get('auroc_macro')))}")
-    parts.append(f"threshold {format_value(m.get('threshold'))}")
-    return f"<h4>{which}: validation results</h4><p>{' &middot; '.join(parts)}</p>"
+    extra = [f"selected on {str(name).replace('_', ' ')} {format_value(m.get('selection_value'))}"]
+    if name != "auroc" and isinstance(m.get("auroc", m.get("auroc_macro")), (int, float)):
+        extra.append(f"AUROC {format_value(m.get('auroc', m.get('auroc_macro')))}")
+    extra.append(f"threshold {format_value(m.get('threshold'))}")
+    return clinician_summary_html(f"{which}: validation results", _sentence(res), extra)
+
+
+def _sentence(res: IterationResults) -> str:
+    """Empty for tasks whose metrics carry no confusion counts (detection)."""
+    try:
+        classes, positive = _classes_target(res.recipe, None, None)
+    except ClinagentError:
+        classes, positive = list(res.recipe.classes), None
+    columns = {c.name: c.column for c in (res.spec.confounders if res.spec else []) if c.column}
+    return clinician_sentence(res.metrics, res.predictions, classes=classes, positive=positive,
+                              confounder_columns=columns)
 
 
 def _static_pngs(res: IterationResults, names: list[str]) -> list[Path]:
@@ -172,8 +188,7 @@ def _static_pngs(res: IterationResults, names: list[str]) -> list[Path]:
 
 def _confounder_views(res: IterationResults, sink: AnnotationSink | None, names: list[str],
                       notes: list[str]) -> dict[str, Any]:
-    from ..errors import ClinagentError
-    from .confounder import ConfounderView
+    from .confounder import ConfounderView  # deferred: pulls in ipywidgets, slow to import
 
     views: dict[str, Any] = {}
     for name in names:
@@ -211,13 +226,13 @@ def show_results(iteration_dir: str | Path, *, session_id: str | None = None, si
     Returns:
         The :class:`ResultsView` (widgets, PNG paths, the annotations made so far).
     """
-    from .confounder import AnnotationControls
-    from .roc import RocWidget
+    from .confounder import AnnotationControls  # deferred: pulls in ipywidgets, slow to import
+    from .roc import RocWidget  # deferred: pulls in anywidget, slow to import
 
     res = load_iteration(iteration_dir, recipe=recipe, spec=spec)
     sink = sink if sink is not None else make_sink(res.session_dir, session_id)
     view = ResultsView(results=res, sink=sink)
-    if res.recipe.task_type == "detection":
+    if get_backend(res.recipe.task_type).has_boxes:
         view.notes.append("detection results have no ROC view; see metrics.json and the report")
     else:
         names = list(res.metrics.get("confounders") or {})
@@ -229,7 +244,7 @@ def show_results(iteration_dir: str | Path, *, session_id: str | None = None, si
                                            show_sink=False)
         view.pngs = _static_pngs(res, names)
     if display:
-        from IPython.display import display as show
+        from IPython.display import display as show  # only inside a kernel
 
         show(view)
     return view

@@ -3,14 +3,23 @@
  */
 import { URLExt } from '@jupyterlab/coreutils';
 import { ServerConnection } from '@jupyterlab/services';
+import { Event } from './schema';
 
-export type Json = any; // eslint-disable-line @typescript-eslint/no-explicit-any
+/** The body of an error answer: what went wrong, where, and what to do. */
+export interface IErrorBody {
+  error?: string;
+  what?: string;
+  where?: string | null;
+  fix?: string | null;
+  message?: string;
+  field?: string;
+}
 
 /** An error answered by the server: `{error, what, where, fix, message}` (and `field` for bad bodies). */
 export class ApiError extends Error {
   constructor(
     readonly status: number,
-    readonly body: Json
+    readonly body: IErrorBody | null
   ) {
     super((body && (body.message || body.what)) || `HTTP ${status}`);
   }
@@ -23,7 +32,7 @@ function url(path: string): string {
 }
 
 /** Call the API; JSON in, JSON out; throws ApiError on a non-2xx answer. */
-export async function api<T = Json>(path: string, method = 'GET', body?: Json): Promise<T> {
+export async function api<T>(path: string, method = 'GET', body?: unknown): Promise<T> {
   const init: RequestInit = { method };
   if (body !== undefined) {
     init.body = JSON.stringify(body);
@@ -45,7 +54,7 @@ export async function api<T = Json>(path: string, method = 'GET', body?: Json): 
 export function followEvents(
   sessionId: string,
   after: number,
-  onEvent: (event: Json) => void
+  onEvent: (event: Event) => void
 ): () => void {
   let last = after;
   let stopped = false;
@@ -81,7 +90,7 @@ export function followEvents(
           .map(line => line.slice(6))
           .join('\n');
         if (data) {
-          const event = JSON.parse(data);
+          const event = JSON.parse(data) as Event;
           last = Math.max(last, event.seq || 0);
           onEvent(event);
         }

@@ -4,7 +4,12 @@
 import { JupyterFrontEnd } from '@jupyterlab/application';
 import { PathExt } from '@jupyterlab/coreutils';
 import { INotebookTracker, NotebookActions, NotebookPanel } from '@jupyterlab/notebook';
-import { Json } from './api';
+
+/** `GET sessions/<id>/iterations/<n>/cells`: the iteration's cells, outputs included (nbformat v4 JSON). */
+export interface ICellsPayload {
+  iteration: number;
+  cells: Record<string, unknown>[];
+}
 
 async function targetNotebook(
   app: JupyterFrontEnd,
@@ -28,7 +33,7 @@ async function targetNotebook(
 export async function insertIterationCells(
   app: JupyterFrontEnd,
   tracker: INotebookTracker | null,
-  payload: Json,
+  payload: ICellsPayload,
   dataPath: string
 ): Promise<number> {
   const panel = await targetNotebook(app, tracker, dataPath);
@@ -43,7 +48,7 @@ export async function insertIterationCells(
   if (already) {
     return 0;
   }
-  const cells = payload.cells as Json[];
+  const cells = payload.cells as Parameters<typeof model.sharedModel.insertCells>[1];
   // A fresh notebook holds one empty cell: replace it rather than leave it on top.
   const first = model.cells.length === 1 ? model.cells.get(0) : null;
   const emptyFirst = first !== null && first.sharedModel.getSource() === '';

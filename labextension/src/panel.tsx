@@ -1,25 +1,25 @@
 /**
- * The clinagent sidebar: request -> TaskSpec card -> iterations with live progress -> proposal -> finish.
+ * The clinagent sidebar: request → spec card → run → history → proposal → final. Each section lives in
+ * `components/`; this file holds the session's state and talks to the server.
  */
 import { JupyterFrontEnd } from '@jupyterlab/application';
+import { Notification } from '@jupyterlab/apputils';
 import { IDefaultFileBrowser } from '@jupyterlab/filebrowser';
 import { INotebookTracker } from '@jupyterlab/notebook';
-import { ReactWidget } from '@jupyterlab/ui-components';
-import React, { useCallback, useEffect, useRef, useState } from 'react';
-import { api, ApiError, followEvents, Json } from './api';
-import { insertIterationCells } from './notebook';
-
-const TASK_TYPES = ['binary_classification', 'multiclass_classification', 'detection'];
-const MODALITIES = ['dermoscopy', 'chest_xray', 'musculoskeletal_xray', 'other'];
-const METRICS = [
-  'auroc',
-  'sensitivity_at_specificity',
-  'specificity_at_sensitivity',
-  'balanced_accuracy',
-  'f1',
-  'map50'
-];
-const RISKS = ['sensitivity', 'specificity', 'balanced'];
+import { HTMLSelect, ReactWidget } from '@jupyterlab/ui-components';
+import React, { useCallback, useEffect, useReducer, useRef, useState } from 'react';
+import { api, ApiError, followEvents } from './api';
+import { FinalCard, FinishBar } from './components/final';
+import { History } from './components/history';
+import { ProposalCard } from './components/proposal';
+import { AnyQuestion, Questions } from './components/questions';
+import { RequestSection } from './components/request';
+import { RunControl } from './components/runControl';
+import { SpecCard } from './components/specCard';
+import { ICellsPayload, insertIterationCells } from './notebook';
+import { IDLE, nextRunState } from './runState';
+import { Event, SessionState, TaskSpec } from './schema';
+import { fmt, label } from './vocab';
 
 interface IProps {
   app: JupyterFrontEnd;
@@ -27,408 +27,43 @@ interface IProps {
   browser: IDefaultFileBrowser | null;
 }
 
-interface IProgress {
-  iteration: number;
-  epoch: number | null;
-  maxEpochs: number | null;
-  metrics: Record<string, number>;
-  startedAt: number;
-  budgetS: number | null;
+/** One entry of `GET sessions`. */
+interface ISessionSummary {
+  id: string;
   status: string;
+  request: string;
 }
 
-function fmt(value: unknown): string {
-  if (typeof value === 'number') {
-    return Number.isInteger(value) ? String(value) : value.toFixed(4);
-  }
-  return value === null || value === undefined ? '–' : JSON.stringify(value);
+interface IExported {
+  path: string;
+  relative?: string | null;
 }
 
 function errorText(err: unknown): string {
   if (err instanceof ApiError && err.body) {
     const b = err.body;
-    return [b.what, b.where && `Where: ${b.where}`, b.fix && `What to do: ${b.fix}`]
-      .filter(Boolean)
-      .join('. ');
+    return [b.what || b.message, b.where && `Where: ${b.where}`, b.fix && `What to do: ${b.fix}`].filter(Boolean).join('. ');
   }
   return String(err);
-}
-
-/** Editable TaskSpec: assumptions highlighted, questions with an answer box. */
-function SpecCard(props: {
-  spec: Json;
-  locked: boolean;
-  onChange: (spec: Json) => void;
-  onAnswer: (answers: string[]) => void;
-}): JSX.Element {
-  const { spec, locked, onChange } = props;
-  const [answers, setAnswers] = useState<string[]>([]);
-  const set = (path: string[], value: unknown) => {
-    const copy = JSON.parse(JSON.stringify(spec));
-    let node = copy;
-    path.slice(0, -1).forEach(k => (node = node[k]));
-    node[path[path.length - 1]] = value;
-    onChange(copy);
-  };
-  const select = (label: string, path: string[], options: string[], testid: string) => (
-    <label className="ca-field">
-      <span>{label}</span>
-      <select
-        data-testid={testid}
-        disabled={locked}
-        value={path.reduce((n: Json, k) => n[k], spec)}
-        onChange={e => set(path, e.target.value)}
-      >
-        {options.map(o => (
-          <option key={o} value={o}>
-            {o}
-          </option>
-        ))}
-      </select>
-    </label>
-  );
-  return (
-    <div className="ca-card" data-testid="clinagent-spec">
-      <div className="ca-card-title">Task spec</div>
-      <label className="ca-field">
-        <span>objective</span>
-        <input
-          data-testid="clinagent-spec-objective"
-          disabled={locked}
-          value={spec.objective}
-          onChange={e => set(['objective'], e.target.value)}
-        />
-      </label>
-      {select('task', ['task_type'], TASK_TYPES, 'clinagent-spec-task')}
-      {select('modality', ['modality'], MODALITIES, 'clinagent-spec-modality')}
-      {select('metric', ['primary_metric', 'name'], METRICS, 'clinagent-spec-metric')}
-      <label className="ca-field">
-        <span>metric params</span>
-        <input
-          disabled={locked}
-          defaultValue={JSON.stringify(spec.primary_metric.params)}
-          onBlur={e => {
-            try {
-              set(['primary_metric', 'params'], JSON.parse(e.target.value || '{}'));
-            } catch {
-              e.target.classList.add('ca-invalid');
-            }
-          }}
-        />
-      </label>
-      {select('risk', ['risk_preference'], RISKS, 'clinagent-spec-risk')}
-      <label className="ca-field">
-        <span>target classes</span>
-        <input
-          disabled={locked}
-          value={(spec.target_classes || []).join(', ')}
-          onChange={e =>
-            set(
-              ['target_classes'],
-              e.target.value
-                .split(',')
-                .map(s => s.trim())
-                .filter(Boolean)
-            )
-          }
-        />
-      </label>
-      <label className="ca-field">
-        <span>confounders</span>
-        <input
-          disabled={locked}
-          title="name:mitigate or name:report, comma separated"
-          value={(spec.confounders || []).map((c: Json) => `${c.name}:${c.action}`).join(', ')}
-          onChange={e =>
-            set(
-              ['confounders'],
-              e.target.value
-                .split(',')
-                .map(s => s.trim())
-                .filter(Boolean)
-                .map(s => {
-                  const [name, action] = s.split(':');
-                  const old = (spec.confounders || []).find((c: Json) => c.name === name);
-                  return { ...(old || {}), name, action: action === 'mitigate' ? 'mitigate' : 'report' };
-                })
-            )
-          }
-        />
-      </label>
-      <label className="ca-field">
-        <span>iterations</span>
-        <input
-          type="number"
-          min={1}
-          data-testid="clinagent-spec-iterations"
-          value={spec.budget.max_iterations}
-          onChange={e => set(['budget', 'max_iterations'], Number(e.target.value))}
-        />
-      </label>
-      <label className="ca-field">
-        <span>minutes / iteration</span>
-        <input
-          type="number"
-          min={0.1}
-          step={0.5}
-          value={spec.budget.iteration_minutes}
-          onChange={e => set(['budget', 'iteration_minutes'], Number(e.target.value))}
-        />
-      </label>
-      {(spec.assumptions || []).length > 0 && (
-        <ul className="ca-assumptions">
-          {spec.assumptions.map((a: string, i: number) => (
-            <li key={i} className="ca-assumption" data-testid="clinagent-assumption" title="assumed, not stated">
-              {a}
-            </li>
-          ))}
-        </ul>
-      )}
-      {(spec.questions || []).length > 0 && !locked && (
-        <div className="ca-questions">
-          {spec.questions.map((q: string, i: number) => (
-            <label key={i} className="ca-question" data-testid="clinagent-question">
-              <span>{q}</span>
-              <input
-                data-testid="clinagent-answer"
-                value={answers[i] || ''}
-                onChange={e => {
-                  const next = [...answers];
-                  next[i] = e.target.value;
-                  setAnswers(next);
-                }}
-              />
-            </label>
-          ))}
-          <button className="jp-mod-styled" onClick={() => props.onAnswer(answers)}>
-            Re-interpret with answers
-          </button>
-        </div>
-      )}
-    </div>
-  );
-}
-
-function Progress(props: { progress: IProgress | null }): JSX.Element | null {
-  const p = props.progress;
-  const [now, setNow] = useState(Date.now());
-  useEffect(() => {
-    const timer = setInterval(() => setNow(Date.now()), 1000);
-    return () => clearInterval(timer);
-  }, []);
-  if (!p) {
-    return null;
-  }
-  const elapsed = (now - p.startedAt) / 1000;
-  const done = p.epoch === null ? 0 : p.epoch + 1;
-  let left: number | null = null;
-  if (p.maxEpochs && done > 0) {
-    left = (elapsed / done) * (p.maxEpochs - done);
-  }
-  if (p.budgetS !== null) {
-    left = left === null ? p.budgetS - elapsed : Math.min(left, p.budgetS - elapsed);
-  }
-  const metric = Object.entries(p.metrics).find(([k]) => k.startsWith('val'));
-  return (
-    <div className="ca-progress" data-testid="clinagent-progress">
-      <div>
-        iteration {p.iteration} · {p.status}
-        {p.maxEpochs ? ` · epoch ${done}/${p.maxEpochs}` : ''}
-      </div>
-      {p.maxEpochs ? <progress max={p.maxEpochs} value={done} /> : null}
-      <div>
-        {metric ? `${metric[0]} ${fmt(metric[1])} · ` : ''}
-        {left !== null && p.status === 'running' ? `about ${Math.max(0, Math.round(left))} s left` : ''}
-      </div>
-    </div>
-  );
-}
-
-function ProposalCard(props: {
-  proposal: Json;
-  busy: boolean;
-  onAction: (action: string, changes?: Json) => void;
-}): JSX.Element {
-  const { proposal } = props;
-  const [edits, setEdits] = useState<Record<string, string>>({});
-  const [editing, setEditing] = useState(false);
-  const [field, setField] = useState('');
-  const [value, setValue] = useState('');
-  const entries = Object.entries(proposal.changes || {}) as [string, [unknown, unknown]][];
-  const parsed = (): Json => {
-    const out: Json = {};
-    Object.entries(edits).forEach(([k, v]) => {
-      try {
-        out[k] = JSON.parse(v);
-      } catch {
-        out[k] = v;
-      }
-    });
-    return out;
-  };
-  return (
-    <div className="ca-card" data-testid="clinagent-proposal">
-      <div className="ca-card-title">Next: {proposal.idea || 'change'}</div>
-      <div className="ca-rationale">{proposal.rationale}</div>
-      {entries.length > 0 ? (
-        <table className="ca-diff">
-          <tbody>
-            {entries.map(([key, [oldValue, newValue]]) => (
-              <tr key={key}>
-                <td>{key}</td>
-                <td className="ca-old">{fmt(oldValue)}</td>
-                <td className="ca-new">
-                  {editing ? (
-                    <input
-                      data-testid={`clinagent-edit-${key}`}
-                      defaultValue={JSON.stringify(newValue)}
-                      onChange={e => setEdits({ ...edits, [key]: e.target.value })}
-                    />
-                  ) : (
-                    fmt(newValue)
-                  )}
-                </td>
-              </tr>
-            ))}
-          </tbody>
-        </table>
-      ) : (
-        <div className="ca-muted">the initial recipe from the spec and the data</div>
-      )}
-      <div className="ca-row">
-        <input
-          className="ca-grow"
-          data-testid="clinagent-edit-field"
-          placeholder="recipe field, e.g. training.max_epochs"
-          value={field}
-          onChange={e => setField(e.target.value)}
-        />
-        <input
-          className="ca-small"
-          data-testid="clinagent-edit-value"
-          placeholder="value"
-          value={value}
-          onChange={e => setValue(e.target.value)}
-        />
-        <button
-          className="jp-mod-styled"
-          data-testid="clinagent-edit-apply"
-          disabled={props.busy || !field.trim()}
-          onClick={() => {
-            let parsedValue: unknown = value;
-            try {
-              parsedValue = JSON.parse(value);
-            } catch {
-              // a bare string
-            }
-            props.onAction('edit', { [field.trim()]: parsedValue });
-            setField('');
-            setValue('');
-          }}
-        >
-          Change
-        </button>
-      </div>
-      <div className="ca-row">
-        <button
-          className="jp-mod-styled jp-mod-accept"
-          data-testid="clinagent-approve"
-          disabled={props.busy}
-          onClick={() => props.onAction('approve')}
-        >
-          Approve
-        </button>
-        {editing ? (
-          <button
-            className="jp-mod-styled"
-            data-testid="clinagent-save-edit"
-            onClick={() => {
-              setEditing(false);
-              if (Object.keys(edits).length) {
-                props.onAction('edit', parsed());
-              }
-            }}
-          >
-            Save edit
-          </button>
-        ) : (
-          <button
-            className="jp-mod-styled"
-            data-testid="clinagent-edit"
-            disabled={props.busy || entries.length === 0}
-            onClick={() => setEditing(true)}
-          >
-            Edit
-          </button>
-        )}
-        <button
-          className="jp-mod-styled jp-mod-warn"
-          data-testid="clinagent-reject"
-          disabled={props.busy}
-          onClick={() => props.onAction('reject')}
-        >
-          Reject
-        </button>
-      </div>
-    </div>
-  );
-}
-
-function History(props: { session: Json }): JSX.Element | null {
-  const iterations: Json[] = props.session.iterations || [];
-  if (!iterations.length) {
-    return null;
-  }
-  const metric = props.session.spec.primary_metric.name;
-  return (
-    <table className="ca-history" data-testid="clinagent-history">
-      <thead>
-        <tr>
-          <th>#</th>
-          <th>{metric}</th>
-          <th>decision</th>
-          <th>rationale</th>
-        </tr>
-      </thead>
-      <tbody>
-        {iterations.map(it => (
-          <tr
-            key={it.index}
-            data-testid="clinagent-history-row"
-            className={`ca-${it.decision}${props.session.best_iteration === it.index ? ' ca-best' : ''}`}
-          >
-            <td>{it.index}</td>
-            <td>{fmt(it.selection_value)}</td>
-            <td title={it.decision_reason}>{it.status === 'ok' ? it.decision : it.status}</td>
-            <td className="ca-rationale-cell" title={it.rationale}>
-              {it.idea ? <b>{it.idea}: </b> : null}
-              {it.rationale}
-            </td>
-          </tr>
-        ))}
-      </tbody>
-    </table>
-  );
 }
 
 export function ClinagentSidebar(props: IProps): JSX.Element {
   const [request, setRequest] = useState('');
   const [dataPath, setDataPath] = useState('');
-  const [spec, setSpec] = useState<Json | null>(null);
-  const [sessions, setSessions] = useState<Json[]>([]);
+  const [spec, setSpec] = useState<TaskSpec | null>(null);
+  const [sessions, setSessions] = useState<ISessionSummary[]>([]);
   const [sessionId, setSessionId] = useState<string | null>(null);
-  const [state, setState] = useState<Json | null>(null);
-  const [progress, setProgress] = useState<IProgress | null>(null);
+  const [state, setState] = useState<SessionState | null>(null);
+  const [run, dispatch] = useReducer(nextRunState, IDLE);
   const [autoContinue, setAutoContinue] = useState(false);
   const [error, setError] = useState<string | null>(null);
   const [busy, setBusy] = useState(false);
-  const [log, setLog] = useState<string[]>([]);
-  const [report, setReport] = useState<Json | null>(null);
+  const [report, setReport] = useState<IExported | null>(null);
   const mountedAt = useRef(Date.now() / 1000);
   const dataDir = useRef('');
   dataDir.current = dataPath;
 
-  const session = state?.session;
+  const session = state?.session ?? null;
   const running = Boolean(state?.runtime?.running);
 
   const guard = useCallback(async (fn: () => Promise<void>) => {
@@ -444,15 +79,14 @@ export function ClinagentSidebar(props: IProps): JSX.Element {
   }, []);
 
   const refresh = useCallback(async (id: string) => {
-    const got = await api(`sessions/${encodeURIComponent(id)}`);
+    const got = await api<SessionState>(`sessions/${encodeURIComponent(id)}`);
     setState(got);
     setAutoContinue(Boolean(got.runtime.auto_continue));
   }, []);
 
   const listSessions = useCallback(async () => {
-    const got = await api('sessions');
+    const got = await api<{ sessions: ISessionSummary[] }>('sessions');
     setSessions(got.sessions);
-    return got.sessions as Json[];
   }, []);
 
   useEffect(() => {
@@ -460,67 +94,59 @@ export function ClinagentSidebar(props: IProps): JSX.Element {
   }, []);
 
   const insertCells = useCallback(
-    async (id: string, iteration: number, dataDir: string) => {
-      const payload = await api(`sessions/${encodeURIComponent(id)}/iterations/${iteration}/cells`);
-      const n = await insertIterationCells(props.app, props.tracker, payload, dataDir);
-      setLog(l => [...l, `iteration ${iteration}: ${n} cells inserted into the notebook`]);
+    async (id: string, iteration: number) => {
+      const payload = await api<ICellsPayload>(`sessions/${encodeURIComponent(id)}/iterations/${iteration}/cells`);
+      await insertIterationCells(props.app, props.tracker, payload, dataDir.current);
     },
     [props.app, props.tracker]
   );
 
-  // Follow the event stream of the selected session (replay first, so a reopened tab catches up).
+  // Follow the selected session's events (replayed from the start, so a reopened tab rebuilds its state).
   useEffect(() => {
     if (!sessionId) {
       return;
     }
-    const onEvent = (event: Json) => {
-      const live = event.at >= mountedAt.current - 1;
+    dispatch({
+      type: 'state', session: sessionId, seq: 0, at: 0, v: 2, time: 0, iteration: null, budget_s: null,
+      running: null, auto_continue: null
+    });
+    const onEvent = (event: Event) => {
+      dispatch(event);
+      const live = (event.at ?? event.time) >= mountedAt.current - 1;
       switch (event.type) {
-        case 'iteration_started':
-          setProgress({
-            iteration: event.iteration,
-            epoch: null,
-            maxEpochs: event.max_epochs ?? null,
-            metrics: {},
-            startedAt: event.at * 1000,
-            budgetS: null,
-            status: 'running'
-          });
-          break;
-        case 'fit_started':
-        case 'epoch':
-          setProgress(p =>
-            p && {
-              ...p,
-              epoch: event.type === 'epoch' ? event.epoch : p.epoch,
-              maxEpochs: event.max_epochs ?? p.maxEpochs,
-              metrics: event.metrics || p.metrics,
-              budgetS: event.budget_s ?? p.budgetS
-            }
-          );
-          break;
         case 'iteration_finished':
-          setProgress(p => p && { ...p, status: `${event.status}, ${event.decision}` });
           void refresh(sessionId);
           if (live && event.status === 'ok') {
-            void insertCells(sessionId, event.iteration, dataDir.current).catch(err => setError(errorText(err)));
+            Notification.success(
+              `Iteration ${event.iteration} finished: ${label(event.decision ?? 'pending')}, selection ${fmt(event.selection_value)}`,
+              { autoClose: 6000 }
+            );
+            if (event.iteration !== null) {
+              const index = event.iteration;
+              void insertCells(sessionId, index).catch(err => setError(errorText(err)));
+            }
+          } else if (live) {
+            Notification.error(`Iteration ${event.iteration} ${label(event.status)}: ${event.error ?? event.reason ?? ''}`, {
+              autoClose: false
+            });
           }
           break;
         case 'error':
-          setError(event.message || event.what);
+          setError(event.what || event.message || 'error');
+          if (live) {
+            Notification.error(`clinagent: ${event.what || event.message}`, { autoClose: false });
+          }
           void refresh(sessionId);
           break;
-        case 'log':
-          setLog(l => [...l.slice(-20), event.message]);
-          break;
+        case 'state':
+        case 'proposal':
+        case 'final_test':
+        case 'session_finished':
+        case 'annotation':
         case 'loop_finished':
-          setLog(l => [...l.slice(-20), `stopped: ${event.reason}`]);
           void refresh(sessionId);
           break;
         default:
-          if (['state', 'proposal', 'final_test', 'session_finished', 'annotation'].includes(event.type)) {
-            void refresh(sessionId);
-          }
       }
     };
     void refresh(sessionId).catch(err => setError(errorText(err)));
@@ -544,36 +170,50 @@ export function ClinagentSidebar(props: IProps): JSX.Element {
       if (extra) {
         setRequest(text);
       }
-      setSpec(await api('interpret', 'POST', { request: text, data_path: dataPath || null }));
+      setSpec(await api<TaskSpec>('interpret', 'POST', { request: text, data_path: dataPath || null }));
     });
 
-  const create = () =>
+  const post = (path: string, body: unknown = {}) =>
     guard(async () => {
-      const created = await api('sessions', 'POST', { request, data_path: dataPath, spec });
-      const id = created.session.id as string;
-      setState(created);
-      await api(`sessions/${encodeURIComponent(id)}/proposal`);
-      setSessionId(id);
-      void listSessions();
-    });
-
-  const start = () =>
-    guard(async () => {
-      await api(`sessions/${encodeURIComponent(sessionId!)}/start`, 'POST', { auto_continue: autoContinue });
-      await refresh(sessionId!);
-    });
-
-  const post = (path: string, body: Json = {}) =>
-    guard(async () => {
-      const answer = await api(`sessions/${encodeURIComponent(sessionId!)}/${path}`, 'POST', body);
+      const answer = await api<IExported>(`sessions/${encodeURIComponent(sessionId!)}/${path}`, 'POST', body);
       if (path === 'export') {
         setReport(answer);
       }
       await refresh(sessionId!);
     });
 
+  const shownSpec = session ? session.spec : spec;
+
+  const changeSpec = (next: TaskSpec) => {
+    if (session) {
+      void post('spec', { spec: next });
+    } else {
+      setSpec(next);
+    }
+  };
+
+  const answer = (questionId: string, value: string) =>
+    guard(async () => {
+      const next = await api<TaskSpec>('spec/answer', 'POST', { spec: shownSpec, question_id: questionId, value });
+      if (session) {
+        await api(`sessions/${encodeURIComponent(sessionId!)}/spec`, 'POST', { spec: next });
+        await refresh(sessionId!);
+      } else {
+        setSpec(next);
+      }
+    });
+
+  const create = () =>
+    guard(async () => {
+      const created = await api<SessionState>('sessions', 'POST', { request, data_path: dataPath, spec });
+      const id = created.session.id;
+      setState(created);
+      await api(`sessions/${encodeURIComponent(id)}/proposal`);
+      setSessionId(id);
+      void listSessions();
+    });
+
   const openSession = (id: string) => {
-    setProgress(null);
     setReport(null);
     setSessionId(id || null);
     if (!id) {
@@ -582,188 +222,79 @@ export function ClinagentSidebar(props: IProps): JSX.Element {
     }
   };
 
-  const shownSpec = session ? session.spec : spec;
-  const proposal = session?.proposal;
+  const proposal = session?.proposal ?? null;
   const finished = Boolean(session?.final_test);
+  const questions = (shownSpec?.questions ?? []) as AnyQuestion[];
 
   return (
     <div className="ca-panel" data-testid="clinagent-panel">
-      <div className="ca-header">clinagent</div>
-      <label className="ca-field">
-        <span>session</span>
-        <select
+      <header className="ca-header">
+        <h2 className="ca-title">Clinical model builder</h2>
+        <HTMLSelect
+          className="ca-session-select"
+          aria-label="Session"
           data-testid="clinagent-session-select"
           value={sessionId || ''}
           onFocus={() => void listSessions()}
-          onChange={e => openSession(e.target.value)}
+          onChange={e => openSession(e.currentTarget.value)}
         >
-          <option value="">new session</option>
+          <option value="">New session</option>
           {sessions.map(s => (
-            <option key={s.id} value={s.id}>
-              {s.id} · {s.status} · {s.request.slice(0, 40)}
+            <option key={s.id} value={s.id} title={s.id}>
+              {s.request.slice(0, 40)} · {s.status}
             </option>
           ))}
-        </select>
-      </label>
-      {!session && (
-        <>
-          <textarea
-            className="ca-request"
-            data-testid="clinagent-request"
-            placeholder="What should the model do? e.g. 'flag pneumothorax on chest X-rays; missing one is worse than a false alarm; chest drains may be a shortcut'"
-            value={request}
-            onChange={e => setRequest(e.target.value)}
-          />
-          <div className="ca-row">
-            <input
-              className="ca-grow"
-              data-testid="clinagent-data-path"
-              placeholder="data folder (relative to the server root)"
-              value={dataPath}
-              onChange={e => setDataPath(e.target.value)}
-            />
-            <button className="jp-mod-styled" data-testid="clinagent-use-selection" onClick={useSelection}>
-              use file browser selection
-            </button>
-          </div>
-          <button
-            className="jp-mod-styled jp-mod-accept"
-            data-testid="clinagent-interpret"
-            disabled={busy || !request.trim()}
-            onClick={() => void interpret()}
-          >
-            Interpret
-          </button>
-        </>
+        </HTMLSelect>
+      </header>
+      {error && (
+        <div className="ca-error" role="alert" data-testid="clinagent-error">
+          {error}
+        </div>
       )}
-      {session && <div className="ca-request-shown">{session.request}</div>}
-      {shownSpec && (
-        <SpecCard
-          spec={shownSpec}
-          locked={Boolean(session && session.iterations.length)}
-          onChange={next => {
-            if (session) {
-              void post('spec', { spec: next });
-            } else {
-              setSpec(next);
-            }
-          }}
-          onAnswer={answers =>
-            void interpret(
-              shownSpec.questions
-                .map((q: string, i: number) => (answers[i] ? `${q} ${answers[i]}` : ''))
-                .filter(Boolean)
-                .join('\n')
-            )
-          }
-        />
+      {!session && (
+        <RequestSection request={request} dataPath={dataPath} busy={busy} onRequest={setRequest} onDataPath={setDataPath}
+          onUseSelection={useSelection} onInterpret={() => void interpret()} />
+      )}
+      {session && <blockquote className="ca-request-shown">{session.request}</blockquote>}
+      {session && !finished && (
+        <RunControl state={run} running={running} busy={busy} hasIterations={session.iterations.length > 0}
+          canStart={!running} autoContinue={autoContinue}
+          onStart={() => void post('start', { auto_continue: autoContinue })}
+          onStop={() => void post('stop')}
+          onAutoContinue={on => {
+            setAutoContinue(on);
+            void post('auto-continue', { auto_continue: on });
+          }} />
+      )}
+      {proposal && !running && !finished && (
+        <ProposalCard proposal={proposal} busy={busy}
+          onApprove={() => void post('proposal', { action: 'approve', auto_continue: autoContinue })}
+          onReject={() => void post('proposal', { action: 'reject' })}
+          onEdit={changes => void post('proposal', { action: 'edit', changes })} />
       )}
       {shownSpec && !session && (
-        <button
-          className="jp-mod-styled jp-mod-accept"
-          data-testid="clinagent-create"
-          disabled={busy || !dataPath}
-          onClick={() => void create()}
-        >
-          Create session (load and check the data)
+        <button className="jp-mod-styled jp-mod-accept ca-create" data-testid="clinagent-create" disabled={busy || !dataPath}
+          onClick={() => void create()}>
+          Load the data and prepare
         </button>
       )}
-      {session && !finished && (
-        <div className="ca-row">
-          <button
-            className="jp-mod-styled jp-mod-accept"
-            data-testid="clinagent-start"
-            disabled={busy || running}
-            onClick={() => void start()}
-          >
-            {session.iterations.length ? 'Run next' : 'Start'}
-          </button>
-          <button
-            className="jp-mod-styled jp-mod-warn"
-            data-testid="clinagent-stop"
-            disabled={!running}
-            onClick={() => void post('stop')}
-          >
-            Stop
-          </button>
-          <label className="ca-switch">
-            <input
-              type="checkbox"
-              data-testid="clinagent-auto-continue"
-              checked={autoContinue}
-              onChange={e => {
-                setAutoContinue(e.target.checked);
-                if (sessionId) {
-                  void post('auto-continue', { auto_continue: e.target.checked });
-                }
-              }}
-            />
-            auto-continue
-          </label>
-        </div>
+      {shownSpec && questions.length > 0 && !(session && session.iterations.length) && (
+        <Questions questions={questions} busy={busy} onAnswer={(id, v) => void answer(id, v)}
+          onFreeAnswers={text => void interpret(text)} />
       )}
-      <div className="ca-status" data-testid="clinagent-status">
-        {running ? `running (${state.runtime.running.phase})` : session ? session.status : ''}
-      </div>
-      <Progress progress={progress} />
+      {finished && session?.final_test && <FinalCard finalTest={session.final_test} />}
       {session && <History session={session} />}
-      {proposal && !running && !finished && (
-        <ProposalCard
-          proposal={proposal}
-          busy={busy}
-          onAction={(action, changes) =>
-            void post('proposal', { action, changes, auto_continue: autoContinue })
-          }
-        />
-      )}
-      {session && session.best_iteration !== null && !finished && (
-        <button
-          className="jp-mod-styled"
-          data-testid="clinagent-finish"
-          disabled={busy || running}
-          onClick={() => void post('finish')}
-        >
-          Finish (evaluate on the test split once)
-        </button>
-      )}
-      {finished && (
-        <div className="ca-card" data-testid="clinagent-final">
-          <div className="ca-card-title">Test split (iteration {session.final_test.iteration})</div>
-          <table className="ca-diff">
-            <tbody>
-              {Object.entries(session.final_test.metrics)
-                .filter(([, v]) => typeof v === 'number')
-                .slice(0, 8)
-                .map(([k, v]) => (
-                  <tr key={k}>
-                    <td>{k}</td>
-                    <td>{fmt(v)}</td>
-                  </tr>
-                ))}
-            </tbody>
-          </table>
-        </div>
-      )}
       {session && (
-        <button
-          className="jp-mod-styled"
-          data-testid="clinagent-export"
-          disabled={busy || running}
-          onClick={() => void post('export')}
-        >
-          Export report
-        </button>
+        <FinishBar canFinish={session.best_iteration !== null && !finished} busy={busy} running={running}
+          onFinish={() => void post('finish')} onExport={() => void post('export')} />
       )}
       {report && (
         <div className="ca-muted" data-testid="clinagent-report">
           {report.relative ? (
-            <a
-              href="#"
-              onClick={e => {
-                e.preventDefault();
-                void props.app.commands.execute('docmanager:open', { path: report.relative });
-              }}
-            >
+            <a href="#" onClick={e => {
+              e.preventDefault();
+              void props.app.commands.execute('docmanager:open', { path: report.relative });
+            }}>
               {report.relative}
             </a>
           ) : (
@@ -771,17 +302,9 @@ export function ClinagentSidebar(props: IProps): JSX.Element {
           )}
         </div>
       )}
-      {error && (
-        <div className="ca-error" data-testid="clinagent-error">
-          {error}
-        </div>
-      )}
-      {log.length > 0 && (
-        <div className="ca-log" data-testid="clinagent-log">
-          {log.slice(-5).map((line, i) => (
-            <div key={i}>{line}</div>
-          ))}
-        </div>
+      {shownSpec && (
+        <SpecCard spec={shownSpec} locked={Boolean(session && session.iterations.length)}
+          associations={session?.fingerprint?.associations} onChange={changeSpec} />
       )}
     </div>
   );
@@ -793,7 +316,7 @@ export class ClinagentPanel extends ReactWidget {
     super();
     this.id = 'clinagent-sidebar';
     this.addClass('ca-root');
-    this.title.caption = 'clinagent';
+    this.title.caption = 'Clinical model builder';
   }
 
   render(): JSX.Element {

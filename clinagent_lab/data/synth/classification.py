@@ -129,7 +129,8 @@ def _ellipse(xx: np.ndarray, yy: np.ndarray, cx: float, cy: float, rx: float, ry
 # ----------------------------------------------------------------------------------------------- chest drain
 
 
-def _chest_image(size: int, anatomy: np.ndarray, positive: bool, rng: np.random.Generator) -> np.ndarray:
+def _chest_image(size: int, anatomy: np.ndarray, positive: bool, rng: np.random.Generator,
+                 finding_contrast: float = 1.0, noise: float = 0.02) -> np.ndarray:
     """One chest-radiograph-like picture, uint8; ``anatomy`` = per-patient (dx, dy, scale, gain)."""
     from scipy.ndimage import binary_dilation
 
@@ -150,16 +151,17 @@ def _chest_image(size: int, anatomy: np.ndarray, positive: bool, rng: np.random.
         cx = dx + side * 0.42 * scale
         depth = rng.uniform(0.35, 0.55) * 0.3 * scale
         region = lung & (side * (xx - cx) > 0.3 * scale - 2 * depth) & (yy < dy + 0.35)
-        img[region] = 0.17
+        img[region] -= finding_contrast * (img[region] - 0.17)
         edge = binary_dilation(region) & lung & ~region
-        img[edge] += 0.12
-    img = gain * img + 0.02 * rng.standard_normal((size, size))
+        img[edge] += finding_contrast * 0.12
+    img = gain * img + noise * rng.standard_normal((size, size))
     return np.clip(img * 255.0, 0, 255).astype(np.uint8)
 
 
 @register_synth("chest_drain")
 def chest_drain(out_dir: str | Path, *, seed: int = 0, n: int | None = None, image_size: int = 32,
-                correlation: float = 0.8, test_independent: bool = True, prevalence: float = 0.5) -> Path:
+                correlation: float = 0.8, test_independent: bool = True, prevalence: float = 0.5,
+                finding_contrast: float = 1.0, noise: float = 0.02) -> Path:
     """Pneumothorax vs normal, with a chest drain planted as a shortcut.
 
     Args:
@@ -170,6 +172,9 @@ def chest_drain(out_dir: str | Path, *, seed: int = 0, n: int | None = None, ima
         correlation: drain-label correlation ``c`` in train/val (0 = independent, 1 = drain iff positive).
         test_independent: drain independent of the label in test (P = 0.5 in each class).
         prevalence: share of patients with pneumothorax.
+        finding_contrast: how plainly the pneumothorax shows (1 = a dark rim-bounded region; lower values
+            fade it into the lung markings, so that the drain becomes the easier cue).
+        noise: standard deviation of the pixel noise (image intensities in 0..1).
 
     Returns:
         ``out_dir``. Columns: image, label (normal/pneumothorax), split (60/20/20 by patient), patient_id,
@@ -193,7 +198,7 @@ def chest_drain(out_dir: str | Path, *, seed: int = 0, n: int | None = None, ima
     drain = shortcut_flags(positive, splits, correlation, rng, test_independent=test_independent)
     names = []
     for i in range(n):
-        img = _chest_image(image_size, anatomy[group[i]], bool(positive[i]), rng)
+        img = _chest_image(image_size, anatomy[group[i]], bool(positive[i]), rng, finding_contrast, noise)
         if drain[i]:
             img = draw_drain(img, rng, thickness=max(1, image_size // 48))
         name = f"images/{i:04d}.png"

@@ -1,0 +1,134 @@
+/**
+ * The iterations at a glance: a small chart of the selection metric (kept, discarded, crashed marked) and rows
+ * that expand to the rationale and the recipe diff.
+ */
+import React, { useState } from 'react';
+import { Iteration, Session } from '../schema';
+import { fmt, label } from '../vocab';
+
+type Mark = 'kept' | 'discarded' | 'crashed' | 'running';
+
+export function markOf(it: Iteration): Mark {
+  if (it.status === 'running' || it.status === 'pending') {
+    return 'running';
+  }
+  if (it.status !== 'ok') {
+    return 'crashed';
+  }
+  return it.decision === 'kept' || it.decision === 'baseline' ? 'kept' : 'discarded';
+}
+
+/** Recipe fields that differ between two recipes, as dotted paths → [before, after]. */
+export function recipeDiff(before: unknown, after: unknown, prefix = ''): [string, unknown, unknown][] {
+  if (typeof before === 'object' && before !== null && typeof after === 'object' && after !== null && !Array.isArray(after)) {
+    const keys = Array.from(new Set([...Object.keys(before), ...Object.keys(after)])).sort();
+    return keys.flatMap(k =>
+      recipeDiff((before as Record<string, unknown>)[k], (after as Record<string, unknown>)[k], prefix ? `${prefix}.${k}` : k)
+    );
+  }
+  return JSON.stringify(before) === JSON.stringify(after) ? [] : [[prefix, before, after]];
+}
+
+export function MetricChart(props: { iterations: Iteration[]; best: number | null }): JSX.Element | null {
+  const pts = props.iterations.filter(it => it.status !== 'running' && it.status !== 'pending');
+  if (!pts.length) {
+    return null;
+  }
+  const values = pts.map(it => it.selection_value).filter((v): v is number => typeof v === 'number');
+  const lo = values.length ? Math.min(...values) : 0;
+  const hi = values.length ? Math.max(...values) : 1;
+  const pad = Math.max(0.02, (hi - lo) * 0.15);
+  const [y0, y1] = [Math.max(0, lo - pad), Math.min(1, hi + pad)];
+  const W = 240;
+  const H = 64;
+  const x = (i: number) => (pts.length === 1 ? W / 2 : 14 + (i * (W - 28)) / (pts.length - 1));
+  const y = (v: number) => H - 10 - ((v - y0) / (y1 - y0 || 1)) * (H - 20);
+  const kept = pts.map((it, i) => [it, i] as const).filter(([it]) => markOf(it) === 'kept' && typeof it.selection_value === 'number');
+  return (
+    <svg className="ca-chart" viewBox={`0 0 ${W} ${H}`} role="img" data-testid="clinagent-chart"
+      aria-label={`selection metric per iteration: ${pts.map(it => `${it.index} ${fmt(it.selection_value)} ${markOf(it)}`).join(', ')}`}>
+      <text x={2} y={10} className="ca-chart-axis">{fmt(y1, 2)}</text>
+      <text x={2} y={H - 2} className="ca-chart-axis">{fmt(y0, 2)}</text>
+      {kept.length > 1 ? (
+        <polyline className="ca-chart-line" fill="none" points={kept.map(([it, i]) => `${x(i)},${y(it.selection_value as number)}`).join(' ')} />
+      ) : null}
+      {pts.map((it, i) => {
+        const m = markOf(it);
+        const v = typeof it.selection_value === 'number' ? it.selection_value : y0;
+        return m === 'crashed' ? (
+          <text key={it.index} x={x(i)} y={y(v) + 4} textAnchor="middle" className="ca-chart-crash">
+            <title>{`iteration ${it.index}: crashed`}</title>✕
+          </text>
+        ) : (
+          <circle key={it.index} cx={x(i)} cy={y(v)} r={props.best === it.index ? 5 : 4} className={`ca-chart-${m}`}>
+            <title>{`iteration ${it.index}: ${fmt(it.selection_value)} (${m})`}</title>
+          </circle>
+        );
+      })}
+    </svg>
+  );
+}
+
+function Row(props: { it: Iteration; previous: Iteration | null; best: boolean }): JSX.Element {
+  const [open, setOpen] = useState(false);
+  const { it } = props;
+  const m = markOf(it);
+  // the recipe's own notes on why each value was chosen are the rationale, not a change
+  const diff = props.previous ? recipeDiff(props.previous.recipe, it.recipe).filter(([k]) => !k.startsWith('reasons')) : [];
+  return (
+    <li className={`ca-hrow ca-${m}${props.best ? ' ca-best' : ''}`} data-testid="clinagent-history-row">
+      <button className="ca-hrow-head" aria-expanded={open} onClick={() => setOpen(!open)}>
+        <span className="ca-hrow-index">{it.index}</span>
+        <span className="ca-hrow-idea">{label(it.idea || 'change')}</span>
+        <span className="ca-hrow-value" title={`selection value ${it.selection_value ?? '–'}`}>{fmt(it.selection_value)}</span>
+        <span className={`ca-badge ca-badge-${m}`} title={it.decision_reason}>
+          {props.best ? '★ ' : ''}
+          {m === 'crashed' ? label(it.status) : label(it.decision)}
+        </span>
+      </button>
+      {open ? (
+        <div className="ca-hrow-body">
+          <p>{it.rationale}</p>
+          {it.decision_reason ? <p className="ca-muted">{it.decision_reason}</p> : null}
+          {it.error ? <p className="ca-error-text">{String(it.error.evalue ?? '')}</p> : null}
+          {diff.length ? <DiffTable rows={diff} /> : null}
+        </div>
+      ) : null}
+    </li>
+  );
+}
+
+export function DiffTable(props: { rows: [string, unknown, unknown][] }): JSX.Element {
+  return (
+    <table className="ca-diff">
+      <tbody>
+        {props.rows.map(([key, before, after]) => (
+          <tr key={key}>
+            <th scope="row">{key}</th>
+            <td>
+              <del className="ca-old">{fmt(before)}</del> → <ins className="ca-new">{fmt(after)}</ins>
+            </td>
+          </tr>
+        ))}
+      </tbody>
+    </table>
+  );
+}
+
+export function History(props: { session: Session }): JSX.Element | null {
+  const its = props.session.iterations;
+  if (!its.length) {
+    return null;
+  }
+  return (
+    <section className="ca-section" aria-label="Iterations" data-testid="clinagent-history">
+      <div className="ca-section-title">Iterations</div>
+      <MetricChart iterations={its} best={props.session.best_iteration} />
+      <ol className="ca-history">
+        {its.map((it, i) => (
+          <Row key={it.index} it={it} previous={i > 0 ? its[i - 1] : null} best={props.session.best_iteration === it.index} />
+        ))}
+      </ol>
+    </section>
+  );
+}
