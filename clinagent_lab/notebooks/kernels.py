@@ -238,7 +238,7 @@ def current_priority() -> list[int]:
 def can_restore_priority() -> bool:
     """Whether this process may raise a process's priority back (needs CAP_SYS_NICE or RLIMIT_NICE)."""
     try:
-        import resource
+        import resource  # deferred: POSIX only (the import fails on Windows)
 
         soft, _ = resource.getrlimit(resource.RLIMIT_NICE)
     except (ImportError, AttributeError, OSError):
