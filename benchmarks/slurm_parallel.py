@@ -77,9 +77,14 @@ def local_overhead(root: Path, n: int) -> list[float]:
     backend = LocalBackend()
     out = []
     for i in range(n):
-        backend.prewarm()
         pool = backend._executor._pool()
+        pool.background = False  # warm up at normal priority: nothing trains meanwhile here, only the wait counts
+        backend.prewarm()
+        deadline = time.monotonic() + 600
         while not any(s.ready for s in pool.standbys):  # the warm kernel is ready, as between iterations
+            dead = [s for s in pool.standbys if not s.alive]
+            if dead or time.monotonic() > deadline:
+                raise SystemExit(f"the standby kernel did not become ready: {[s.log_text()[-500:] for s in dead]}")
             time.sleep(0.2)
         folder = root / f"local_{i}"
         j = job(folder, 0.1)
@@ -96,7 +101,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--n", type=int, default=4, help="candidate iterations")
     parser.add_argument("--work", type=float, default=12.0, help="CPU seconds of work per candidate")
+    parser.add_argument("--local-only", action="store_true", help="only the local warm-kernel overhead")
     args = parser.parse_args()
+    if args.local_only:
+        with tempfile.TemporaryDirectory(prefix="clinagent-bench-") as tmp:
+            local = local_overhead(Path(tmp), 3)
+        print(f"local warm kernel -> first cell: median {statistics.median(local):.2f} s {local}")
+        return
     reason = slurm_available()
     if reason:
         raise SystemExit(f"no SLURM cluster: {reason} (tools/slurm_local.sh start)")
