@@ -20,6 +20,7 @@ from typing import Any, Callable
 
 from ..agent.loop import NO_IDEA_LEFT, step
 from ..errors import ClinagentError
+from ..execution import make_backend, resolve_config
 from ..records import SESSION_FILE, Annotation, Session
 from ..spec import TaskSpec
 from .cells import iteration_cells
@@ -169,8 +170,11 @@ class SessionManager:
 
     @staticmethod
     def _mark_interrupted(session: Session) -> None:
+        backend = make_backend(resolve_config(recorded=session.execution))  # a cluster job outlives the server
+        keep = [it.index for it in session.iterations if it.status == "running" and it.output_dir
+                and backend.reattach(it.output_dir) is not None]
         if session.mark_interrupted("the server stopped while this iteration ran; start again to rerun it",
-                                    stop_reason="server restarted"):
+                                    stop_reason="server restarted", keep=keep):
             session.save()
 
     # --- read --------------------------------------------------------------------------------------
@@ -332,6 +336,8 @@ class SessionManager:
 
         try:
             eng = await self.engine(sid)
+            if hasattr(eng, "resume"):  # iterations whose cluster jobs outlived the last server: collect them
+                await self._call(eng.resume, on_event)
             while not job.stop_requested:
                 job.phase = "proposing"
                 current = await self._call(eng.propose)
@@ -341,7 +347,9 @@ class SessionManager:
                 if job.stop_requested:
                     break
                 job.phase, job.iteration = "running", len(eng.session.iterations) + 1
-                result = await self._call(step, eng, on_event, proposal=current)
+                # --parallel K: the approved proposal opens a round of up to K candidates (agent/rounds.py)
+                rounds = getattr(eng, "parallel", 1) > 1 and current is eng.session.proposal
+                result = await self._call(step, eng, on_event, proposal=None if rounds else current)
                 if result.iteration is not None and result.iteration.status != "stopped" \
                         and not job.stop_requested:
                     self._emit(sid, "proposal", proposal=to_jsonable(result.proposal),
