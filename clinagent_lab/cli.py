@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 from typing import Any, Sequence
 
+from .commands import cluster
 from .cli_progress import ProgressPrinter, print_summary, progress_display
 from .cli_resources import add_scale_flags, rerun_recipe_param, scale_overrides
 from .cli_resources import register as register_resources
@@ -80,7 +81,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                            max_iterations=args.max_iterations, iteration_minutes=args.iteration_minutes,
                            data_format=args.format, format_options=options,
                            recipe_overrides={**dict(_parse_kv(args.set or [])), **scale_overrides(args)},
-                           llm_options=_llm_options(args))
+                           llm_options=_llm_options(args), execution=cluster.execution_options(args))
     answered = ask_questions(engine.session.spec, yes=args.yes)
     spec = engine.update_spec(answered) if answered is not engine.session.spec else engine.session.spec
     print(_spec_summary(spec), file=sys.stderr)
@@ -174,10 +175,11 @@ def cmd_rerun(args: argparse.Namespace) -> int:
         params.update(rerun_recipe_param(args.notebook, scale_overrides(args)))
     if args.seeds:
         study = seed_study(args.notebook, args.seeds, params=params, out_dir=args.out, workers=args.workers,
-                           timeout_s=args.timeout)
+                           timeout_s=args.timeout, backend=cluster.rerun_backend(args))
         print(study.summary_text())
         return 0 if study.n_ok else 1
-    result = rerun_notebook(args.notebook, seed=args.seed, params=params, out_dir=args.out, timeout_s=args.timeout)
+    result = rerun_notebook(args.notebook, seed=args.seed, params=params, out_dir=args.out, timeout_s=args.timeout,
+                            backend=cluster.rerun_backend(args))
     print(json.dumps({"status": result["status"], "output": str(result["output"]),
                       "metrics": result.get("headline", {})}, indent=2))
     return 0 if result["status"] == "ok" else 1
@@ -254,6 +256,7 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--verbose", action="store_true", help="a line per epoch with every validation metric")
     _add_llm_args(rp)
     add_scale_flags(rp)
+    cluster.add_backend_args(rp)
     rp.set_defaults(func=cmd_run)
 
     rr = sub.add_parser("rerun", help="rerun an iteration notebook with papermill")
@@ -265,6 +268,7 @@ def build_parser() -> argparse.ArgumentParser:
     rr.add_argument("--workers", type=int, default=1)
     rr.add_argument("--timeout", type=float, default=3600.0, help="seconds per run")
     add_scale_flags(rr)
+    cluster.add_backend_args(rr)
     rr.set_defaults(func=cmd_rerun)
 
     sy = sub.add_parser("synth", help="write a synthetic dataset in a real on-disk format")
@@ -284,6 +288,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_llm_args(dp)
     dp.set_defaults(func=cmd_demo)
 
+    cluster.register(sub, printer=ProgressPrinter, print_outcome=_print_outcome)
     rep = sub.add_parser("report", help="write the self-contained HTML report of a session")
     rep.add_argument("session", help="session folder (holds session.json)")
     rep.add_argument("--out", help="output HTML path (default: <session>/report.html)")

@@ -217,9 +217,13 @@ def print_summary(session: Any, stream: TextIO | None = None) -> None:
     for name, justify in (("#", "right"), ("idea", "left"), ("status", "left"), ("selection", "right"),
                           ("decision", "left"), ("time", "right")):
         table.add_column(name, justify=justify)  # type: ignore[arg-type]
+    rounds = any(getattr(it, "round", None) for it in session.iterations)  # --parallel: candidates by round
+    if rounds:
+        table.add_column("round", justify="right")
     for it in session.iterations:
         value = f"{it.selection_value:.4f}" if it.selection_value is not None else "-"
         wall = f"{it.wall_s:.0f} s" if it.wall_s is not None else "-"
         mark = " ★" if session.best_iteration == it.index else ""
-        table.add_row(str(it.index), (it.idea or "change") + mark, it.status, value, it.decision, wall)
+        table.add_row(str(it.index), (it.idea or "change") + mark, it.status, value, it.decision, wall,
+                      *([str(it.round or "-")] if rounds else []))
     console.print(table)

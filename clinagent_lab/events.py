@@ -92,6 +92,18 @@ class Evaluated(_Envelope):
     metrics: Metrics = Field(default_factory=dict)
 
 
+class JobEvent(_Envelope):
+    """Where the notebook runs: a scheduler's job submitted, started on a node, ended (with the scheduler's
+    state and reason)."""
+
+    type: Literal["job"] = "job"
+    state: str
+    backend: str | None = None
+    job_id: str | None = None
+    node: str | None = None
+    reason: str | None = None
+
+
 # --- the engine ----------------------------------------------------------------------------------------
 class IterationStarted(_Envelope):
     type: Literal["iteration_started"] = "iteration_started"
@@ -185,7 +197,7 @@ class ExportEvent(_Envelope):
 
 #: every event model, in the order of the union
 EVENT_MODELS: tuple[type[_Envelope], ...] = (
-    CellEvent, FitStarted, EpochEvent, PlanEvent, FitFinished, Evaluated, IterationStarted, IterationFinished,
+    CellEvent, JobEvent, FitStarted, EpochEvent, PlanEvent, FitFinished, Evaluated, IterationStarted, IterationFinished,
     LoopFinished, TestStarted, SessionFinished, ProposalEvent, StateEvent, ErrorEvent, LogEvent, AnnotationEvent,
     FinalTestEvent, ExportEvent)
 Event = Annotated[Union[EVENT_MODELS], Field(discriminator="type")]  # type: ignore[valid-type]

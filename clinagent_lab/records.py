@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from collections.abc import Collection
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -78,6 +79,8 @@ class Iteration(_Model):
     curve: list[float] = Field(default_factory=list, description="monitored validation metric per epoch")
     code_attempts: int = Field(default=0, description="repairs tried for this iteration's custom code")
     warm_kernel: bool = Field(default=False, description="ran in a kernel started (and warmed) ahead of time")
+    round: int | None = Field(default=None, description="the round of candidates run together (--parallel)")
+    job_id: str | None = Field(default=None, description="the backend's job id (a cluster job's, for sacct)")
 
 
 class Proposal(_Model):
@@ -125,6 +128,8 @@ class Session(_Model):
                                              "the user for the baseline (e.g. training.max_epochs)")
     status: Literal["created", "running", "stopped", "finished", "failed"] = "created"
     stop_reason: str = ""
+    execution: dict[str, Any] = Field(default_factory=dict, description="where the notebooks run "
+                                      "(execution.ExecutionConfig), so a reopened session or a rerun goes there too")
     audit: list[AuditEvent] = Field(default_factory=list)
 
     # --- persistence -------------------------------------------------------------------------------
@@ -179,11 +184,14 @@ class Session(_Model):
         self.log("annotation", annotation_kind=annotation.kind, value=annotation.value)
         return annotation
 
-    def mark_interrupted(self, why: str, stop_reason: str = "interrupted") -> bool:
+    def mark_interrupted(self, why: str, stop_reason: str = "interrupted", keep: Collection[int] = ()) -> bool:
         """After the process driving this session died: iterations left running are ``interrupted`` (failed,
-        with ``why``) and a running session is ``stopped``. Returns whether anything changed (then save)."""
-        stale = [it for it in self.iterations
-                 if it.status in ("running", "pending") and it.started_at and not it.finished_at]
+        with ``why``) and a running session is ``stopped``; those in ``keep`` (jobs still running on a cluster,
+        to be reattached) are left as they are. Returns whether anything changed (then save)."""
+        stale = [it for it in self.iterations if it.index not in keep
+                 and it.status in ("running", "pending") and it.started_at and not it.finished_at]
+        if keep and not stale:
+            return False
         if not stale and self.status != "running":
             return False
         for it in stale:

@@ -27,6 +27,7 @@ json.dump({"pid": os.getpid(), "cwd": os.getcwd(), "torch_loaded": "torch" in sy
                                 ("In", "Out", "get_ipython", "exit", "quit", "open", "x", "json", "os", "sys")),
            "deadline": os.environ.get("CLINAGENT_DEADLINE"), "flag": os.environ.get("KERNEL_TEST_FLAG"),
            "threads": os.environ.get("OMP_NUM_THREADS"), "count": get_ipython().execution_count,
+           "inputs": list(In)[1:-1],
            "nice": sorted({os.getpriority(os.PRIO_PROCESS, int(t)) for t in os.listdir("/proc/self/task")}),
            "group": (open("/proc/self/autogroup").read().split() or [None])[-1] if os.path.exists("/proc/self/autogroup") else None},
           open("probe.json", "w"))
@@ -97,7 +98,11 @@ def test_warm_kernel_is_fresh_imported_in_place_and_used_once(pool, tmp_path, mo
     assert first.status == "ok", first.error
     assert first.warm is True
     assert probe_a["torch_loaded"] is True  # imported before the notebook asked for it
-    assert probe_a["user_names"] == [] and probe_a["count"] == 3  # a clean namespace; cells count from 1
+    assert probe_a["user_names"] == []  # a clean namespace
+    # cells count from 1: only the notebook's own cells ran with history (the warm-up and the job prelude ran
+    # silently); a stray execution would show here with its source
+    assert [s.strip().splitlines()[-1] for s in probe_a["inputs"]] == ["x = 0", "x = 1"], probe_a["inputs"]
+    assert probe_a["count"] == 3
     assert Path(probe_a["cwd"]) == (tmp_path / "a" / "work").resolve()
     assert probe_a["flag"] == "set after the standby started"
     assert probe_a["nice"] == [os.getpriority(os.PRIO_PROCESS, 0)]  # the notebook runs at the caller's priority

@@ -35,6 +35,7 @@ from ..llm import (
     session_audit,
 )
 from ..llm.codecheck import check_code
+from ..execution import make_backend, resolve_config
 from ..notebooks.executor import NotebookExecutor
 from ..plan.hardware import detect_hardware, measure_throughput
 from ..plan.initializer import initialize_recipe
@@ -44,7 +45,7 @@ from ..records import Annotation, FinalTest, Iteration, Proposal, Session
 from ..runfolder import FINGERPRINT_FILE, SPLITS_FILE
 from ..spec import TaskSpec
 from ..tasks import get_backend
-from . import final_test, iteration, loop
+from . import final_test, iteration, loop, rounds
 from .prepare import interpret, prepare_data
 
 __all__ = ["Engine", "EventSink", "prepare_data", "interpret"]
@@ -56,9 +57,13 @@ EventSink = Callable[[dict[str, Any]], None]
 class Engine:
     """Drives one session. Create with :meth:`create`, reopen with :meth:`open`."""
 
-    def __init__(self, session: Session, *, refiner: Any = None) -> None:
+    def __init__(self, session: Session, *, refiner: Any = None, execution: dict[str, Any] | None = None) -> None:
         self.session = session
-        self.executor = NotebookExecutor()
+        config = resolve_config(execution, recorded=session.execution)  # flags > session > env > config file
+        session.execution = config.model_dump(mode="json")
+        self.executor = make_backend(config)
+        self.parallel = config.parallel
+        self._resumable: list[Iteration] = []
         self.lock = threading.RLock()
         self._refiner = refiner
         self._client: Any = None
@@ -72,12 +77,14 @@ class Engine:
                spec: TaskSpec | None = None, data_format: str | None = None,
                format_options: dict[str, Any] | None = None, session_id: str | None = None,
                recipe_overrides: dict[str, Any] | None = None,
-               llm_options: dict[str, Any] | None = None) -> Engine:
+               llm_options: dict[str, Any] | None = None, execution: dict[str, Any] | None = None) -> Engine:
         if assess_request(request) in ("empty", "non_imaging") and spec is None:
             interpret(request, None, model="offline")  # raises the clear IntentError
         out = Path(out_dir).resolve()
         data = Path(data_path).resolve()
-        NotebookExecutor().prewarm()  # the first iteration's kernel starts while the data are checked
+        config = resolve_config(execution)
+        if config.backend == "local":
+            NotebookExecutor().prewarm()  # the first iteration's kernel starts while the data are checked
         dataset, fingerprint = prepare_data(data, data_format, seed=seed, format_options=format_options)
         session = Session(id=session_id or uuid.uuid4().hex[:12], request=request, data_path=str(data),
                           out_dir=str(out), seed=seed, model_name=model or "offline",
@@ -85,7 +92,7 @@ class Engine:
                           format_options=dict(format_options or {}),
                           recipe_overrides=dict(recipe_overrides or {}),
                           llm_options={k: v for k, v in (llm_options or {}).items() if v is not None})
-        engine = cls(session)
+        engine = cls(session, execution=config.model_dump(mode="json"))
         engine._dataset = dataset
         if spec is None:
             spec = interpret(request, fingerprint, model=model, client=engine._llm_client(),
@@ -108,12 +115,24 @@ class Engine:
         return engine
 
     @classmethod
-    def open(cls, out_dir: str | Path) -> Engine:
-        """Reopen a saved session; iterations left running by a process that died are marked interrupted."""
+    def open(cls, out_dir: str | Path, *, execution: dict[str, Any] | None = None) -> Engine:
+        """Reopen a saved session. Iterations left running by a process that died are reattached to when their
+        job still belongs to the backend (a cluster job: :meth:`resume` waits for them), else marked
+        interrupted."""
         session = Session.load(out_dir)
-        if session.mark_interrupted("the process driving this iteration stopped before it finished; rerun it"):
+        engine = cls(session, execution=execution)
+        engine._resumable = [it for it in session.iterations if it.status == "running" and not it.finished_at
+                             and engine.executor.reattach(it.output_dir) is not None]
+        keep = [it.index for it in engine._resumable]
+        if session.mark_interrupted("the process driving this iteration stopped before it finished; rerun it",
+                                    keep=keep):
             session.save()
-        return cls(session)
+        return engine
+
+    def resume(self, on_event: EventSink | None = None) -> list[Iteration]:
+        """Wait for the iterations whose jobs outlived the last process (see :meth:`open`) and decide them."""
+        done, self._resumable = [iteration.resume_iteration(self, it, on_event) for it in self._resumable], []
+        return done
 
     @staticmethod
     def interpret(request: str, data_path: str | Path | None = None, *, model: str = "offline",
@@ -191,7 +210,7 @@ class Engine:
                 self._refiner = offline
         return self._refiner
 
-    def _context(self) -> RefineContext:
+    def refine_context(self) -> RefineContext:
         best = self.session.best()
         current = best.recipe if best else (self.session.iterations[-1].recipe if self.session.iterations
                                             else self._baseline_recipe())
@@ -253,11 +272,11 @@ class Engine:
                 return self.session.proposal
             proposal = self._baseline_proposal() if self.session.best_iteration is None else None
             if proposal is None:
-                ctx = self._context()
+                ctx = self.refine_context()
                 patch = self.refiner().propose(ctx)
                 if patch is None:
                     return None
-                proposal = self._proposal_from_patch(ctx.current, patch)
+                proposal = self.proposal_from_patch(ctx.current, patch)
             self.session.proposal = proposal
             self.save()
             return proposal
@@ -272,7 +291,7 @@ class Engine:
                      + " ".join(f"{k}: {v}." for k, v in list(recipe.reasons.items())[:4]))
         return Proposal(recipe=recipe, rationale=rationale, idea="baseline", proposed_by="initializer")
 
-    def _proposal_from_patch(self, current: Recipe, patch: RecipePatch) -> Proposal:
+    def proposal_from_patch(self, current: Recipe, patch: RecipePatch) -> Proposal:
         recipe = apply_patch(current, patch)
         for key in patch.changes:
             recipe.reasons[key] = patch.rationale[:200]
@@ -287,7 +306,7 @@ class Engine:
             if proposal is None:
                 raise SessionError("there is no proposal to edit", fix="run an iteration first")
             edited = apply_patch(proposal.recipe, RecipePatch(changes=changes, rationale="edited"))
-            base = self._context().current
+            base = self.refine_context().current
             proposal = proposal.model_copy(update={
                 "recipe": edited, "rationale": proposal.rationale + " (edited by the clinician)",
                 "changes": {k: [a, b] for k, (a, b) in recipe_diff(base, edited).items()}})
@@ -340,12 +359,17 @@ class Engine:
         return loop.stop_rule(self.session, stop_requested=self._stop_requested.is_set(),
                               remaining_s=self.remaining_s())
 
+    def round_step(self, on_event: EventSink | None = None) -> loop.Step:
+        """One round of up to ``parallel`` candidates run together (see :mod:`.rounds`)."""
+        return rounds.round_step(self, on_event)
+
     def step(self, on_event: EventSink | None = None, *, proposal: Proposal | None = None) -> loop.Step:
         """One turn of the loop (see :func:`.loop.step`)."""
         return loop.step(self, on_event, proposal=proposal)
 
     def run(self, on_event: EventSink | None = None, *, finish: bool = True) -> Session:
         """The whole loop: iterate until a stop condition, then evaluate the test split once."""
+        self.resume(on_event)
         reason = loop.run_loop(self, on_event)
         with self.lock:
             self.session.stop_reason = reason
@@ -362,13 +386,13 @@ class Engine:
             if not may_repair(self.session.iterations, it.idea):
                 self.session.log("repair_abandoned", iteration=it.index, idea=it.idea)
                 return None
-        ctx = self._context()
+        ctx = self.refine_context()
         trace = str((it.error or {}).get("traceback") or (it.error or {}).get("evalue") or "")
         patch = self.refiner().repair(ctx, it, trace)
         if patch is None:
             return None
         with self.lock:
-            self.session.proposal = self._proposal_from_patch(it.recipe, patch)
+            self.session.proposal = self.proposal_from_patch(it.recipe, patch)
             self.session.log("repair_proposed", iteration=it.index, idea=patch.idea)
             self.save()
         return self.session.proposal

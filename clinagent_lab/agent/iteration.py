@@ -10,6 +10,7 @@ import nbformat
 
 from ..errors import ClinagentError
 from ..evaluation.evaluate import evaluator_hash
+from ..execution import read_record
 from ..fileio import atomic_write_text, now_iso
 from ..notebooks.render import bake_parameters, render_iteration, verify_frozen
 from ..plan.selection import decide, selection_value
@@ -21,12 +22,23 @@ from .prepare import prepare_image_cache
 if TYPE_CHECKING:
     from .engine import Engine, EventSink
 
-__all__ = ["run_iteration", "headline", "pin_epochs"]
+__all__ = ["run_iteration", "start_iteration", "execute_iteration", "finish_iteration", "resume_iteration",
+           "headline", "pin_epochs"]
 
 
 def run_iteration(engine: Engine, proposal: Proposal, on_event: EventSink | None = None,
                   timeout_s: float | None = None) -> Iteration:
     """Render and execute one iteration notebook; decide keep/discard."""
+    it, budget = start_iteration(engine, proposal, on_event, timeout_s)
+    if it.status == "running":
+        _execute(engine, it, RunFolder.iteration(engine.out, it.index), budget, on_event)
+    return finish_iteration(engine, it, on_event)
+
+
+def start_iteration(engine: Engine, proposal: Proposal, on_event: EventSink | None = None,
+                    timeout_s: float | None = None, round_: int | None = None) -> tuple[Iteration, float]:
+    """Record the iteration and render its notebook (status ``running``; ``crash`` when its code is rejected);
+    returns it with its time budget. :func:`execute_iteration` runs it, :func:`finish_iteration` decides."""
     session = engine.session
     with engine.lock:
         index = len(session.iterations) + 1
@@ -34,7 +46,7 @@ def run_iteration(engine: Engine, proposal: Proposal, on_event: EventSink | None
         run.path.mkdir(parents=True, exist_ok=True)
         it = Iteration(index=index, status="running", recipe=proposal.recipe, rationale=proposal.rationale,
                        idea=proposal.idea, notebook=str(run.notebook), output_dir=str(run.path),
-                       started_at=now_iso(), decision="pending")
+                       started_at=now_iso(), decision="pending", round=round_)
         session.iterations.append(it)
         session.proposal = None
         if proposal.idea and proposal.idea not in ("baseline", "annotations"):
@@ -50,12 +62,34 @@ def run_iteration(engine: Engine, proposal: Proposal, on_event: EventSink | None
     problems = engine.check_code(it.recipe)
     if problems:
         it.status, it.error = "crash", {"ename": "CodeRejected", "evalue": "; ".join(problems)}
-        return _finish(engine, it, on_event)
+        return it, budget
     backend = get_backend(it.recipe.task_type)
     render_iteration(backend.template, run.input_notebook, custom_code=it.recipe.custom_code,
                      title=f"Iteration {index}: {it.idea or 'change'}", rationale=it.rationale,
                      parameters=engine.notebook_parameters(it.recipe))
-    monitors = backend.monitors(it.recipe)
+    return it, budget
+
+
+def execute_iteration(engine: Engine, it: Iteration, budget: float, on_event: EventSink | None = None) -> Iteration:
+    """Run a started iteration's notebook on the engine's backend and read its results back (no decision)."""
+    if it.status == "running":
+        _execute(engine, it, RunFolder.iteration(engine.out, it.index), budget, on_event)
+    return it
+
+
+def resume_iteration(engine: Engine, it: Iteration, on_event: EventSink | None = None) -> Iteration:
+    """Wait for an iteration whose job outlived the process that started it (a cluster job): the backend
+    reattaches to it by the job id in its run folder, nothing is submitted again; then read back and decide."""
+    budget = engine.session.spec.budget.iteration_minutes * 60.0
+    engine.session.log("iteration_reattached", iteration=it.index)
+    _execute(engine, it, RunFolder.iteration(engine.out, it.index), budget, on_event)
+    return finish_iteration(engine, it, on_event)
+
+
+def _execute(engine: Engine, it: Iteration, run: RunFolder, budget: float,
+             on_event: EventSink | None) -> Iteration:
+    session, index = engine.session, it.index
+    monitors = get_backend(it.recipe.task_type).monitors(it.recipe)
 
     def relay(event: dict[str, Any]) -> None:
         if event.get("type") == "epoch":
@@ -71,6 +105,8 @@ def run_iteration(engine: Engine, proposal: Proposal, on_event: EventSink | None
                                      events_path=run.events, on_event=relay, cwd=run.path)
     it.wall_s = round(result.wall_s, 2)
     it.warm_kernel = result.warm
+    record = read_record(run.path)
+    it.job_id = record.job_id if record is not None and record.backend != "local" else None
     it.status = result.status if result.status in ("ok", "crash", "timeout", "stopped") else "crash"
     it.error = result.error
     if it.status == "timeout" and run.has_results():
@@ -79,7 +115,7 @@ def run_iteration(engine: Engine, proposal: Proposal, on_event: EventSink | None
         session.log("iteration_overran_after_evaluation", iteration=index)
     if it.status == "ok":
         _read_back(it, run)
-    return _finish(engine, it, on_event)
+    return it
 
 
 def _read_back(it: Iteration, run: RunFolder) -> None:
@@ -101,7 +137,8 @@ def _read_back(it: Iteration, run: RunFolder) -> None:
     it.checkpoint = str(run.checkpoint) if run.checkpoint.exists() else None
 
 
-def _finish(engine: Engine, it: Iteration, on_event: EventSink | None) -> Iteration:
+def finish_iteration(engine: Engine, it: Iteration, on_event: EventSink | None = None) -> Iteration:
+    """Decide kept / discarded / failed against the best so far, record it and say so."""
     session = engine.session
     with engine.lock:
         it.finished_at = now_iso()

@@ -60,6 +60,8 @@ def step(engine: Any, on_event: EventSink | None = None, *, proposal: Proposal |
     reason = engine.should_stop()
     if reason:
         return Step(None, reason, None)
+    if proposal is None and getattr(engine, "parallel", 1) > 1:
+        return engine.round_step(on_event)  # several candidates at once: see agent/rounds.py
     proposal = proposal or engine.propose()
     if proposal is None:
         return Step(None, NO_IDEA_LEFT, None)

@@ -12,7 +12,10 @@ from typing import Any
 
 from ..events import EVENT_VERSION, make_event
 
-__all__ = ["EVENT_VERSION", "write_event", "read_events"]
+__all__ = ["EVENT_VERSION", "DEADLINE_ENV", "write_event", "read_events"]
+
+#: environment variable (unix time) the kernel inherits: training stops early enough to evaluate before it
+DEADLINE_ENV = "CLINAGENT_DEADLINE"
 
 
 def write_event(path: str | Path | None, type_: str, **fields: Any) -> None:
@@ -20,8 +23,10 @@ def write_event(path: str | Path | None, type_: str, **fields: Any) -> None:
     if not path:
         return
     event = make_event(type_, **fields)
+    # the fields set, not the envelope's empty defaults: whoever relays the line adds its own (iteration, ...)
+    line = {k: v for k, v in event.items() if v is not None}
     with open(path, "a", encoding="utf-8") as fh:
-        fh.write(json.dumps(event, default=float) + "\n")
+        fh.write(json.dumps(line, default=float) + "\n")
 
 
 def read_events(path: str | Path, offset: int = 0) -> tuple[list[dict[str, Any]], int]:

@@ -14,16 +14,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from .events import read_events
+from .events import DEADLINE_ENV, read_events
 from .kernels import (KernelPool, Standby, current_priority, default_pool, environment_changes,
                       worker_environment)
 
 __all__ = ["ExecutionResult", "NotebookExecutor", "execute_notebook", "default_kernel_name", "DEADLINE_ENV"]
 
 EventSink = Callable[[dict[str, Any]], None]
-
-#: environment variable (unix time) the kernel inherits: training stops early enough to evaluate before it
-DEADLINE_ENV = "CLINAGENT_DEADLINE"
 
 
 @dataclass

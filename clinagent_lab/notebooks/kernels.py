@@ -38,6 +38,8 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from .events import DEADLINE_ENV
+
 __all__ = ["KernelPool", "Standby", "default_pool", "environment_changes", "startup_variables",
            "worker_environment", "WARM_ENV", "IDLE_ENV"]
 
@@ -49,8 +51,6 @@ IDLE_ENV = "CLINAGENT_WARM_IDLE_S"
 
 def worker_environment() -> dict[str, str]:
     """The environment a worker (and so its kernel) starts with: this process's, unbuffered, headless plots."""
-    from .executor import DEADLINE_ENV
-
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "MPLBACKEND": "Agg"}
     env.pop(DEADLINE_ENV, None)
     return env
@@ -238,7 +238,7 @@ def current_priority() -> list[int]:
 def can_restore_priority() -> bool:
     """Whether this process may raise a process's priority back (needs CAP_SYS_NICE or RLIMIT_NICE)."""
     try:
-        import resource
+        import resource  # deferred: POSIX only (the import fails on Windows)
 
         soft, _ = resource.getrlimit(resource.RLIMIT_NICE)
     except (ImportError, AttributeError, OSError):

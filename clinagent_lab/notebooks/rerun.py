@@ -56,8 +56,10 @@ def _replay_epochs(nb: Path, values: dict[str, Any], timeout_s: float) -> dict[s
 
 def rerun_notebook(notebook: str | Path, *, seed: int | None = None, params: dict[str, Any] | None = None,
                    out_dir: str | Path | None = None, timeout_s: float = 3600.0,
-                   prewarm_next: bool = False) -> dict[str, Any]:
+                   prewarm_next: bool = False, backend: Any = None) -> dict[str, Any]:
     """Rerun one notebook; returns {status, output, metrics, headline, error, wall_s}.
+
+    ``backend``: where it runs (an :class:`~clinagent_lab.execution.ExecutionBackend`; default this machine).
 
     ``prewarm_next``: start a kernel for a following run while this one trains (a seed study does).
     """
@@ -71,8 +73,7 @@ def rerun_notebook(notebook: str | Path, *, seed: int | None = None, params: dic
     out = Path(out_dir).resolve() if out_dir else nb.parent / "reruns" / tag
     out.mkdir(parents=True, exist_ok=True)
     values.setdefault("output_dir", ".")
-
-    result = NotebookExecutor().execute(nb, out / nb.name, values, timeout_s=timeout_s,
+    result = (backend or NotebookExecutor()).execute(nb, out / nb.name, values, timeout_s=timeout_s,
                                         events_path=out / "events.jsonl", cwd=out, prewarm_next=prewarm_next)
     metrics: dict[str, Any] = {}
     if result.status == "ok" and RunFolder(out).metrics.exists():
@@ -125,8 +126,10 @@ def _summarise(runs: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
 
 
 def seed_study(notebook: str | Path, seeds: list[int], *, params: dict[str, Any] | None = None,
-               out_dir: str | Path | None = None, workers: int = 1, timeout_s: float = 3600.0) -> SeedStudy:
-    """Run ``notebook`` once per seed; failures are reported next to successes. Writes seed_study.json."""
+               out_dir: str | Path | None = None, workers: int = 1, timeout_s: float = 3600.0,
+               backend: Any = None) -> SeedStudy:
+    """Run ``notebook`` once per seed (on ``backend``, default this machine); failures are reported next to
+    successes. Writes seed_study.json."""
 
     nb = Path(notebook).resolve()
     check_parameters(nb, {**(params or {}), "seed": 0})
@@ -137,7 +140,7 @@ def seed_study(notebook: str | Path, seeds: list[int], *, params: dict[str, Any]
     def one(seed: int) -> dict[str, Any]:
         try:
             return rerun_notebook(nb, seed=seed, params=params, out_dir=root / f"seed_{seed}", timeout_s=timeout_s,
-                                  prewarm_next=seed != last)
+                                  prewarm_next=seed != last, backend=backend)
         except Exception as exc:  # noqa: BLE001 - one failed run is reported next to the others, never fatal
             return {"status": "crash", "output": root / f"seed_{seed}", "metrics": {}, "headline": {},
                     "error": {"ename": type(exc).__name__, "evalue": str(exc)}, "wall_s": 0.0, "seed": seed}

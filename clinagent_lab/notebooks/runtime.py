@@ -28,7 +28,7 @@ from ..recipe import Recipe
 from ..runfolder import RunFolder, RunInfo
 from ..spec import TaskSpec
 from ..tasks import TaskBackend, get_backend
-from .executor import DEADLINE_ENV
+from .events import DEADLINE_ENV
 from .progress import EpochPlanner, ProgressCallback, TimeBudget, write_event
 from .saliency import save_iteration_saliency
 
@@ -263,7 +263,6 @@ def training_time_left(recipe_max_s: float | None) -> float | None:
     The executor passes the iteration's deadline in ``CLINAGENT_DEADLINE``; a slow kernel start then eats into
     training, not into the evaluation that must follow it. Plain papermill reruns have no deadline.
     """
-
 
     deadline = os.environ.get(DEADLINE_ENV)
     if not deadline:

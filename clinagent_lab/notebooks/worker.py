@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import select
 import sys
 import time
@@ -30,39 +31,38 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-__all__ = ["main", "DEFAULT_PRELOAD"]
+from .events import DEADLINE_ENV, write_event
+from .kernels import BACKGROUND_NICE, _renice
+
+__all__ = ["main", "run_job", "cell_hook", "error_of", "DEFAULT_PRELOAD"]
 
 #: modules a warm kernel imports before it is handed a notebook (what the templates' first cell imports)
 DEFAULT_PRELOAD = ("numpy", "pandas", "torch", "lightning", "clinagent_lab.notebooks.runtime",
                    "clinagent_lab.tasks.classification", "clinagent_lab.models.classifier")
 
 
-def _event_engine(events_path: str | None):
-    from papermill.engines import NBClientEngine
+def cell_hook(events_path: str | None, total: int):
+    """nbclient's ``on_cell_start`` hook writing a ``cell`` event as each cell starts."""
 
-    from .events import write_event
+    def on_cell_start(cell: Any, cell_index: int, **_: Any) -> None:
+        write_event(events_path, "cell", index=cell_index, total=total,
+                    tags=list(cell.get("metadata", {}).get("tags", [])))
 
-    class EventEngine(NBClientEngine):
-        """papermill's nbclient engine, also writing a ``cell`` event as each cell starts."""
-
-        @classmethod
-        def execute_managed_notebook(cls, nb_man: Any, kernel_name: str, **kwargs: Any) -> Any:
-            original = nb_man.cell_start
-            total = len(nb_man.nb.cells)
-
-            def cell_start(cell: Any, cell_index: int | None = None, **kw: Any) -> Any:
-                write_event(events_path, "cell", index=cell_index, total=total,
-                            tags=list(cell.get("metadata", {}).get("tags", [])))
-                return original(cell, cell_index, **kw)
-
-            nb_man.cell_start = cell_start
-            return super().execute_managed_notebook(nb_man, kernel_name, **kwargs)
-
-    return EventEngine
+    return on_cell_start
 
 
-def _error_of(exc: BaseException) -> dict[str, Any]:
-    from papermill.exceptions import PapermillExecutionError
+def cells_to_run(input_path: str, parameters: dict[str, Any] | None) -> int:
+    """How many cells papermill will run: the notebook's, plus the parameters cell it injects (it replaces one
+    injected before, as in a rerun of an executed notebook)."""
+    import nbformat  # deferred: its schema validation takes seconds to import
+
+    nb = nbformat.read(input_path, as_version=4)
+    injected = any("injected-parameters" in c.get("metadata", {}).get("tags", []) for c in nb.cells)
+    return len(nb.cells) + (1 if parameters and not injected else 0)
+
+
+def error_of(exc: BaseException) -> dict[str, Any]:
+    from papermill.exceptions import PapermillExecutionError  # deferred: papermill runs in the worker only
 
     if isinstance(exc, PapermillExecutionError):
         return {"ename": exc.ename, "evalue": exc.evalue, "cell_index": exc.cell_index,
@@ -72,8 +72,6 @@ def _error_of(exc: BaseException) -> dict[str, Any]:
 
 
 def _strip_ansi(text: str) -> str:
-    import re
-
     return re.sub(r"\x1b\[[0-9;]*[A-Za-z]", "", text)
 
 
@@ -87,8 +85,9 @@ class KernelHolder:
     """One kernel started by this worker, driven by silent requests before papermill takes it over."""
 
     def __init__(self, kernel_name: str) -> None:
+        # deferred: jupyter_client and its zmq start-up are needed by the worker process only
         from jupyter_client.manager import AsyncKernelManager
-        from jupyter_core.utils import run_sync
+        from jupyter_core.utils import run_sync  # deferred with jupyter_client
 
         self._run_sync = run_sync
         self.km = AsyncKernelManager(kernel_name=kernel_name)
@@ -136,8 +135,6 @@ def _preload_code(modules: list[str]) -> str:
 
 
 def _job_prelude(job: dict[str, Any]) -> str:
-    from .executor import DEADLINE_ENV
-
     lines = ["import os as _clinagent_os", f"_clinagent_os.chdir({str(job['cwd'])!r})"]
     if job.get("env_set"):
         lines.append(f"_clinagent_os.environ.update({dict(job['env_set'])!r})")
@@ -160,24 +157,25 @@ def _wait_for_job(idle_s: float) -> str | None:
     return line or None
 
 
-def run_job(job: dict[str, Any], kernel: KernelHolder) -> dict[str, Any]:
-    """Run one notebook with papermill on ``kernel``; returns ``{"status", "error"}``."""
+def run_job(job: dict[str, Any], kernel: KernelHolder | None) -> dict[str, Any]:
+    """Run one notebook with papermill on ``kernel`` (or, without one, in a kernel papermill starts with this
+    process's environment, as a cluster job does); returns ``{"status", "error"}``."""
     try:
-        import papermill as pm
-        from papermill.engines import papermill_engines
+        import papermill as pm  # deferred: notebook execution happens in the worker only
 
-        prelude = kernel.run_silently(_job_prelude(job))
-        if prelude.get("status") != "ok":
-            raise RuntimeError(f"could not prepare the kernel for {job['cwd']}: {prelude.get('evalue')}")
-        kernel.release_client()
-        papermill_engines.register("clinagent", _event_engine(job.get("events_path")))
+        if kernel is not None:
+            prelude = kernel.run_silently(_job_prelude(job))
+            if prelude.get("status") != "ok":
+                raise RuntimeError(f"could not prepare the kernel for {job['cwd']}: {prelude.get('evalue')}")
+            kernel.release_client()
+        hook = cell_hook(job.get("events_path"), cells_to_run(job["input"], job.get("parameters")))
         pm.execute_notebook(job["input"], job["output"], parameters=job.get("parameters") or {},
                             kernel_name=job.get("kernel_name") or None, cwd=job.get("cwd"),
-                            engine_name="clinagent", progress_bar=False, log_output=False,
-                            request_save_on_cell_execute=True, km=kernel.km)
+                            on_cell_start=hook, progress_bar=False, log_output=False,
+                            request_save_on_cell_execute=True, km=kernel.km if kernel else None)
         return {"status": "ok", "error": None}
     except BaseException as exc:  # noqa: BLE001 - every failure becomes a recorded status
-        return {"status": "crash", "error": _error_of(exc)}
+        return {"status": "crash", "error": error_of(exc)}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -195,30 +193,25 @@ def main(argv: list[str] | None = None) -> int:
     try:
         kernel = KernelHolder(args.kernel)
     except BaseException as exc:  # noqa: BLE001 - an unknown kernel name, a broken environment
-        _write_state(state, state="failed", kernel_pid=None, error=_error_of(exc))
+        _write_state(state, state="failed", kernel_pid=None, error=error_of(exc))
         line = _wait_for_job(args.idle_s)
         if line:
             job = json.loads(Path(line).read_text(encoding="utf-8"))
-            Path(job["result_path"]).write_text(json.dumps({"status": "crash", "error": _error_of(exc)}))
+            Path(job["result_path"]).write_text(json.dumps({"status": "crash", "error": error_of(exc)}))
         return 1
     try:
         if args.background and kernel.pid:  # the kernel runs in a session (scheduler autogroup) of its own
-            from .kernels import BACKGROUND_NICE, _renice
-
             _renice(kernel.pid, BACKGROUND_NICE, BACKGROUND_NICE)
         _write_state(state, state="warming", kernel_pid=kernel.pid)
         modules = [m for m in args.preload.split(",") if m.strip()]
         warm = kernel.run_silently(_preload_code(modules)) if modules else {"status": "ok"}
         import papermill  # noqa: F401 - imported while waiting, not once the notebook is due
-        import papermill.engines  # noqa: F401
         _write_state(state, state="ready", kernel_pid=kernel.pid, preload=modules, warm_status=warm.get("status"))
         line = _wait_for_job(args.idle_s)
         if line is None:
             return 0
         job = json.loads(Path(line).read_text(encoding="utf-8"))
         if job.get("priority") is not None:  # warmed up in the background: run at the caller's priority
-            from .kernels import _renice
-
             nice, group = job["priority"]
             for pid in (os.getpid(), kernel.pid):
                 if pid:

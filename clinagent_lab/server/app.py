@@ -39,6 +39,11 @@ class ClinagentApp(ExtensionApp):
                             help="Recipe fields fixed for every new session's baseline, as dotted names "
                                  "(e.g. {'data.image_size': 224}); validated when the recipe is built.")
 
+    execution = Dict({}, config=True,
+                     help="Where new sessions run their notebooks, as execution.ExecutionConfig: e.g. "
+                          "{'backend': 'slurm', 'parallel': 2, 'slurm': {'partition': 'gpu', 'gpus_per_job': 1}} "
+                          "(empty: CLINAGENT_BACKEND, the config file, else local). See docs/cluster.md.")
+
     def _sessions_path(self) -> Path:
         root = Path(self.serverapp.root_dir)
         if not self.sessions_dir:
@@ -49,7 +54,8 @@ class ClinagentApp(ExtensionApp):
     def initialize_settings(self) -> None:
         manager = SessionManager(self._sessions_path(), self.serverapp.root_dir, model=self.model,
                                  max_iterations=self.max_iterations, iteration_minutes=self.iteration_minutes,
-                                 auto_continue=self.auto_continue, recipe_overrides=self.recipe_overrides)
+                                 auto_continue=self.auto_continue, recipe_overrides=self.recipe_overrides,
+                                 execution=self.execution)
         recovered = manager.recover()
         self.log.info("clinagent: %d session(s) in %s", len(recovered), manager.sessions_dir)
         self.settings["clinagent_manager"] = manager

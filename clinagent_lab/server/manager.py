@@ -20,6 +20,7 @@ from typing import Any, Callable
 
 from ..agent.loop import NO_IDEA_LEFT, step
 from ..errors import ClinagentError
+from ..execution import make_backend, resolve_config
 from ..records import SESSION_FILE, Annotation, Session
 from ..spec import TaskSpec
 from .cells import iteration_cells
@@ -83,6 +84,7 @@ class SessionManager:
         iteration_minutes: default time budget of one iteration.
         auto_continue: run the proposed next iteration without waiting for approval.
         recipe_overrides: recipe fields (dotted names) fixed for every new session's baseline.
+        execution: where new sessions' notebooks run (``execution.ExecutionConfig`` fields; docs/cluster.md).
         bus: where progress events go.
         workers: threads for blocking engine calls.
     """
@@ -91,7 +93,7 @@ class SessionManager:
                  model: str = "offline", max_iterations: int | None = None,
                  iteration_minutes: float | None = None, auto_continue: bool = False,
                  bus: EventBus | None = None, workers: int = 4,
-                 recipe_overrides: dict[str, Any] | None = None) -> None:
+                 recipe_overrides: dict[str, Any] | None = None, execution: dict[str, Any] | None = None) -> None:
         self.sessions_dir = Path(sessions_dir)
         self.root_dir = Path(root_dir).resolve()
         self._factory = engine_factory
@@ -100,6 +102,7 @@ class SessionManager:
         self.iteration_minutes = iteration_minutes
         self.auto_continue = auto_continue
         self.recipe_overrides = dict(recipe_overrides or {})
+        self.execution = dict(execution or {})
         self.bus = bus or EventBus()
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="clinagent")
         self._dirs: dict[str, Path] = {}
@@ -167,8 +170,11 @@ class SessionManager:
 
     @staticmethod
     def _mark_interrupted(session: Session) -> None:
+        backend = make_backend(resolve_config(recorded=session.execution))  # a cluster job outlives the server
+        keep = [it.index for it in session.iterations if it.status == "running" and it.output_dir
+                and backend.reattach(it.output_dir) is not None]
         if session.mark_interrupted("the server stopped while this iteration ran; start again to rerun it",
-                                    stop_reason="server restarted"):
+                                    stop_reason="server restarted", keep=keep):
             session.save()
 
     # --- read --------------------------------------------------------------------------------------
@@ -214,7 +220,8 @@ class SessionManager:
         eng = await self._call(self.engine_class.create, request, path, out_dir, model=self.model,
                                max_iterations=max_iterations or self.max_iterations,
                                iteration_minutes=iteration_minutes or self.iteration_minutes,
-                               spec=spec, data_format=data_format, recipe_overrides=self.recipe_overrides)
+                               spec=spec, data_format=data_format, recipe_overrides=self.recipe_overrides,
+                               **({"execution": self.execution} if self.execution else {}))
         sid = eng.session.id
         self._dirs[sid] = Path(eng.session.out_dir)
         self._engines[sid] = eng
@@ -329,6 +336,8 @@ class SessionManager:
 
         try:
             eng = await self.engine(sid)
+            if hasattr(eng, "resume"):  # iterations whose cluster jobs outlived the last server: collect them
+                await self._call(eng.resume, on_event)
             while not job.stop_requested:
                 job.phase = "proposing"
                 current = await self._call(eng.propose)
@@ -338,7 +347,9 @@ class SessionManager:
                 if job.stop_requested:
                     break
                 job.phase, job.iteration = "running", len(eng.session.iterations) + 1
-                result = await self._call(step, eng, on_event, proposal=current)
+                # --parallel K: the approved proposal opens a round of up to K candidates (agent/rounds.py)
+                rounds = getattr(eng, "parallel", 1) > 1 and current is eng.session.proposal
+                result = await self._call(step, eng, on_event, proposal=None if rounds else current)
                 if result.iteration is not None and result.iteration.status != "stopped" \
                         and not job.stop_requested:
                     self._emit(sid, "proposal", proposal=to_jsonable(result.proposal),
