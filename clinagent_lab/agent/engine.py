@@ -25,6 +25,7 @@ from ..data.formats import load_dataset
 from ..data.splits import apply_split_table, split_table, without_split
 from ..errors import ClinagentError, SessionError
 from ..events import make_event
+from ..execution import make_backend, resolve_config
 from ..fileio import atomic_write_text
 from ..intent import assess_request, ground_spec
 from ..llm import (
@@ -35,17 +36,14 @@ from ..llm import (
     session_audit,
 )
 from ..llm.codecheck import check_code
-from ..execution import make_backend, resolve_config
 from ..notebooks.executor import NotebookExecutor
-from ..plan.hardware import detect_hardware, measure_throughput
-from ..plan.initializer import initialize_recipe
 from ..plan.refiner import RefineContext, RuleRefiner
 from ..recipe import Recipe, RecipePatch, apply_patch, recipe_diff
 from ..records import Annotation, FinalTest, Iteration, Proposal, Session
 from ..runfolder import FINGERPRINT_FILE, SPLITS_FILE
 from ..spec import TaskSpec
-from ..tasks import get_backend
 from . import final_test, iteration, loop, rounds
+from .baseline import baseline_proposal, baseline_recipe
 from .prepare import interpret, prepare_data
 
 __all__ = ["Engine", "EventSink", "prepare_data", "interpret"]
@@ -213,31 +211,11 @@ class Engine:
     def refine_context(self) -> RefineContext:
         best = self.session.best()
         current = best.recipe if best else (self.session.iterations[-1].recipe if self.session.iterations
-                                            else self._baseline_recipe())
+                                            else baseline_recipe(self.session))
         return RefineContext(spec=self.session.spec, fingerprint=self.session.fingerprint,
                              history=list(self.session.iterations), best=best, current=current,
                              annotations=self.session.annotations, tried_ideas=set(self.session.tried_ideas),
                              remaining_s=self.remaining_s())
-
-    def _baseline_recipe(self) -> Recipe:
-        fixed = self.session.recipe_overrides or {}
-        hardware = detect_hardware(fixed.get("training.accelerator", "auto"), int(fixed.get("training.devices", 1)))
-        recipe = initialize_recipe(self.session.spec, self.session.fingerprint, seed=self.session.seed,
-                                   hardware=hardware, pretrained=fixed.get("model.pretrained", "auto"))
-        if not hardware.gpu and get_backend(recipe.task_type).plans_epochs:  # this CPU's speed, not a table's
-            rate = measure_throughput(recipe.model, recipe.num_classes, recipe.data.image_size,
-                                      batch=recipe.data.batch_size)
-            recipe = initialize_recipe(self.session.spec, self.session.fingerprint, seed=self.session.seed,
-                                       hardware=hardware, pretrained=fixed.get("model.pretrained", "auto"),
-                                       throughput=rate)
-        if self.session.format_options:
-            recipe = apply_patch(recipe, {"data.format_options": dict(self.session.format_options)})
-            recipe.reasons["data.format_options"] = "adapter options given for this session"
-        if self.session.recipe_overrides:
-            recipe = apply_patch(recipe, self.session.recipe_overrides)
-            for key in self.session.recipe_overrides:
-                recipe.reasons[key] = "set by the user"
-        return recipe
 
     def remaining_s(self) -> float | None:
         total = self.session.spec.budget.total_minutes
@@ -270,7 +248,7 @@ class Engine:
         with self.lock:
             if self.session.proposal is not None:
                 return self.session.proposal
-            proposal = self._baseline_proposal() if self.session.best_iteration is None else None
+            proposal = baseline_proposal(self.session) if self.session.best_iteration is None else None
             if proposal is None:
                 ctx = self.refine_context()
                 patch = self.refiner().propose(ctx)
@@ -280,16 +258,6 @@ class Engine:
             self.session.proposal = proposal
             self.save()
             return proposal
-
-    def _baseline_proposal(self) -> Proposal | None:
-        tries = sum(1 for it in self.session.iterations if it.idea == "baseline")
-        last = self.session.iterations[-1] if self.session.iterations else None
-        if tries >= 2 or (last is not None and last.status == "timeout"):
-            return None  # failed twice, or out of time (the same recipe would be too): the refiner recovers
-        recipe = self._baseline_recipe()
-        rationale = ("Baseline: the initializer's recipe from the task spec and the data fingerprint. "
-                     + " ".join(f"{k}: {v}." for k, v in list(recipe.reasons.items())[:4]))
-        return Proposal(recipe=recipe, rationale=rationale, idea="baseline", proposed_by="initializer")
 
     def proposal_from_patch(self, current: Recipe, patch: RecipePatch) -> Proposal:
         recipe = apply_patch(current, patch)

@@ -13,11 +13,11 @@ from typing import TYPE_CHECKING
 from ..errors import SessionConflict, SessionError
 from ..fileio import now_iso
 from ..notebooks.render import FINAL_TEST_TEMPLATE, render_iteration
-from .prepare import prepare_image_cache
 from ..records import FinalTest
 from ..runfolder import RunFolder
 from ..tasks import get_backend
 from .iteration import headline
+from .prepare import prepare_image_cache
 
 if TYPE_CHECKING:
     from .engine import Engine, EventSink
