@@ -22,8 +22,12 @@ from .llm.client import resolve_model
 __all__ = ["main", "build_parser", "ProgressPrinter"]
 
 EXIT_USAGE = 2
-DEMO_FINDING_CONTRAST = 0.7
+#: the demo's synthetic chest drain (docs/benchmarks.md, "`clinagent demo`"): pneumothoraces of varying
+#: visibility (some too faint to see) beside a drain on 80% of positives and 20% of negatives in train/val
+DEMO_FINDING_CONTRAST = 1.0
+DEMO_FINDING_SPREAD = 0.7
 DEMO_NOISE = 0.03
+DEMO_CORRELATION = 0.6
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -135,8 +139,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     out = Path(args.out or "clinagent-demo").resolve()
     # a faint pneumothorax beside a bright drain: a plain model leans on the drain, mitigation has room to help
-    data = generate("chest_drain", out / "data", seed=args.seed, n=args.n, image_size=32, correlation=0.8,
-                    finding_contrast=DEMO_FINDING_CONTRAST, noise=DEMO_NOISE)
+    data = generate("chest_drain", out / "data", seed=args.seed, n=args.n, image_size=32,
+                    correlation=DEMO_CORRELATION, finding_contrast=DEMO_FINDING_CONTRAST,
+                    finding_spread=DEMO_FINDING_SPREAD, noise=DEMO_NOISE)
     request = ("pneumothorax on chest X-rays; don't let the model cheat by looking at chest drains; "
                "sensitivity matters")
     print(f"demo data (synthetic, chest-radiograph-like, drain correlated with the label): {data}")

@@ -147,6 +147,10 @@ class PlainProgress(ProgressPrinter):
             self._other(event)
 
 
+#: events after which the live lines end and a plain line follows
+_LOOP_EVENTS = ("loop_finished", "test_started", "session_finished")
+
+
 class LiveProgress(ProgressPrinter):
     """A terminal: one live line per iteration (rich), redrawn on each epoch, kept when it ends."""
 
@@ -166,7 +170,9 @@ class LiveProgress(ProgressPrinter):
             if not self.progress.live.is_started:
                 self.progress.start()
             self.tasks[it] = self.progress.add_task(f"iteration {it} · {self.ideas[it]}",
-                                                    total=event.get("max_epochs") or None, detail="preparing data")
+                                                    total=event.get("max_epochs") or None, detail="starting")
+        elif kind == "data_started" and it in self.tasks:
+            self.progress.update(self.tasks[it], detail="preparing data")
         elif kind == "fit_started" and it in self.tasks:
             self.progress.update(self.tasks[it], total=event.get("max_epochs"), detail="training")
         elif kind == "epoch" and it in self.tasks:
@@ -186,7 +192,7 @@ class LiveProgress(ProgressPrinter):
                                                         f"{event.get('decision')}{wall}")
             if event.get("error"):
                 self._print(f"    error: {str(event['error'])[:300]}")
-        else:
+        elif kind in _LOOP_EVENTS:  # the kernel's cell and plan events leave the live line as it is
             self.close()
             self._other(event)
 

@@ -9,6 +9,8 @@ from clinagent_lab.cli_progress import LiveProgress, PlainProgress, ProgressPrin
 
 EVENTS = [
     {"type": "iteration_started", "iteration": 1, "idea": "baseline", "max_epochs": 3, "rationale": "first"},
+    {"type": "data_started", "iteration": 1, "data_path": "data"},
+    {"type": "cell", "iteration": 1, "index": 4, "total": 16},
     {"type": "fit_started", "iteration": 1, "max_epochs": 3, "budget_s": 60.0},
     *({"type": "epoch", "iteration": 1, "epoch": e, "max_epochs": 3, "budget_s": 60.0,
        "metrics": {"val_loss": 0.5, "val_auroc": 0.7 + 0.05 * e}} for e in range(3)),

@@ -29,7 +29,9 @@ def test_two_iterations_run_and_are_recorded(e2e_session):
         assert Path(it.notebook).exists() and Path(it.checkpoint).exists()
         assert "chest_drain" in it.val_metrics["confounders"]
     kinds = {e["type"] for e in events}
-    assert {"iteration_started", "epoch", "iteration_finished", "session_finished"} <= kinds
+    assert {"iteration_started", "data_started", "epoch", "iteration_finished", "session_finished"} <= kinds
+    relayed = [e for e in events if e["type"] in ("data_started", "fit_started", "epoch")]
+    assert all(e["iteration"] in (1, 2) and e["session"] == s.id for e in relayed)  # the engine's values
 
 
 def test_best_iteration_is_the_best_kept_one(e2e_session):

@@ -23,6 +23,9 @@ if TYPE_CHECKING:
 
 __all__ = ["run_iteration", "headline", "pin_epochs"]
 
+#: envelope fields of a kernel event that the engine sets itself when it relays the event
+_ENVELOPE = ("type", "v", "time", "session", "iteration", "seq", "at", "budget_s")
+
 
 def run_iteration(engine: Engine, proposal: Proposal, on_event: EventSink | None = None,
                   timeout_s: float | None = None) -> Iteration:
@@ -63,8 +66,9 @@ def run_iteration(engine: Engine, proposal: Proposal, on_event: EventSink | None
             value = next((metrics[m] for m in monitors if m in metrics), None)
             if isinstance(value, (int, float)):
                 it.curve.append(round(float(value), 6))
-        engine.emit(on_event, event.get("type", "log"), iteration=index,
-                    **{k: v for k, v in event.items() if k not in ("type", "v", "time")}, budget_s=budget)
+        # the kernel's events carry every envelope field (None where unset): the engine's own values replace them
+        fields = {k: v for k, v in event.items() if k not in _ENVELOPE}
+        engine.emit(on_event, event.get("type", "log"), **fields, iteration=index, budget_s=budget)
 
     result = engine.executor.execute(folder / "input.ipynb", folder / "iteration.ipynb", {},
                                      timeout_s=budget, events_path=folder / "events.jsonl", on_event=relay,

@@ -8,7 +8,7 @@
  * This interface was referenced by `ClinagentApi`'s JSON-Schema
  * via the `definition` "Event".
  */
-export type Event = (CellEvent | FitStarted | EpochEvent | PlanEvent | FitFinished | Evaluated | IterationStarted | IterationFinished | LoopFinished | TestStarted | SessionFinished | ProposalEvent | StateEvent | ErrorEvent | LogEvent | AnnotationEvent | FinalTestEvent | ExportEvent)
+export type Event = (CellEvent | DataStarted | FitStarted | EpochEvent | PlanEvent | FitFinished | Evaluated | IterationStarted | IterationFinished | LoopFinished | TestStarted | SessionFinished | ProposalEvent | StateEvent | ErrorEvent | LogEvent | AnnotationEvent | FinalTestEvent | ExportEvent)
 
 export interface ClinagentApi {
 Annotation?: Annotation
@@ -20,6 +20,7 @@ CellEvent?: CellEvent
 ColumnAssociation?: ColumnAssociation
 Confounder?: Confounder
 DataConfig?: DataConfig
+DataStarted?: DataStarted
 DatasetFingerprint?: DatasetFingerprint
 DebiasConfig?: DebiasConfig
 EpochEvent?: EpochEvent
@@ -207,6 +208,24 @@ max_train_samples: (number | null)
 format_options: {
 [k: string]: unknown
 }
+}
+/**
+ * The notebook starts loading the data with the frozen split (the kernel is up, the imports are done).
+ * 
+ * This interface was referenced by `ClinagentApi`'s JSON-Schema
+ * via the `definition` "DataStarted".
+ */
+export interface DataStarted {
+v: number
+time: number
+session: (string | null)
+iteration: (number | null)
+seq: (number | null)
+budget_s: (number | null)
+at: (number | null)
+type: "data_started"
+data_path: (string | null)
+[k: string]: unknown
 }
 /**
  * Aggregate statistics of a dataset; written beside every run as ``dataset_fingerprint.json``.
