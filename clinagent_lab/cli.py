@@ -28,6 +28,9 @@ DEMO_FINDING_CONTRAST = 1.0
 DEMO_FINDING_SPREAD = 0.7
 DEMO_NOISE = 0.03
 DEMO_CORRELATION = 0.6
+#: the baseline, then the mitigation the refiner proposes; the first iteration also pays the kernel's start-up
+DEMO_ITERATIONS = 2
+DEMO_MINUTES = 3.0
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -270,8 +273,8 @@ def build_parser() -> argparse.ArgumentParser:
     dp.add_argument("--out", help="output folder (default: ./clinagent-demo)")
     dp.add_argument("--seed", type=int, default=0)
     dp.add_argument("--n", type=int, default=600, help="number of synthetic images")
-    dp.add_argument("--max-iterations", type=int, default=3)
-    dp.add_argument("--iteration-minutes", type=float, default=2.0)
+    dp.add_argument("--max-iterations", type=int, default=DEMO_ITERATIONS)
+    dp.add_argument("--iteration-minutes", type=float, default=DEMO_MINUTES)
     dp.add_argument("--verbose", action="store_true", help="a line per epoch with every validation metric")
     _add_llm_args(dp)
     dp.set_defaults(func=cmd_demo)

@@ -44,7 +44,7 @@ def lab(tmp_path: Path):
     notebook = nbformat.v4.new_notebook(metadata={"kernelspec": kernelspec})
     nbformat.write(notebook, root / "analysis.ipynb")
     with running_lab(tmp_path, root, token="clinagent-test-token", log_name="browser_lab.log",
-                     labextension=LABEXTENSION, extra_args=["--ClinagentApp.iteration_minutes=3",
+                     labextension=LABEXTENSION, extra_args=["--ClinagentApp.iteration_minutes=8",
                                  "--LabApp.expose_app_in_browser=True"]) as url:
         yield url, "clinagent-test-token", root
 
