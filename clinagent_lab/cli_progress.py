@@ -216,16 +216,43 @@ def progress_display(verbose: bool = False, stream: TextIO | None = None) -> Pro
 
 
 def print_summary(session: Any, stream: TextIO | None = None) -> None:
-    """The compact table of a session's iterations."""
+    """The compact table of a session's iterations; with a confounder to mitigate, how often each iteration
+    flags the negatives that carry it, and those that do not (validation; the test split's once read)."""
     stream = stream or sys.stdout
-    console = Console(file=stream, width=None if getattr(stream, "isatty", lambda: False)() else 110)
+    console = Console(file=stream, width=None if getattr(stream, "isatty", lambda: False)() else 140)
     table = Table(title="iterations", title_justify="left", show_edge=False, pad_edge=False)
-    for name, justify in (("#", "right"), ("idea", "left"), ("status", "left"), ("selection", "right"),
-                          ("decision", "left"), ("time", "right")):
+    confounder = _mitigated(session)
+    columns = [("#", "right"), ("idea", "left"), ("status", "left"), ("selection", "right"), ("decision", "left"),
+               ("time", "right")]
+    if confounder:
+        columns.insert(4, (f"false alarms with / without {confounder}", "right"))
+    for name, justify in columns:
         table.add_column(name, justify=justify)  # type: ignore[arg-type]
     for it in session.iterations:
         value = f"{it.selection_value:.4f}" if it.selection_value is not None else "-"
         wall = f"{it.wall_s:.0f} s" if it.wall_s is not None else "-"
         mark = " ★" if session.best_iteration == it.index else ""
-        table.add_row(str(it.index), (it.idea or "change") + mark, it.status, value, it.decision, wall)
+        row = [str(it.index), (it.idea or "change") + mark, it.status, value, it.decision, wall]
+        if confounder:
+            row.insert(4, false_alarms(getattr(it, "val_metrics", None) or {}, confounder))
+        table.add_row(*row)
     console.print(table)
+    final = getattr(session, "final_test", None)
+    if confounder and final is not None:
+        console.print(f"test split (once), iteration {final.iteration}: false alarms with / without {confounder} "
+                      f"{false_alarms(final.metrics, confounder)}", highlight=False)
+
+
+def _mitigated(session: Any) -> str | None:
+    spec = getattr(session, "spec", None)
+    names = [c.name for c in spec.mitigated_confounders()] if spec is not None else []
+    return names[0] if names else None
+
+
+def false_alarms(metrics: dict[str, Any], confounder: str) -> str:
+    """``"82% / 0%"``: the share of negatives flagged with the confounder and without it ("-" when unknown)."""
+    reliance = ((metrics.get("confounders") or {}).get(confounder) or {}).get("reliance") or {}
+    with_, without = reliance.get("fpr_confounder_pos"), reliance.get("fpr_confounder_neg")
+    if not isinstance(with_, (int, float)) or not isinstance(without, (int, float)):
+        return "-"
+    return f"{with_:.0%} / {without:.0%}"
