@@ -30,7 +30,9 @@ DEMO_NOISE = 0.03
 DEMO_CORRELATION = 0.6
 #: the baseline, then the mitigation the refiner proposes; the first iteration also pays the kernel's start-up
 DEMO_ITERATIONS = 2
-DEMO_MINUTES = 3.0
+DEMO_MINUTES = 4.0
+#: 24 px keeps the pneumothorax visible and lets a CPU train enough epochs for the mitigation to catch up
+DEMO_IMAGE_SIZE = 24
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -142,7 +144,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     out = Path(args.out or "clinagent-demo").resolve()
     # a faint pneumothorax beside a bright drain: a plain model leans on the drain, mitigation has room to help
-    data = generate("chest_drain", out / "data", seed=args.seed, n=args.n, image_size=32,
+    data = generate("chest_drain", out / "data", seed=args.seed, n=args.n, image_size=DEMO_IMAGE_SIZE,
                     correlation=DEMO_CORRELATION, finding_contrast=DEMO_FINDING_CONTRAST,
                     finding_spread=DEMO_FINDING_SPREAD, noise=DEMO_NOISE)
     request = ("pneumothorax on chest X-rays; don't let the model cheat by looking at chest drains; "
