@@ -40,6 +40,7 @@ from ..plan.initializer import initialize_recipe
 from ..plan.refiner import RefineContext, RuleRefiner
 from ..recipe import Recipe, RecipePatch, apply_patch, recipe_diff
 from ..records import Annotation, FinalTest, Iteration, Proposal, Session
+from ..runfolder import FINGERPRINT_FILE, SPLITS_FILE
 from ..spec import TaskSpec
 from . import final_test, iteration, loop
 from .prepare import interpret, prepare_data
@@ -48,8 +49,6 @@ __all__ = ["Engine", "EventSink", "prepare_data", "interpret"]
 
 EventSink = Callable[[dict[str, Any]], None]
 
-FINGERPRINT_FILE = "dataset_fingerprint.json"
-SPLITS_FILE = "splits.csv"
 
 
 class Engine:

@@ -7,7 +7,6 @@ still counts as a read.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -15,6 +14,7 @@ from ..errors import SessionConflict, SessionError
 from ..fileio import now_iso
 from ..notebooks.render import FINAL_TEST_TEMPLATE, render_iteration
 from ..records import FinalTest
+from ..runfolder import RunFolder
 from ..tasks import get_backend
 from .iteration import headline
 
@@ -40,34 +40,34 @@ def run_final_test(engine: Engine, on_event: EventSink | None = None,
         s.log("test_split_read", iteration=best.index)
         engine.save()
     engine.emit(on_event, "test_started", iteration=best.index)
-    folder = engine.out / "final_test"
+    run = RunFolder.final_test(engine.out)
     threshold = best.val_metrics.get("threshold")
     params = {**engine.notebook_parameters(best.recipe), "checkpoint": str(Path(best.checkpoint).resolve()),
               "threshold": threshold if isinstance(threshold, (int, float)) else None}
-    render_iteration(FINAL_TEST_TEMPLATE, folder / "input.ipynb", custom_code=best.recipe.custom_code,
+    render_iteration(FINAL_TEST_TEMPLATE, run.input_notebook, custom_code=best.recipe.custom_code,
                      parameters=params)
-    result = engine.executor.execute(folder / "input.ipynb", folder / "final_test.ipynb", {},
+    result = engine.executor.execute(run.input_notebook, run.notebook, {},
                                      timeout_s=timeout_s or max(600.0, s.spec.budget.iteration_minutes * 60),
-                                     events_path=folder / "events.jsonl", cwd=folder, prewarm_next=False)
+                                     events_path=run.events, cwd=run.path, prewarm_next=False)
     if result.status != "ok":
         with engine.lock:
             s.log("final_test_failed", status=result.status, error=result.error)
             engine.save()
         raise SessionError(f"the test evaluation ended with status '{result.status}': "
-                           f"{(result.error or {}).get('evalue', '')}", where=str(folder / "final_test.ipynb"),
+                           f"{(result.error or {}).get('evalue', '')}", where=str(run.notebook),
                            fix="read the notebook; the test split counts as read")
-    metrics = json.loads((folder / "test_metrics.json").read_text(encoding="utf-8"))
-    info = json.loads((folder / "run_info.json").read_text(encoding="utf-8"))
-    name = get_backend(best.recipe.task_type).test_predictions_file
-    path = engine.out / name
-    path.write_bytes((folder / name).read_bytes())
+    metrics = run.read_metrics(test=True)
+    info = run.read_run_info()
+    written = run.test_predictions(get_backend(best.recipe.task_type))
+    path = engine.out / written.name
+    path.write_bytes(written.read_bytes())
     final = FinalTest(iteration=best.index, metrics=metrics, evaluated_at=now_iso(),
-                      n_samples=int(info["n_samples"]), predictions=str(path))
+                      n_samples=int(info.n_samples or 0), predictions=str(path))
     with engine.lock:
         s.final_test = final
         s.status = "finished"
         s.log("final_test", iteration=best.index, primary=metrics.get("primary"),
-              test_loader_reads=info.get("test_reads"), notebook=str(folder / "final_test.ipynb"))
+              test_loader_reads=info.test_reads, notebook=str(run.notebook))
         engine.save()
     engine.emit(on_event, "session_finished", iteration=best.index, metrics=headline(metrics),
                 predictions=str(path))

@@ -3,7 +3,6 @@ decided (kept / discarded / failed) on the validation split."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -13,18 +12,15 @@ from ..errors import ClinagentError
 from ..evaluation.evaluate import evaluator_hash
 from ..fileio import atomic_write_text, now_iso
 from ..notebooks.render import bake_parameters, render_iteration, verify_frozen
-from ..notebooks.rerun import replay_epochs
 from ..plan.selection import decide, selection_value
 from ..records import Iteration, Proposal
+from ..runfolder import RunFolder
 from ..tasks import get_backend
 
 if TYPE_CHECKING:
     from .engine import Engine, EventSink
 
 __all__ = ["run_iteration", "headline", "pin_epochs"]
-
-#: envelope fields of a kernel event that the engine sets itself when it relays the event
-_ENVELOPE = ("type", "v", "time", "session", "iteration", "seq", "at", "budget_s")
 
 
 def run_iteration(engine: Engine, proposal: Proposal, on_event: EventSink | None = None,
@@ -33,10 +29,10 @@ def run_iteration(engine: Engine, proposal: Proposal, on_event: EventSink | None
     session = engine.session
     with engine.lock:
         index = len(session.iterations) + 1
-        folder = engine.out / "iterations" / f"iter_{index:02d}"
-        folder.mkdir(parents=True, exist_ok=True)
+        run = RunFolder.iteration(engine.out, index)
+        run.path.mkdir(parents=True, exist_ok=True)
         it = Iteration(index=index, status="running", recipe=proposal.recipe, rationale=proposal.rationale,
-                       idea=proposal.idea, notebook=str(folder / "iteration.ipynb"), output_dir=str(folder),
+                       idea=proposal.idea, notebook=str(run.notebook), output_dir=str(run.path),
                        started_at=now_iso(), decision="pending")
         session.iterations.append(it)
         session.proposal = None
@@ -55,7 +51,7 @@ def run_iteration(engine: Engine, proposal: Proposal, on_event: EventSink | None
         it.status, it.error = "crash", {"ename": "CodeRejected", "evalue": "; ".join(problems)}
         return _finish(engine, it, on_event)
     backend = get_backend(it.recipe.task_type)
-    render_iteration(backend.template, folder / "input.ipynb", custom_code=it.recipe.custom_code,
+    render_iteration(backend.template, run.input_notebook, custom_code=it.recipe.custom_code,
                      title=f"Iteration {index}: {it.idea or 'change'}", rationale=it.rationale,
                      parameters=engine.notebook_parameters(it.recipe))
     monitors = backend.monitors(it.recipe)
@@ -66,45 +62,41 @@ def run_iteration(engine: Engine, proposal: Proposal, on_event: EventSink | None
             value = next((metrics[m] for m in monitors if m in metrics), None)
             if isinstance(value, (int, float)):
                 it.curve.append(round(float(value), 6))
-        # the kernel's events carry every envelope field (None where unset): the engine's own values replace them
-        fields = {k: v for k, v in event.items() if k not in _ENVELOPE}
-        engine.emit(on_event, event.get("type", "log"), **fields, iteration=index, budget_s=budget)
+        fields = {k: v for k, v in event.items() if k not in ("type", "v", "time", "session")}
+        engine.emit(on_event, event.get("type", "log"), **{**fields, "iteration": index, "budget_s": budget})
 
-    result = engine.executor.execute(folder / "input.ipynb", folder / "iteration.ipynb", {},
-                                     timeout_s=budget, events_path=folder / "events.jsonl", on_event=relay,
-                                     cwd=folder)
+    result = engine.executor.execute(run.input_notebook, run.notebook, {}, timeout_s=budget,
+                                     events_path=run.events, on_event=relay, cwd=run.path)
     it.wall_s = round(result.wall_s, 2)
     it.warm_kernel = result.warm
     it.status = result.status if result.status in ("ok", "crash", "timeout", "stopped") else "crash"
     it.error = result.error
-    if it.status == "timeout" and (folder / "metrics.json").exists() and (folder / "run_info.json").exists():
+    if it.status == "timeout" and run.has_results():
         # the budget ran out after the frozen evaluation had saved its results (during the figures)
         it.status, it.error = "ok", None
         session.log("iteration_overran_after_evaluation", iteration=index)
     if it.status == "ok":
-        _read_back(it, folder)
+        _read_back(it, run)
     return _finish(engine, it, on_event)
 
 
-def _read_back(it: Iteration, folder: Path) -> None:
+def _read_back(it: Iteration, run: RunFolder) -> None:
     """Validation metrics, the frozen cells and the evaluator's hash checked; the epoch plan pinned."""
     try:
-        metrics = json.loads((folder / "metrics.json").read_text(encoding="utf-8"))
-        info = json.loads((folder / "run_info.json").read_text(encoding="utf-8"))
-        verify_frozen(nbformat.read(folder / "iteration.ipynb", as_version=4),
-                      get_backend(it.recipe.task_type).template)
-        if info.get("evaluator_hash") != evaluator_hash():
+        metrics = run.read_metrics()
+        info = run.read_run_info()
+        verify_frozen(nbformat.read(run.notebook, as_version=4), get_backend(it.recipe.task_type).template)
+        if info.evaluator_hash != evaluator_hash():
             raise ClinagentError("the evaluator used by this iteration differs from the library's",
                                  fix="iterations cannot change the evaluator")
-    except (OSError, json.JSONDecodeError, ClinagentError) as exc:
+    except (OSError, ClinagentError) as exc:
         it.status = "crash"
         it.error = {"ename": type(exc).__name__, "evalue": str(exc), "cell_index": None}
         return
     it.val_metrics = metrics
-    pin_epochs(folder / "iteration.ipynb", replay_epochs(info))
+    pin_epochs(run.notebook, info.replay_epochs())
     it.selection_value = selection_value(metrics)
-    ckpt = folder / "model.ckpt"
-    it.checkpoint = str(ckpt) if ckpt.exists() else None
+    it.checkpoint = str(run.checkpoint) if run.checkpoint.exists() else None
 
 
 def _finish(engine: Engine, it: Iteration, on_event: EventSink | None) -> Iteration:

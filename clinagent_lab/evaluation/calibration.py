@@ -1,17 +1,22 @@
 """Calibration: reliability curve, expected calibration error, calibration slope and intercept.
 
-Bins follow ``sklearn.calibration.calibration_curve(strategy="uniform")``: ``n_bins`` equal-width bins on
-[0, 1], a probability on an inner edge belongs to the bin below it. The slope and intercept come from an
-unpenalised logistic regression of the outcome on ``logit(p)`` (Newton-Raphson); a well-calibrated model has
-slope 1 and intercept 0, a slope below 1 means over-confident predictions.
+The curve is ``sklearn.calibration.calibration_curve(strategy="uniform")`` (``n_bins`` equal-width bins on
+[0, 1]; a probability on an inner edge belongs to the bin below it), kept per bin with its count so that
+empty bins show as gaps. The slope and intercept come from scikit-learn's unpenalised logistic regression of
+the outcome on ``logit(p)``; a well-calibrated model has slope 1 and intercept 0, a slope below 1 means
+over-confident predictions.
 """
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from sklearn.calibration import calibration_curve
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.linear_model import LogisticRegression
 
 from ..errors import DataValidationError
 from ._utils import as_1d, check_same_length, jsonable
@@ -57,11 +62,13 @@ def reliability_curve(y, p, n_bins: int = 10) -> ReliabilityCurve:
     """
     y, p = _inputs(y, p)
     edges = np.linspace(0.0, 1.0, n_bins + 1)
-    ids = np.searchsorted(edges[1:-1], p)
-    counts = np.bincount(ids, minlength=n_bins)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        mean_pred = np.bincount(ids, weights=p, minlength=n_bins) / counts
-        observed = np.bincount(ids, weights=y, minlength=n_bins) / counts
+    counts = np.bincount(np.searchsorted(edges[1:-1], p), minlength=n_bins)  # the binning sklearn uses
+    mean_pred = np.full(n_bins, np.nan)
+    observed = np.full(n_bins, np.nan)
+    if len(p) and len(np.unique(y)) <= 2:
+        # sklearn returns the non-empty bins only, in order; put them back in their places
+        observed_used, mean_used = calibration_curve(y, p, n_bins=n_bins, strategy="uniform")
+        observed[counts > 0], mean_pred[counts > 0] = observed_used, mean_used
     return ReliabilityCurve(edges, mean_pred, observed, counts)
 
 
@@ -97,17 +104,16 @@ def calibration_slope_intercept(y, p, *, max_iter: int = 100, tol: float = 1e-10
     if len(np.unique(y)) < 2:
         return None, None
     p = np.clip(p, _CLIP, 1 - _CLIP)
-    x = np.c_[np.ones_like(p), np.log(p / (1 - p))]
-    beta = np.zeros(2)
-    for _ in range(max_iter):
-        mu = 1 / (1 + np.exp(-(x @ beta)))
-        w = mu * (1 - mu)
-        hessian = x.T @ (x * w[:, None])
+    x = np.log(p / (1 - p)).reshape(-1, 1)
+    neg, pos = x[y == 0, 0], x[y == 1, 0]
+    if neg.max() < pos.min() or pos.max() < neg.min():
+        return None, None  # complete separation: the maximum-likelihood fit does not exist
+    model = LogisticRegression(C=np.inf, solver="newton-cg", max_iter=max_iter, tol=tol)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
         try:
-            step = np.linalg.solve(hessian, x.T @ (y - mu))
-        except np.linalg.LinAlgError:
+            model.fit(x, y)
+        except (ConvergenceWarning, np.linalg.LinAlgError, ValueError):
             return None, None
-        beta += step
-        if np.max(np.abs(step)) < tol:
-            return float(beta[1]), float(beta[0])
-    return None, None
+    slope, intercept = float(model.coef_[0, 0]), float(model.intercept_[0])
+    return slope, intercept

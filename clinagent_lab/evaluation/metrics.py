@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from sklearn.metrics import confusion_matrix, f1_score
 
 from ..errors import DataValidationError, RecipeError, UnknownNameError
 from ._utils import as_1d, fnum
@@ -170,7 +171,7 @@ PRIMARY_METRICS: dict[str, Callable[[_Context, dict[str, Any]], float | None]] =
 
 
 def _confusion_matrix(y: np.ndarray, pred: np.ndarray, n_classes: int) -> np.ndarray:
-    return np.bincount(y * n_classes + pred, minlength=n_classes * n_classes).reshape(n_classes, n_classes)
+    return confusion_matrix(y, pred, labels=np.arange(n_classes))
 
 
 def _per_class(y: np.ndarray, probs: np.ndarray, cm: np.ndarray, classes: list[str]) -> dict[str, Any]:
@@ -185,11 +186,9 @@ def _per_class(y: np.ndarray, probs: np.ndarray, cm: np.ndarray, classes: list[s
     return out
 
 
-def _f1_macro(cm: np.ndarray) -> float | None:
-    tp = np.diag(cm).astype(float)
-    denom = cm.sum(axis=0) + cm.sum(axis=1)  # 2tp + fp + fn
-    used = denom > 0  # labels present in y_true or in the predictions, as sklearn
-    return float(np.mean(2 * tp[used] / denom[used])) if used.any() else None
+def _f1_macro(y: np.ndarray, pred: np.ndarray) -> float | None:
+    """Macro F1 over the labels present in ``y`` or in the predictions (sklearn's default)."""
+    return float(f1_score(y, pred, average="macro")) if len(y) else None
 
 
 def _multiclass_summary(y: np.ndarray, probs: np.ndarray, classes: list[str],
@@ -208,7 +207,7 @@ def _multiclass_summary(y: np.ndarray, probs: np.ndarray, classes: list[str],
         "auroc_macro": float(np.mean(defined)) if defined else None,
         "balanced_accuracy": float(np.mean(recalls)) if recalls else None,
         "accuracy": _ratio(np.trace(cm), cm.sum()),
-        "f1_macro": _f1_macro(cm),
+        "f1_macro": _f1_macro(y, pred),
         "per_class": per_class,
         "confusion_matrix": cm.tolist(),
         "n": int(len(y)),

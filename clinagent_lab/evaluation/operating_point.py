@@ -14,9 +14,13 @@ Conventions used throughout the evaluator:
 
 from __future__ import annotations
 
+import warnings
+
 from collections.abc import Callable
 
 import numpy as np
+from sklearn.exceptions import UndefinedMetricWarning
+from sklearn.metrics import roc_curve
 
 from ..errors import RecipeError, UnknownNameError
 from ._utils import as_1d, check_same_length
@@ -47,16 +51,15 @@ def roc_points(y, score) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     y = as_1d(y, "y").astype(bool)
     score = as_1d(score, "score", dtype=float)
     check_same_length(y=y, score=score)
-    order = np.argsort(-score, kind="mergesort")
-    s, yy = score[order], y[order]
-    last_of_run = np.r_[np.flatnonzero(np.diff(s)), len(s) - 1] if len(s) else np.array([], dtype=int)
-    tps = np.cumsum(yy)[last_of_run].astype(float)
-    fps = (last_of_run + 1) - tps
-    tps, fps = np.r_[0.0, tps], np.r_[0.0, fps]
-    thresholds = np.r_[np.inf, s[last_of_run]]
-    with np.errstate(invalid="ignore", divide="ignore"):
-        fpr = fps / fps[-1] if fps[-1] > 0 else np.full_like(fps, np.nan)
-        tpr = tps / tps[-1] if tps[-1] > 0 else np.full_like(tps, np.nan)
+    if not len(y):
+        return np.zeros(1), np.zeros(1), np.array([np.inf])
+    with warnings.catch_warnings():  # a missing class gives NaN rates, said in the docstring
+        warnings.simplefilter("ignore", UndefinedMetricWarning)
+        fpr, tpr, thresholds = roc_curve(y, score, drop_intermediate=False)
+    if not y.any():
+        tpr = np.full_like(tpr, np.nan)
+    if y.all():
+        fpr = np.full_like(fpr, np.nan)
     return fpr, tpr, thresholds
 
 

@@ -31,6 +31,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torchmetrics import CatMetric
 
 from ..errors import RecipeError
 from ..recipe import Recipe
@@ -143,9 +144,8 @@ class ImageClassifier(L.LightningModule):
             self.dfr_head = DFRHead(self.backbone.feature_dim, self.num_classes)
         self.dfr_options: dict[str, Any] = dict(DFR_DEFAULTS, holdout=recipe.debias.refit_holdout)
         self._holdout_rows: torch.Tensor | None = None  # table rows kept out of training for the refit
-        self._val_logits: list[torch.Tensor] = []
-        self._val_labels: list[torch.Tensor] = []
-        self._val_groups: list[torch.Tensor] = []
+        # validation outputs as torchmetrics states: gathered from every process under DDP at compute()
+        self.val_logits, self.val_labels, self.val_groups = CatMetric(), CatMetric(), CatMetric()
         self.custom_loss: Any = None
 
     def set_custom_backbone(self, model: nn.Module) -> None:
@@ -294,23 +294,22 @@ class ImageClassifier(L.LightningModule):
         return loss
 
     def _reset_validation(self) -> None:
-        self._val_logits.clear()
-        self._val_labels.clear()
-        self._val_groups.clear()
+        for metric in (self.val_logits, self.val_labels, self.val_groups):
+            metric.reset()
 
     def on_validation_epoch_start(self) -> None:
         self._reset_validation()
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
-        self._val_logits.append(self(batch["image"]).detach().float().cpu())
-        self._val_labels.append(batch["label"].detach().cpu())
-        self._val_groups.append(self._groups(batch).detach().cpu())
+        self.val_logits.update(self(batch["image"]).detach().float())
+        self.val_labels.update(batch["label"].detach())
+        self.val_groups.update(self._groups(batch).detach())
 
     def on_validation_epoch_end(self) -> None:
-        if not self._val_logits:
+        if self.val_logits.update_count == 0:
             return
-        logits, labels = torch.cat(self._val_logits), torch.cat(self._val_labels)
-        groups = torch.cat(self._val_groups)
+        logits = self.val_logits.compute().cpu()
+        labels, groups = self.val_labels.compute().cpu().long(), self.val_groups.compute().cpu().long()
         probs = logits.softmax(dim=1)
         self.log("val_loss", F.cross_entropy(logits, labels), prog_bar=True)
         self.log("val_auroc", auroc_score(probs, labels, self.positive_class), prog_bar=True)
@@ -321,7 +320,7 @@ class ImageClassifier(L.LightningModule):
 
     def _group_balanced_auroc(self, probs: torch.Tensor, labels: torch.Tensor, groups: torch.Tensor) -> float:
         """The evaluator's label x confounder balanced AUROC of the target class (``nan`` if undefined)."""
-        # deferred: SciPy: heavy, only for this computation (scipy)
+        # deferred: pulls in scipy, slow to import
         from ..evaluation.confounders import group_balanced_auroc
 
         value = group_balanced_auroc((labels == self.positive_class).numpy(),

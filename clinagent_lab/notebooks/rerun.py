@@ -19,6 +19,7 @@ import nbformat
 
 from ..errors import ClinagentError, RecipeError
 from ..fileio import atomic_write_text
+from ..runfolder import RunFolder
 from .executor import NotebookExecutor
 from .render import declared_parameters
 
@@ -46,27 +47,11 @@ def _replay_epochs(nb: Path, values: dict[str, Any], timeout_s: float) -> dict[s
     time guard stopped early (``stopped_by_time``, rare since the plan is fitted to the measured speed and
     checked after the second epoch) is rerun to the end of its planned schedule instead, and differs from it.
     """
-    info_path = nb.parent / "run_info.json"
-    if "max_epochs" in values or not info_path.exists():
+    folder = RunFolder(nb.parent)
+    if "max_epochs" in values or not folder.run_info.exists():
         return {}
-    epochs = replay_epochs(json.loads(info_path.read_text(encoding="utf-8")))
+    epochs = folder.read_run_info().replay_epochs()
     return {} if epochs is None else {"max_epochs": epochs, "time_budget_s": float(timeout_s)}
-
-
-def recorded_plan(info: dict[str, Any]) -> list[int]:
-    """The epoch plan a ``run_info.json`` records: its ``epoch_plan``, else ``[max_epochs]`` (runs recorded
-    before plans had a history), else ``[]``."""
-    plan = info.get("epoch_plan")
-    if isinstance(plan, list) and plan:
-        return [int(e) for e in plan]
-    return [int(info["max_epochs"])] if info.get("max_epochs") else []
-
-
-def replay_epochs(info: dict[str, Any]) -> int | list[int] | None:
-    """The ``max_epochs`` parameter that replays a recorded run: its epoch count, or its plan history when the
-    second epoch revised the plan; None when nothing was recorded."""
-    plan = recorded_plan(info)
-    return None if not plan else plan[0] if len(plan) == 1 else plan
 
 
 def rerun_notebook(notebook: str | Path, *, seed: int | None = None, params: dict[str, Any] | None = None,
@@ -90,8 +75,8 @@ def rerun_notebook(notebook: str | Path, *, seed: int | None = None, params: dic
     result = NotebookExecutor().execute(nb, out / nb.name, values, timeout_s=timeout_s,
                                         events_path=out / "events.jsonl", cwd=out, prewarm_next=prewarm_next)
     metrics: dict[str, Any] = {}
-    if result.status == "ok" and (out / "metrics.json").exists():
-        metrics = json.loads((out / "metrics.json").read_text(encoding="utf-8"))
+    if result.status == "ok" and RunFolder(out).metrics.exists():
+        metrics = RunFolder(out).read_metrics()
     headline = {k: v for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
     return {"status": result.status, "output": out / nb.name, "metrics": metrics, "headline": headline,
             "error": result.error, "wall_s": result.wall_s, "seed": seed}

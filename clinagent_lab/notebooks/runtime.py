@@ -25,6 +25,7 @@ from ..data.splits import apply_split_table, without_split
 from ..errors import DataValidationError, RecipeError
 from ..fileio import atomic_write_text
 from ..recipe import Recipe
+from ..runfolder import RunFolder, RunInfo
 from ..spec import TaskSpec
 from ..tasks import TaskBackend, get_backend
 from .executor import DEADLINE_ENV
@@ -147,7 +148,7 @@ class IterationRun:
         """``(optimizer, total_steps) -> scheduler``: the recipe's per-step schedule over the planned steps."""
         if self.recipe.optim.schedule == "none":
             return None
-        # deferred: the training stack takes seconds to import (lightning)
+        # deferred: pulls in lightning, slow to import
         from ..models.classifier import build_scheduler
 
         recipe = self.recipe
@@ -188,43 +189,39 @@ class IterationRun:
 
     def save_test_outputs(self, predictions: Any, metrics: dict[str, Any], datamodule: Any) -> None:
 
-        out = Path(self.output_dir)
+        run = RunFolder(Path(self.output_dir))
+        path = run.test_predictions(self.backend)
         if isinstance(predictions, pd.DataFrame):
             frame = predictions.copy()
             frame.insert(2, "label_name", [self.recipe.classes[int(i)] for i in frame["label"]])
             columns = ["image_id", "label", "label_name"] + [c for c in frame.columns if c.startswith("prob_")] \
                 + ["group_id"]
-            atomic_write_text(out / self.backend.test_predictions_file, frame[columns].to_csv(index=False))
-            n = len(frame)
+            atomic_write_text(path, frame[columns].to_csv(index=False))
         else:
-            self.backend.save_predictions(predictions, out / self.backend.test_predictions_file)
-            n = len(predictions)
-        atomic_write_text(out / "test_metrics.json", json.dumps(_jsonable(metrics), indent=2))
-        # deferred: SciPy: heavy, only for this computation (scipy)
+            self.backend.save_predictions(predictions, path)
+        run.write_metrics(_jsonable(metrics), test=True)
+        # deferred: pulls in scipy, slow to import
         from ..evaluation.evaluate import evaluator_hash
 
-        info = {"n_samples": n, "test_reads": int(getattr(datamodule, "test_reads", 1)),
-                "evaluator_hash": evaluator_hash(), "versions": package_versions()}
-        atomic_write_text(out / "run_info.json", json.dumps(info, indent=2))
+        run.write_run_info(RunInfo(n_samples=len(predictions), test_reads=int(getattr(datamodule, "test_reads", 1)),
+                                   evaluator_hash=evaluator_hash(), versions=package_versions()))
         write_event(self.events_path, "evaluated", metrics=_headline(metrics))
 
     # --- outputs --------------------------------------------------------------------------------------
     def save_outputs(self, trainer: Any, predictions: Any, metrics: dict[str, Any]) -> None:
-        # deferred: SciPy: heavy, only for this computation (scipy)
+        # deferred: pulls in scipy, slow to import
         from ..evaluation.evaluate import evaluator_hash
 
-        out = Path(self.output_dir)
-        ckpt = out / "model.ckpt"
-        if not ckpt.exists():
-            trainer.save_checkpoint(str(ckpt))
-        self.backend.save_predictions(predictions, out / self.backend.predictions_file)
-        atomic_write_text(out / "metrics.json", json.dumps(_jsonable(metrics), indent=2))
+        run = RunFolder(Path(self.output_dir))
+        if not run.checkpoint.exists():
+            trainer.save_checkpoint(str(run.checkpoint))
+        self.backend.save_predictions(predictions, run.predictions(self.backend))
+        run.write_metrics(_jsonable(metrics))
         budget = getattr(self, "time_budget", None)
-        info = {"seed": self.recipe.seed, "evaluator_hash": evaluator_hash(), "epochs_run": trainer.current_epoch,
-                "max_epochs": self.epochs_planned, "epoch_plan": self.epoch_plan,
-                "stopped_by_time": bool(budget and budget.stopped),
-                "global_step": trainer.global_step, "versions": package_versions()}
-        atomic_write_text(out / "run_info.json", json.dumps(info, indent=2))
+        run.write_run_info(RunInfo(seed=self.recipe.seed, evaluator_hash=evaluator_hash(),
+                                   epochs_run=trainer.current_epoch, max_epochs=self.epochs_planned,
+                                   epoch_plan=self.epoch_plan, stopped_by_time=bool(budget and budget.stopped),
+                                   global_step=trainer.global_step, versions=package_versions()))
         write_event(self.events_path, "evaluated", metrics=_headline(metrics))
 
     def show_metrics(self, metrics: dict[str, Any]) -> None:
@@ -234,7 +231,7 @@ class IterationRun:
         if self.backend.has_boxes:  # the detection template draws its own box figures
             return
         try:
-            # deferred: figures only (matplotlib)
+            # deferred: pulls in matplotlib, slow to import
             from ..widgets.static import save_confounder_png, save_roc_png
         except ImportError:  # figures are a convenience, never a reason to fail the iteration
             return
@@ -268,7 +265,7 @@ def training_time_left(recipe_max_s: float | None) -> float | None:
 
 
 def _load_weights(module: Any, path: str | Path) -> None:
-    # deferred: the training stack takes seconds to import (torch)
+    # deferred: pulls in torch, slow to import
     from ..models.checkpoints import load_weights
 
     load_weights(module, path)

@@ -6,7 +6,7 @@ import json
 import shlex
 from pathlib import Path
 
-from ..notebooks.rerun import recorded_plan
+from ..runfolder import RunInfo
 from .context import ReportContext
 from .markup import Markup, esc, h3, kv_table, note, para, table
 
@@ -49,7 +49,7 @@ def _versions(ctx: ReportContext) -> tuple[dict[str, str], str]:
     versions = ctx.inputs.run_info.get("versions")
     if isinstance(versions, dict) and versions:
         return versions, "recorded by the best iteration when it ran"
-    # deferred: the training stack takes seconds to import (lightning)
+    # deferred: pulls in lightning, slow to import
     from ..notebooks.runtime import package_versions
 
     return package_versions(), "not recorded by the session: versions installed when this report was written"
@@ -57,8 +57,8 @@ def _versions(ctx: ReportContext) -> tuple[dict[str, str], str]:
 
 def _epochs_text(info: dict) -> str:
     """What the best iteration trained against what it planned (the plan a rerun replays)."""
-
-    run, plan = info.get("epochs_run"), recorded_plan(info)
+    run = info.get("epochs_run")
+    plan = RunInfo.model_validate(info).recorded_plan() if info.get("evaluator_hash") else []
     if run is None:
         return "—"
     text = f"{run} trained"

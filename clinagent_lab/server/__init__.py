@@ -12,6 +12,6 @@ __all__ = ["_jupyter_server_extension_points"]
 
 
 def _jupyter_server_extension_points() -> list[dict[str, Any]]:
-    from .app import ClinagentApp  # deferred: heavy (jupyter_server)
+    from .app import ClinagentApp  # deferred: pulls in jupyter_server, slow to import
 
     return [{"module": "clinagent_lab.server", "app": ClinagentApp}]

@@ -35,7 +35,7 @@ def _group_column(recipe: Recipe, spec: TaskSpec, dataset: LoadedDataset) -> str
 def make_datamodule(dataset: LoadedDataset, recipe: Recipe, spec: TaskSpec, include_test: bool = False,
                     extra_transforms: Callable[[bool], list] | None = None,
                     sample_weights: Callable[..., np.ndarray] | None = None) -> Any:
-    # deferred: the training stack takes seconds to import (torch)
+    # deferred: pulls in torch, slow to import
     from ..data.datamodule import ImageDataModule
 
     kwargs: dict[str, Any] = {}
@@ -63,7 +63,7 @@ def class_weights(recipe: Recipe, dataset: LoadedDataset) -> list[float] | None:
 def make_module(recipe: Recipe, dataset: LoadedDataset, spec: TaskSpec, datamodule: Any = None,
                 custom_model: Callable[..., Any] | None = None,
                 custom_loss: Callable[..., Any] | None = None) -> Any:
-    # deferred: the training stack takes seconds to import (lightning)
+    # deferred: pulls in lightning, slow to import
     from ..models.classifier import ImageClassifier
 
     n_groups = 0
@@ -107,7 +107,7 @@ def predict(module: Any, datamodule: Any, split: str) -> pd.DataFrame:
 
 def evaluate(predictions: pd.DataFrame, recipe: Recipe, spec: TaskSpec, dataset: LoadedDataset | None = None,
              threshold: float | None = None) -> dict[str, Any]:
-    # deferred: SciPy: heavy, only for this computation (scipy)
+    # deferred: pulls in scipy, slow to import
     from ..evaluation.evaluate import evaluate_predictions
 
     confounders = {n: c for n, c in confounder_columns(spec).items() if c in predictions.columns}
@@ -129,10 +129,10 @@ def load_checkpoint(path: str | Path, recipe: Recipe, model_hooks: dict[str, Any
     """The classifier saved at ``path``, rebuilt from ``recipe`` (with the custom model hook, if any)."""
     import torch  # the training stack takes seconds to import
 
-    # deferred: the training stack takes seconds to import (torch)
+    # deferred: pulls in torch, slow to import
     from ..models.checkpoints import load_weights
 
-    # deferred: the training stack takes seconds to import (lightning)
+    # deferred: pulls in lightning, slow to import
     from ..models.classifier import ImageClassifier
 
     hparams = torch.load(str(path), map_location="cpu", weights_only=False).get("hyper_parameters", {})

@@ -59,7 +59,7 @@ def make_datamodule(dataset: LoadedDataset, recipe: Recipe, spec: TaskSpec, incl
                     extra_transforms: Callable[[bool], list] | None = None,
                     sample_weights: Callable[..., np.ndarray] | None = None) -> Any:
     """A :class:`~clinagent_lab.data.detection_datamodule.DetectionDataModule` (test split only if asked)."""
-    # deferred: the training stack takes seconds to import (lightning)
+    # deferred: pulls in lightning, slow to import
     from ..data.detection_datamodule import DetectionDataModule
 
     _unsupported("sampler", sample_weights)
@@ -75,7 +75,7 @@ def make_module(recipe: Recipe, dataset: LoadedDataset, spec: TaskSpec, datamodu
     (loss dict in train mode, list of ``boxes/scores/labels`` dicts in eval); ``num_classes`` includes the
     background class 0.
     """
-    # deferred: the training stack takes seconds to import (lightning)
+    # deferred: pulls in lightning, slow to import
     from ..models.detector import WristDetector
 
     _unsupported("loss", custom_loss)
@@ -116,7 +116,7 @@ def fit(module: Any, datamodule: Any, trainer: Any, teacher_trainer: Any = None)
     """
     import lightning as L  # the training stack takes seconds to import
 
-    # deferred: the training stack takes seconds to import (lightning)
+    # deferred: pulls in lightning, slow to import
     from ..models.detector import pseudo_label
 
     recipe = module.recipe
@@ -253,7 +253,7 @@ def save_box_figure(dataset: LoadedDataset, predictions: list[dict[str, Any]], p
 
 def load_checkpoint(path: str | Path, recipe: Recipe, model_hooks: dict[str, Any] | None = None) -> Any:
     """The detector saved at ``path`` (detection recipes take no custom model hook)."""
-    # deferred: the training stack takes seconds to import (lightning)
+    # deferred: pulls in lightning, slow to import
     from ..models.detector import WristDetector
 
     return WristDetector.load_from_checkpoint(str(path), map_location="cpu", weights_only=False)

@@ -188,7 +188,7 @@ def _static_pngs(res: IterationResults, names: list[str]) -> list[Path]:
 
 def _confounder_views(res: IterationResults, sink: AnnotationSink | None, names: list[str],
                       notes: list[str]) -> dict[str, Any]:
-    from .confounder import ConfounderView  # deferred: only inside a kernel (ipywidgets)
+    from .confounder import ConfounderView  # deferred: pulls in ipywidgets, slow to import
 
     views: dict[str, Any] = {}
     for name in names:
@@ -226,8 +226,8 @@ def show_results(iteration_dir: str | Path, *, session_id: str | None = None, si
     Returns:
         The :class:`ResultsView` (widgets, PNG paths, the annotations made so far).
     """
-    from .confounder import AnnotationControls  # deferred: only inside a kernel (ipywidgets)
-    from .roc import RocWidget  # deferred: only inside a kernel (anywidget)
+    from .confounder import AnnotationControls  # deferred: pulls in ipywidgets, slow to import
+    from .roc import RocWidget  # deferred: pulls in anywidget, slow to import
 
     res = load_iteration(iteration_dir, recipe=recipe, spec=spec)
     sink = sink if sink is not None else make_sink(res.session_dir, session_id)

@@ -1,0 +1,153 @@
+"""An iteration's run folder (``<session>/iterations/iter_NN/``, or ``<session>/final_test/``) and the files
+the kernel and the host exchange through it, as one concept with typed contents.
+
+The kernel writes ``metrics.json`` (validation metrics, the frozen evaluator's dict), ``run_info.json``
+(:class:`RunInfo`), predictions (the task backend names the file), ``model.ckpt`` and ``events.jsonl``
+(:mod:`clinagent_lab.events`); the host renders ``input.ipynb`` and papermill writes the executed notebook.
+
+Example:
+    >>> folder = RunFolder.iteration("/runs/ptx", 3)
+    >>> folder.path.as_posix(), folder.metrics.name, folder.notebook.name
+    ('/runs/ptx/iterations/iter_03', 'metrics.json', 'iteration.ipynb')
+    >>> RunInfo.model_validate({"evaluator_hash": "ab", "epoch_plan": [12, 9]}).replay_epochs()
+    [12, 9]
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from .errors import SessionError
+from .fileio import atomic_write_text
+
+__all__ = ["RunFolder", "RunInfo", "SPLITS_FILE", "FINGERPRINT_FILE"]
+
+#: session-level files beside ``session.json``
+SPLITS_FILE = "splits.csv"
+FINGERPRINT_FILE = "dataset_fingerprint.json"
+
+
+class RunInfo(BaseModel):
+    """``run_info.json``: how a run went (iteration or final test), for the host, reruns and the report."""
+
+    model_config = ConfigDict(extra="allow")
+
+    evaluator_hash: str
+    seed: int | None = None
+    epochs_run: int | None = None
+    #: the epochs the run planned for its budget (its last plan)
+    max_epochs: int | None = None
+    #: the plan history: [first] or [first, revised]
+    epoch_plan: list[int] = Field(default_factory=list)
+    stopped_by_time: bool = False
+    global_step: int | None = None
+    versions: dict[str, str] = Field(default_factory=dict)
+    #: final test only: images evaluated and how many times the test loader was built
+    n_samples: int | None = None
+    test_reads: int | None = None
+
+    def recorded_plan(self) -> list[int]:
+        """The epoch plan: ``epoch_plan``, else ``[max_epochs]`` (runs recorded before plans were kept)."""
+        if self.epoch_plan:
+            return [int(e) for e in self.epoch_plan]
+        return [int(self.max_epochs)] if self.max_epochs else []
+
+    def replay_epochs(self) -> int | list[int] | None:
+        """What a rerun pins as ``max_epochs``: the one count, or [first, revised] when the plan changed."""
+        plan = self.recorded_plan()
+        if not plan:
+            return None
+        return plan[0] if len(plan) == 1 else plan
+
+
+@dataclass(frozen=True)
+class RunFolder:
+    """The files of one run, by name. The folder need not exist yet."""
+
+    path: Path
+    notebook_name: str = "iteration.ipynb"
+
+    @classmethod
+    def iteration(cls, session_dir: str | Path, index: int) -> RunFolder:
+        return cls(Path(session_dir) / "iterations" / f"iter_{index:02d}")
+
+    @classmethod
+    def final_test(cls, session_dir: str | Path) -> RunFolder:
+        return cls(Path(session_dir) / "final_test", notebook_name="final_test.ipynb")
+
+    # --- the files ----------------------------------------------------------------------------------------
+    @property
+    def input_notebook(self) -> Path:
+        """The rendered notebook before execution."""
+        return self.path / "input.ipynb"
+
+    @property
+    def notebook(self) -> Path:
+        """The executed notebook (papermill's output)."""
+        return self.path / self.notebook_name
+
+    @property
+    def events(self) -> Path:
+        return self.path / "events.jsonl"
+
+    @property
+    def metrics(self) -> Path:
+        return self.path / "metrics.json"
+
+    @property
+    def test_metrics(self) -> Path:
+        return self.path / "test_metrics.json"
+
+    @property
+    def run_info(self) -> Path:
+        return self.path / "run_info.json"
+
+    @property
+    def checkpoint(self) -> Path:
+        return self.path / "model.ckpt"
+
+    def predictions(self, backend: Any) -> Path:
+        """Validation predictions of a run of ``backend`` (a :class:`~clinagent_lab.tasks.TaskBackend`)."""
+        return self.path / backend.predictions_file
+
+    def test_predictions(self, backend: Any) -> Path:
+        return self.path / backend.test_predictions_file
+
+    # --- reading and writing ------------------------------------------------------------------------------
+    def has_results(self) -> bool:
+        """Whether the frozen evaluation saved its results (metrics and run info)."""
+        return self.metrics.exists() and self.run_info.exists()
+
+    def read_metrics(self, test: bool = False) -> dict[str, Any]:
+        return _read_json(self.test_metrics if test else self.metrics)
+
+    def read_run_info(self) -> RunInfo:
+        data = _read_json(self.run_info)
+        try:
+            return RunInfo.model_validate(data)
+        except ValidationError as exc:
+            raise SessionError(f"{self.run_info.name} does not match its schema: {exc.errors()[0]['msg']}",
+                               where=f"{self.run_info} field '{'.'.join(map(str, exc.errors()[0]['loc']))}'",
+                               fix="rerun the iteration; the file is written by the notebook") from None
+
+    def write_run_info(self, info: RunInfo) -> None:
+        atomic_write_text(self.run_info, info.model_dump_json(indent=2, exclude_none=True))
+
+    def write_metrics(self, metrics: dict[str, Any], test: bool = False) -> None:
+        atomic_write_text(self.test_metrics if test else self.metrics, json.dumps(metrics, indent=2))
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise SessionError(f"{path.name} is missing", where=str(path),
+                           fix="the run ended before it saved its results; read its notebook") from exc
+    except json.JSONDecodeError as exc:
+        raise SessionError(f"{path.name} is not valid JSON ({exc.msg})", where=f"{path}, line {exc.lineno}",
+                           fix="rerun the iteration; the file is written by the notebook") from exc
