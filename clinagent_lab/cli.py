@@ -159,6 +159,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
     session = engine.run(on_event=printer)
     _close(printer)
     code = _print_outcome(session)
+    if session.final_test is not None:  # the lesson: baseline and kept model on data they have never seen
+        from .demo_check import external_check, print_external_check  # deferred: loads the training stack
+
+        fresh = generate("chest_drain", out / "fresh", seed=args.seed + 1, n=args.n, image_size=DEMO_IMAGE_SIZE,
+                         correlation=0.0, finding_contrast=DEMO_FINDING_CONTRAST,
+                         finding_spread=DEMO_FINDING_SPREAD, noise=DEMO_NOISE)
+        print_external_check(external_check(session, fresh), "chest_drain", args.n)
     try:
         report = engine.export_report()
         print(f"report:       {report}")

@@ -222,8 +222,8 @@ def print_summary(session: Any, stream: TextIO | None = None) -> None:
     console = Console(file=stream, width=None if getattr(stream, "isatty", lambda: False)() else 140)
     table = Table(title="iterations", title_justify="left", show_edge=False, pad_edge=False)
     confounder = _mitigated(session)
-    columns = [("#", "right"), ("idea", "left"), ("status", "left"), ("selection", "right"), ("decision", "left"),
-               ("time", "right")]
+    columns = [("#", "right"), ("idea", "left"), ("status", "left"), ("selection", "right"),
+               ("decision", "left"), ("time", "right")]
     if confounder:
         columns.insert(4, (f"false alarms with / without {confounder}", "right"))
     for name, justify in columns:
@@ -239,8 +239,8 @@ def print_summary(session: Any, stream: TextIO | None = None) -> None:
     console.print(table)
     final = getattr(session, "final_test", None)
     if confounder and final is not None:
-        console.print(f"test split (once), iteration {final.iteration}: false alarms with / without {confounder} "
-                      f"{false_alarms(final.metrics, confounder)}", highlight=False)
+        console.print(f"test split (once), iteration {final.iteration}: false alarms with / without "
+                      f"{confounder} {false_alarms(final.metrics, confounder)}", highlight=False)
 
 
 def _mitigated(session: Any) -> str | None:
@@ -250,7 +250,7 @@ def _mitigated(session: Any) -> str | None:
 
 
 def false_alarms(metrics: dict[str, Any], confounder: str) -> str:
-    """``"82% / 0%"``: the share of negatives flagged with the confounder and without it ("-" when unknown)."""
+    """``"82% / 0%"``: the share of negatives flagged with the confounder and without it ("-": unknown)."""
     reliance = ((metrics.get("confounders") or {}).get(confounder) or {}).get("reliance") or {}
     with_, without = reliance.get("fpr_confounder_pos"), reliance.get("fpr_confounder_neg")
     if not isinstance(with_, (int, float)) or not isinstance(without, (int, float)):
