@@ -16,6 +16,7 @@ from typing import Any, Sequence
 
 from .cli_progress import ProgressPrinter, print_summary, progress_display
 from .data.synth import SYNTH_KINDS, _ensure_builtin, generate
+from .commands import export as model_export
 from .errors import ClinagentError
 from .llm.client import resolve_model
 
@@ -292,6 +293,7 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("session", help="session folder (holds session.json)")
     rep.add_argument("--out", help="output HTML path (default: <session>/report.html)")
     rep.set_defaults(func=cmd_report)
+    model_export.register(sub)  # clinagent export SESSION --format onnx|torchscript
     return p
 
 

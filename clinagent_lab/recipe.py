@@ -106,6 +106,9 @@ class DebiasConfig(_Model):
     refit_holdout: float = Field(default=0.5, ge=0.0, lt=1.0, description="share of the smallest label x "
                                  "confounder cell (up to 4x that from larger cells) kept out of training "
                                  "for the refit; 0 refits on training images")
+    counterfactual: float = Field(default=0.0, ge=0.0, le=1.0, description="probability of showing a training "
+                                  "image with its artefact removed or added where the data record its "
+                                  "location (masks/<column>/); 0.5 makes it independent of the label")
 
 
 class EvalConfig(_Model):

@@ -37,7 +37,8 @@ class RunInfo(BaseModel):
 
     model_config = ConfigDict(extra="allow")
 
-    evaluator_hash: str
+    #: the frozen evaluator's hash (the host rejects a run whose hash differs from the library's)
+    evaluator_hash: str = ""
     seed: int | None = None
     epochs_run: int | None = None
     #: the epochs the run planned for its budget (its last plan)

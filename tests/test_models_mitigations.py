@@ -15,7 +15,7 @@ def recipe():
 
 def test_registry_and_order():
     assert MITIGATIONS.names() == ["balanced_adversarial", "balanced_dfr", "balanced_mmd", "balanced_mmd_dfr",
-                                   "conditional_mmd", "dfr", "gradient_reversal", "group_balanced", "groupdro",
+                                   "conditional_mmd", "counterfactual", "dfr", "gradient_reversal", "group_balanced", "groupdro",
                                    "none"]
     assert set(MITIGATION_ORDER) == set(MITIGATIONS.names()) - {"none"}
     assert all(isinstance(MITIGATIONS.get(n), Mitigation) and MITIGATIONS.get(n).description
@@ -32,6 +32,7 @@ def test_registry_and_order():
     ("conditional_mmd", {}),
     ("balanced_mmd", {"data.sampler": "group_balanced"}),
     ("dfr", {"debias.refit_last_layer": True}),
+    ("counterfactual", {"debias.counterfactual": 0.5}),
     ("balanced_dfr", {"data.sampler": "group_balanced", "debias.refit_last_layer": True}),
     ("balanced_mmd_dfr", {"data.sampler": "group_balanced", "debias.refit_last_layer": True}),
 ])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 try:
@@ -196,10 +197,34 @@ def test_strong_but_insignificant_correlation_is_not_reliance():
     assert not confounder_relies(metrics, "chest_drain")[0]
 
 
+def _without_location() -> list[str]:
+    """The mitigation order for data that do not record where the artefact is (no masks)."""
+    return [n for n in MITIGATION_ORDER if not MITIGATIONS.get(n).needs_location]
+
+
+def test_known_artefact_location_gets_counterfactual_augmentation_first(tmp_path):
+    from clinagent_lab.data.counterfactual import mask_path, write_mask
+
+    base = ok(evaluate_scores("shortcut"))
+    assert rule("mitigate_confounder")(ctx(history=[base], best=base)).idea == "mitigate:chest_drain:dfr"
+    mask = np.zeros((8, 8), dtype=bool)
+    mask[2, 2:6] = True
+    write_mask(mask_path(tmp_path, "chest_drain", tmp_path / "images" / "a.png"), mask)
+    fp = make_fingerprint(counts=[1000, 1000]).model_copy(update={"root": str(tmp_path)})
+    patch = rule("mitigate_confounder")(ctx(fp=fp, history=[base], best=base))
+    assert patch.idea == f"mitigate:chest_drain:{MITIGATION_ORDER[0]}" == "mitigate:chest_drain:counterfactual"
+    assert patch.changes["debias.counterfactual"] == 0.5 and "removed (inpainted)" in patch.rationale
+    new = apply_patch(base.recipe, patch)
+    nxt = rule("mitigate_confounder")(ctx(fp=fp, history=[base], best=base, current=new, tried={patch.idea}))
+    assert nxt.idea == "mitigate:chest_drain:dfr"
+    assert apply_patch(new, nxt).debias.counterfactual == 0.0  # the augmentation is undone
+
+
 def test_reliance_gets_the_first_mitigation_then_the_next():
+    order = _without_location()
     base = ok(evaluate_scores("shortcut"))
     patch = rule("mitigate_confounder")(ctx(history=[base], best=base))
-    assert patch.idea == f"mitigate:chest_drain:{MITIGATION_ORDER[0]}" == "mitigate:chest_drain:dfr"
+    assert patch.idea == f"mitigate:chest_drain:{order[0]}" == "mitigate:chest_drain:dfr"
     assert patch.changes["debias.refit_last_layer"] is True
     assert patch.changes["debias.method"] == "dfr" and patch.changes["debias.column"] == "chest_drain"
     assert "refit the last layer" in patch.rationale
@@ -207,13 +232,13 @@ def test_reliance_gets_the_first_mitigation_then_the_next():
 
     tried = {patch.idea}
     second = rule("mitigate_confounder")(ctx(history=[base], best=base, tried=tried))
-    assert second.idea == f"mitigate:chest_drain:{MITIGATION_ORDER[1]}"
+    assert second.idea == f"mitigate:chest_drain:{order[1]}"
     assert "dfr did not remove it" in second.rationale
     new = apply_patch(base.recipe, second)
-    assert new.debias.method == MITIGATION_ORDER[1] and new.debias.confounder == "chest_drain"
+    assert new.debias.method == order[1] and new.debias.confounder == "chest_drain"
 
     tried |= {second.idea}
-    for name in MITIGATION_ORDER[2:]:  # then each remaining mitigation in turn, until none is left
+    for name in order[2:]:  # then each remaining mitigation in turn, until none is left
         following = rule("mitigate_confounder")(ctx(history=[base], best=base, tried=tried))
         assert following.idea == f"mitigate:chest_drain:{name}"
         apply_patch(base.recipe, following)
@@ -398,7 +423,7 @@ def test_ideas_never_repeat_and_run_out():
         pytest.fail(f"the refiner never ran out of ideas: {ideas}")
     assert len(ideas) == len(set(ideas))
     # 30 training images in the smallest class: the held-out refits are not proposed
-    applicable = [n for n in MITIGATION_ORDER if MITIGATIONS.get(n).min_train_per_class <= 30]
+    applicable = [n for n in _without_location() if MITIGATIONS.get(n).min_train_per_class <= 30]
     assert "dfr" not in applicable and "group_balanced" in applicable
     assert ideas[:len(applicable)] == [f"mitigate:chest_drain:{name}" for name in applicable]
     # the last mitigation leaves a group-balanced sampler in place, so class-balanced sampling is not proposed

@@ -201,7 +201,9 @@ def test_plain_improvement_and_tie():
     best = make_iteration(1, {"selection_value": 0.80, "primary": 0.80})
     better = make_iteration(2, {"selection_value": 0.85, "primary": 0.85})
     tie = make_iteration(3, {"selection_value": 0.80, "primary": 0.80})
-    assert decide(better, best, best, spec, []) == ("kept", "selection value 0.8500 > best 0.8000 (iteration 1)")
+    decision, reason = decide(better, best, best, spec, [])
+    assert decision == "kept" and reason.startswith("selection value 0.8500 > best 0.8000 (iteration 1)")
+    assert "no interval" in reason  # no prediction tables: the point values decide, and the reason says so
     assert decide(tie, best, best, spec, [])[0] == "discarded"
 
 

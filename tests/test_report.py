@@ -26,9 +26,29 @@ except ImportError:  # tests collected as a package
 BASE_SECTIONS = ["request", "data", "iterations", "test", "model-card", "reproducibility"]
 
 
+def _save_maps(session_dir: Path) -> None:
+    """Grad-CAM maps as the notebooks save them: the baseline looks at the drain, the kept model does not."""
+    from clinagent_lab.evaluation.saliency import Saliency
+    from clinagent_lab.records import Session
+
+    session = Session.load(session_dir)
+    masks = np.zeros((4, 8, 8), dtype=bool)
+    masks[:2, 2, 1:7] = True
+    for it in session.iterations:
+        maps = np.full((4, 8, 8), 0.1)
+        if it.decision == "baseline":
+            maps[masks] = 5.0
+        Saliency(image_ids=["a", "b", "c", "d"], labels=np.array([0, 1, 0, 1]), groups=np.array([1, 1, 0, 0]),
+                 images=np.random.default_rng(0).random((4, 8, 8)), maps=maps, masks=masks,
+                 probs=np.array([0.2, 0.9, 0.1, 0.8]), target="pneumothorax", confounder="chest_drain"
+                 ).save(it.output_dir)
+
+
 @pytest.fixture(scope="module")
 def binary(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return make_session(tmp_path_factory.mktemp("binary"), seed_study=True)
+    folder = make_session(tmp_path_factory.mktemp("binary"), seed_study=True)
+    _save_maps(folder)
+    return folder
 
 
 @pytest.fixture(scope="module")
@@ -70,10 +90,22 @@ def test_default_path_and_every_section_present(binary: Path, binary_report) -> 
     soup, _, _ = binary_report
     assert (binary / "report.html").exists()
     ids = [s["id"] for s in soup.find_all("section")]
-    assert ids == BASE_SECTIONS + ["seed-study"] == section_ids()
+    assert ids == BASE_SECTIONS[:4] + ["saliency"] + BASE_SECTIONS[4:] + ["seed-study"] == section_ids()
     for sid in ids:  # every section has a visible heading and a nav link
         assert soup.select_one(f"#{sid} > h2").get_text().strip()
         assert soup.select_one(f'nav a[href="#{sid}"]') is not None
+
+
+def test_saliency_section_shows_baseline_beside_the_kept_model(binary_report) -> None:
+    soup, _, _ = binary_report
+    section = soup.select_one("#saliency")
+    img = section.select_one("figure img")
+    assert img["src"].startswith("data:image/png;base64,")
+    rows = [[td.get_text() for td in tr.find_all("td")] for tr in section.select("tbody tr")]
+    assert [r[0].split(" (")[0] for r in rows] == ["baseline", "kept"]
+    base_share, kept_share = (float(r[4].rstrip("%")) for r in rows)
+    assert (base_share, kept_share) == (83.8, 9.4)  # 30 of 35.8 units inside the drain, then 0.6 of 6.4
+    assert "inside the chest_drain" in section.get_text()
 
 
 def test_seed_study_section_only_when_a_study_exists(tmp_path: Path) -> None:
@@ -279,7 +311,7 @@ def test_report_of_a_real_session(e2e_session, tmp_path: Path) -> None:
     engine = e2e_session[0]
     path = engine.export_report(tmp_path / "report.html")
     soup = BeautifulSoup(path.read_text(), "html.parser")
-    assert [s["id"] for s in soup.find_all("section")][:6] == BASE_SECTIONS
+    assert [s["id"] for s in soup.find_all("section")][:7] == BASE_SECTIONS[:4] + ["saliency"] + BASE_SECTIONS[4:]
     raw = json.loads((Path(engine.session.out_dir) / "session.json").read_text())
     paths = _check_numbers(soup, raw)
     assert ["final_test", "metrics", "auroc"] in paths

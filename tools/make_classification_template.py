@@ -73,6 +73,7 @@ run.show_metrics(val_metrics)
 md("## Figures"),
 code('''
 run.show_figures(val_predictions, val_metrics)
+run.show_saliency(module, datamodule)  # where the model looks (Grad-CAM)
 '''),
 ]
 write_template(cells, "classification.ipynb")

@@ -27,6 +27,7 @@ from torch.utils.data import DataLoader, Dataset
 from ..errors import DataValidationError, SessionError
 from ..recipe import Recipe
 from .base import LoadedDataset
+from .counterfactual import ArtefactSwap, has_masks, mask_path, masks_folder
 from .images import to_channels
 from .samplers import build_sampler
 from .transforms import build_transforms, resize_transforms
@@ -73,6 +74,7 @@ class ImageDataset(Dataset):
         self.channels = channels
         self.transform = transform
         self.cache = cache
+        self.counterfactual: Any = None  # a data.counterfactual.ArtefactSwap on the training split
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -84,14 +86,18 @@ class ImageDataset(Dataset):
         return to_channels(self.source.read_image(int(self.rows[k])), self.channels)
 
     def __getitem__(self, k: int) -> dict[str, torch.Tensor]:
-        image = self.transform(image=self.raw_image(k))["image"]
+        raw, group = self.raw_image(k), int(self.groups[k])
+        if self.counterfactual is not None:  # artefact added or removed (training only; torch-seeded draws)
+            raw, group = self.counterfactual(k, raw, self.raw_image, tuple(torch.rand(2).tolist()))
+        image = self.transform(image=raw)["image"]
         return {"image": image.float(), "label": torch.tensor(self.labels[k], dtype=torch.long),
                 "index": torch.tensor(self.rows[k], dtype=torch.long),
-                "group": torch.tensor(self.groups[k], dtype=torch.long)}
+                "group": torch.tensor(group, dtype=torch.long)}
 
     def with_transform(self, transform: Any) -> ImageDataset:
         clone = copy.copy(self)
         clone.transform = transform
+        clone.counterfactual = None  # the plain images: for scoring, refits and figures
         return clone
 
 
@@ -212,8 +218,29 @@ class ImageDataModule(LightningDataModule):
     def _build(self, split: str) -> ImageDataset:
         rows = self.rows_for(split)
         labels = self.dataset.table["label"].to_numpy(dtype=np.int64)[rows]
-        return ImageDataset(self.dataset, rows, labels, self._row_groups[rows], self.channels,
-                            self._transform(train=split == "train"), self._fill_cache(rows))
+        ds = ImageDataset(self.dataset, rows, labels, self._row_groups[rows], self.channels,
+                          self._transform(train=split == "train"), self._fill_cache(rows))
+        if split == "train" and self.recipe.debias.counterfactual > 0:
+            ds.counterfactual = self._artefact_swap(ds)
+        return ds
+
+    def _artefact_swap(self, ds: ImageDataset) -> Any:
+        """The counterfactual augmentation of the training split (the artefact's masks must exist)."""
+        column, root = self.group_column, self.dataset.root
+        if column is None or not has_masks(root, column):
+            raise DataValidationError(
+                f"counterfactual augmentation needs the location of confounder '{column}', but "
+                f"{masks_folder(root, column or '<column>')} holds no masks", where="recipe.debias.counterfactual",
+                fix="add one PNG mask per artefact-bearing image there, or set debias.counterfactual to 0")
+        paths = self.dataset.table["path"].to_numpy()[ds.rows]
+        files = [mask_path(root, column, p) if g > 0 else None for p, g in zip(paths, ds.groups)]
+        files = [f if f is not None and f.is_file() else None for f in files]
+        resize = None
+        if ds.cache is not None:
+            import albumentations as A  # heavy: only to resize masks for a resized cache
+
+            resize = A.Compose(resize_transforms(self.recipe.data.image_size, self.modality))
+        return ArtefactSwap(files, ds.groups, p=self.recipe.debias.counterfactual, resize=resize)
 
     def setup(self, stage: str | None = None) -> None:
         """Build train and val (and test when ``include_test``); idempotent."""

@@ -5,6 +5,7 @@ Importing this package does not import torch; AUROC loads ``torchmetrics`` on fi
 """
 
 from .bootstrap import BootstrapCI, bootstrap_ci, resample_indices
+from .compare import paired_difference_ci, patient_ids
 from .calibration import (
     ReliabilityCurve,
     calibration_slope_intercept,
@@ -42,7 +43,9 @@ __all__ = [
     "evaluate_predictions",
     "evaluator_hash",
     "expected_calibration_error",
+    "paired_difference_ci",
     "partial_correlation",
+    "patient_ids",
     "reliability_curve",
     "resample_indices",
     "roc_points",

@@ -30,6 +30,7 @@ from ..spec import TaskSpec
 from ..tasks import TaskBackend, get_backend
 from .executor import DEADLINE_ENV
 from .progress import EpochPlanner, ProgressCallback, TimeBudget, write_event
+from .saliency import save_iteration_saliency
 
 __all__ = ["IterationRun", "Hooks", "prepare_run", "without_split", "HOOK_FUNCTIONS"]
 
@@ -246,6 +247,11 @@ class IterationRun:
         for path in paths:
             if path and Path(path).exists():
                 display(Image(filename=str(path)))
+
+
+    def show_saliency(self, module: Any, datamodule: Any) -> None:
+        """Grad-CAM maps on a stratified validation sample, saved and shown (:mod:`.saliency`)."""
+        save_iteration_saliency(module, datamodule, self.output_dir)
 
 
 def training_time_left(recipe_max_s: float | None) -> float | None:

@@ -12,6 +12,7 @@ from typing import Any, Callable, Protocol
 
 from ..records import Annotation, Iteration
 from ..data.base import DatasetFingerprint
+from ..data.counterfactual import has_masks
 from ..recipe import Recipe, RecipePatch
 from ..registry import Registry
 from ..spec import TaskSpec
@@ -203,6 +204,8 @@ def _mitigate(ctx: RefineContext) -> RecipePatch | None:
             mitigation = MITIGATIONS.get(name)
             if smallest < mitigation.min_train_per_class:
                 continue  # too few training images for this method (e.g. a held-out refit)
+            if mitigation.needs_location and not has_masks(ctx.fingerprint.root, conf.column):
+                continue  # the data do not record where the artefact is
             changes = mitigation.changes(ctx.current, conf.name, conf.column)
             changes.setdefault("debias.confounder", conf.name)
             tried = [i.split(":")[-1] for i in ctx.tried_ideas if i.startswith(f"mitigate:{conf.name}:")]

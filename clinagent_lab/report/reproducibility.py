@@ -58,7 +58,7 @@ def _versions(ctx: ReportContext) -> tuple[dict[str, str], str]:
 def _epochs_text(info: dict) -> str:
     """What the best iteration trained against what it planned (the plan a rerun replays)."""
     run = info.get("epochs_run")
-    plan = RunInfo.model_validate(info).recorded_plan() if info.get("evaluator_hash") else []
+    plan = RunInfo.model_validate(info).recorded_plan()
     if run is None:
         return "—"
     text = f"{run} trained"

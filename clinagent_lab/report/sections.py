@@ -1,7 +1,8 @@
 """Report sections, in reading order, each an HTML fragment under a stable id.
 
-``SECTIONS`` lists them: ``request``, ``data``, ``iterations``, ``test``, ``model-card``, ``reproducibility``
-and ``seed-study`` (present only when a seed study of the best iteration exists). A section builder takes the
+``SECTIONS`` lists them: ``request``, ``data``, ``iterations``, ``test``, ``saliency`` (present only when the
+iterations saved Grad-CAM maps), ``model-card``, ``reproducibility`` and ``seed-study`` (present only when a seed
+study of the best iteration exists). A section builder takes the
 :class:`~.context.ReportContext` and returns Markup, or None to leave the section out.
 """
 
@@ -228,6 +229,7 @@ def iterations_section(ctx: ReportContext) -> Markup:
 def _sections() -> tuple[Section, ...]:
     from .model_card import model_card_section
     from .reproducibility import reproducibility_section, seed_study_section
+    from .saliency import saliency_section  # the figure module (matplotlib): only when sections are built
     from .test_results import test_section
 
     return (
@@ -235,6 +237,7 @@ def _sections() -> tuple[Section, ...]:
         Section("data", "Data", data_section),
         Section("iterations", "Iterations", iterations_section),
         Section("test", "Test evaluation", test_section),
+        Section("saliency", "Where the model looks", saliency_section),
         Section("model-card", "Model card", model_card_section),
         Section("reproducibility", "Reproducibility", reproducibility_section),
         Section("seed-study", "Seed study", seed_study_section),

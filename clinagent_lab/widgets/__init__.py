@@ -25,6 +25,8 @@ __all__ = [
     "roc_figure_data",
     "save_confounder_png",
     "save_roc_png",
+    "saliency_png",
+    "saliency_pngs",
     "show_results",
 ]
 
@@ -44,6 +46,8 @@ _WHERE = {
     "roc_figure_data": "figdata",
     "save_confounder_png": "static",
     "save_roc_png": "static",
+    "saliency_png": "saliency",
+    "saliency_pngs": "saliency",
 }
 
 

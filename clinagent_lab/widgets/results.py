@@ -28,6 +28,7 @@ from ..tasks import get_backend
 from .annotate import AnnotationSink, ServerSink, SessionFileSink, sink_widgets
 from .figdata import _classes_target
 from .static import format_value, save_confounder_png, save_roc_png
+from .saliency import saliency_pngs
 from .summary import clinician_sentence, clinician_summary_html, metric_table_html
 
 __all__ = ["IterationResults", "ResultsView", "load_iteration", "make_sink", "show_results"]
@@ -243,6 +244,7 @@ def show_results(iteration_dir: str | Path, *, session_id: str | None = None, si
         view.controls = AnnotationControls(res.recipe.classes, iteration=res.iteration, sink=sink,
                                            show_sink=False)
         view.pngs = _static_pngs(res, names)
+        view.pngs += saliency_pngs(res)  # Grad-CAM maps, baseline beside this iteration (widgets/saliency.py)
     if display:
         from IPython.display import display as show  # only inside a kernel
 

@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ..counterfactual import mask_path, write_mask
 from . import register_synth
 
 __all__ = ["chest_drain", "dermoscopy", "drain_overlay", "shortcut_flags", "draw_drain", "grouped_split"]
@@ -79,8 +80,9 @@ def _groups(n: int, rng: np.random.Generator, p_second: float = 0.25) -> np.ndar
 
 
 def draw_drain(image: np.ndarray, rng: np.random.Generator, thickness: int = 1,
-               value: int = 250) -> np.ndarray:
-    """Draw a straight bright tube from the lower lateral chest wall towards the apex (HxW or HxWxC uint8)."""
+               value: int = 250, return_mask: bool = False) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
+    """Draw a straight bright tube from the lower lateral chest wall towards the apex (HxW or HxWxC uint8);
+    with ``return_mask`` also the boolean ``HxW`` mask of the drawn pixels (the artefact's location)."""
     from PIL import Image, ImageDraw
 
     h, w = image.shape[:2]
@@ -95,7 +97,7 @@ def draw_drain(image: np.ndarray, rng: np.random.Generator, thickness: int = 1,
     on = np.asarray(mask) > 0
     out = image.copy()
     out[on] = value
-    return out
+    return (out, on) if return_mask else out
 
 
 def _save_png(array: np.ndarray, path: Path) -> None:
@@ -199,11 +201,12 @@ def chest_drain(out_dir: str | Path, *, seed: int = 0, n: int | None = None, ima
     names = []
     for i in range(n):  # spread 0 draws no extra random number: earlier outputs stay identical
         fade = finding_spread * rng.random() if finding_spread and positive[i] else 0.0
-        contrast = finding_contrast * (1.0 - fade)
+        contrast = finding_contrast * (1 - fade)
         img = _chest_image(image_size, anatomy[group[i]], bool(positive[i]), rng, contrast, noise)
-        if drain[i]:
-            img = draw_drain(img, rng, thickness=max(1, image_size // 48))
         name = f"images/{i:04d}.png"
+        if drain[i]:
+            img, on = draw_drain(img, rng, thickness=max(1, image_size // 48), return_mask=True)
+            write_mask(mask_path(out_dir, "chest_drain", out_dir / name), on)
         _save_png(img, out_dir / name)
         names.append(name)
     frame = pd.DataFrame({
@@ -285,10 +288,8 @@ def dermoscopy(out_dir: str | Path, *, seed: int = 0, n: int | None = None, imag
     """Skin-lesion images whose class shows in colour, border and texture; a ruler weakly marks MEL.
 
     Args:
-        out_dir: folder to write ``manifest.csv`` and ``images/`` into.
-        seed: random seed.
-        n: number of images (default 240); NV is the most common class.
-        image_size: square image side in pixels.
+        out_dir: folder to write ``manifest.csv`` and ``images/`` into; seed: random seed.
+        n: number of images (default 240; NV the most common class); image_size: square side in pixels.
         classes: class codes; MEL, NV, BCC, BKL have their own look, others get a variant of one.
         ruler_p_mel / ruler_p_other: ruler probability for MEL / other lesions in train and val.
         test_independent: in test the ruler appears with probability 0.5 whatever the class.
@@ -348,10 +349,8 @@ def dermoscopy(out_dir: str | Path, *, seed: int = 0, n: int | None = None, imag
 def drain_overlay(out_dir: str | Path, *, base: str | Path, seed: int = 0, n: int | None = None,
                   correlation: float = 0.8, max_per_split: int | None = None, thickness: int = 1,
                   test_independent: bool = True) -> Path:
-    """Draw the chest-drain shortcut on the images of a MedMNIST ``.npz``, keeping its split.
-
-    The positive class is the last class for binary data (pneumonia in PneumoniaMNIST) and "any class but
-    the first" otherwise.
+    """Draw the chest-drain shortcut on the images of a MedMNIST ``.npz``, keeping its split. The positive
+    class is the last class for binary data (pneumonia in PneumoniaMNIST), "any class but the first" otherwise.
 
     Args:
         out_dir: folder to write ``manifest.csv`` and ``images/`` into.
@@ -365,7 +364,7 @@ def drain_overlay(out_dir: str | Path, *, base: str | Path, seed: int = 0, n: in
 
     Returns:
         ``out_dir``. Columns: image, label (class names of the base), split, source_id (row id in the base),
-        chest_drain (0/1).
+        chest_drain (0/1). Drain masks: ``masks/chest_drain/images/`` (:mod:`clinagent_lab.data.counterfactual`).
     """
     from ..adapters.medmnist import load as load_medmnist
 
@@ -390,9 +389,10 @@ def drain_overlay(out_dir: str | Path, *, base: str | Path, seed: int = 0, n: in
     names = []
     for k, i in enumerate(rows):
         img = base_ds.read_image(int(i))
-        if drain[k]:
-            img = draw_drain(img, rng, thickness=thickness)
         name = f"images/{table['image_id'].iat[i]}.png"
+        if drain[k]:
+            img, on = draw_drain(img, rng, thickness=thickness, return_mask=True)
+            write_mask(mask_path(out_dir, "chest_drain", out_dir / name), on)
         _save_png(img, out_dir / name)
         names.append(name)
     frame = pd.DataFrame({"image": names, "label": [base_ds.classes[y] for y in labels], "split": splits,

@@ -1,0 +1,1 @@
+"""Sub-commands of the ``clinagent`` CLI that live in modules of their own (each exposes ``register``)."""
