@@ -314,6 +314,10 @@ refit_last_layer: boolean
  * share of the smallest label x confounder cell (up to 4x that from larger cells) kept out of training for the refit; 0 refits on training images
  */
 refit_holdout: number
+/**
+ * probability of showing a training image with its artefact removed or added where the data record its location (masks/<column>/); 0.5 makes it independent of the label
+ */
+counterfactual: number
 }
 /**
  * This interface was referenced by `ClinagentApi`'s JSON-Schema
