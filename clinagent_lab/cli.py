@@ -16,6 +16,7 @@ from typing import Any, Sequence
 
 from .cli_progress import ProgressPrinter, print_summary, progress_display
 from .data.synth import SYNTH_KINDS, _ensure_builtin, generate
+from .demo_check import external_check, print_external_check
 from .commands import export as model_export
 from .errors import ClinagentError
 from .llm.client import resolve_model
@@ -161,8 +162,6 @@ def cmd_demo(args: argparse.Namespace) -> int:
     _close(printer)
     code = _print_outcome(session)
     if session.final_test is not None:  # the lesson: baseline and kept model on data they have never seen
-        from .demo_check import external_check, print_external_check  # deferred: loads the training stack
-
         fresh = generate("chest_drain", out / "fresh", seed=args.seed + 1, n=args.n, image_size=DEMO_IMAGE_SIZE,
                          correlation=0.0, finding_contrast=DEMO_FINDING_CONTRAST,
                          finding_spread=DEMO_FINDING_SPREAD, noise=DEMO_NOISE)

@@ -12,6 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, TextIO
 
+from .cli_progress import false_alarms
 from .data.formats import load_dataset
 from .tasks import get_backend
 
@@ -46,8 +47,6 @@ def external_check(session: Any, data_dir: str | Path) -> list[tuple[Any, dict[s
 def print_external_check(rows: list[tuple[Any, dict[str, Any]]], confounder: str, n: int,
                          stream: TextIO | None = None) -> None:
     """A line per model: AUROC, sensitivity, specificity, the false alarms with / without the shortcut."""
-    from .cli_progress import false_alarms
-
     print(f"\nfresh synthetic data ({n} images, {confounder} independent of the label; not the test split):",
           file=stream)
     for it, m in rows:
