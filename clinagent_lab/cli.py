@@ -15,9 +15,12 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from .cli_progress import ProgressPrinter, print_summary, progress_display
+from .cli_resources import add_scale_flags, rerun_recipe_param, scale_overrides
+from .cli_resources import register as register_resources
 from .data.synth import SYNTH_KINDS, _ensure_builtin, generate
 from .demo_check import external_check, print_external_check
 from .commands import export as model_export
+from .cli_questions import ask_questions
 from .errors import ClinagentError
 from .llm.client import resolve_model
 
@@ -35,6 +38,8 @@ DEMO_ITERATIONS = 2
 DEMO_MINUTES = 4.0
 #: 24 px keeps the pneumothorax visible and lets a CPU train enough epochs for the mitigation to catch up
 DEMO_IMAGE_SIZE = 24
+DEMO_REQUEST = ("pneumothorax on chest X-rays; don't let the model cheat by looking at chest drains; "
+                "sensitivity matters")
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -71,7 +76,8 @@ def _spec_summary(spec: Any) -> str:
              f"confounders: {[(c.name, c.column, c.action) for c in spec.confounders]}",
              f"supervision: {spec.supervision.kind} (boxes on {spec.supervision.box_fraction})"]
     lines += [f"assumed:     {a}" for a in spec.assumptions]
-    lines += [f"question:    {q}" for q in spec.questions]
+    lines += [f"question:    {q.text}" + (f" (default: {q.default})" if q.options else "")
+              for q in spec.questions]
     return "\n".join(lines)
 
 
@@ -83,8 +89,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     engine = Engine.create(args.intent, args.data, out, model=_resolve_model(args.model), seed=args.seed,
                            max_iterations=args.max_iterations, iteration_minutes=args.iteration_minutes,
                            data_format=args.format, format_options=options,
-                           recipe_overrides=dict(_parse_kv(args.set or [])), llm_options=_llm_options(args))
-    spec = engine.session.spec
+                           recipe_overrides={**dict(_parse_kv(args.set or [])), **scale_overrides(args)},
+                           llm_options=_llm_options(args))
+    answered = ask_questions(engine.session.spec, yes=args.yes)
+    spec = engine.update_spec(answered) if answered is not engine.session.spec else engine.session.spec
     print(_spec_summary(spec), file=sys.stderr)
     printer = progress_display(args.verbose)
     session = engine.run(on_event=printer)
@@ -149,8 +157,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     data = generate("chest_drain", out / "data", seed=args.seed, n=args.n, image_size=DEMO_IMAGE_SIZE,
                     correlation=DEMO_CORRELATION, finding_contrast=DEMO_FINDING_CONTRAST,
                     finding_spread=DEMO_FINDING_SPREAD, noise=DEMO_NOISE)
-    request = ("pneumothorax on chest X-rays; don't let the model cheat by looking at chest drains; "
-               "sensitivity matters")
+    request = DEMO_REQUEST
     print(f"demo data (synthetic, chest-radiograph-like, drain correlated with the label): {data}")
     print(f"request: {request!r}")
     engine = Engine.create(request, data, out / "session", model=_resolve_model(args.model), seed=args.seed,
@@ -179,6 +186,8 @@ def cmd_rerun(args: argparse.Namespace) -> int:
     from .notebooks.rerun import rerun_notebook, seed_study
 
     params = dict(_parse_kv_typed(args.param or []))
+    if scale_overrides(args):
+        params.update(rerun_recipe_param(args.notebook, scale_overrides(args)))
     if args.seeds:
         study = seed_study(args.notebook, args.seeds, params=params, out_dir=args.out, workers=args.workers,
                            timeout_s=args.timeout)
@@ -255,10 +264,12 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--max-iterations", type=int)
     rp.add_argument("--iteration-minutes", type=float)
     rp.add_argument("--seed", type=int, default=0)
+    rp.add_argument("--yes", action="store_true", help="take the default answer to every open question")
     rp.add_argument("--set", action="append", metavar="FIELD=VALUE",
                     help="fix a baseline Recipe field, e.g. training.max_epochs=5 or data.image_size=64")
     rp.add_argument("--verbose", action="store_true", help="a line per epoch with every validation metric")
     _add_llm_args(rp)
+    add_scale_flags(rp)
     rp.set_defaults(func=cmd_run)
 
     rr = sub.add_parser("rerun", help="rerun an iteration notebook with papermill")
@@ -269,6 +280,7 @@ def build_parser() -> argparse.ArgumentParser:
     rr.add_argument("--out", help="output folder (default: beside the notebook)")
     rr.add_argument("--workers", type=int, default=1)
     rr.add_argument("--timeout", type=float, default=3600.0, help="seconds per run")
+    add_scale_flags(rr)
     rr.set_defaults(func=cmd_rerun)
 
     sy = sub.add_parser("synth", help="write a synthetic dataset in a real on-disk format")
@@ -293,6 +305,7 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--out", help="output HTML path (default: <session>/report.html)")
     rep.set_defaults(func=cmd_report)
     model_export.register(sub)  # clinagent export SESSION --format onnx|torchscript
+    register_resources(sub)
     return p
 
 

@@ -38,6 +38,11 @@ class _Model(BaseModel):
 class ModelConfig(_Model):
     architecture: str = Field(default="resnet18", description="name in clinagent_lab.models registry")
     pretrained_path: str | None = Field(default=None, description="local weights file; never downloaded")
+    pretrained: str | None = Field(default=None, description="timm pretrained name found in the local HF/timm "
+                                   "cache (e.g. 'resnet18.a1_in1k'), or a local state_dict/checkpoint/"
+                                   "safetensors file; never downloaded (see clinagent_lab.models.weights)")
+    pretrained_sha256: str | None = Field(default=None, description="sha256 of the pretrained file, recorded "
+                                          "when the recipe is made and checked at every load")
     in_channels: int = Field(default=3, ge=1, le=4)
     dropout: float = Field(default=0.0, ge=0.0, lt=1.0)
     width: float = Field(default=1.0, gt=0.0, le=4.0, description="channel multiplier for built-in nets")
@@ -47,6 +52,7 @@ class DataConfig(_Model):
     image_size: int = Field(default=64, ge=8, le=2048)
     batch_size: int = Field(default=64, ge=1, le=4096)
     num_workers: int = Field(default=0, ge=0, le=64)
+    pin_memory: bool = Field(default=False, description="page-locked batches for fast host-to-GPU copies")
     sampler: Literal["random", "class_balanced", "group_balanced"] = "random"
     cache_images: bool = True
     max_train_samples: int | None = Field(default=None, ge=1, description="subsample train (quick runs)")
@@ -85,6 +91,10 @@ class TrainingConfig(_Model):
     early_stopping_patience: int | None = Field(default=None, ge=1)
     precision: Literal["32-true", "16-mixed", "bf16-mixed"] = "32-true"
     accelerator: Literal["auto", "cpu", "gpu"] = "auto"
+    devices: int = Field(default=1, ge=1, le=64, description="processes (GPUs, or CPU processes over gloo); "
+                         "more than one trains with DDP")
+    channels_last: bool = Field(default=False, description="NHWC memory format (faster convolutions on "
+                                "tensor-core GPUs)")
     deterministic: bool = True
     limit_train_batches: float | int | None = None
     limit_val_batches: float | int | None = None

@@ -9,6 +9,14 @@ import pytest
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 os.environ.setdefault("MPLBACKEND", "Agg")
+# the on-disk image cache and the weights cache of the tests never touch the user's folders
+if "CLINAGENT_CACHE_DIR" not in os.environ:
+    import tempfile
+
+    os.environ["CLINAGENT_CACHE_DIR"] = tempfile.mkdtemp(prefix="clinagent-test-cache-")
+    # an empty model cache: weights the developer has downloaded never change what the tests see
+    os.environ["HF_HUB_CACHE"] = os.path.join(os.environ["CLINAGENT_CACHE_DIR"], "hf-hub")
+    os.environ["TORCH_HOME"] = os.path.join(os.environ["CLINAGENT_CACHE_DIR"], "torch")
 
 #: recipe fields fixed in end-to-end tests so a whole iteration takes seconds
 FAST = {"training.max_epochs": 3, "data.image_size": 16, "data.batch_size": 32}

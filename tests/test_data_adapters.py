@@ -112,7 +112,7 @@ def test_csv_manifest_columns_groups_metadata(tmp_path):
     assert ds.metadata_columns == ["sex", "age"]
     assert ds.table["split"].isna().all() and ds.source["splits_given"] is False
     assert ds.source["group_column"] == "patient_id"
-    assert ds.table["image_id"].iloc[0] == "cat_0"
+    assert ds.table["image_id"].iloc[0] == "img/cat_0.png"  # the path as the manifest writes it
     img = ds.read_image(3)
     expected = np.asarray(Image.open(root / "img/cat_3.png"))[:, :, None]
     np.testing.assert_array_equal(img, expected)

@@ -14,6 +14,10 @@ from clinagent_lab.spec import Confounder, MetricSpec, Supervision, TaskSpec
 ISIC = ["MEL", "NV", "BCC", "AK", "BKL", "DF", "VASC", "SCC"]
 
 
+def texts(spec: TaskSpec) -> list[str]:
+    return [q.text for q in spec.questions]
+
+
 def fingerprint(classes: list[str], *, columns: tuple[str, ...] = (),
                 associations: tuple[ColumnAssociation, ...] = (), task_type: str | None = None,
                 **extra: Any) -> DatasetFingerprint:
@@ -134,13 +138,13 @@ def test_pneumothorax_seed_grounds_column_and_keeps_mitigate() -> None:
     assert [(c.name, c.column, c.action) for c in grounded.confounders] == [
         ("chest_drain", "chest_drain", "mitigate")]
     assert grounded.mitigated_confounders()[0].column == "chest_drain"
-    assert not any("predicts the label" in q for q in grounded.questions), "already a confounder: no question"
+    assert not any("predicts the label" in q for q in texts(grounded)), "already a confounder: no question"
 
 
 def test_flagged_column_not_asked_about_becomes_question_and_report() -> None:
     grounded = ground_spec(parse_offline("pneumothorax on chest x-rays"), ptx())
     assert "`chest_drain` predicts the label with AUROC 0.86 on its own: mitigate, report, or ignore?" in (
-        grounded.questions)
+        texts(grounded))
     assert [(c.name, c.column, c.action) for c in grounded.confounders] == [
         ("chest_drain", "chest_drain", "report")]
 
@@ -151,7 +155,7 @@ def test_flagged_column_with_cramers_v_and_odd_name() -> None:
     grounded = ground_spec(parse_offline("pneumonia on chest x-rays"), fp)
     expected = ("`Scanner Model` predicts the label with Cramér's V 0.42 on its own: mitigate, report, "
                 "or ignore?")
-    assert expected in grounded.questions
+    assert expected in texts(grounded)
     assert grounded.confounders[0].name == "scanner"
     assert grounded.confounders[0].column == "Scanner Model"
 
@@ -176,14 +180,14 @@ def test_missing_column_becomes_question() -> None:
     assert grounded.confounders[0].column is None
     assert grounded.mitigated_confounders() == []
     assert ("You asked about chest_drain but the data has no column for it (columns: sex, age). Add a column "
-            "or drop the confounder.") in grounded.questions
+            "or drop the confounder.") in texts(grounded)
 
 
 def test_target_not_in_data_becomes_question() -> None:
     grounded = ground_spec(parse_offline("pneumothorax on chest x-rays"),
                            fingerprint(["normal", "pneumonia"]))
     assert grounded.target_classes == []
-    assert any("'pneumothorax' matches no class" in q for q in grounded.questions)
+    assert any("'pneumothorax' matches no class" in q for q in texts(grounded))
 
 
 def test_weak_association_keeps_action_and_notes_it() -> None:
@@ -207,7 +211,7 @@ def test_site_confounder_does_not_take_anatomical_site() -> None:
     grounded = ground_spec(spec, isic())
     assert grounded.confounders[0].name == "site"
     assert grounded.confounders[0].column is None
-    assert any("no column for it" in q for q in grounded.questions)
+    assert any("no column for it" in q for q in texts(grounded))
 
 
 def test_sex_and_age_map_to_isic_columns() -> None:
@@ -254,7 +258,7 @@ def test_detection_on_data_without_boxes_falls_back_to_classification() -> None:
     assert grounded.task_type == "binary_classification"
     assert grounded.primary_metric.name == "auroc"
     assert grounded.output_format == "probabilities"
-    assert any("no box annotations" in q for q in grounded.questions)
+    assert any("no box annotations" in q for q in texts(grounded))
 
 
 def test_parse_offline_with_fingerprint_grounds() -> None:
@@ -268,8 +272,8 @@ def test_hand_written_spec_metric_class_unknown() -> None:
                     confounders=[Confounder(name="ruler", action="mitigate")])
     grounded = ground_spec(spec, isic())
     assert grounded.primary_metric.params["class"] == "pneumonia"
-    assert any("metric's class 'pneumonia'" in q for q in grounded.questions)
-    assert any("You asked about ruler" in q for q in grounded.questions)
+    assert any("metric's class 'pneumonia'" in q for q in texts(grounded))
+    assert any("You asked about ruler" in q for q in texts(grounded))
 
 
 def test_grounding_is_deterministic() -> None:
@@ -303,4 +307,4 @@ def test_flagged_columns_get_distinct_confounder_names() -> None:
     grounded = ground_spec(parse_offline("pneumothorax on chest x-rays"), fp)
     assert [(c.name, c.column) for c in grounded.confounders] == [
         ("chest_drain", "drain"), ("chest_tube", "chest_tube"), ("column", "???")]
-    assert sum("predicts the label" in q for q in grounded.questions) == 3
+    assert sum("predicts the label" in q for q in texts(grounded)) == 3

@@ -15,6 +15,10 @@ SEED_DERM = ("classify dermoscopic lesions into the ISIC categories, melanoma ma
 SEED_PTX = "pneumothorax on chest X-rays, don't let the model cheat by looking at chest drains"
 
 
+def texts(spec: TaskSpec) -> list[str]:
+    return [q.text for q in spec.questions]
+
+
 def confounders(spec: TaskSpec) -> dict[str, str]:
     return {c.name: c.action for c in spec.confounders}
 
@@ -140,7 +144,7 @@ def test_risk_preference(text: str, risk: str) -> None:
 def test_conflicting_risk_becomes_a_question() -> None:
     spec = parse_offline("pneumothorax, never miss one and avoid false alarms")
     assert spec.risk_preference == "balanced"
-    assert any("which mistake is worse" in q for q in spec.questions)
+    assert any("which mistake is worse" in q for q in texts(spec))
 
 
 # -- confounders ------------------------------------------------------------------------------------------
@@ -154,7 +158,8 @@ def test_conflicting_risk_becomes_a_question() -> None:
     ("pneumothorax, don't let it cheat with drains", {"chest_drain": "mitigate"}),
     ("pneumothorax on CXR, don't worry about chest drains", {"chest_drain": "report"}),
     ("pneumothorax, drains are fine to use", {"chest_drain": "report"}),
-    ("dermatoscopy images, find melanoma, ignore the rulers", {"ruler": "report"}),
+    ("dermatoscopy images, find melanoma, ignore the rulers", {"ruler": "mitigate"}),
+    ("dermatoscopy images, find melanoma, you can safely ignore the rulers", {"ruler": "report"}),
     ("melanoma detection, the model should ignore the rulers", {"ruler": "mitigate"}),
     ("melanoma on dermoscopy, don't worry about pen/ink markings", {"ink_marking": "report"}),
     ("melanoma on dermoscopy, surgical skin markers must not be used", {"ink_marking": "mitigate"}),
@@ -164,7 +169,7 @@ def test_conflicting_risk_becomes_a_question() -> None:
     ("pneumothorax on CXR from different hospitals/scanners/sites, mitigate that",
      {"site": "mitigate", "scanner": "mitigate"}),
     ("pneumonia, check whether sex and age matter", {"sex": "report", "age": "report"}),
-    ("pneumothorax CXR, the model must not be influenced by drains, but ignore age",
+    ("pneumothorax CXR, the model must not be influenced by drains, but don't worry about age",
      {"chest_drain": "mitigate", "age": "report"}),
     ("melanoma dermoscopy, hair and dark corners are shortcuts",
      {"hair": "mitigate", "dark_corner": "mitigate"}),
@@ -179,13 +184,13 @@ def test_confounders(text: str, expected: dict[str, str]) -> None:
 def test_confounder_without_cue_asks() -> None:
     spec = parse_offline("pneumothorax on CXR, chest drains present in many images")
     assert confounders(spec) == {"chest_drain": "report"}
-    assert any("chest drain" in q and "mitigate" in q for q in spec.questions)
+    assert any("chest drain" in q and "mitigate" in q for q in texts(spec))
 
 
 def test_cheating_without_named_confounder_asks() -> None:
     spec = parse_offline("pneumothorax on CXR, don't let the model cheat")
     assert spec.confounders == []
-    assert any("cheat" in q for q in spec.questions)
+    assert any("cheat" in q for q in texts(spec))
 
 
 # -- numbers ----------------------------------------------------------------------------------------------
@@ -238,7 +243,7 @@ def test_out_of_range_values_become_questions(text: str) -> None:
     spec = parse_offline(text)
     assert spec.primary_metric.name == "auroc"
     assert spec.target_value is None
-    assert any("between 0 and 1" in q for q in spec.questions)
+    assert any("between 0 and 1" in q for q in texts(spec))
 
 
 @pytest.mark.parametrize("text, fraction", [
@@ -269,7 +274,7 @@ def test_supervision_without_numbers(text: str, kind: str, fraction: float | Non
 def test_box_share_over_100_percent_is_a_question() -> None:
     spec = parse_offline("wrist fractures, 150% of images have boxes")
     assert spec.supervision.box_fraction is None
-    assert any("boxes" in q and "100%" in q for q in spec.questions)
+    assert any("boxes" in q and "100%" in q for q in texts(spec))
 
 
 @pytest.mark.parametrize("text, iterations, iteration_minutes, total", [
@@ -292,7 +297,7 @@ def test_budget(text: str, iterations: int, iteration_minutes: float, total: flo
 def test_too_many_iterations_is_a_question() -> None:
     spec = parse_offline("pneumothorax, 500 iterations")
     assert spec.budget.max_iterations == 4
-    assert any("iterations" in q for q in spec.questions)
+    assert any("iterations" in q for q in texts(spec))
 
 
 @pytest.mark.parametrize("text, metric, target", [
@@ -392,15 +397,15 @@ def test_non_imaging_spec_says_so(text: str) -> None:
     spec = parse_offline(text)
     assert spec.request == text
     assert spec.parsed_by == "offline"
-    assert len(spec.questions) == 1 and "does not look like a medical-imaging task" in spec.questions[0]
+    assert len(spec.questions) == 1 and "does not look like a medical-imaging task" in spec.questions[0].text
     assert spec.target_classes == [] and spec.confounders == []
 
 
 def test_vague_request_asks_and_assumes() -> None:
     spec = parse_offline("make me an AI for my X-rays")
-    assert spec.questions[0].startswith("What should the model find")
-    assert any("missing a case" in q for q in spec.questions)
-    assert any("Which images" in q for q in spec.questions)
+    assert spec.questions[0].text.startswith("What should the model find")
+    assert any("missing a case" in q for q in texts(spec))
+    assert any("Which images" in q for q in texts(spec))
     assert any("(default" in a for a in spec.assumptions)
     assert spec.target_classes == [] and spec.modality == "other"
 

@@ -62,15 +62,30 @@ def test_rules_are_registered_in_order():
 
 
 def test_timeout_gives_a_shorter_run():
-    last = make_iteration(1, status="timeout", recipe=make_recipe(training__max_epochs=20, data__image_size=64))
+    last = make_iteration(1, status="timeout", recipe=make_recipe(training__max_epochs=20, data__image_size=64),
+                          curve=[0.6, 0.7])  # epochs ran, the run as a whole was too long
     patch = rule("recover_from_failure")(ctx(history=[last], current=last.recipe))
     assert patch.idea == "shorter_run"
     assert patch.changes == {"training.max_epochs": 10, "data.image_size": 32}
     assert "ran out of time" in patch.rationale
     small = make_recipe(training__max_epochs=1, data__image_size=32)
-    patch = rule("recover_from_failure")(ctx(history=[make_iteration(1, status="timeout", recipe=small)],
-                                             current=small))
+    patch = rule("recover_from_failure")(ctx(history=[make_iteration(1, status="timeout", recipe=small,
+                                                                     curve=[0.6])], current=small))
     assert patch.changes == {"training.max_epochs": 1, "data.image_size": 32}  # never below 1 epoch / 16 px
+
+
+def test_timeout_before_the_first_epoch_makes_each_epoch_smaller():
+    fp = make_fingerprint(counts=[10000, 10000])
+    last = make_iteration(1, status="timeout", recipe=make_recipe(data__image_size=64))
+    first = rule("recover_from_failure")(ctx(history=[last], current=last.recipe, fp=fp))
+    assert first.idea == "first_epoch_fit_1" and "before its first epoch" in first.rationale
+    assert first.changes == {"data.max_train_samples": 3000, "data.image_size": 32, "data.cache_images": True}
+    assert "--iteration-minutes" in first.rationale
+    again = apply_patch(last.recipe, first.changes)
+    second = rule("recover_from_failure")(ctx(history=[last, make_iteration(2, status="timeout", recipe=again)],
+                                              current=again, fp=fp, tried=("first_epoch_fit_1",)))
+    assert second.idea == "first_epoch_fit_2" and second.changes["data.max_train_samples"] == 750
+    assert apply_patch(again, second.changes) != again  # never the same recipe again
 
 
 def test_out_of_memory_halves_the_batch():
@@ -87,7 +102,8 @@ def test_out_of_memory_halves_the_batch():
     ("crash", {"ename": "RuntimeError", "evalue": "out of memory"}, ("smaller_batch",)),
 ])
 def test_recover_does_not_fire_otherwise(status, error, tried):
-    last = make_iteration(1, NO_RELIANCE if status == "ok" else None, status=status, error=error)
+    last = make_iteration(1, NO_RELIANCE if status == "ok" else None, status=status, error=error,
+                          curve=[0.6] if status == "timeout" else None)
     assert rule("recover_from_failure")(ctx(history=[last], tried=tried)) is None
     assert rule("recover_from_failure")(ctx()) is None  # no history at all
 
@@ -396,7 +412,7 @@ def test_detection_skips_classification_only_rules():
 
 
 def test_first_applicable_rule_wins():
-    last = make_iteration(1, status="timeout")
+    last = make_iteration(1, status="timeout", curve=[0.6])
     note = Annotation(kind="operating_point", value={"sensitivity": 0.9})
     assert RuleRefiner().propose(ctx(history=[last], annotations=[note])).idea == "shorter_run"
     assert RuleRefiner().propose(ctx(history=[ok()], best=ok(), annotations=[note])).idea == "annotations"

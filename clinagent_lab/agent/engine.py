@@ -36,12 +36,14 @@ from ..llm import (
 )
 from ..llm.codecheck import check_code
 from ..notebooks.executor import NotebookExecutor
+from ..plan.hardware import detect_hardware, measure_throughput
 from ..plan.initializer import initialize_recipe
 from ..plan.refiner import RefineContext, RuleRefiner
 from ..recipe import Recipe, RecipePatch, apply_patch, recipe_diff
 from ..records import Annotation, FinalTest, Iteration, Proposal, Session
 from ..runfolder import FINGERPRINT_FILE, SPLITS_FILE
 from ..spec import TaskSpec
+from ..tasks import get_backend
 from . import final_test, iteration, loop
 from .prepare import interpret, prepare_data
 
@@ -201,7 +203,16 @@ class Engine:
                              remaining_s=self.remaining_s())
 
     def _baseline_recipe(self) -> Recipe:
-        recipe = initialize_recipe(self.session.spec, self.session.fingerprint, seed=self.session.seed)
+        fixed = self.session.recipe_overrides or {}
+        hardware = detect_hardware(fixed.get("training.accelerator", "auto"), int(fixed.get("training.devices", 1)))
+        recipe = initialize_recipe(self.session.spec, self.session.fingerprint, seed=self.session.seed,
+                                   hardware=hardware, pretrained=fixed.get("model.pretrained", "auto"))
+        if not hardware.gpu and get_backend(recipe.task_type).plans_epochs:  # this CPU's speed, not a table's
+            rate = measure_throughput(recipe.model, recipe.num_classes, recipe.data.image_size,
+                                      batch=recipe.data.batch_size)
+            recipe = initialize_recipe(self.session.spec, self.session.fingerprint, seed=self.session.seed,
+                                       hardware=hardware, pretrained=fixed.get("model.pretrained", "auto"),
+                                       throughput=rate)
         if self.session.format_options:
             recipe = apply_patch(recipe, {"data.format_options": dict(self.session.format_options)})
             recipe.reasons["data.format_options"] = "adapter options given for this session"
@@ -255,8 +266,9 @@ class Engine:
 
     def _baseline_proposal(self) -> Proposal | None:
         tries = sum(1 for it in self.session.iterations if it.idea == "baseline")
-        if tries >= 2:
-            return None  # the baseline failed twice: let the refiner recover
+        last = self.session.iterations[-1] if self.session.iterations else None
+        if tries >= 2 or (last is not None and last.status == "timeout"):
+            return None  # failed twice, or out of time (the same recipe would be too): the refiner recovers
         recipe = self._baseline_recipe()
         rationale = ("Baseline: the initializer's recipe from the task spec and the data fingerprint. "
                      + " ".join(f"{k}: {v}." for k, v in list(recipe.reasons.items())[:4]))

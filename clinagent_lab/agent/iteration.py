@@ -16,6 +16,7 @@ from ..plan.selection import decide, selection_value
 from ..records import Iteration, Proposal
 from ..runfolder import RunFolder
 from ..tasks import get_backend
+from .prepare import prepare_image_cache
 
 if TYPE_CHECKING:
     from .engine import Engine, EventSink
@@ -65,6 +66,7 @@ def run_iteration(engine: Engine, proposal: Proposal, on_event: EventSink | None
         fields = {k: v for k, v in event.items() if k not in ("type", "v", "time", "session")}
         engine.emit(on_event, event.get("type", "log"), **{**fields, "iteration": index, "budget_s": budget})
 
+    prepare_image_cache(engine, it.recipe)
     result = engine.executor.execute(run.input_notebook, run.notebook, {}, timeout_s=budget,
                                      events_path=run.events, on_event=relay, cwd=run.path)
     it.wall_s = round(result.wall_s, 2)

@@ -14,8 +14,9 @@ from ..errors import IntentError
 from ..intent import assess_request, ground_spec, parse_offline
 from ..llm import build_parser
 from ..spec import TaskSpec
+from ..tasks import get_backend
 
-__all__ = ["prepare_data", "interpret"]
+__all__ = ["prepare_data", "interpret", "prepare_image_cache"]
 
 
 def prepare_data(data_path: str | Path, data_format: str | None = None, *, seed: int = 0,
@@ -30,6 +31,19 @@ def prepare_data(data_path: str | Path, data_format: str | None = None, *, seed:
     check_leakage(dataset)
     fingerprint = compute_fingerprint(dataset, split_rule=rule, leakage_checked=True)
     return dataset, fingerprint
+
+
+def prepare_image_cache(engine: Any, recipe: Any, include_test: bool = False) -> None:
+    """Decode and resize the session's images into the on-disk cache before a kernel starts, so that the
+    iteration's time budget is spent training (see :mod:`clinagent_lab.data.cache`); a failure here is left to
+    the notebook, which reads the images itself and reports what is wrong."""
+    try:
+        dm = get_backend(recipe.task_type).make_datamodule(engine.dataset(include_test), recipe, engine.session.spec,
+                                            include_test=include_test)
+        if hasattr(dm, "prepare_cache"):
+            dm.prepare_cache()
+    except Exception as exc:  # noqa: BLE001 - the notebook reads the images itself and reports the problem
+        engine.session.log("image_cache_skipped", error=f"{type(exc).__name__}: {exc}")
 
 
 def interpret(request: str, fingerprint: DatasetFingerprint | None = None, *, model: str = "offline",

@@ -13,6 +13,9 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
+from .formats import FORMATS, _ensure_builtin_formats
+from .synth import generate
+
 __all__ = [
     "LoadedDataset",
     "DatasetFingerprint",
@@ -64,16 +67,12 @@ _LAZY = {
 
 def list_formats() -> list[str]:
     """Names of the registered dataset formats."""
-    from .formats import FORMATS, _ensure_builtin_formats
-
     _ensure_builtin_formats()
     return FORMATS.names()
 
 
 def generate_synthetic(kind: str, out_dir: Any, **options: Any) -> Any:
     """Write a synthetic dataset (see :mod:`clinagent_lab.data.synth`) and return its path."""
-    from .synth import generate
-
     return generate(kind, out_dir, **options)
 
 

@@ -67,8 +67,6 @@ class LoadedDataset:
         return len(self.table)
 
     def subset_indices(self, split: str) -> np.ndarray:
-        import numpy as np
-
         return np.flatnonzero(self.table["split"].to_numpy() == split)
 
 

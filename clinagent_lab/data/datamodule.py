@@ -27,6 +27,7 @@ from torch.utils.data import DataLoader, Dataset
 from ..errors import DataValidationError, SessionError
 from ..recipe import Recipe
 from .base import LoadedDataset
+from .cache import image_cache
 from .counterfactual import ArtefactSwap, has_masks, mask_path, masks_folder
 from .images import to_channels
 from .samplers import build_sampler
@@ -66,7 +67,7 @@ class ImageDataset(Dataset):
     """Rows ``rows`` of a LoadedDataset, read (or taken from a cache), channel-converted and transformed."""
 
     def __init__(self, source: LoadedDataset, rows: np.ndarray, labels: np.ndarray, groups: np.ndarray,
-                 channels: int, transform: Any, cache: np.ndarray | None = None) -> None:
+                 channels: int, transform: Any, cache: Any = None) -> None:
         self.source = source
         self.rows = np.asarray(rows, dtype=np.int64)
         self.labels = np.asarray(labels, dtype=np.int64)
@@ -111,7 +112,10 @@ class ImageDataModule(LightningDataModule):
         modality: decides the augmentation policy (see :mod:`clinagent_lab.data.transforms`).
         include_test: build the test split (the final, single evaluation only).
         group_column: confounder column for the ``group`` field when ``recipe.debias.column`` is unset.
-        cache_limit_bytes: the image cache is skipped (with a warning) above this size.
+        cache_limit_bytes: the in-memory image cache (rows without files, or no usable cache folder) is
+            skipped (with a warning) above this size.
+        use_disk_cache: keep resized images in the on-disk cache (:mod:`clinagent_lab.data.cache`), shared
+            by every iteration, session and the final test.
         extra_transforms: custom hook ``extra_transforms(train) -> list of albumentations transforms``, added
             after the built-in augmentation (before normalisation).
         sample_weights: custom hook ``sample_weights(labels, groups) -> per-sample weights`` for the training
@@ -120,7 +124,7 @@ class ImageDataModule(LightningDataModule):
 
     def __init__(self, dataset: LoadedDataset, recipe: Recipe, modality: str = "other",
                  include_test: bool = False, group_column: str | None = None,
-                 cache_limit_bytes: int = 2 * 1024**3,
+                 cache_limit_bytes: int = 2 * 1024**3, use_disk_cache: bool = True,
                  extra_transforms: Callable[[bool], list] | None = None,
                  sample_weights: Callable[..., np.ndarray] | None = None) -> None:
         super().__init__()
@@ -134,6 +138,7 @@ class ImageDataModule(LightningDataModule):
                                       where="recipe.model.in_channels", fix="use 1 (grayscale) or 3 (RGB)")
         self.group_column = recipe.debias.column or group_column
         self.cache_limit_bytes = cache_limit_bytes
+        self.use_disk_cache = use_disk_cache
         self.extra_transforms = extra_transforms
         self.sample_weights = sample_weights
         self.test_reads = 0
@@ -175,16 +180,27 @@ class ImageDataModule(LightningDataModule):
             rows = np.sort(rng.choice(rows, size=limit, replace=False))
         return rows
 
-    def _fill_cache(self, rows: np.ndarray) -> np.ndarray | None:
+    def _fill_cache(self, split: str, rows: np.ndarray) -> Any:
+        """Images of ``rows`` (of ``split``) resized once: the on-disk cache (:mod:`.cache`) when the rows are
+        files, else an in-memory array up to ``cache_limit_bytes``; None when caching is off or too big."""
         if not self.recipe.data.cache_images:
             return None
         size = self.recipe.data.image_size
+        split_rows = self.dataset.subset_indices(split)  # the whole split: subsamples share one entry
+        if self.use_disk_cache:
+            cached = image_cache(self.dataset.read_image, self.dataset.table["path"].tolist(), split_rows,
+                                 size=size, channels=self.channels, modality=self.modality,
+                                 reader={"format": self.dataset.format,
+                                         "options": self.recipe.data.format_options},
+                                 label=f"caching {split} images ({size} px)")
+            if cached is not None:
+                return cached.subset(np.searchsorted(split_rows, rows))
         need = len(rows) * size * size * self.channels
         if need > self.cache_limit_bytes:
             warnings.warn(f"image cache would need {need / 2**30:.1f} GiB; reading images from disk instead",
                           stacklevel=3)
             return None
-        import albumentations as A
+        import albumentations as A  # deferred: heavy (OpenCV); the in-memory fallback only
 
         resize = A.Compose(resize_transforms(size, self.modality))
         cache = np.empty((len(rows), size, size, self.channels), dtype=np.uint8)
@@ -202,7 +218,7 @@ class ImageDataModule(LightningDataModule):
     def _sampler(self, ds: ImageDataset) -> Any:
         if self.sample_weights is None:
             return build_sampler(self.recipe.data.sampler, ds.labels, ds.groups, seed=self.recipe.seed)
-        from torch.utils.data import WeightedRandomSampler
+        from torch.utils.data import WeightedRandomSampler  # torch is imported by this module already
 
         weights = np.asarray(self.sample_weights(ds.labels.copy(), ds.groups.copy()), dtype=float).reshape(-1)
         valid = len(weights) == len(ds) and np.all(np.isfinite(weights)) and (weights >= 0).all()
@@ -219,7 +235,7 @@ class ImageDataModule(LightningDataModule):
         rows = self.rows_for(split)
         labels = self.dataset.table["label"].to_numpy(dtype=np.int64)[rows]
         ds = ImageDataset(self.dataset, rows, labels, self._row_groups[rows], self.channels,
-                          self._transform(train=split == "train"), self._fill_cache(rows))
+                          self._transform(train=split == "train"), self._fill_cache(split, rows))
         if split == "train" and self.recipe.debias.counterfactual > 0:
             ds.counterfactual = self._artefact_swap(ds)
         return ds
@@ -242,6 +258,18 @@ class ImageDataModule(LightningDataModule):
             resize = A.Compose(resize_transforms(self.recipe.data.image_size, self.modality))
         return ArtefactSwap(files, ds.groups, p=self.recipe.debias.counterfactual, resize=resize)
 
+    def prepare_cache(self) -> None:
+        """Build the on-disk cache entries of the splits this module reads, without building the loaders.
+
+        The engine calls it before starting an iteration's kernel so that decoding a large dataset is done once,
+        outside the iteration's time budget; the notebook's ``setup`` then finds the entries."""
+        if not (self.recipe.data.cache_images and self.use_disk_cache):
+            return
+        for split in ("train", "val", "test") if self.include_test else ("train", "val"):
+            rows = self.dataset.subset_indices(split)
+            if len(rows):
+                self._fill_cache(split, rows)
+
     def setup(self, stage: str | None = None) -> None:
         """Build train and val (and test when ``include_test``); idempotent."""
         splits = ("train", "val", "test") if self.include_test else ("train", "val")
@@ -262,11 +290,15 @@ class ImageDataModule(LightningDataModule):
     def _loader(self, dataset: ImageDataset, shuffle: bool = False, sampler: Any = None,
                 drop_last: bool = False) -> DataLoader:
         workers = self.recipe.data.num_workers
+        if workers > 0:
+            import cv2  # deferred: heavy; only when loader workers are forked
+
+            cv2.setNumThreads(0)  # loader workers are forked: an inherited OpenCV thread pool deadlocks them
         generator = torch.Generator().manual_seed(self.recipe.seed) if shuffle else None
         return DataLoader(dataset, batch_size=min(self.recipe.data.batch_size, max(len(dataset), 1)),
                           shuffle=shuffle, sampler=sampler, generator=generator, num_workers=workers,
                           drop_last=drop_last, persistent_workers=workers > 0,
-                          pin_memory=torch.cuda.is_available())
+                          pin_memory=torch.cuda.is_available() and self.recipe.training.accelerator != "cpu")
 
     def train_dataloader(self) -> DataLoader:
         """Augmented, shuffled (or sampled per ``recipe.data.sampler``) training batches."""

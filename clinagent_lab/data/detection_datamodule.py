@@ -40,7 +40,7 @@ AUGMENT_PROBABILITY = {"none": 0.0, "light": 0.5, "medium": 0.7, "strong": 0.9}
 
 def build_transform(recipe: Recipe, train: bool, extra: Sequence[Any] = ()) -> Any:
     """Albumentations: resize to an ``image_size`` square, then (train only) the recipe's augmentations."""
-    import albumentations as A
+    import albumentations as A  # augmentation stack: only to build a loader
 
     size = recipe.data.image_size
     steps: list[Any] = [A.Resize(size, size)]

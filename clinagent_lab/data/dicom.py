@@ -35,15 +35,16 @@ _DECODER_FIX = ("install a decoder for it (pip install pylibjpeg pylibjpeg-libjp
 
 def _luts():
     try:  # pydicom >= 3
-        from pydicom.pixels import apply_modality_lut, apply_voi_lut
+        from pydicom.pixels import apply_modality_lut, apply_voi_lut  # only DICOM data need it
     except ImportError:  # pragma: no cover - pydicom 2.x
+        # only DICOM data need it
         from pydicom.pixel_data_handlers.util import apply_modality_lut, apply_voi_lut
     return apply_modality_lut, apply_voi_lut
 
 
 def _dcmread(path: Path, **kwargs: Any):
-    import pydicom
-    from pydicom.errors import InvalidDicomError
+    import pydicom  # only DICOM data need it
+    from pydicom.errors import InvalidDicomError  # only DICOM data need it
 
     try:
         return pydicom.dcmread(str(path), **kwargs)

@@ -21,7 +21,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ..fileio import atomic_write_text
 from .base import ColumnAssociation, DatasetFingerprint, LoadedDataset
+from .images import image_file_info
 
 __all__ = ["AUROC_FLAG", "CRAMERS_V_FLAG", "P_VALUE_FLAG", "MISSING_LEVEL", "compute_fingerprint",
            "column_association", "image_size_summary", "content_hash", "write_fingerprint",
@@ -62,7 +64,7 @@ def _target_encode(levels: pd.Series, y: np.ndarray) -> np.ndarray:
 
 
 def _binary_auroc(score: np.ndarray, y: np.ndarray) -> float | None:
-    from sklearn.metrics import roc_auc_score
+    from sklearn.metrics import roc_auc_score  # scikit-learn: heavy, only for this computation
 
     if len(np.unique(y)) < 2:
         return None
@@ -97,7 +99,7 @@ def _binned(values: pd.Series, kind: str) -> pd.Series:
 
 
 def _cramers_v(levels: pd.Series, labels: np.ndarray) -> tuple[float | None, float | None]:
-    from scipy.stats import chi2_contingency
+    from scipy.stats import chi2_contingency  # SciPy: heavy, only for this computation
 
     table = pd.crosstab(levels.to_numpy(), labels)
     if table.shape[0] < 2 or table.shape[1] < 2:
@@ -156,8 +158,6 @@ def image_size_summary(ds: LoadedDataset, sample_images: int = 500) -> tuple[dic
 
     File-backed images are measured from their headers only; others are decoded through ``read_image``.
     """
-    from .images import image_file_info
-
     rows = _sample_rows(len(ds.table), sample_images)
     paths = ds.table["path"].tolist()
     heights, widths, channels = [], [], set()
@@ -231,8 +231,6 @@ def compute_fingerprint(ds: LoadedDataset, split_rule: str, leakage_checked: boo
 
 def write_fingerprint(fp: DatasetFingerprint, path: str | Path) -> Path:
     """Write ``fp`` as indented JSON, atomically (a crash never leaves half a file)."""
-    from ..fileio import atomic_write_text
-
     path = Path(path)
     atomic_write_text(path, fp.model_dump_json(indent=2))
     return path

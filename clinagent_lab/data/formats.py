@@ -10,6 +10,7 @@ An adapter is registered with :func:`register_format` and provides two callables
 
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -40,8 +41,9 @@ def register_format(fmt: DatasetFormat) -> DatasetFormat:
 
 
 def _ensure_builtin_formats() -> None:
-    # Adapters register themselves on import; importing here keeps `import clinagent_lab` light.
-    from . import adapters  # noqa: F401
+    """Load the built-in adapters, which register themselves (plugin discovery by module name: they import this
+    module to register, so this module cannot import them at its top)."""
+    importlib.import_module(f"{__package__}.adapters")
 
 
 def detect_format(path: str | Path) -> str:

@@ -18,6 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .dicom import dicom_file_info, is_dicom_file
+
 __all__ = [
     "IMAGE_EXTENSIONS",
     "is_image_file",
@@ -66,7 +68,7 @@ def to_hwc_uint8(array: np.ndarray) -> np.ndarray:
 
 def read_image_file(path: str | Path) -> np.ndarray:
     """Decode an image file with PIL into ``HxWxC`` uint8 (C is 1 or 3)."""
-    from PIL import Image
+    from PIL import Image  # only image files need it
 
     with Image.open(path) as img:
         mode = img.mode
@@ -80,9 +82,7 @@ def read_image_file(path: str | Path) -> np.ndarray:
 
 def image_file_info(path: str | Path) -> tuple[int, int, int]:
     """``(height, width, channels)`` of an image file from its header only (no pixel decode)."""
-    from PIL import Image
-
-    from .dicom import dicom_file_info, is_dicom_file
+    from PIL import Image  # only image files need it
 
     if is_dicom_file(path):
         return dicom_file_info(path)

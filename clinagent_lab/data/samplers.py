@@ -62,8 +62,8 @@ def sample_weights(kind: str, labels: np.ndarray, groups: np.ndarray | None = No
 def build_sampler(kind: str, labels: np.ndarray, groups: np.ndarray | None = None, seed: int = 0,
                   num_samples: int | None = None):
     """A seeded ``WeightedRandomSampler`` for ``kind``, or None for ``random`` (the loader shuffles)."""
-    import torch
-    from torch.utils.data import WeightedRandomSampler
+    import torch  # the training stack takes seconds to import
+    from torch.utils.data import WeightedRandomSampler  # the training stack takes seconds to import
 
     weights = sample_weights(kind, labels, groups)
     if weights is None:

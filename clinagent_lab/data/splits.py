@@ -25,7 +25,10 @@ import pandas as pd
 
 from ..errors import DataValidationError, LeakageError
 from .base import LoadedDataset
-from .images import file_hash, pixel_hash
+from .cache import cache_root
+from .digests import DIGEST_DB, file_digests
+from .images import pixel_hash
+from .validate import drop_rows
 
 __all__ = ["SPLITS", "assign_splits", "check_leakage", "remove_cross_split_duplicates", "split_table",
            "apply_split_table", "holdout_mask", "without_split"]
@@ -40,6 +43,7 @@ def holdout_mask(labels: np.ndarray, groups: np.ndarray, fraction: float,
     Returns:
         ``(mask, method)`` where method is ``"stratified"`` or ``"grouped only"``.
     """
+    # scikit-learn: heavy, only for this computation
     from sklearn.model_selection import GroupShuffleSplit, StratifiedGroupKFold
 
     labels = np.asarray(labels)
@@ -155,7 +159,7 @@ def _content_hashes(ds: LoadedDataset, dataset_bytes_hash: bool) -> tuple[list[s
     paths = ds.table["path"].tolist()
     use_files = dataset_bytes_hash and all(isinstance(p, str) and p and Path(p).is_file() for p in paths)
     if use_files:
-        return [file_hash(p) for p in paths], "file bytes"
+        return file_digests(paths, cache_root() / DIGEST_DB), "file bytes"
     return [pixel_hash(ds.read_image(i)) for i in range(len(paths))], "decoded pixels"
 
 
@@ -221,8 +225,6 @@ def check_leakage(ds: LoadedDataset, dataset_bytes_hash: bool = True, *,
 
 def remove_cross_split_duplicates(ds: LoadedDataset, dataset_bytes_hash: bool = True) -> LoadedDataset:
     """Drop copies of images that also sit in a later split (train < val < test): test stays as it is."""
-    from .validate import drop_rows
-
     hashes, method = _content_hashes(ds, dataset_bytes_hash)
     rank = {"train": 0, "val": 1, "test": 2}
     best: dict[str, int] = {}
@@ -253,8 +255,6 @@ def apply_split_table(ds: LoadedDataset, df: pd.DataFrame,
     data has changed since and :class:`DataValidationError` is raised. Ids in ``df`` that the dataset no
     longer has are ignored (noted). Splits other than train/val/test raise.
     """
-    from .validate import drop_rows
-
     missing_cols = {"image_id", "split"} - set(df.columns)
     if missing_cols:
         raise DataValidationError(f"split table lacks columns {sorted(missing_cols)}", where="split table",

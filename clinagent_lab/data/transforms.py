@@ -64,8 +64,8 @@ def _policy(modality: str) -> ModalityPolicy:
 
 def resize_transforms(image_size: int, modality: str = "other") -> list[Any]:
     """The deterministic resize step for ``modality`` (also used to fill the image cache)."""
-    import albumentations as A
-    import cv2
+    import albumentations as A  # augmentation stack: only to build a loader
+    import cv2  # OpenCV: only to build a loader
 
     if _policy(modality).keep_aspect:
         return [A.LongestMaxSize(max_size=image_size, area_for_downscale="image"),
@@ -75,8 +75,8 @@ def resize_transforms(image_size: int, modality: str = "other") -> list[Any]:
 
 
 def _augmentations(augment: AugmentConfig, channels: int, policy: ModalityPolicy) -> list[Any]:
-    import albumentations as A
-    import cv2
+    import albumentations as A  # augmentation stack: only to build a loader
+    import cv2  # OpenCV: only to build a loader
 
     factor, p = PRESET_SCALE[augment.preset]
     if factor == 0.0:
@@ -125,8 +125,8 @@ def build_transforms(augment: AugmentConfig, image_size: int, channels: int, mod
         >>> tuple(t(image=np.zeros((20, 10, 1), np.uint8))["image"].shape)
         (1, 16, 16)
     """
-    import albumentations as A
-    from albumentations.pytorch import ToTensorV2
+    import albumentations as A  # augmentation stack: only to build a loader
+    from albumentations.pytorch import ToTensorV2  # augmentation stack: only to build a loader
 
     policy = _policy(modality)
     ops = list(resize_transforms(image_size, modality))

@@ -13,6 +13,7 @@ import numpy as np
 
 from ..errors import DataValidationError
 from .base import REQUIRED_COLUMNS, LoadedDataset
+from .dicom import is_dicom_file
 
 __all__ = ["check_table", "check_images", "check_labels", "validate_dataset", "drop_rows"]
 
@@ -64,12 +65,10 @@ def check_table(ds: LoadedDataset) -> LoadedDataset:
 def _bad_image_reason(ds: LoadedDataset, i: int, path: object, full_decode: bool) -> str | None:
     try:
         if isinstance(path, str) and path and not full_decode:
-            from PIL import Image
-
-            from .dicom import is_dicom_file
+            from PIL import Image  # only image files need it
 
             if is_dicom_file(path):
-                import pydicom
+                import pydicom  # only DICOM data need it
 
                 header = pydicom.dcmread(path, defer_size=1024)  # pixel data stays on disk, unread
                 if not any(tag in header for tag in ("PixelData", "FloatPixelData", "DoubleFloatPixelData")):

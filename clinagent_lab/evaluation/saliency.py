@@ -85,7 +85,6 @@ def last_conv_layer(model: Any) -> Any:
 
 def gradcam(model: Any, images: Any, target: int, layer: Any = None, batch_size: int = 64) -> np.ndarray:
     """``(N, H, W)`` Grad-CAM maps of class ``target`` for ``images`` ``(N, C, H, W)``, upsampled, ReLU'd."""
-    import torch  # heavy: only when maps are computed
     from captum.attr import LayerAttribution, LayerGradCam  # optional, torch-based: only when maps are computed
 
     layer = layer if layer is not None else last_conv_layer(model)

@@ -14,12 +14,15 @@ Example:
 
 from __future__ import annotations
 
-import difflib
 import re
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from ..spec import TaskSpec
+from rapidfuzz import fuzz, process
+
+from ..spec import Question, TaskSpec
+from ..tasks import get_backend
+from . import questions as ask
 from .vocabulary import (CLASS_GROUPS, CLASS_SYNONYMS, COLUMN_RULES, GENERIC_CONDITIONS, NORMAL_CLASS_NAMES,
                          POSITIVE_CLASS_NAMES, ColumnRule)
 
@@ -85,7 +88,7 @@ def match_class(name: str, classes: Sequence[str]) -> list[str]:
         other = _condition_of_class(positive)
         if other is None or other == name or other in GENERIC_CONDITIONS or name in GENERIC_CONDITIONS:
             return [positive]
-    close = difflib.get_close_matches(norm, list(by_norm), n=1, cutoff=0.8)
+    close = process.extractOne(norm, list(by_norm), scorer=fuzz.ratio, score_cutoff=80)
     return [by_norm[close[0]]] if close else []
 
 
@@ -124,7 +127,7 @@ def find_column(name: str, columns: Sequence[str]) -> str | None:
     for col, norm in norms:
         if _matches_by_token(rule, norm):
             return col
-    close = difflib.get_close_matches(name, [n for _, n in norms], n=1, cutoff=0.85)
+    close = process.extractOne(name, [n for _, n in norms], scorer=fuzz.ratio, score_cutoff=85)
     return next((col for col, norm in norms if close and norm == close[0]), None)
 
 
@@ -161,8 +164,9 @@ def _provenance(d: Draft, fp: DatasetFingerprint) -> None:
 
 
 def _drop_detection(d: Draft, fp: DatasetFingerprint) -> None:
-    d["questions"].append(f"You asked for boxes, but the data (format {fp.format}) has no box annotations: "
-                          "the task is set to classification. Add box annotations to train a detector.")
+    d["questions"].append(ask.note("boxes_missing", f"You asked for boxes, but the data (format {fp.format}) has "
+                                   "no box annotations: the task is set to classification. Add box annotations "
+                                   "to train a detector."))
     d["output_format"] = "probabilities"
     d["supervision"] = {"kind": "full", "box_fraction": None}
     if d["primary_metric"]["name"] == "map50":
@@ -171,7 +175,7 @@ def _drop_detection(d: Draft, fp: DatasetFingerprint) -> None:
 
 def _classes_and_task(d: Draft, fp: DatasetFingerprint) -> None:
     d["classes"] = list(fp.classes)
-    data_has_boxes = fp.task_type == "detection" or bool(fp.n_boxes)
+    data_has_boxes = get_backend(fp.task_type).has_boxes or bool(fp.n_boxes)
     requested = d["task_type"]
     if requested == "detection":
         if data_has_boxes:
@@ -180,8 +184,9 @@ def _classes_and_task(d: Draft, fp: DatasetFingerprint) -> None:
     elif data_has_boxes:
         d["assumptions"].append("The data also has boxes; ask for detection ('with boxes') to use them.")
     if len(fp.classes) < 2:
-        d["questions"].append(f"The data has a single class ({', '.join(fp.classes) or 'none'}): there is "
-                              f"nothing to tell apart. Check the labels.")
+        d["questions"].append(ask.note("single_class", f"The data has a single class "
+                                       f"({', '.join(fp.classes) or 'none'}): there is nothing to tell apart. "
+                                       "Check the labels."))
         d["task_type"] = "binary_classification" if requested == "detection" else requested
         return
     task = "binary_classification" if len(fp.classes) == 2 else "multiclass_classification"
@@ -209,8 +214,9 @@ def _targets(d: Draft, fp: DatasetFingerprint) -> None:
             if found != [target]:
                 d["assumptions"].append(f"Target '{target}' is class {', '.join(found)} in the data.")
         else:
-            d["questions"].append(f"The target '{target}' matches no class in the data ({', '.join(pool)}): "
-                                  f"which class is it?")
+            d["questions"].append(ask.class_choice(
+                f"target_class:{target}", f"The target '{target}' matches no class in the data "
+                f"({', '.join(pool)}): which class is it?", "target_classes", pool))
     if not d["target_classes"]:
         positive = positive_class(pool)
         if positive is not None:
@@ -233,8 +239,9 @@ def _metric_class(d: Draft, fp: DatasetFingerprint) -> None:
             if found[0] != wanted:
                 d["assumptions"].append(f"Metric class '{wanted}' is '{found[0]}' in the data.")
         else:
-            d["questions"].append(f"The metric's class '{wanted}' matches no class in the data "
-                                  f"({', '.join(pool)}): which class should it be measured for?")
+            d["questions"].append(ask.class_choice(
+                "metric_class", f"The metric's class '{wanted}' matches no class in the data ({', '.join(pool)}): "
+                "which class should it be measured for?", "primary_metric.params.class", pool))
     elif d["primary_metric"]["name"] in _OPERATING_METRICS and d["target_classes"]:
         params["class"] = d["target_classes"][0]
         d["assumptions"].append(f"The operating point is measured for class '{params['class']}'.")
@@ -247,8 +254,11 @@ def _ground_confounder(conf: dict[str, Any], d: Draft, fp: DatasetFingerprint) -
         column = find_column(name, fp.metadata_columns)
     if column is None:
         cols = ", ".join(fp.metadata_columns) or "none"
-        d["questions"].append(f"You asked about {name} but the data has no column for it (columns: {cols}). "
-                              f"Add a column or drop the confounder.")
+        text = f"You asked about {name} but the data has no column for it (columns: {cols}). Add a column or " \
+               "drop the confounder."
+        d["questions"].append(ask.class_choice(f"confounder_column:{name}", text, f"confounders.{name}.column",
+                                               fp.metadata_columns) if fp.metadata_columns else
+                              ask.note(f"confounder_column:{name}", text))
         conf["column"] = None
         return
     conf["column"] = column
@@ -260,12 +270,37 @@ def _ground_confounder(conf: dict[str, Any], d: Draft, fp: DatasetFingerprint) -
         d["assumptions"].append(f"Column '{column}' is constant in this data ({assoc.note or 'one value'}): "
                                 f"there is nothing to mitigate; {name} is only reported.")
         conf["action"] = "report"
+    elif assoc.flagged and _open(d, f"confounder_action:{name}"):
+        _mitigate_by_default(conf, column, assoc, d)
     elif assoc.flagged:
         d["assumptions"].append(f"'{column}' predicts the label {_strength(assoc)} on its own: the concern "
                                 f"is real; action {conf['action']}.")
     else:
         d["assumptions"].append(f"'{column}' predicts the label only weakly on its own ({_strength(assoc)}); "
                                 f"kept action '{conf['action']}' as asked.")
+
+
+def _qid(question: Question | dict[str, Any]) -> str:
+    return question.id if isinstance(question, Question) else question["id"]
+
+
+def _open(d: Draft, question_id: str) -> bool:
+    return any(_qid(q) == question_id for q in d["questions"])
+
+
+def _mitigate_by_default(conf: dict[str, Any], column: str, assoc: ColumnAssociation, d: Draft) -> None:
+    """A confounder the clinician named without saying what to do, which the data shows is a real shortcut:
+    mitigated (the safe side: selection then does not reward it), the question kept open with that default."""
+    name = conf["name"]
+    conf["action"] = "mitigate"
+    d["assumptions"].append(f"Confounder {name}: mitigate by default, because column '{column}' predicts the "
+                            f"label {_strength(assoc)} on its own and no action was stated; answer the question "
+                            "to change it.")
+    qid = f"confounder_action:{name}"
+    d["questions"] = [ask.confounder_action(name, "mitigate", f"You mentioned {name.replace('_', ' ')}, and "
+                                            f"'{column}' predicts the label {_strength(assoc)}: keep the model "
+                                            "from using it (default) or only report its effect?")
+                      if _qid(q) == qid else q for q in d["questions"]]
 
 
 def _was_added(column: str | None, d: Draft) -> bool:
@@ -293,9 +328,10 @@ def _flagged_associations(d: Draft, fp: DatasetFingerprint) -> None:
             continue
         if _was_added(assoc.column, d):
             continue  # offered before and since removed by the clinician: leave it out
-        d["questions"].append(f"`{assoc.column}` predicts the label {_strength(assoc)} on its own: mitigate, "
-                              f"report, or ignore?")
         name = _unique_name(confounder_for_column(assoc.column), _norm(assoc.column) or "column", names)
+        d["questions"].append(ask.confounder_action(name, "report", f"`{assoc.column}` predicts the label "
+                                                    f"{_strength(assoc)} on its own: mitigate, report, or ignore?",
+                                                    ignorable=True))
         d["confounders"].append({"name": name, "column": assoc.column, "action": "report"})
         added = _ADDED.format(column=assoc.column)
         d["assumptions"].append(f"{added} as confounder {name} (action report).")
@@ -309,8 +345,8 @@ def _supervision(d: Draft, fp: DatasetFingerprint) -> None:
     sup = d["supervision"]
     data = fp.box_fraction
     if data <= 0.0:
-        d["questions"].append("The data has no boxes at all: a detector cannot be trained. Add box "
-                              "annotations.")
+        d["questions"].append(ask.note("no_boxes", "The data has no boxes at all: a detector cannot be "
+                                       "trained. Add box annotations."))
         return
     if data >= 1.0:
         if sup["kind"] == "mixed":
@@ -355,5 +391,6 @@ def ground_spec(spec: TaskSpec, fingerprint: DatasetFingerprint) -> TaskSpec:
         step(d, fingerprint)
     d.pop("_class_mapping", None)
     d["assumptions"] = list(dict.fromkeys(d["assumptions"]))
-    d["questions"] = list(dict.fromkeys(d["questions"]))
+    d["questions"] = ask.dedupe([q if isinstance(q, Question) else Question.model_validate(q)
+                                 for q in d["questions"]])
     return TaskSpec.model_validate(d)

@@ -27,7 +27,7 @@ __all__ = [
     "overlaps",
 ]
 
-_CLAUSE_BREAK = r"[!?;\n]|\.(?!\d)|\bbut\b|\bhowever\b|\bwhereas\b|\balthough\b|\bthough\b"
+_CLAUSE_BREAK = r"[!?;\n]|\.(?!\d)|\s-+\s|\bbut\b|\bhowever\b|\bwhereas\b|\balthough\b|\bthough\b"
 _PHRASE_BREAK = _CLAUSE_BREAK + r"|[,:()]|\band\b|\bwhile\b"
 _NEGATION_WINDOW_WORDS = 4
 
@@ -106,6 +106,8 @@ def phrase_bounds(text: str, pos: int) -> tuple[int, int]:
     return _bounds(text, pos, _PHRASE_BREAK)
 
 
+# A ConText-style rule table (NEGATION_CUES / NEGATION_BREAKERS / POSTFIX_NEGATION in vocabulary.yaml):
+# negspacy/medspacy need spaCy and a pipeline (heavy, slow to load); negex/pycontextnlp are unmaintained.
 def _prefix_negated(before: str) -> bool:
     cues = list(compile_terms(NEGATION_CUES).finditer(before))
     if not cues:

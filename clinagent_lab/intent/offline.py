@@ -13,9 +13,14 @@ Decisions worth knowing (each is also written into the spec's ``assumptions``):
   stressed finding ("melanoma matters most") means sensitivity; else the quantity an operating point puts
   first ("sensitivity at 80% specificity" and "92% sensitivity" -> sensitivity; "85% spec" ->
   specificity); else balanced.
-- A confounder the clinician waves away ("don't worry about the rulers", "ignore the rulers") is kept with
-  action ``report``: it costs nothing and its association with the label is still shown. "Make the model
-  ignore the rulers" means ``mitigate``. A confounder named without either cue is ``report`` plus a question.
+- Risk words also come from sentences that weigh the two errors ("an unnecessary biopsy is cheap next to a
+  late diagnosis" -> sensitivity, :mod:`.weighing`) and from stated priorities ("sensitivity matters").
+- A confounder the clinician waves away ("don't worry about the rulers", "you can ignore the rulers") is kept
+  with action ``report``: it costs nothing and its association with the label is still shown. "Ignore the
+  rulers", "rulers must not matter", "make sure it is not just picking up rulers" mean ``mitigate``; so does
+  a pronoun pointing back at a named confounder ("... rulers. Don't let it rely on them", :mod:`.anaphora`).
+  A confounder named without either cue is ``report`` plus a question; grounding mitigates it by default
+  when its column predicts the label.
 - A negated finding ("not melanoma", "non-melanoma") is never a target.
 
 Example:
@@ -31,6 +36,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from ..errors import IntentError
 from ..spec import Budget, Confounder, MetricSpec, Supervision, TaskSpec
+from . import questions as ask
 from .grounding import ground_spec
 from .reading import Reading, read_request
 from .vocabulary import CONDITIONS, MODALITY_LABELS
@@ -88,8 +94,8 @@ def _typos(r: Reading, d: Draft) -> None:
 def _modality(r: Reading, d: Draft) -> None:
     d["modality"] = r.modality
     if r.modality == "other":
-        d["questions"].append("Which images are these: chest X-rays, dermoscopy, musculoskeletal (e.g. "
-                              "wrist) X-rays, or something else?")
+        d["questions"].append(ask.modality("Which images are these: chest X-rays, dermoscopy, "
+                                           "musculoskeletal (e.g. wrist) X-rays, or something else?"))
     else:
         d["assumptions"].append(f"Modality: {r.modality} (from: {r.modality_from}).")
 
@@ -136,8 +142,9 @@ def _risk(r: Reading, d: Draft) -> None:
     op = r.quantities.operating_point
     if len(sides) > 1:
         d["risk_preference"] = "balanced"
-        d["questions"].append("The request worries both about missed cases and about false alarms: which "
-                              "mistake is worse?")
+        d["questions"].append(ask.risk_preference("The request worries both about missed cases and about "
+                                                  "false alarms: which mistake is worse?"))
+        d["assumptions"].append("Risk preference: balanced (both mistakes were named as worries).")
         return
     if sides:
         d["risk_preference"], why = sides[0], "as stated"
@@ -160,7 +167,8 @@ def _operating_metric(r: Reading, d: Draft) -> MetricSpec:
     if d["target_classes"]:
         params["class"] = d["target_classes"][0]
     elif d["task_type"] == "multiclass_classification":
-        d["questions"].append(f"Which class should '{label.format(value)}' be measured for?")
+        d["questions"].append(ask.note("metric_class", f"Which class should '{label.format(value)}' be "
+                                                         "measured for?"))
     d["assumptions"].append(f"Primary metric: {label.format(value)} (the operating point stated).")
     return MetricSpec(name=name, params=params)
 
@@ -192,8 +200,8 @@ def _metric(r: Reading, d: Draft) -> None:
     else:
         metric = _classification_metric(r, d)
         if "map50" in r.metrics_named:
-            d["questions"].append("mAP is a detection metric, but no boxes were mentioned: should the model "
-                                  "draw boxes?")
+            d["questions"].append(ask.task_is_detection("mAP is a detection metric, but no boxes were "
+                                                        "mentioned: should the model draw boxes?"))
     d["primary_metric"] = metric
     d["secondary_metrics"] = [m for m in r.metrics_named
                               if m != metric.name and (m != "map50" or d["task_type"] == "detection")]
@@ -218,9 +226,11 @@ def _confounders(r: Reading, d: Draft) -> None:
         label = name.replace("_", " ")
         if action is None:
             action = "report"
-            d["questions"].append(f"You mentioned {label}: should the model be kept from using it "
-                                  "(mitigate) or should its effect only be reported?")
-            d["assumptions"].append(f"Confounder {name}: report (not said whether to mitigate it).")
+            d["questions"].append(ask.confounder_action(
+                name, "report", f"You mentioned {label}: should the model be kept from using it (mitigate) or "
+                                "should its effect only be reported?"))
+            d["assumptions"].append(f"Confounder {name}: report for now (not said whether to mitigate it); "
+                                    "mitigated by default if the data shows it predicts the label.")
         elif action == "report":
             d["assumptions"].append(f"Confounder {name}: report only (the request does not ask to fight it); "
                                     f"its association with the label is still measured.")
@@ -229,8 +239,8 @@ def _confounders(r: Reading, d: Draft) -> None:
                                     f"then uses a metric that does not reward the shortcut.")
         confounders.append(Confounder(name=name, action=action))
     if r.shortcut_concern and not confounders:
-        d["questions"].append("You worry the model could cheat: on what (e.g. chest drains, rulers, the "
-                              "hospital)? Name it so it can be checked.")
+        d["questions"].append(ask.note("confounder_name", "You worry the model could cheat: on what (e.g. "
+                                       "chest drains, rulers, the hospital)? Name it so it can be checked."))
     d["confounders"] = confounders
 
 
@@ -297,11 +307,11 @@ def _vague(r: Reading, d: Draft) -> None:
         return
     asks = []
     if not d["target_classes"]:
-        asks.append("What should the model find or tell apart on these images (e.g. pneumothorax vs normal, "
-                    "fracture vs no fracture, or the lesion categories)?")
+        asks.append(ask.note("target_classes", "What should the model find or tell apart on these images (e.g. "
+                             "pneumothorax vs normal, fracture vs no fracture, or the lesion categories)?"))
     if not r.risk and r.quantities.operating_point is None:
-        asks.append("Which outcome matters more: missing a case (favour sensitivity) or a false alarm "
-                    "(favour specificity)?")
+        asks.append(ask.risk_preference("Which outcome matters more: missing a case (favour sensitivity) or a "
+                                        "false alarm (favour specificity)?", d["risk_preference"]))
     d["questions"][:0] = asks
     d["assumptions"].append("The request is vague: defaults were filled in; answer the questions to refine "
                             "them.")
@@ -315,7 +325,7 @@ DECISIONS: tuple[Decision, ...] = (
 
 
 def _non_imaging(text: str) -> TaskSpec:
-    return TaskSpec(request=text, questions=[NON_IMAGING_QUESTION],
+    return TaskSpec(request=text, questions=[ask.note("imaging_task", NON_IMAGING_QUESTION)],
                     assumptions=["Nothing in the request names images or a finding; no task was filled in."],
                     parsed_by="offline")
 
@@ -353,6 +363,7 @@ def parse_offline(text: str, fingerprint: DatasetFingerprint | None = None) -> T
     for decide in DECISIONS:
         decide(reading, draft)
     draft["assumptions"] = _dedupe(draft["assumptions"] + reading.quantities.assumptions)
-    draft["questions"] = _dedupe(draft["questions"] + reading.quantities.questions)
+    numbers = [ask.note(f"number:{i}", q) for i, q in enumerate(reading.quantities.questions, 1)]
+    draft["questions"] = ask.dedupe(draft["questions"] + numbers)
     spec = TaskSpec(request=text, parsed_by="offline", **draft)
     return spec if fingerprint is None else ground_spec(spec, fingerprint)

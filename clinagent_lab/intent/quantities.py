@@ -17,7 +17,7 @@ import re
 from dataclasses import dataclass, field
 
 from .matching import clause_bounds, compile_terms, has_term, overlaps
-from .vocabulary import (BOX_TERMS, FRACTION_WORDS, FULL_SUPERVISION_TERMS, METRIC_TERMS, NUMBER_WORDS,
+from .vocabulary import (BOX_SHARE_TERMS, FRACTION_WORDS, FULL_SUPERVISION_TERMS, METRIC_TERMS, NUMBER_WORDS,
                          SENSITIVITY_WORDS, SPECIFICITY_WORDS, TARGET_CUES)
 
 __all__ = ["BudgetRead", "Quantities", "read_quantities", "to_fraction", "metric_of"]
@@ -264,7 +264,7 @@ def _box_clause_values(clause: str, offset: int, taken: list[Span]) -> tuple[flo
 
 def _box_fraction(text: str, taken: list[Span], q: Quantities) -> None:
     seen: set[Span] = set()
-    for m in compile_terms(BOX_TERMS).finditer(text):
+    for m in compile_terms(BOX_SHARE_TERMS).finditer(text):
         bounds = clause_bounds(text, m.start())
         if bounds in seen:
             continue

@@ -13,27 +13,31 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from .anaphora import implied_mentions, pronoun_mentions
 from .matching import Mention, find_mentions, has_term, is_negated, nearest_cue, phrase_bounds
 from .normalize import normalize
 from .quantities import Quantities, read_quantities
 from .vocabulary import (CLASSIFY_VERBS, CONDITIONS, CONFOUNDER_MODALITY, CONFOUNDER_TERMS,
-                         CONTEXT_CONFOUNDER_TERMS, DETECTION_TERMS, EMPHASIS_CUES, IMAGING_TERMS,
+                         CONTEXT_CONFOUNDER_TERMS, DETECTION_NEGATIONS, DETECTION_TERMS, ERROR_COSTS, EMPHASIS_CUES, IMAGING_TERMS,
                          METRIC_TERMS, MITIGATE_CUES, MITIGATE_STRONG_CUES, MIXED_SUPERVISION_TERMS,
-                         MODALITY_TERMS, MULTICLASS_TERMS, OUTPUT_TERMS, REPORT_CUES, RISK_TERMS,
-                         SHORTCUT_WORDS)
+                         MODALITY_TERMS, MULTICLASS_TERMS, OUTPUT_TERMS, REPORT_CUES, REPORT_OVERRIDES,
+                         RISK_TERMS, SHORTCUT_WORDS, UNDECIDED_CUES)
+from .weighing import weigh
 
 __all__ = ["Reading", "read_request", "CONDITION_TABLE"]
 
 CONDITION_TABLE: dict[str, tuple[str, ...]] = {c.name: c.patterns for c in CONDITIONS}
 _CONDITION_MODALITY = {c.name: c.modality for c in CONDITIONS}
 _ACTION_CUES: dict[str, tuple[str, ...]] = {
+    "undecided": UNDECIDED_CUES,
     "mitigate_strong": MITIGATE_STRONG_CUES,
-    "report": REPORT_CUES,
+    "report": REPORT_OVERRIDES + REPORT_CUES,
     "mitigate": MITIGATE_CUES,
 }
 #: "missing one is worse than a false alarm": what follows "than" is the lesser worry.
 _COMPARED_AWAY = re.compile(r"\b(?:than|over)\s+(?:an?\s+|the\s+|some\s+|any\s+)?$")
-_ACTION_OF_CUE = {"mitigate_strong": "mitigate", "report": "report", "mitigate": "mitigate"}
+_ACTION_OF_CUE = {"undecided": None, "mitigate_strong": "mitigate", "report": "report", "mitigate": "mitigate"}
+_DETECTION_TAKEN_BACK = re.compile(r"(?<!\w)(?:" + "|".join(DETECTION_NEGATIONS) + r")\s+(?:\w+\s+)?$")
 
 
 @dataclass
@@ -103,7 +107,11 @@ def _conditions(text: str, reading: Reading) -> None:
 
 
 def _confounder_mentions(text: str, modality: str) -> list[Mention]:
-    mentions = find_mentions(text, CONFOUNDER_TERMS)
+    """Confounders named in the text; one named as a needless intervention ("an unnecessary chest drain") is
+    an error weighed, not a confounder."""
+    needless = [(m.start, m.end) for m in find_mentions(text, {"needless": ERROR_COSTS["needless"]})]
+    mentions = [m for m in find_mentions(text, CONFOUNDER_TERMS)
+                if not any(a <= m.start and m.end <= b for a, b in needless)]
     taken = [(m.start, m.end) for m in mentions]
     for pattern, by_modality in CONTEXT_CONFOUNDER_TERMS.items():
         name = by_modality.get(modality, by_modality.get("default"))
@@ -116,13 +124,36 @@ def _confounder_mentions(text: str, modality: str) -> list[Mention]:
 
 
 def _confounders(text: str, modality: str) -> list[tuple[str, str | None]]:
+    """Each confounder named (or pointed back at by a pronoun) with the action its nearest cue says.
+
+    A mitigate cue anywhere wins over a report cue elsewhere: "drains are common; don't let it use them"; a
+    shortcut worry in a later clause that names nothing mitigates what was named before it.
+    """
+    named = _confounder_mentions(text, modality)
     actions: dict[str, str | None] = {}
-    for m in _confounder_mentions(text, modality):
+    for m in sorted(named + pronoun_mentions(text, named), key=lambda m: m.start):
         cue = nearest_cue(text, m, _ACTION_CUES)
         action = _ACTION_OF_CUE[cue] if cue else None
-        if m.key not in actions or action is not None:
+        if m.key not in actions or (action is not None and actions[m.key] != "mitigate"):
             actions[m.key] = action
+    for m in implied_mentions(text, named):
+        actions[m.key] = "mitigate"
     return list(actions.items())
+
+
+def _risk(text: str) -> list[str]:
+    """Risk preferences: from sentences that weigh the two errors, else from risk phrases."""
+    weighed = weigh(text)
+    inside = [span for _, span in weighed]
+    said = [m.key for m in find_mentions(text, RISK_TERMS)
+            if not _COMPARED_AWAY.search(text[:m.start]) and not any(a <= m.start < b for a, b in inside)]
+    return _unique([side for side, _ in weighed] + said)
+
+
+def _detection_cue(text: str) -> bool:
+    """A detection word not taken back ("no boxes needed", "without bounding boxes")."""
+    return any(not _DETECTION_TAKEN_BACK.search(text[:m.start])
+               for m in find_mentions(text, {"detection": DETECTION_TERMS}))
 
 
 def _output(text: str) -> str | None:
@@ -141,10 +172,9 @@ def read_request(request: str) -> Reading:
     reading.confounders = _confounders(text, reading.modality)
     reading.imaging_words = has_term(text, IMAGING_TERMS) or reading.modality != "other"
     reading.shortcut_concern = has_term(text, SHORTCUT_WORDS)
-    reading.risk = _unique([m.key for m in find_mentions(text, RISK_TERMS)
-                            if not _COMPARED_AWAY.search(text[:m.start])])
+    reading.risk = _risk(text)
     reading.metrics_named = _unique([m.key for m in find_mentions(text, METRIC_TERMS)])
-    reading.detection_cue = has_term(text, DETECTION_TERMS)
+    reading.detection_cue = _detection_cue(text)
     reading.multiclass_cue = has_term(text, MULTICLASS_TERMS)
     reading.classify_verb = has_term(text, CLASSIFY_VERBS)
     reading.mixed_cue = has_term(text, MIXED_SUPERVISION_TERMS)

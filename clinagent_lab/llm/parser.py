@@ -35,7 +35,7 @@ def offline_parse(text: str, fingerprint: DatasetFingerprint | None = None) -> T
     try:
         from ..intent import parse_offline  # the offline rule parser, re-exported by the package
     except ImportError:
-        from ..intent.offline import parse_offline
+        from ..intent.offline import parse_offline  # deferred: heavy (rapidfuzz)
 
     params = inspect.signature(parse_offline).parameters
     if "fingerprint" in params:

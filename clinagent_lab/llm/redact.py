@@ -195,7 +195,7 @@ def spec_payload(spec: TaskSpec, redactor: Redactor) -> dict[str, Any]:
     for key in ("request", "objective"):
         data[key] = redactor(data.get(key))
     data["assumptions"] = [redactor(a) for a in data.get("assumptions", [])]
-    data["questions"] = [redactor(q) for q in data.get("questions", [])]
+    data["questions"] = [{**q, "text": redactor(q["text"])} for q in data.get("questions", [])]
     return data
 
 

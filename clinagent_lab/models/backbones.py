@@ -1,8 +1,9 @@
 """Classification backbones: a registry of trunks behind one small :class:`Backbone` interface.
 
 Every backbone maps ``(N, C, H, W)`` images to ``(N, D)`` features (``forward_features``) and has a linear
-``head`` to ``num_classes`` logits. Weights are never downloaded: ``ModelConfig.pretrained_path`` names a
-local state_dict file.
+``head`` to ``num_classes`` logits. Weights are never downloaded: ``ModelConfig.pretrained`` names timm
+weights in the local cache or a local file (:mod:`clinagent_lab.models.weights`); the older
+``ModelConfig.pretrained_path`` names a local state_dict file loaded leniently.
 
 Example:
     >>> import torch
@@ -25,6 +26,7 @@ from torch import nn
 from ..errors import RecipeError
 from ..recipe import ModelConfig
 from ..registry import Registry
+from .weights import load_weights, resolve_weights
 
 __all__ = [
     "MODELS",
@@ -149,7 +151,7 @@ def _build_small_cnn(cfg: ModelConfig, image_size: int) -> tuple[nn.Module, int]
 # -------------------------------------------------------------------------------------------------- resnets
 def _resnet_builder(arch: str) -> TrunkBuilder:
     def build(cfg: ModelConfig, image_size: int) -> tuple[nn.Module, int]:
-        from torchvision import models as tvm
+        from torchvision import models as tvm  # the training stack takes seconds to import
 
         net = getattr(tvm, arch)(weights=None)
         if image_size <= SMALL_INPUT_MAX:
@@ -167,7 +169,7 @@ def _resnet_builder(arch: str) -> TrunkBuilder:
 
 # ----------------------------------------------------------------------------------------------------- timm
 def _timm_trunk(timm_name: str, cfg: ModelConfig) -> tuple[nn.Module, int]:
-    import timm
+    import timm  # the training stack takes seconds to import
 
     if not timm.is_model(timm_name):
         raise RecipeError(f"unknown timm model '{timm_name}'", where="field 'model.architecture'",
@@ -277,6 +279,14 @@ def create_backbone(cfg: ModelConfig, num_classes: int, image_size: int) -> Back
     model = Backbone(trunk, dim, num_classes, cfg.dropout, name=name)
     if cfg.pretrained_path:
         load_pretrained(model, cfg.pretrained_path)
+    if cfg.pretrained:
+        weights = resolve_weights(cfg.pretrained, cfg.pretrained_sha256)
+        arch = name[len(TIMM_PREFIX):] if name.startswith(TIMM_PREFIX) else name
+        if weights.architecture and weights.architecture != arch.split(".", 1)[0]:
+            raise RecipeError(f"pretrained '{weights.name}' is a {weights.architecture}, the recipe builds {name}",
+                              where="field 'model.architecture'",
+                              fix=f"set model.architecture to '{TIMM_PREFIX}{weights.architecture}'")
+        load_weights(trunk, weights)
     return model
 
 

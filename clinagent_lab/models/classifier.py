@@ -133,6 +133,9 @@ class ImageClassifier(L.LightningModule):
         positive = recipe.evaluation.positive_class
         self.positive_class = 1 if positive is None else positive
         self.backbone = create_backbone(recipe.model, self.num_classes, recipe.data.image_size)
+        self.channels_last = bool(recipe.training.channels_last)
+        if self.channels_last:
+            self.backbone.to(memory_format=torch.channels_last)
         self.loss_fn = make_loss(recipe.loss, self.num_classes, class_weights, self.n_groups, recipe.debias)
         self.grl: GradientReversalLayer | None = None
         self.adversary: nn.Module | None = None
@@ -166,6 +169,11 @@ class ImageClassifier(L.LightningModule):
                              nn.Linear(hidden, n_groups))
 
     # ---------------------------------------------------------------------------------------------- forward
+    def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+        if self.channels_last and isinstance(batch, dict) and getattr(batch.get("image"), "ndim", 0) == 4:
+            batch["image"] = batch["image"].contiguous(memory_format=torch.channels_last)
+        return batch
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.dfr_head is not None and self.dfr_head.is_fitted:
             return self.dfr_head(self.backbone.forward_features(x))

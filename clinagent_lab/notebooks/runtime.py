@@ -125,6 +125,9 @@ class IterationRun:
                                          mode="max", save_top_k=1, enable_version_counter=False))
         if t.early_stopping_patience:
             callbacks.append(EarlyStopping(monitor=monitor, mode="max", patience=t.early_stopping_patience))
+        if t.devices > 1:  # see plan.hardware.MAX_DEVICES
+            raise RecipeError(f"training.devices = {t.devices}: several processes (DDP) are not available in this "
+                              "version", where="training.devices", fix="set training.devices to 1")
         kwargs: dict[str, Any] = dict(
             max_epochs=epochs, accelerator=t.accelerator, devices=1, precision=t.precision,
             deterministic=t.deterministic, callbacks=callbacks, logger=False, enable_progress_bar=False,

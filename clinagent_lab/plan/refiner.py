@@ -10,13 +10,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable, Protocol
 
-from ..records import Annotation, Iteration
 from ..data.base import DatasetFingerprint
 from ..data.counterfactual import has_masks
+from ..models.mitigations import MITIGATION_ORDER, MITIGATIONS
 from ..recipe import Recipe, RecipePatch
+from ..records import Annotation, Iteration
 from ..registry import Registry
 from ..spec import TaskSpec
 from ..tasks import get_backend
+from .initializer import median_side
 
 __all__ = ["RefineContext", "Refiner", "RuleRefiner", "RULES", "rule", "applicable_rules", "DEPENDENCE_THRESHOLD",
            "EXCESS_FPR_THRESHOLD", "confounder_relies"]
@@ -120,6 +122,8 @@ def _recover(ctx: RefineContext) -> RecipePatch | None:
     if last is None or last.status not in ("timeout", "crash"):
         return None
     r = ctx.current
+    if last.status == "timeout" and not last.curve:
+        return _first_epoch_unfinished(ctx, last.index)
     if last.status == "timeout" and "shorter_run" not in ctx.tried_ideas:
         epochs = max(1, r.training.max_epochs // 2)
         return _patch("shorter_run", f"iteration {last.index} ran out of time: halve the epochs to {epochs} "
@@ -131,6 +135,22 @@ def _recover(ctx: RefineContext) -> RecipePatch | None:
         return _patch("smaller_batch", f"iteration {last.index} ran out of memory: halve the batch size",
                       data__batch_size=max(1, r.data.batch_size // 2))
     return None
+
+
+def _first_epoch_unfinished(ctx: RefineContext, index: int) -> RecipePatch:
+    """A timeout before any epoch ended: less work per epoch (a seeded subsample, smaller inputs, the image
+    cache), one step further each time, so the same recipe never runs again."""
+    r = ctx.current
+    step = 1 + sum(1 for idea in ctx.tried_ideas if idea.startswith("first_epoch_fit"))
+    n_train = sum((ctx.fingerprint.split_counts.get("train") or {}).values()) or 1024
+    subsample = max(64, min(r.data.max_train_samples or n_train, n_train) // 4)
+    size = max(16, r.data.image_size // 2) if r.data.image_size > 32 else r.data.image_size
+    return _patch(f"first_epoch_fit_{step}",
+                  f"iteration {index} ran out of time before its first epoch ended (preparing or reading "
+                  f"{n_train} training images, or an epoch too long for the budget): train on a seeded subsample "
+                  f"of {subsample} images at {size} px with the preprocessed image cache on; to train on all "
+                  f"images, give each iteration more time (--iteration-minutes)",
+                  data__max_train_samples=subsample, data__image_size=size, data__cache_images=True)
 
 
 @rule("clinician_annotations", order=1)
@@ -184,8 +204,6 @@ def _annotations(ctx: RefineContext) -> RecipePatch | None:
 
 @rule("mitigate_confounder", order=2)
 def _mitigate(ctx: RefineContext) -> RecipePatch | None:
-    from ..models.mitigations import MITIGATION_ORDER, MITIGATIONS
-
     reference = ctx.best or ctx.last
     if reference is None:
         return None
@@ -287,8 +305,6 @@ def _underfit(ctx: RefineContext) -> RecipePatch | None:
 @rule("higher_resolution", order=7)
 def _resolution(ctx: RefineContext) -> RecipePatch | None:
     r = ctx.current
-    from .initializer import median_side
-
     native = median_side(ctx.fingerprint, default=0)
     if "higher_resolution" in ctx.tried_ideas or native < r.data.image_size * 1.5:
         return None

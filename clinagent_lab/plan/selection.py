@@ -32,6 +32,7 @@ import pandas as pd
 from ..errors import ClinagentError
 from ..records import Annotation, Iteration
 from ..spec import TaskSpec
+from .refiner import confounder_relies
 
 __all__ = ["selection_value", "reliance_score", "constraint_violations", "decide", "difference_to_best",
            "format_difference", "TRADE_TOLERANCE", "RELIANCE_MARGIN", "PREDICTIONS_FILE"]
@@ -183,6 +184,4 @@ def decide(it: Iteration, best: Iteration | None, baseline: Iteration | None, sp
 
 
 def _relies(it: Iteration, name: str) -> bool:
-    from .refiner import confounder_relies
-
     return confounder_relies(it.val_metrics, name)[0]

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import jinja2
 
-from ..records import SESSION_FILE
 from ..fileio import atomic_write_text
+from ..records import SESSION_FILE
 from .context import ReportContext, build_context
 from .inputs import load_inputs
 from .markup import Markup

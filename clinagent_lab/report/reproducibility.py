@@ -70,6 +70,15 @@ def _epochs_text(info: dict) -> str:
     return text
 
 
+def _weights_text(best: object) -> object:
+    model = getattr(getattr(best, "recipe", None), "model", None)
+    name = getattr(model, "pretrained", None) or getattr(model, "pretrained_path", None)
+    if not name:
+        return "none: trained from random initialisation"
+    sha = getattr(model, "pretrained_sha256", None) or "not recorded"
+    return Markup(f"<code>{esc(name)}</code>, sha256 <code>{esc(sha)}</code>")
+
+
 def reproducibility_section(ctx: ReportContext) -> Markup:
     s, fp, best = ctx.session, ctx.session.fingerprint, ctx.session.best()
     versions, where = _versions(ctx)
@@ -82,6 +91,7 @@ def reproducibility_section(ctx: ReportContext) -> Markup:
              ("evaluator hash", Markup(f"<code>{esc(info.get('evaluator_hash') or '—')}</code>")),
              ("best iteration notebook", Markup(f"<code>{esc(best.notebook if best else '—')}</code>")),
              ("best iteration's epochs", _epochs_text(info)),
+             ("pretrained weights (name, sha256)", _weights_text(best)),
              ("test reads", s.test_reads)]
     cmd_rows = [[purpose, Markup(f"<pre><code>{esc(cmd)}</code></pre>")] for purpose, cmd in commands(ctx)]
     recipe = best.recipe.model_dump_json(indent=2) if best else "{}"

@@ -227,10 +227,10 @@ def iterations_section(ctx: ReportContext) -> Markup:
 
 
 def _sections() -> tuple[Section, ...]:
-    from .model_card import model_card_section
-    from .reproducibility import reproducibility_section, seed_study_section
+    from .model_card import model_card_section  # deferred: heavy (pandas)
+    from .reproducibility import reproducibility_section, seed_study_section  # deferred: heavy (pandas)
     from .saliency import saliency_section  # the figure module (matplotlib): only when sections are built
-    from .test_results import test_section
+    from .test_results import test_section  # deferred: heavy (pandas)
 
     return (
         Section("request", "Request", request_section),

@@ -68,7 +68,11 @@ class TaskBackend:
     #: initializer defaults: largest input side on CPU / GPU
     cpu_image_cap: int = 64
     gpu_image_cap: int = 224
-    extras: dict[str, Any] = field(default_factory=dict)
+    #: initializer defaults: the network on a GPU and on a CPU, each with the reason a clinician reads
+    architectures: dict[str, tuple[str, str]] = field(default_factory=dict)
+    #: initializer defaults: a fixed batch size (None: chosen from the input size), dropout before the head
+    batch_size: int | None = None
+    head_dropout: float = 0.1
 
     def __getattr__(self, name: str) -> Any:
         if name in _CALLABLES:
@@ -100,6 +104,10 @@ _CLASSIFICATION = dict(
     predictions_file="val_predictions.csv", test_predictions_file="test_predictions.csv",
     metrics=("auroc", "sensitivity_at_specificity", "specificity_at_sensitivity", "balanced_accuracy", "f1"),
     refiner_rules=("target_class_weight", "rebalance_classes", "label_smoothing"),
+    architectures={
+        "gpu": ("resnet18", "ResNet-18: a strong, well-understood baseline that a GPU trains fast"),
+        "cpu": ("small_cnn", "a compact 4-block CNN: at {size} px on CPU it trains many epochs within the budget, "
+                             "where a ResNet would manage few")},
 )
 TASKS.register("binary_classification", TaskBackend(name="binary_classification", **_CLASSIFICATION))
 TASKS.register("multiclass_classification", TaskBackend(name="multiclass_classification", **_CLASSIFICATION))
@@ -108,7 +116,12 @@ TASKS.register("detection", TaskBackend(
     lightning_module="clinagent_lab.models.detector:WristDetector", monitor="val_map50",
     predictions_file="val_predictions.json", test_predictions_file="test_predictions.json",
     metrics=("map50", "auroc"), has_boxes=True, plans_epochs=False, group_selection=False,
-    refiner_rules=("pseudo_labels",), cpu_image_cap=128))
+    refiner_rules=("pseudo_labels",), cpu_image_cap=128, batch_size=8, head_dropout=0.0,
+    architectures={
+        "gpu": ("fasterrcnn_mobilenet", "Faster R-CNN with a MobileNetV3 backbone (torchvision), randomly "
+                                        "initialised (no downloads)"),
+        "cpu": ("fasterrcnn_small_cnn", "Faster R-CNN on a compact CNN trunk: trains from scratch on CPU within "
+                                        "minutes, where MobileNet-based detectors learn little; no downloads")}))
 
 
 def get_backend(task_type: str) -> TaskBackend:

@@ -85,10 +85,16 @@ def predict(module: Any, datamodule: Any, split: str) -> pd.DataFrame:
     import torch  # the training stack takes seconds to import
 
     loader = datamodule.dataloader_for(split)
-    module.eval()
+    gpu = torch.cuda.is_available() and datamodule.recipe.training.accelerator != "cpu"
+    device = torch.device("cuda" if gpu else "cpu")  # Lightning hands the module back on the CPU after fit
+    module.to(device).eval()
     indices, probs = [], []
-    with torch.no_grad():
+    with torch.no_grad(), torch.autocast(device.type, enabled=gpu and "16" in datamodule.recipe.training.precision,
+                                         dtype=torch.bfloat16 if "bf16" in datamodule.recipe.training.precision
+                                         else torch.float16):
         for batch in loader:
+            if gpu:
+                batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
             out = module.predict_step(batch, 0)
             indices.append(out["index"].cpu().numpy())
             probs.append(out["probs"].float().cpu().numpy())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Callable
 
@@ -79,8 +80,6 @@ def order_classes(values: list[object]) -> list[str]:
 
 def child_with(path: Path, has_marker: Callable[[Path], bool], limit: int = 200) -> Path | None:
     """The first visible sub-folder of ``path`` (among its first ``limit`` entries) for which ``has_marker``."""
-    import os
-
     with os.scandir(path) as it:
         for i, entry in enumerate(it):
             if i >= limit:

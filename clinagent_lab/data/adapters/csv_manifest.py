@@ -10,6 +10,9 @@ Layout: a folder with ``manifest.csv`` (or a path to any ``.csv`` file). Columns
 - optional group (``patient_id``, ``patient``, ``subject_id``, ``group``, ``lesion_id``);
 - any other column is metadata (``sex``, ``age``, ``chest_drain``...) and goes to the shortcut audit.
 
+``image_id`` is the manifest's own ``image_id`` column when it has one, else the image path exactly as the
+manifest writes it (``images/test_00000.png``), so predictions join back to the manifest.
+
 Rows whose image file is missing: a few (at most 2% and at most 20) are skipped with a warning; more stop
 the load with the count and the first examples.
 """
@@ -27,7 +30,7 @@ from ...errors import DataFormatError, DataValidationError
 from ..base import REQUIRED_COLUMNS, LoadedDataset
 from ..formats import DatasetFormat, register_format
 from ..images import read_image_file
-from ._common import image_ids_from_paths, normalise_split_column, order_classes
+from ._common import normalise_split_column, order_classes
 
 __all__ = ["IMAGE_COLUMNS", "LABEL_COLUMNS", "GROUP_COLUMNS", "SPLIT_COLUMNS", "MANIFEST_NAME", "detect",
            "load", "find_csv"]
@@ -130,8 +133,9 @@ def _drop_missing_files(frame: pd.DataFrame, paths: list[Path], csv_path: Path, 
     return frame.loc[keep], [p for p, ok in zip(paths, exists) if ok]
 
 
-def _image_ids(frame: pd.DataFrame, paths: list[Path], root: Path, csv_path: Path,
-               path_column: str) -> list[str]:
+def _image_ids(frame: pd.DataFrame, paths: list[Path], csv_path: Path, path_column: str) -> list[str]:
+    """The manifest's own ``image_id`` column, else the image path exactly as the manifest writes it, so that
+    predictions join back to the clinician's table."""
     if "image_id" in frame.columns and path_column != "image_id":
         ids = frame["image_id"].astype(str).str.strip()
         dup = ids[ids.duplicated()]
@@ -144,7 +148,7 @@ def _image_ids(frame: pd.DataFrame, paths: list[Path], root: Path, csv_path: Pat
         lines = [int(frame.index[i]) + 2 for i in np.flatnonzero(dup.to_numpy())[:5]]
         raise DataValidationError(f"{int(dup.sum())} rows repeat an image path already listed",
                                   where=f"{csv_path}, CSV lines {lines}", fix="list each image once")
-    return image_ids_from_paths(paths, root)
+    return frame[path_column].astype(str).str.strip().tolist()  # the path as the manifest writes it
 
 
 def load(path: Path, *, image_column: str | None = None, label_column: str | None = None,
@@ -186,7 +190,7 @@ def load(path: Path, *, image_column: str | None = None, label_column: str | Non
         splits, splits_given = normalise_split_column(frame[split_col], f"{csv_path}, column '{split_col}'")
     else:
         splits, splits_given = pd.Series([None] * len(frame), index=frame.index, dtype=object), False
-    ids = _image_ids(frame, paths, csv_path.parent, csv_path, img_col)
+    ids = _image_ids(frame, paths, csv_path, img_col)
     if grp_col is not None:
         groups = frame[grp_col].astype(str).str.strip().where(frame[grp_col].notna(), None)
         group_ids = [g if g not in (None, "", "nan") else i for g, i in zip(groups, ids)]

@@ -31,9 +31,9 @@ import pandas as pd
 
 from ...errors import DataFormatError, DataValidationError, UnknownNameError
 from ..base import LoadedDataset
-from ._common import child_with
 from ..formats import DatasetFormat, register_format
 from ..images import read_image_file, to_channels
+from ._common import child_with
 
 __all__ = ["GT_CSV", "METADATA_CSV", "IMAGES_DIR", "GT_COLUMNS", "CLASSES", "METADATA_COLUMNS", "SUBTASKS",
            "find_root", "detect", "load"]

@@ -34,10 +34,10 @@ import pandas as pd
 from ...errors import DataFormatError, DataValidationError
 from ..base import LoadedDataset
 from ..dicom import read_dicom, read_dicom_header
-from ._common import child_with
 from ..formats import DatasetFormat, register_format
 from ..images import image_file_info, read_image_file, to_channels
 from ..rle import is_empty_rle, parse_rle
+from ._common import child_with
 
 __all__ = ["RLE_CSV_NAMES", "DICOM_DIR", "PNG_DIRS", "DRAIN_CSV_NAMES", "CLASSES", "DEFAULT_SIZE",
            "find_root", "detect", "load", "read_rle_csv", "read_drain_labels"]

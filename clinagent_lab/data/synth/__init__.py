@@ -7,6 +7,7 @@ pass as ``--data``. ``clinagent synth KIND --out DIR`` calls it.
 
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
 from typing import Any, Callable
 
@@ -22,8 +23,6 @@ def register_synth(name: str):
 
 
 def _ensure_builtin() -> None:
-    import importlib
-
     for module in ("classification", "seed_formats"):
         try:
             importlib.import_module(f"{__name__}.{module}")

@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ...fileio import atomic_write_text
 from ..counterfactual import mask_path, write_mask
 from . import register_synth
 
@@ -83,7 +84,7 @@ def draw_drain(image: np.ndarray, rng: np.random.Generator, thickness: int = 1,
                value: int = 250, return_mask: bool = False) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
     """Draw a straight bright tube from the lower lateral chest wall towards the apex (HxW or HxWxC uint8);
     with ``return_mask`` also the boolean ``HxW`` mask of the drawn pixels (the artefact's location)."""
-    from PIL import Image, ImageDraw
+    from PIL import Image, ImageDraw  # only image files need it
 
     h, w = image.shape[:2]
     left = rng.random() < 0.5
@@ -101,21 +102,19 @@ def draw_drain(image: np.ndarray, rng: np.random.Generator, thickness: int = 1,
 
 
 def _save_png(array: np.ndarray, path: Path) -> None:
-    from PIL import Image
+    from PIL import Image  # only image files need it
 
     arr = array[:, :, 0] if array.ndim == 3 and array.shape[2] == 1 else array
     Image.fromarray(arr.astype(np.uint8)).save(path)
 
 
 def _write_manifest(out_dir: Path, frame: pd.DataFrame) -> Path:
-    from ...fileio import atomic_write_text
-
     atomic_write_text(out_dir / "manifest.csv", frame.to_csv(index=False))
     return out_dir
 
 
 def _smooth_noise(shape: tuple[int, ...], sigma: float, rng: np.random.Generator) -> np.ndarray:
-    from scipy.ndimage import gaussian_filter
+    from scipy.ndimage import gaussian_filter  # SciPy: heavy, only for this computation
 
     field = gaussian_filter(rng.standard_normal(shape), sigma=sigma)
     return field / (field.std() + 1e-8)
@@ -131,7 +130,7 @@ def _ellipse(xx: np.ndarray, yy: np.ndarray, cx: float, cy: float, rx: float, ry
 def _chest_image(size: int, anatomy: np.ndarray, positive: bool, rng: np.random.Generator,
                  finding_contrast: float = 1.0, noise: float = 0.02) -> np.ndarray:
     """One chest-radiograph-like picture, uint8; ``anatomy`` = per-patient (dx, dy, scale, gain)."""
-    from scipy.ndimage import binary_dilation
+    from scipy.ndimage import binary_dilation  # SciPy: heavy, only for this computation
 
     dx, dy, scale, gain = anatomy
     yy, xx = np.mgrid[-1:1:complex(size), -1:1:complex(size)]
@@ -366,7 +365,7 @@ def drain_overlay(out_dir: str | Path, *, base: str | Path, seed: int = 0, n: in
         ``out_dir``. Columns: image, label (class names of the base), split, source_id (row id in the base),
         chest_drain (0/1). Drain masks: ``masks/chest_drain/images/`` (:mod:`clinagent_lab.data.counterfactual`).
     """
-    from ..adapters.medmnist import load as load_medmnist
+    from ..adapters.medmnist import load as load_medmnist  # deferred: heavy (pandas)
 
     base_ds = load_medmnist(Path(base))
     out_dir = Path(out_dir)

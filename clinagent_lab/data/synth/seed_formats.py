@@ -134,19 +134,21 @@ def _write_isic_csvs(root: Path, records: list[dict]) -> None:
 
 
 @register_synth("isic2019")
-def isic2019(out_dir: str | Path, *, seed: int = 0, n: int | None = 160, image_size: int = 32) -> Path:
+def isic2019(out_dir: str | Path, *, seed: int = 0, n: int | None = 160, image_size: int = 32,
+             save_size: tuple[int, int] | None = None) -> Path:
     """Write a synthetic ISIC 2019 training download to ``out_dir`` and return it.
 
     Layout and CSVs as in the challenge (see :mod:`clinagent_lab.data.adapters.isic2019`): ``n`` JPEGs named
     ``ISIC_00xxxxx.jpg``, the one-hot ground truth with all 9 columns (UNK always 0.0), and the metadata CSV
     with lesion ids (some lesions have 2-3 images, some images no lesion id) and a few empty cells. Every
     class has at least 6 images and NV is the most common; lesion colour, size, border and inner pattern
-    depend on the class.
+    depend on the class. ``save_size=(height, width)`` writes the lesions drawn at ``image_size`` enlarged to
+    that size (``(450, 600)`` gives the challenge's most common JPEG size at a fraction of the drawing cost).
 
     Raises:
         ValueError: ``n`` below 60.
     """
-    from PIL import Image
+    from PIL import Image  # only image files need it
 
     rng = np.random.default_rng(seed)
     root = Path(out_dir)
@@ -162,6 +164,8 @@ def isic2019(out_dir: str | Path, *, seed: int = 0, n: int | None = 160, image_s
         for _ in range(n_images):
             image_id = f"ISIC_{24306 + int(ids[k]):07d}"
             image = Image.fromarray(_draw_lesion(rng, shape, image_size))
+            if save_size is not None:
+                image = image.resize((int(save_size[1]), int(save_size[0])), Image.BILINEAR)
             image.save(images_dir / f"{image_id}.jpg", quality=95)
             records.append({"image": image_id, "cls": cls, **meta})
             k += 1
@@ -257,8 +261,8 @@ def _save_dicom(ds, path: Path) -> None:
 def write_dicom(path: Path, pixels: np.ndarray, *, uids: tuple[str, str, str], patient_id: str,
                 monochrome1: bool, window: tuple[float, float]) -> None:
     """Write a 12-bit (16-bit stored) chest radiograph DICOM with rescale and window tags."""
-    from pydicom.dataset import Dataset, FileMetaDataset
-    from pydicom.uid import ExplicitVRLittleEndian
+    from pydicom.dataset import Dataset, FileMetaDataset  # only DICOM data need it
+    from pydicom.uid import ExplicitVRLittleEndian  # only DICOM data need it
 
     study, series, sop = uids
     meta = FileMetaDataset()
@@ -316,7 +320,7 @@ def _write_siim_dicom(rng: np.random.Generator, folder: Path, image: np.ndarray,
 
 
 def _write_siim_png(rng: np.random.Generator, folder: Path, image: np.ndarray, image_id: str) -> None:
-    from PIL import Image
+    from PIL import Image  # only image files need it
 
     folder.mkdir(exist_ok=True)
     shown = np.clip(image + rng.normal(0, 0.02, image.shape), 0, 1)

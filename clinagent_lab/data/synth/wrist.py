@@ -157,7 +157,7 @@ def grazpedwri(out_dir: Path, *, seed: int = 0, n: int = 80, image_size: int = 6
         image_size: side of the square PNGs in pixels.
         box_fraction: fraction of images (per label) that get a YOLO label file.
     """
-    from PIL import Image
+    from PIL import Image  # only image files need it
 
     if not 0.0 <= box_fraction <= 1.0:
         raise ValueError(f"box_fraction must lie in [0, 1], got {box_fraction}")

@@ -1,0 +1,93 @@
+"""Hardware-aware initial recipes: GPU settings, device checks, pretrained weights preferred, CPU subsampling."""
+
+from __future__ import annotations
+
+import pytest
+
+from clinagent_lab.errors import RecipeError
+from clinagent_lab.plan.hardware import Hardware, detect_hardware, training_settings
+from clinagent_lab.plan.initializer import initialize_recipe
+from tests.test_plan_initializer import fingerprint, spec
+from tests.test_models_weights import NAME, _put_in_hub_cache, _timm_state
+
+H200 = Hardware(accelerator="gpu", devices=1, cores=16, gpu_name="NVIDIA H200", gpu_memory_gib=139.8, bf16=True)
+T4 = Hardware(accelerator="gpu", devices=2, cores=8, gpu_name="Tesla T4", gpu_memory_gib=15.0, bf16=False)
+
+
+def test_gpu_settings_are_recorded_with_reasons():
+    values, reasons = training_settings(H200, "resnet18", 224)
+    assert values["training.precision"] == "bf16-mixed" and values["training.channels_last"] is True
+    assert values["data.pin_memory"] is True and values["data.num_workers"] == 8
+    assert values["data.batch_size"] == 256 and "139.8 GiB" in reasons["data.batch_size"]
+    values, reasons = training_settings(T4, "timm:vit_small_patch16_224", 224)
+    assert values["training.precision"] == "16-mixed" and values["training.channels_last"] is False
+    assert values["data.num_workers"] == 3 and values["training.devices"] == 2  # 8 cores over 2 GPUs
+    assert values["data.batch_size"] < 256
+    r = initialize_recipe(spec(), fingerprint(side=512), hardware=H200)
+    assert (r.training.precision, r.training.accelerator, r.data.pin_memory) == ("bf16-mixed", "gpu", True)
+    assert r.data.image_size == 224 and r.data.batch_size == 256 and r.training.channels_last
+    for field in ("training.precision", "training.channels_last", "data.pin_memory", "data.num_workers",
+                  "data.batch_size"):
+        assert len(r.reasons[field]) > 10
+
+
+def test_cpu_stays_the_tested_default():
+    r = initialize_recipe(spec(), fingerprint(side=512))
+    assert (r.training.precision, r.training.accelerator, r.training.devices) == ("32-true", "cpu", 1)
+    assert r.data.num_workers == 0 and not r.data.pin_memory and not r.training.channels_last
+    assert r.data.image_size == 64
+
+
+def test_devices_are_checked_against_the_machine():
+    with pytest.raises(RecipeError, match="--devices 4096 asked, this machine has .* CPU core"):
+        detect_hardware("cpu", 4096)
+    with pytest.raises(RecipeError, match="--devices 2"):  # more cores than that, or DDP not available
+        detect_hardware("cpu", 2)
+    import torch
+
+    if not torch.cuda.is_available():
+        with pytest.raises(RecipeError, match="no GPU"):
+            detect_hardware("gpu", 1)
+        assert detect_hardware("auto", 1).accelerator == "cpu"
+
+
+def test_large_data_on_cpu_trains_a_subsample_first():
+    fp = fingerprint(n_train=20000, side=450)
+    r = initialize_recipe(spec(budget={"iteration_minutes": 2}), fp)
+    assert r.data.max_train_samples is not None and r.data.max_train_samples < 20000
+    assert "subsample" in r.reasons["data.max_train_samples"]
+    assert r.training.max_epochs >= 2
+    small = initialize_recipe(spec(), fingerprint(n_train=500, side=64))
+    assert small.data.max_train_samples is None
+
+
+def test_pretrained_weights_in_the_cache_are_preferred(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
+    fp = fingerprint(side=256)
+    scratch = initialize_recipe(spec(), fp)
+    assert scratch.model.pretrained is None
+    assert "weights pull" in scratch.reasons["model.pretrained"] and "from scratch" in scratch.reasons["model.pretrained"]
+    monkeypatch.setattr("clinagent_lab.plan.initializer.PREFERRED_PRETRAINED", {"cpu": (NAME,), "gpu": (NAME,)})
+    path = _put_in_hub_cache(tmp_path / "hub", _timm_state(0))
+    r = initialize_recipe(spec(), fp)
+    assert r.model.pretrained == NAME and r.model.architecture == "timm:test_resnet"
+    import hashlib
+
+    assert r.model.pretrained_sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
+    assert "local cache" in r.reasons["model.pretrained"] and r.data.image_size >= 96
+    explicit = initialize_recipe(spec(), fp, pretrained=str(path))
+    assert explicit.model.pretrained == str(path.resolve()) and explicit.model.architecture == "small_cnn"
+    with pytest.raises(RecipeError, match="close|did you mean|unknown"):
+        initialize_recipe(spec(), fp, pretrained="resnet18.a1_in1kk")
+
+
+def test_throughput_is_measured_on_this_machine():
+    from clinagent_lab.plan.hardware import measure_throughput
+    from clinagent_lab.recipe import ModelConfig
+
+    rate = measure_throughput(ModelConfig(architecture="small_cnn", in_channels=1, width=0.25), 2, 16, batch=8,
+                              seconds=0.2)
+    assert 1.0 < rate < 1e6
+    r = initialize_recipe(spec(budget={"iteration_minutes": 2}), fingerprint(n_train=20000, side=64),
+                          throughput=rate)
+    assert "measured" in r.reasons["training.max_epochs"]
