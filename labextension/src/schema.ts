@@ -45,6 +45,8 @@ OptimConfig?: OptimConfig
 PlanEvent?: PlanEvent
 Proposal?: Proposal
 ProposalEvent?: ProposalEvent
+Question?: Question
+QuestionOption?: QuestionOption
 Recipe?: Recipe
 RunningJob?: RunningJob
 Runtime?: Runtime
@@ -196,6 +198,10 @@ export interface DataConfig {
 image_size: number
 batch_size: number
 num_workers: number
+/**
+ * page-locked batches for fast host-to-GPU copies
+ */
+pin_memory: boolean
 sampler: ("random" | "class_balanced" | "group_balanced")
 cache_images: boolean
 /**
@@ -631,6 +637,14 @@ architecture: string
  * local weights file; never downloaded
  */
 pretrained_path: (string | null)
+/**
+ * timm pretrained name found in the local HF/timm cache (e.g. 'resnet18.a1_in1k'), or a local state_dict/checkpoint/safetensors file; never downloaded (see clinagent_lab.models.weights)
+ */
+pretrained: (string | null)
+/**
+ * sha256 of the pretrained file, recorded when the recipe is made and checked at every load
+ */
+pretrained_sha256: (string | null)
 in_channels: number
 dropout: number
 /**
@@ -672,6 +686,14 @@ max_time_s: (number | null)
 early_stopping_patience: (number | null)
 precision: ("32-true" | "16-mixed" | "bf16-mixed")
 accelerator: ("auto" | "cpu" | "gpu")
+/**
+ * processes (GPUs, or CPU processes over gloo); more than one trains with DDP
+ */
+devices: number
+/**
+ * NHWC memory format (faster convolutions on tensor-core GPUs)
+ */
+channels_last: boolean
 deterministic: boolean
 limit_train_batches: (number | null)
 limit_val_batches: (number | null)
@@ -838,6 +860,41 @@ params: {
 }
 }
 /**
+ * Something the parser could not decide, asked as a choice with a default.
+ * 
+ * ``field`` is the dotted path the answer sets (``risk_preference``, ``confounders.chest_drain.action``);
+ * an empty ``field`` or an empty ``options`` list marks a question that only asks for a note.
+ * 
+ * This interface was referenced by `ClinagentApi`'s JSON-Schema
+ * via the `definition` "Question".
+ */
+export interface Question {
+/**
+ * stable key, e.g. confounder_action:chest_drain
+ */
+id: string
+/**
+ * the question in plain words
+ */
+text: string
+field: string
+options: QuestionOption[]
+/**
+ * option value used when nobody answers
+ */
+default: string
+}
+/**
+ * One answer a clinician can pick: the machine ``value`` and the ``label`` they read.
+ * 
+ * This interface was referenced by `ClinagentApi`'s JSON-Schema
+ * via the `definition` "QuestionOption".
+ */
+export interface QuestionOption {
+value: string
+label: string
+}
+/**
  * This interface was referenced by `ClinagentApi`'s JSON-Schema
  * via the `definition` "Runtime".
  */
@@ -920,7 +977,7 @@ budget: Budget
  */
 target_value: (number | null)
 assumptions: string[]
-questions: string[]
+questions: Question[]
 parsed_by: string
 }
 /**
