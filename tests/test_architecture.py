@@ -37,9 +37,9 @@ LAYERS: list[tuple[int, tuple[str, ...]]] = [
 #: packages whose ``__init__`` alone sits in a lower layer than their sub-modules
 INIT_ONLY = {"", "tasks"}
 
-#: third-party modules worth deferring: heavy to import (seconds, or GPU/driver start-up), optional, or (pandas)
-#: kept out of the Jupyter server's start-up
-HEAVY = {"pandas", "torch", "torchvision", "lightning", "torchmetrics", "timm", "albumentations", "cv2", "litellm",
+#: third-party modules worth deferring: heavy to import (seconds, or GPU/driver start-up), optional, or (pandas,
+#: numpy) kept out of the Jupyter server's start-up
+HEAVY = {"pandas", "numpy", "torch", "torchvision", "lightning", "torchmetrics", "timm", "albumentations", "cv2", "litellm",
          "matplotlib", "sklearn", "scipy", "pydicom", "PIL", "papermill", "nbconvert", "nbclient", "nbformat",
          "jupyter_client", "jupyter_core", "jupyter_server", "IPython", "ipywidgets", "anywidget", "captum",
          "onnx", "onnxruntime", "submitit", "safetensors", "huggingface_hub", "faster_coco_eval", "rich",

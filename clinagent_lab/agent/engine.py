@@ -171,7 +171,6 @@ class Engine:
         if not self.uses_llm:
             return None
         if self._client is None:
-
             self._client = build_client(self.session.model_name, audit=session_audit(self.session),
                                         **self.session.llm_options)
         return self._client
@@ -186,7 +185,6 @@ class Engine:
         if self._refiner is None:
             offline = RuleRefiner()
             if self.uses_llm:
-
                 self._refiner = build_refiner(self.session.model_name, fallback=offline,
                                               client=self._llm_client(), redactor=self._redactor())
             else:
@@ -361,7 +359,6 @@ class Engine:
     def repair(self, it: Iteration) -> Proposal | None:
         """Ask the refiner to repair crashed custom code; the repair becomes the pending proposal."""
         if self.uses_llm:
-
             if not may_repair(self.session.iterations, it.idea):
                 self.session.log("repair_abandoned", iteration=it.index, idea=it.idea)
                 return None

@@ -67,6 +67,8 @@ class LoadedDataset:
         return len(self.table)
 
     def subset_indices(self, split: str) -> np.ndarray:
+        import numpy as np  # numpy stays out of the Jupyter server's start-up (see the imports above)
+
         return np.flatnonzero(self.table["split"].to_numpy() == split)
 
 

@@ -114,7 +114,6 @@ def build_parser(model: str, audit: AuditSink | None = None, *, client: LLMClien
     if is_offline(model):
         return lambda text, fingerprint=None: offline_fn(text, fingerprint)
     if client is None:
-
         client = build_client(model, audit=audit, **config)
     llm = client
 
