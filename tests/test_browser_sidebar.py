@@ -182,7 +182,10 @@ class ServerEvents:
 
         deadline = time.monotonic() + self.timeout_s
         while time.monotonic() < deadline:
-            self.events = self._get(f"/clinagent/api/sessions/{self.sid}/events")["events"]
+            try:
+                self.events = self._get(f"/clinagent/api/sessions/{self.sid}/events")["events"]
+            except OSError:  # a busy server (preparing data under load) answers late: ask again
+                continue
             found = [e for e in self.events if predicate(e)]
             errors = [e for e in self.events if e["type"] == "error"]
             assert not errors, errors
