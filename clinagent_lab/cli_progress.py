@@ -147,6 +147,10 @@ class PlainProgress(ProgressPrinter):
             self._other(event)
 
 
+#: events after which the live lines end and a plain line follows
+_LOOP_EVENTS = ("loop_finished", "test_started", "session_finished")
+
+
 class LiveProgress(ProgressPrinter):
     """A terminal: one live line per iteration (rich), redrawn on each epoch, kept when it ends."""
 
@@ -166,7 +170,9 @@ class LiveProgress(ProgressPrinter):
             if not self.progress.live.is_started:
                 self.progress.start()
             self.tasks[it] = self.progress.add_task(f"iteration {it} · {self.ideas[it]}",
-                                                    total=event.get("max_epochs") or None, detail="preparing data")
+                                                    total=event.get("max_epochs") or None, detail="starting")
+        elif kind == "data_started" and it in self.tasks:
+            self.progress.update(self.tasks[it], detail="preparing data")
         elif kind == "fit_started" and it in self.tasks:
             self.progress.update(self.tasks[it], total=event.get("max_epochs"), detail="training")
         elif kind == "epoch" and it in self.tasks:
@@ -186,7 +192,7 @@ class LiveProgress(ProgressPrinter):
                                                         f"{event.get('decision')}{wall}")
             if event.get("error"):
                 self._print(f"    error: {str(event['error'])[:300]}")
-        else:
+        elif kind in _LOOP_EVENTS:  # the kernel's cell and plan events leave the live line as it is
             self.close()
             self._other(event)
 
@@ -210,12 +216,17 @@ def progress_display(verbose: bool = False, stream: TextIO | None = None) -> Pro
 
 
 def print_summary(session: Any, stream: TextIO | None = None) -> None:
-    """The compact table of a session's iterations."""
+    """The compact table of a session's iterations; with a confounder to mitigate, how often each iteration
+    flags the negatives that carry it, and those that do not (validation; the test split's once read)."""
     stream = stream or sys.stdout
-    console = Console(file=stream, width=None if getattr(stream, "isatty", lambda: False)() else 110)
+    console = Console(file=stream, width=None if getattr(stream, "isatty", lambda: False)() else 140)
     table = Table(title="iterations", title_justify="left", show_edge=False, pad_edge=False)
-    for name, justify in (("#", "right"), ("idea", "left"), ("status", "left"), ("selection", "right"),
-                          ("decision", "left"), ("time", "right")):
+    confounder = _mitigated(session)
+    columns = [("#", "right"), ("idea", "left"), ("status", "left"), ("selection", "right"),
+               ("decision", "left"), ("time", "right")]
+    if confounder:
+        columns.insert(4, (f"false alarms with / without {confounder}", "right"))
+    for name, justify in columns:
         table.add_column(name, justify=justify)  # type: ignore[arg-type]
     rounds = any(getattr(it, "round", None) for it in session.iterations)  # --parallel: candidates by round
     if rounds:
@@ -224,6 +235,28 @@ def print_summary(session: Any, stream: TextIO | None = None) -> None:
         value = f"{it.selection_value:.4f}" if it.selection_value is not None else "-"
         wall = f"{it.wall_s:.0f} s" if it.wall_s is not None else "-"
         mark = " ★" if session.best_iteration == it.index else ""
-        table.add_row(str(it.index), (it.idea or "change") + mark, it.status, value, it.decision, wall,
-                      *([str(it.round or "-")] if rounds else []))
+        row = [str(it.index), (it.idea or "change") + mark, it.status, value, it.decision, wall,
+               *([str(it.round or "-")] if rounds else [])]
+        if confounder:
+            row.insert(4, false_alarms(getattr(it, "val_metrics", None) or {}, confounder))
+        table.add_row(*row)
     console.print(table)
+    final = getattr(session, "final_test", None)
+    if confounder and final is not None:
+        console.print(f"test split (once), iteration {final.iteration}: false alarms with / without "
+                      f"{confounder} {false_alarms(final.metrics, confounder)}", highlight=False)
+
+
+def _mitigated(session: Any) -> str | None:
+    spec = getattr(session, "spec", None)
+    names = [c.name for c in spec.mitigated_confounders()] if spec is not None else []
+    return names[0] if names else None
+
+
+def false_alarms(metrics: dict[str, Any], confounder: str) -> str:
+    """``"82% / 0%"``: the share of negatives flagged with the confounder and without it ("-": unknown)."""
+    reliance = ((metrics.get("confounders") or {}).get(confounder) or {}).get("reliance") or {}
+    with_, without = reliance.get("fpr_confounder_pos"), reliance.get("fpr_confounder_neg")
+    if not isinstance(with_, (int, float)) or not isinstance(without, (int, float)):
+        return "-"
+    return f"{with_:.0%} / {without:.0%}"

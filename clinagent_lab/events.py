@@ -59,6 +59,13 @@ class CellEvent(_Envelope):
     tags: list[str] = Field(default_factory=list)
 
 
+class DataStarted(_Envelope):
+    """The notebook starts loading the data with the frozen split (the kernel is up, the imports are done)."""
+
+    type: Literal["data_started"] = "data_started"
+    data_path: str | None = None
+
+
 class FitStarted(_Envelope):
     type: Literal["fit_started"] = "fit_started"
     max_epochs: int | None = None
@@ -197,9 +204,9 @@ class ExportEvent(_Envelope):
 
 #: every event model, in the order of the union
 EVENT_MODELS: tuple[type[_Envelope], ...] = (
-    CellEvent, JobEvent, FitStarted, EpochEvent, PlanEvent, FitFinished, Evaluated, IterationStarted, IterationFinished,
-    LoopFinished, TestStarted, SessionFinished, ProposalEvent, StateEvent, ErrorEvent, LogEvent, AnnotationEvent,
-    FinalTestEvent, ExportEvent)
+    CellEvent, JobEvent, DataStarted, FitStarted, EpochEvent, PlanEvent, FitFinished, Evaluated,
+    IterationStarted, IterationFinished, LoopFinished, TestStarted, SessionFinished, ProposalEvent, StateEvent,
+    ErrorEvent, LogEvent, AnnotationEvent, FinalTestEvent, ExportEvent)
 Event = Annotated[Union[EVENT_MODELS], Field(discriminator="type")]  # type: ignore[valid-type]
 _ADAPTER: TypeAdapter[Any] = TypeAdapter(Event)
 EVENT_TYPES: tuple[str, ...] = tuple(cls.model_fields["type"].default for cls in EVENT_MODELS)

@@ -50,6 +50,9 @@ def running_lab(tmp_path: Path, root: Path, *, token: str, log_name: str, labext
     config.mkdir()
     (config / "jupyter_server_config.json").write_text(json.dumps(
         {"ServerApp": {"jpserver_extensions": {"clinagent_lab.server": True}}}))
+    (config / "labconfig").mkdir()  # no "get notified about Jupyter news?" toast over the screenshots
+    (config / "labconfig" / "page_config.json").write_text(json.dumps(
+        {"disabledExtensions": {"@jupyterlab/apputils-extension:announcements": True}}))
     env = {**os.environ, "JUPYTER_CONFIG_DIR": str(config), "JUPYTER_DATA_DIR": str(tmp_path / "data_dir"),
            "JUPYTER_RUNTIME_DIR": str(tmp_path / "runtime"),
            "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}

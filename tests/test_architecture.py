@@ -32,7 +32,7 @@ LAYERS: list[tuple[int, tuple[str, ...]]] = [
     (4, ("tasks.classification", "tasks.detection", "widgets")),
     (5, ("notebooks", "execution", "plan", "llm", "report")),
     (6, ("agent",)),
-    (7, ("server", "cli", "cli_progress", "cli_questions", "cli_resources", "commands")),
+    (7, ("server", "cli", "cli_progress", "cli_questions", "cli_resources", "demo_check", "commands")),
 ]
 #: packages whose ``__init__`` alone sits in a lower layer than their sub-modules
 INIT_ONLY = {"", "tasks"}

@@ -9,6 +9,8 @@ from clinagent_lab.cli_progress import LiveProgress, PlainProgress, ProgressPrin
 
 EVENTS = [
     {"type": "iteration_started", "iteration": 1, "idea": "baseline", "max_epochs": 3, "rationale": "first"},
+    {"type": "data_started", "iteration": 1, "data_path": "data"},
+    {"type": "cell", "iteration": 1, "index": 4, "total": 16},
     {"type": "fit_started", "iteration": 1, "max_epochs": 3, "budget_s": 60.0},
     *({"type": "epoch", "iteration": 1, "epoch": e, "max_epochs": 3, "budget_s": 60.0,
        "metrics": {"val_loss": 0.5, "val_auroc": 0.7 + 0.05 * e}} for e in range(3)),
@@ -70,3 +72,22 @@ def test_summary_table():
     print_summary(SimpleNamespace(iterations=its, best_iteration=1), out)
     text = out.getvalue()
     assert "baseline ★" in text and "0.8100" in text and "crash" in text and "-" in text
+
+
+def test_summary_shows_false_alarms_with_and_without_the_confounder():
+    def metrics(with_, without):
+        return {"confounders": {"chest_drain": {"reliance": {"fpr_confounder_pos": with_,
+                                                             "fpr_confounder_neg": without}}}}
+
+    its = [SimpleNamespace(index=1, idea="baseline", status="ok", selection_value=0.84, decision="baseline",
+                           wall_s=100.0, val_metrics=metrics(0.82, 0.0)),
+           SimpleNamespace(index=2, idea="group_balanced", status="ok", selection_value=0.86, decision="kept",
+                           wall_s=120.0, val_metrics=metrics(0.2, 0.15))]
+    spec = SimpleNamespace(mitigated_confounders=lambda: [SimpleNamespace(name="chest_drain")])
+    final = SimpleNamespace(iteration=2, metrics=metrics(0.25, 0.1))
+    out = io.StringIO()
+    print_summary(SimpleNamespace(iterations=its, best_iteration=2, spec=spec, final_test=final), out)
+    text = out.getvalue()
+    assert "false alarms with / without chest_drain" in text
+    assert "82% / 0%" in text and "20% / 15%" in text
+    assert "test split (once), iteration 2: false alarms with / without chest_drain 25% / 10%" in text

@@ -67,6 +67,27 @@ def test_chest_drain_is_visible_and_finding_subtle(tmp_path):
     assert 0.62 < finding < shortcut  # the finding is learnable, the drain is easier
 
 
+def test_chest_drain_finding_spread_fades_some_pneumothoraces(tmp_path):
+    """Varying visibility lowers what the pixels say about the finding (the demo relies on this)."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import roc_auc_score
+    from sklearn.model_selection import cross_val_predict
+
+    def finding_auroc(spread: float) -> float:  # cross-validated linear probe on raw pixels
+        out = generate("chest_drain", tmp_path / f"s{spread}", seed=1, n=200, image_size=16, correlation=0.0,
+                       finding_spread=spread)
+        frame = pd.read_csv(out / "manifest.csv")
+        flat = np.stack([np.asarray(Image.open(out / p), dtype=float).ravel() / 255 for p in frame["image"]])
+        positive = (frame["label"] == "pneumothorax").to_numpy().astype(int)
+        p = cross_val_predict(LogisticRegression(max_iter=2000), flat, positive, cv=4, method="predict_proba")
+        return roc_auc_score(positive, p[:, 1])
+
+    plain, faded = finding_auroc(0.0), finding_auroc(0.9)
+    assert faded < plain - 0.05
+    with pytest.raises(ValueError, match="finding_spread"):
+        generate("chest_drain", tmp_path / "bad", n=20, image_size=8, finding_spread=1.5)
+
+
 def test_chest_drain_deterministic(tmp_path):
     a = generate("chest_drain", tmp_path / "a", seed=5, n=30, image_size=8)
     b = generate("chest_drain", tmp_path / "b", seed=5, n=30, image_size=8)

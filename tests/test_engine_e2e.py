@@ -29,7 +29,9 @@ def test_two_iterations_run_and_are_recorded(e2e_session):
         assert Path(it.notebook).exists() and Path(it.checkpoint).exists()
         assert "chest_drain" in it.val_metrics["confounders"]
     kinds = {e["type"] for e in events}
-    assert {"iteration_started", "epoch", "iteration_finished", "session_finished"} <= kinds
+    assert {"iteration_started", "data_started", "epoch", "iteration_finished", "session_finished"} <= kinds
+    relayed = [e for e in events if e["type"] in ("data_started", "fit_started", "epoch")]
+    assert all(e["iteration"] in (1, 2) and e["session"] == s.id for e in relayed)  # the engine's values
 
 
 def test_best_iteration_is_the_best_kept_one(e2e_session):
@@ -122,3 +124,27 @@ def test_drain_shortcut_detected_and_mitigated(e2e_session):
             assert key in conf
     assert {"fpr_by_group", "tpr_by_group", "auroc_by_group", "dependence"} <= \
         set(s.final_test.metrics["confounders"]["chest_drain"])
+
+
+def test_demo_check_scores_baseline_and_kept_model_on_fresh_data(e2e_session, tmp_path):
+    import io
+
+    from clinagent_lab.data.synth import generate
+    from clinagent_lab.demo_check import external_check, print_external_check
+
+    engine, _ = e2e_session
+    s = engine.session
+    reads = s.test_reads
+    fresh = generate("chest_drain", tmp_path / "fresh", seed=7, n=80, image_size=16, correlation=0.0)
+    rows = external_check(s, fresh)
+    assert [it.index for it, _ in rows] == sorted({1, s.best_iteration})  # the baseline, then the kept one
+    for it, metrics in rows:
+        assert 0.0 <= metrics["auroc"] <= 1.0 and metrics["n"] == 80  # every fresh image, whatever its split
+        assert metrics["threshold"] == pytest.approx(it.val_metrics["threshold"])  # the validation threshold
+        assert "chest_drain" in metrics["confounders"]
+    assert s.test_reads == reads  # the session's test split is not read again
+    out = io.StringIO()
+    print_external_check(rows, "chest_drain", 80, out)
+    text = out.getvalue()
+    assert "iteration 1 (baseline, baseline): auroc" in text
+    assert "false alarms with / without chest_drain" in text

@@ -138,6 +138,20 @@ def test_caller_without_an_autogroup_gives_the_kernel_a_neutral_group(pool, tmp_
     assert probe["nice"] == [os.getpriority(os.PRIO_PROCESS, 0)]
 
 
+def test_a_job_handed_over_while_the_kernel_starts_warms_it_at_the_callers_priority(pool):
+    # the host gives a standby its priority back when it hands over a job; before the kernel's pid is known
+    # only the worker can be reniced, and the kernel must not then warm up at nice 19 (starved when loaded)
+    NotebookExecutor(pool=pool).prewarm()
+    standby = pool.standbys[0]
+    if not pool.background:
+        pytest.skip("standbys are not lowered on this machine (no CAP_SYS_NICE)")
+    if standby.state().get("kernel_pid") is not None:
+        pytest.skip("the kernel started before the job could be handed over")
+    standby.restore_priority()  # what send() does first
+    ready = _wait_ready(pool)
+    assert os.getpriority(os.PRIO_PROCESS, int(ready.state()["kernel_pid"])) == os.getpriority(os.PRIO_PROCESS, 0)
+
+
 def test_standby_with_other_startup_variables_is_not_used(pool, tmp_path, monkeypatch):
     (tmp_path / "work").mkdir()
     ex = NotebookExecutor(pool=pool)

@@ -68,7 +68,7 @@ class IterationRun:
     # --- data -----------------------------------------------------------------------------------------
     def load_data(self, data_path: str, data_format: str = "", splits_path: str = "",
                   include_test: bool = False) -> LoadedDataset:
-
+        write_event(self.events_path, "data_started", data_path=str(data_path))
         dataset = load_dataset(data_path, data_format or None, **self.recipe.data.format_options)
         if splits_path:
             dataset = apply_split_table(dataset, pd.read_csv(splits_path, dtype={"image_id": str}))

@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from .events import DEADLINE_ENV, write_event
-from .kernels import BACKGROUND_NICE, _renice
+from .kernels import BACKGROUND_NICE, _renice, current_priority
 
 __all__ = ["main", "run_job", "cell_hook", "error_of", "DEFAULT_PRELOAD"]
 
@@ -200,9 +200,14 @@ def main(argv: list[str] | None = None) -> int:
             Path(job["result_path"]).write_text(json.dumps({"status": "crash", "error": error_of(exc)}))
         return 1
     try:
+        _write_state(state, state="warming", kernel_pid=kernel.pid)  # from now on the host can renice it
         if args.background and kernel.pid:  # the kernel runs in a session (scheduler autogroup) of its own
             _renice(kernel.pid, BACKGROUND_NICE, BACKGROUND_NICE)
-        _write_state(state, state="warming", kernel_pid=kernel.pid)
+            # a job handed over while the kernel started (its pid not yet known to the host) gave this worker
+            # its priority back: the kernel gets it too, instead of warming up starved on a loaded machine
+            nice, group = current_priority()
+            if nice < BACKGROUND_NICE:
+                _renice(kernel.pid, nice, group)
         modules = [m for m in args.preload.split(",") if m.strip()]
         warm = kernel.run_silently(_preload_code(modules)) if modules else {"status": "ok"}
         import papermill  # noqa: F401 - imported while waiting, not once the notebook is due

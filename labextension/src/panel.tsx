@@ -253,7 +253,7 @@ export function ClinagentSidebar(props: IProps): JSX.Element {
       )}
       {!session && (
         <RequestSection request={request} dataPath={dataPath} busy={busy} onRequest={setRequest} onDataPath={setDataPath}
-          onUseSelection={useSelection} onInterpret={() => void interpret()} />
+          onUseSelection={useSelection} onInterpret={() => void interpret()} interpreted={!!shownSpec} />
       )}
       {session && <blockquote className="ca-request-shown">{session.request}</blockquote>}
       {session && !finished && (

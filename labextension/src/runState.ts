@@ -53,13 +53,16 @@ export function nextRunState(state: IRunState, event: Event): IRunState {
       // the loop ended: a terminal state stays, otherwise the server now waits for the clinician
       return ['crashed', 'finished', 'waiting'].includes(state.phase) ? state : { ...state, phase: 'idle' };
     case 'iteration_started':
+      // the notebook's kernel starts; 'preparing' follows on the kernel's own data_started event
       return {
         ...IDLE,
-        phase: 'preparing',
+        phase: 'starting',
         iteration: event.iteration,
         maxEpochs: event.max_epochs ?? null,
         startedAt: event.at
       };
+    case 'data_started':
+      return { ...state, phase: 'preparing', iteration: event.iteration ?? state.iteration };
     case 'fit_started':
       return {
         ...state,
@@ -119,7 +122,7 @@ export function describeRunState(s: IRunState): string {
     case 'idle':
       return 'Idle';
     case 'starting':
-      return 'Starting…';
+      return s.iteration === null ? 'Starting…' : `${it}starting the notebook's kernel`;
     case 'preparing':
       return `${it}preparing data`;
     case 'training':

@@ -8,7 +8,7 @@
  * This interface was referenced by `ClinagentApi`'s JSON-Schema
  * via the `definition` "Event".
  */
-export type Event = (CellEvent | FitStarted | EpochEvent | PlanEvent | FitFinished | Evaluated | IterationStarted | IterationFinished | LoopFinished | TestStarted | SessionFinished | ProposalEvent | StateEvent | ErrorEvent | LogEvent | AnnotationEvent | FinalTestEvent | ExportEvent)
+export type Event = (CellEvent | JobEvent | DataStarted | FitStarted | EpochEvent | PlanEvent | FitFinished | Evaluated | IterationStarted | IterationFinished | LoopFinished | TestStarted | SessionFinished | ProposalEvent | StateEvent | ErrorEvent | LogEvent | AnnotationEvent | FinalTestEvent | ExportEvent)
 
 export interface ClinagentApi {
 Annotation?: Annotation
@@ -20,6 +20,7 @@ CellEvent?: CellEvent
 ColumnAssociation?: ColumnAssociation
 Confounder?: Confounder
 DataConfig?: DataConfig
+DataStarted?: DataStarted
 DatasetFingerprint?: DatasetFingerprint
 DebiasConfig?: DebiasConfig
 EpochEvent?: EpochEvent
@@ -35,6 +36,7 @@ FitStarted?: FitStarted
 Iteration?: Iteration
 IterationFinished?: IterationFinished
 IterationStarted?: IterationStarted
+JobEvent?: JobEvent
 LogEvent?: LogEvent
 LoopFinished?: LoopFinished
 LossConfig?: LossConfig
@@ -44,6 +46,8 @@ OptimConfig?: OptimConfig
 PlanEvent?: PlanEvent
 Proposal?: Proposal
 ProposalEvent?: ProposalEvent
+Question?: Question
+QuestionOption?: QuestionOption
 Recipe?: Recipe
 RunningJob?: RunningJob
 Runtime?: Runtime
@@ -195,6 +199,10 @@ export interface DataConfig {
 image_size: number
 batch_size: number
 num_workers: number
+/**
+ * page-locked batches for fast host-to-GPU copies
+ */
+pin_memory: boolean
 sampler: ("random" | "class_balanced" | "group_balanced")
 cache_images: boolean
 /**
@@ -207,6 +215,24 @@ max_train_samples: (number | null)
 format_options: {
 [k: string]: unknown
 }
+}
+/**
+ * The notebook starts loading the data with the frozen split (the kernel is up, the imports are done).
+ * 
+ * This interface was referenced by `ClinagentApi`'s JSON-Schema
+ * via the `definition` "DataStarted".
+ */
+export interface DataStarted {
+v: number
+time: number
+session: (string | null)
+iteration: (number | null)
+seq: (number | null)
+budget_s: (number | null)
+at: (number | null)
+type: "data_started"
+data_path: (string | null)
+[k: string]: unknown
 }
 /**
  * Aggregate statistics of a dataset; written beside every run as ``dataset_fingerprint.json``.
@@ -295,6 +321,10 @@ refit_last_layer: boolean
  * share of the smallest label x confounder cell (up to 4x that from larger cells) kept out of training for the refit; 0 refits on training images
  */
 refit_holdout: number
+/**
+ * probability of showing a training image with its artefact removed or added where the data record its location (masks/<column>/); 0.5 makes it independent of the label
+ */
+counterfactual: number
 }
 /**
  * This interface was referenced by `ClinagentApi`'s JSON-Schema
@@ -377,6 +407,29 @@ type: "evaluated"
 metrics: {
 [k: string]: unknown
 }
+[k: string]: unknown
+}
+/**
+ * Where the notebook runs: a scheduler's job submitted, started on a node, ended (with the scheduler's
+ * state and reason).
+ * 
+ * This interface was referenced by `ClinagentApi`'s JSON-Schema
+ * via the `definition` "JobEvent".
+ */
+export interface JobEvent {
+v: number
+time: number
+session: (string | null)
+iteration: (number | null)
+seq: (number | null)
+budget_s: (number | null)
+at: (number | null)
+type: "job"
+state: string
+backend: (string | null)
+job_id: (string | null)
+node: (string | null)
+reason: (string | null)
 [k: string]: unknown
 }
 /**
@@ -608,6 +661,14 @@ architecture: string
  * local weights file; never downloaded
  */
 pretrained_path: (string | null)
+/**
+ * timm pretrained name found in the local HF/timm cache (e.g. 'resnet18.a1_in1k'), or a local state_dict/checkpoint/safetensors file; never downloaded (see clinagent_lab.models.weights)
+ */
+pretrained: (string | null)
+/**
+ * sha256 of the pretrained file, recorded when the recipe is made and checked at every load
+ */
+pretrained_sha256: (string | null)
 in_channels: number
 dropout: number
 /**
@@ -649,6 +710,14 @@ max_time_s: (number | null)
 early_stopping_patience: (number | null)
 precision: ("32-true" | "16-mixed" | "bf16-mixed")
 accelerator: ("auto" | "cpu" | "gpu")
+/**
+ * processes (GPUs, or CPU processes over gloo); more than one trains with DDP
+ */
+devices: number
+/**
+ * NHWC memory format (faster convolutions on tensor-core GPUs)
+ */
+channels_last: boolean
 deterministic: boolean
 limit_train_batches: (number | null)
 limit_val_batches: (number | null)
@@ -800,6 +869,14 @@ code_attempts: number
  * ran in a kernel started (and warmed) ahead of time
  */
 warm_kernel: boolean
+/**
+ * the round of candidates run together (--parallel)
+ */
+round: (number | null)
+/**
+ * the backend's job id (a cluster job's, for sacct)
+ */
+job_id: (string | null)
 }
 /**
  * The metric that decides keep/discard, with its parameters.
@@ -813,6 +890,41 @@ direction: ("maximize" | "minimize")
 params: {
 [k: string]: unknown
 }
+}
+/**
+ * Something the parser could not decide, asked as a choice with a default.
+ * 
+ * ``field`` is the dotted path the answer sets (``risk_preference``, ``confounders.chest_drain.action``);
+ * an empty ``field`` or an empty ``options`` list marks a question that only asks for a note.
+ * 
+ * This interface was referenced by `ClinagentApi`'s JSON-Schema
+ * via the `definition` "Question".
+ */
+export interface Question {
+/**
+ * stable key, e.g. confounder_action:chest_drain
+ */
+id: string
+/**
+ * the question in plain words
+ */
+text: string
+field: string
+options: QuestionOption[]
+/**
+ * option value used when nobody answers
+ */
+default: string
+}
+/**
+ * One answer a clinician can pick: the machine ``value`` and the ``label`` they read.
+ * 
+ * This interface was referenced by `ClinagentApi`'s JSON-Schema
+ * via the `definition` "QuestionOption".
+ */
+export interface QuestionOption {
+value: string
+label: string
 }
 /**
  * This interface was referenced by `ClinagentApi`'s JSON-Schema
@@ -867,6 +979,12 @@ recipe_overrides: {
 }
 status: ("created" | "running" | "stopped" | "finished" | "failed")
 stop_reason: string
+/**
+ * where the notebooks run (execution.ExecutionConfig), so a reopened session or a rerun goes there too
+ */
+execution: {
+[k: string]: unknown
+}
 audit: AuditEvent[]
 }
 /**
@@ -897,7 +1015,7 @@ budget: Budget
  */
 target_value: (number | null)
 assumptions: string[]
-questions: string[]
+questions: Question[]
 parsed_by: string
 }
 /**

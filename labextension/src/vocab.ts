@@ -49,6 +49,20 @@ export function label(value: string): string {
   return LABELS[value] ?? value.replace(/_/g, ' ');
 }
 
+/** A measured result's name (`sensitivity` the metric, not the risk preference of the same name). */
+export function resultLabel(key: string): string {
+  const names: Record<string, string> = {
+    auroc: 'AUROC',
+    auroc_macro: 'Macro AUROC',
+    sensitivity: 'Sensitivity (cases found)',
+    specificity: 'Specificity (normals cleared)',
+    balanced_accuracy: 'Balanced accuracy',
+    map50: 'mAP at IoU 0.5',
+    threshold: 'Threshold'
+  };
+  return names[key] ?? label(key);
+}
+
 /** The selection metric's name as a person writes it. */
 export function metricLabel(key: string): string {
   const names: Record<string, string> = {

@@ -1,21 +1,18 @@
 """Synthetic classification datasets with a planted shortcut, written as CSV manifests.
 
 Each generator writes ``manifest.csv`` and ``images/*.png`` under ``out_dir`` and returns ``out_dir`` (pass it
-as ``--data``). The planted shortcut is easy (a bright line, a ruler) while the true finding is subtler, so a
-plain model learns to lean on the shortcut; in the test split the shortcut is independent of the label, which
-is how a model that relies on it is caught.
+as ``--data``). The planted shortcut is easy (a bright line, a ruler), the true finding subtler, so a plain
+model leans on the shortcut; in the test split the shortcut is independent of the label, which catches it.
 
-Shortcut rule (train and val): ``P(shortcut | positive) = (1 + c) / 2`` and
-``P(shortcut | negative) = (1 - c) / 2`` for correlation ``c``; test: 0.5 for both when
-``test_independent``. Counts are exact within every (split, label) cell (the chosen images are random), so
-the measured correlation equals the requested one up to rounding.
+Shortcut rule (train and val): ``P(shortcut | positive) = (1 + c) / 2``, ``P(shortcut | negative) =
+(1 - c) / 2`` for correlation ``c``; test: 0.5 for both when ``test_independent``. Counts are exact in every
+(split, label) cell (the images chosen at random): the measured correlation is the requested one, rounded.
 
 - ``chest_drain``: grayscale chest-radiograph-like images; pneumothorax = a lateral region without lung
   markings bounded by a faint pleural line; shortcut = a chest drain (bright straight tube).
 - ``dermoscopy``: colour skin images with a lesion whose colour, border and texture depend on the class
   (MEL, NV, BCC, BKL; NV most common); shortcut (weak) = a ruler along one edge, more often with MEL.
-- ``drain_overlay``: the drain drawn on the images of a MedMNIST ``.npz`` (e.g. PneumoniaMNIST), keeping its
-  split.
+- ``drain_overlay``: the drain drawn on the images of a MedMNIST ``.npz`` (e.g. PneumoniaMNIST), keeping splits.
 """
 
 from __future__ import annotations
@@ -85,10 +82,8 @@ def _groups(n: int, rng: np.random.Generator, p_second: float = 0.25) -> np.ndar
 
 def draw_drain(image: np.ndarray, rng: np.random.Generator, thickness: int = 1,
                value: int = 250, return_mask: bool = False) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
-    """Draw a straight bright tube from the lower lateral chest wall towards the apex (HxW or HxWxC uint8).
-
-    With ``return_mask`` also the boolean ``HxW`` mask of the drawn pixels (the artefact's location).
-    """
+    """Draw a straight bright tube from the lower lateral chest wall towards the apex (HxW or HxWxC uint8);
+    with ``return_mask`` also the boolean ``HxW`` mask of the drawn pixels (the artefact's location)."""
     from PIL import Image, ImageDraw  # only image files need it
 
     h, w = image.shape[:2]
@@ -164,7 +159,7 @@ def _chest_image(size: int, anatomy: np.ndarray, positive: bool, rng: np.random.
 @register_synth("chest_drain")
 def chest_drain(out_dir: str | Path, *, seed: int = 0, n: int | None = None, image_size: int = 32,
                 correlation: float = 0.8, test_independent: bool = True, prevalence: float = 0.5,
-                finding_contrast: float = 1.0, noise: float = 0.02) -> Path:
+                finding_contrast: float = 1.0, noise: float = 0.02, finding_spread: float = 0.0) -> Path:
     """Pneumothorax vs normal, with a chest drain planted as a shortcut.
 
     Args:
@@ -175,9 +170,10 @@ def chest_drain(out_dir: str | Path, *, seed: int = 0, n: int | None = None, ima
         correlation: drain-label correlation ``c`` in train/val (0 = independent, 1 = drain iff positive).
         test_independent: drain independent of the label in test (P = 0.5 in each class).
         prevalence: share of patients with pneumothorax.
-        finding_contrast: how plainly the pneumothorax shows (1 = a dark rim-bounded region; lower values
-            fade it into the lung markings, so that the drain becomes the easier cue).
+        finding_contrast: how plainly the pneumothorax shows (1 = a dark rim-bounded region; lower: fainter).
         noise: standard deviation of the pixel noise (image intensities in 0..1).
+        finding_spread: varying visibility: a pneumothorax shows at ``finding_contrast x (1 - spread x u)``,
+            ``u`` uniform in 0..1 (near 1: some are too faint to see, as small ones on a supine film are).
 
     Returns:
         ``out_dir``. Columns: image, label (normal/pneumothorax), split (60/20/20 by patient), patient_id,
@@ -199,9 +195,13 @@ def chest_drain(out_dir: str | Path, *, seed: int = 0, n: int | None = None, ima
     positive = patient_pos[group]
     splits = patient_split[group]
     drain = shortcut_flags(positive, splits, correlation, rng, test_independent=test_independent)
+    if not 0.0 <= finding_spread <= 1.0:
+        raise ValueError(f"finding_spread must be in [0, 1], got {finding_spread}")
     names = []
-    for i in range(n):
-        img = _chest_image(image_size, anatomy[group[i]], bool(positive[i]), rng, finding_contrast, noise)
+    for i in range(n):  # spread 0 draws no extra random number: earlier outputs stay identical
+        fade = finding_spread * rng.random() if finding_spread and positive[i] else 0.0
+        contrast = finding_contrast * (1 - fade)
+        img = _chest_image(image_size, anatomy[group[i]], bool(positive[i]), rng, contrast, noise)
         name = f"images/{i:04d}.png"
         if drain[i]:
             img, on = draw_drain(img, rng, thickness=max(1, image_size // 48), return_mask=True)
@@ -287,10 +287,8 @@ def dermoscopy(out_dir: str | Path, *, seed: int = 0, n: int | None = None, imag
     """Skin-lesion images whose class shows in colour, border and texture; a ruler weakly marks MEL.
 
     Args:
-        out_dir: folder to write ``manifest.csv`` and ``images/`` into.
-        seed: random seed.
-        n: number of images (default 240); NV is the most common class.
-        image_size: square image side in pixels.
+        out_dir: folder to write ``manifest.csv`` and ``images/`` into; seed: random seed.
+        n: number of images (default 240; NV the most common class); image_size: square side in pixels.
         classes: class codes; MEL, NV, BCC, BKL have their own look, others get a variant of one.
         ruler_p_mel / ruler_p_other: ruler probability for MEL / other lesions in train and val.
         test_independent: in test the ruler appears with probability 0.5 whatever the class.
@@ -350,10 +348,8 @@ def dermoscopy(out_dir: str | Path, *, seed: int = 0, n: int | None = None, imag
 def drain_overlay(out_dir: str | Path, *, base: str | Path, seed: int = 0, n: int | None = None,
                   correlation: float = 0.8, max_per_split: int | None = None, thickness: int = 1,
                   test_independent: bool = True) -> Path:
-    """Draw the chest-drain shortcut on the images of a MedMNIST ``.npz``, keeping its split.
-
-    The positive class is the last class for binary data (pneumonia in PneumoniaMNIST) and "any class but
-    the first" otherwise.
+    """Draw the chest-drain shortcut on the images of a MedMNIST ``.npz``, keeping its split. The positive
+    class is the last class for binary data (pneumonia in PneumoniaMNIST), "any class but the first" otherwise.
 
     Args:
         out_dir: folder to write ``manifest.csv`` and ``images/`` into.
@@ -367,8 +363,7 @@ def drain_overlay(out_dir: str | Path, *, base: str | Path, seed: int = 0, n: in
 
     Returns:
         ``out_dir``. Columns: image, label (class names of the base), split, source_id (row id in the base),
-        chest_drain (0/1). The drawn drains' masks are in ``masks/chest_drain/images/``
-        (:mod:`clinagent_lab.data.counterfactual`).
+        chest_drain (0/1). Drain masks: ``masks/chest_drain/images/`` (:mod:`clinagent_lab.data.counterfactual`).
     """
     from ..adapters.medmnist import load as load_medmnist  # deferred: heavy (pandas)
 

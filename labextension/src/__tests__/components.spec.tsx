@@ -1,6 +1,7 @@
 import React from 'react';
 import { fireEvent, render, screen } from '@testing-library/react';
 import { History, MetricChart, recipeDiff } from '../components/history';
+import { FinalCard } from '../components/final';
 import { Questions } from '../components/questions';
 import { auditAuroc, SpecCard } from '../components/specCard';
 import { Iteration, Session, TaskSpec } from '../schema';
@@ -92,5 +93,16 @@ describe('history', () => {
     expect(rows[1].textContent).toContain('why 2');
     expect(rows[1].textContent).toContain('optim.lr');
     expect(recipeDiff({ a: { b: 1, c: 2 } }, { a: { b: 1, c: 3 } })).toEqual([['a.c', 2, 3]]);
+  });
+});
+
+describe('final card', () => {
+  it('names the measured sensitivity and specificity, not the risk preferences of the same name', () => {
+    const finalTest = { iteration: 2, metrics: { auroc: 0.91, sensitivity: 0.93, specificity: 0.7 }, n_samples: 115 };
+    render(<FinalCard finalTest={finalTest as never} />);
+    expect(screen.getByText('Sensitivity (cases found)')).toBeTruthy();
+    expect(screen.getByText('Specificity (normals cleared)')).toBeTruthy();
+    expect(screen.queryByText('Missing a case is worse')).toBeNull();
+    expect(screen.getByText('115 test images')).toBeTruthy();
   });
 });

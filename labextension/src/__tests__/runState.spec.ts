@@ -21,6 +21,7 @@ describe('run state', () => {
     const iteration = (n: number): Event[] => [
       ev({ type: 'state', running }),
       ev({ type: 'iteration_started', iteration: n, max_epochs: 2 }),
+      ev({ type: 'data_started', iteration: n, data_path: 'data' }),
       ev({ type: 'fit_started', iteration: n, max_epochs: 2, budget_s: 60 }),
       ev({ type: 'epoch', iteration: n, epoch: 0, max_epochs: 2, metrics: { val_loss: 0.6, val_auroc: 0.71 } }),
       ev({ type: 'epoch', iteration: n, epoch: 1, max_epochs: 2, metrics: { val_auroc: 0.74 } }),
@@ -31,10 +32,12 @@ describe('run state', () => {
     ];
     const states = run([...iteration(1), ...iteration(2)]);
     expect(states.map(s => s.phase)).toEqual(
-      Array(2).fill(['starting', 'preparing', 'training', 'training', 'training', 'evaluating', 'waiting', 'waiting', 'waiting']).flat()
+      Array(2).fill(['starting', 'starting', 'preparing', 'training', 'training', 'training', 'evaluating', 'waiting', 'waiting', 'waiting']).flat()
     );
-    expect(describeRunState(states[4])).toBe('Iteration 1: training, epoch 2/2');
-    expect(states[4].metric).toEqual(['val_auroc', 0.74]);
+    expect(describeRunState(states[1])).toBe("Iteration 1: starting the notebook's kernel");
+    expect(describeRunState(states[2])).toBe('Iteration 1: preparing data');
+    expect(describeRunState(states[5])).toBe('Iteration 1: training, epoch 2/2');
+    expect(states[5].metric).toEqual(['val_auroc', 0.74]);
     expect(describeRunState(states[states.length - 1])).toContain('Iteration 2: finished; waiting for your approval');
   });
 

@@ -4,7 +4,7 @@
 import React from 'react';
 import { Button } from '@jupyterlab/ui-components';
 import { FinalTest } from '../schema';
-import { fmt, label } from '../vocab';
+import { fmt, resultLabel } from '../vocab';
 
 const HEADLINE = ['auroc', 'auroc_macro', 'sensitivity', 'specificity', 'balanced_accuracy', 'map50', 'threshold'];
 
@@ -18,7 +18,7 @@ export function FinalCard(props: { finalTest: FinalTest }): JSX.Element {
         <tbody>
           {keys.map(k => (
             <tr key={k}>
-              <th scope="row" title={k}>{label(k)}</th>
+              <th scope="row" title={k}>{resultLabel(k)}</th>
               <td>{fmt(m[k])}</td>
             </tr>
           ))}

@@ -98,13 +98,24 @@ function Row(props: { it: Iteration; previous: Iteration | null; best: boolean }
   );
 }
 
+/** `training.max_epochs` may wrap after its dots, never inside a word. */
+function dotted(key: string): JSX.Element[] {
+  return key.split('.').map((part, i, parts) => (
+    <React.Fragment key={i}>
+      {part}
+      {i < parts.length - 1 ? '.' : ''}
+      {i < parts.length - 1 ? <wbr /> : null}
+    </React.Fragment>
+  ));
+}
+
 export function DiffTable(props: { rows: [string, unknown, unknown][] }): JSX.Element {
   return (
     <table className="ca-diff">
       <tbody>
         {props.rows.map(([key, before, after]) => (
           <tr key={key}>
-            <th scope="row">{key}</th>
+            <th scope="row">{dotted(key)}</th>
             <td>
               <del className="ca-old">{fmt(before)}</del> → <ins className="ca-new">{fmt(after)}</ins>
             </td>

@@ -12,6 +12,8 @@ export interface IRequestProps {
   onDataPath: (path: string) => void;
   onUseSelection: () => void;
   onInterpret: () => void;
+  /** a spec is shown: interpreting again becomes the secondary action, preparing the data the primary one */
+  interpreted?: boolean;
 }
 
 export function RequestSection(props: IRequestProps): JSX.Element {
@@ -51,12 +53,12 @@ export function RequestSection(props: IRequestProps): JSX.Element {
         </Button>
       </div>
       <Button
-        className="ca-primary"
+        className={props.interpreted ? 'ca-secondary' : 'ca-primary'}
         data-testid="clinagent-interpret"
         disabled={props.busy || !props.request.trim()}
         onClick={props.onInterpret}
       >
-        Interpret
+        {props.interpreted ? 'Interpret again' : 'Interpret'}
       </Button>
     </section>
   );
