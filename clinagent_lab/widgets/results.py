@@ -12,7 +12,6 @@ session (``session.json`` two levels above the iteration folder).
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,12 +22,13 @@ import pandas as pd
 from ..errors import ClinagentError, DataValidationError, SessionError
 from ..recipe import Recipe
 from ..records import SESSION_FILE, Session
+from ..runfolder import RunFolder
 from ..spec import TaskSpec
 from ..tasks import get_backend
 from .annotate import AnnotationSink, ServerSink, SessionFileSink, sink_widgets
 from .figdata import _classes_target
-from .static import format_value, save_confounder_png, save_roc_png
 from .saliency import saliency_pngs
+from .static import format_value, save_confounder_png, save_roc_png
 from .summary import clinician_sentence, clinician_summary_html, metric_table_html
 
 __all__ = ["IterationResults", "ResultsView", "load_iteration", "make_sink", "show_results"]
@@ -63,17 +63,6 @@ def _iteration_index(folder: Path, session: Session | None) -> int | None:
     return int(match.group(1)) if match else None
 
 
-def _read_json(path: Path) -> dict[str, Any]:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError as exc:
-        raise DataValidationError(f"{path.name} is missing", where=str(path),
-                                  fix="show results of an iteration that finished (status ok)") from exc
-    except json.JSONDecodeError as exc:
-        raise DataValidationError(f"{path.name} is not valid JSON ({exc.msg})", where=f"{path}:{exc.lineno}",
-                                  fix="rerun the iteration") from exc
-
-
 def load_iteration(iteration_dir: str | Path, *, recipe: Recipe | None = None,
                    spec: TaskSpec | None = None) -> IterationResults:
     """Read ``val_predictions.csv`` and ``metrics.json`` and find the recipe/spec in the session.
@@ -99,7 +88,7 @@ def load_iteration(iteration_dir: str | Path, *, recipe: Recipe | None = None,
         raise DataValidationError("val_predictions.csv is missing", where=str(predictions_path),
                                   fix="show results of a classification iteration that finished")
     predictions = pd.read_csv(predictions_path, dtype={"image_id": str, "group_id": str})
-    return IterationResults(folder=folder, predictions=predictions, metrics=_read_json(folder / "metrics.json"),
+    return IterationResults(folder=folder, predictions=predictions, metrics=RunFolder(folder).read_metrics(),
                             recipe=recipe, spec=spec or (session.spec if session else None), iteration=index,
                             session_dir=folder.parent.parent if session is not None else None)
 
