@@ -155,3 +155,16 @@ def test_datamodule_reads_the_disk_cache_and_subsamples_share_it(derm, cache_dir
     full = ImageDataModule(derm, apply_patch(r, {"data.max_train_samples": None}), modality="dermoscopy")
     full.setup()
     assert len(cache_entries()) == 2
+
+
+def test_built_from_a_worker_thread_without_forking(derm, cache_dir, monkeypatch):
+    """The Jupyter server runs the engine in a thread pool: a process forked from such a thread inherits locks
+    other threads hold and can hang, so there the cache is built in the calling process."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    forks = []
+    monkeypatch.setattr(cache_mod.multiprocessing, "get_context", lambda method: forks.append(method))
+    with ThreadPoolExecutor(1) as pool:
+        built = pool.submit(_build, derm, workers=2).result(timeout=120)
+    assert built is not None and forks == []
+    np.testing.assert_array_equal(built[3], _expected(derm, 3, 12, 3, "dermoscopy"))

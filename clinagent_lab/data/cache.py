@@ -29,6 +29,7 @@ import multiprocessing
 import os
 import shutil
 import sys
+import threading
 import time
 import uuid
 import warnings
@@ -179,7 +180,10 @@ def _write(tmp: Path, read: Callable[[int], np.ndarray], rows: np.ndarray, size:
         bar.update(done)
 
     try:
-        fork = "fork" in multiprocessing.get_all_start_methods()
+        # forking is safe only from the main thread: a process forked from a worker thread of a threaded host
+        # (the Jupyter server runs the engine in a thread pool) inherits locks other threads hold, and hangs
+        fork = ("fork" in multiprocessing.get_all_start_methods()
+                and threading.current_thread() is threading.main_thread())
         if workers > 1 and fork and len(chunks) > 1:
             import cv2  # deferred: heavy; its thread pool must be off before forking
 
