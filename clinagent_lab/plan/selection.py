@@ -172,6 +172,9 @@ def decide(it: Iteration, best: Iteration | None, baseline: Iteration | None, sp
     if (relied or best_violations) and value >= best_value - TRADE_TOLERANCE:
         gain = (f"less reliance on {', '.join(relied)} than {versus}, which relies on the shortcut"
                 if relied else f"meeting the constraints {versus} breaks ({'; '.join(best_violations)})")
+        if value >= best_value:  # higher, though not beyond validation noise: nothing was given up
+            return "kept", (f"kept for {gain}; selection value {value:.4f} vs {best_value:.4f}, higher but within "
+                            f"validation noise; {noise}")
         return "kept", (f"traded {best_value - value:.4f} of selection value ({value:.4f} vs {best_value:.4f}) "
                         f"for {gain}; {noise}")
     if not worse:
