@@ -1,11 +1,14 @@
-"""Warm kernels: a notebook handed to a standby kernel starts with the training stack imported, in a clean
-interpreter of its own, in its own folder, with the current environment and deadline; a timeout kills it; a
-standby started under other start-up variables is not used; an idle standby shuts itself down."""
+"""Warm kernels: a notebook handed to a standby runs in the kernel that was started, and had torch imported,
+before the notebook existed; it runs there alone (never a second notebook), in its own folder, with the current
+environment and deadline; a timeout, a stop or Ctrl-C shuts it down promptly; a kernel that dies is a crash;
+a standby started under other start-up variables is not used; an idle standby is shut down."""
 
 from __future__ import annotations
 
 import json
 import os
+import signal
+import threading
 import time
 from pathlib import Path
 
@@ -14,9 +17,8 @@ import pytest
 from nbformat.v4 import new_code_cell, new_notebook
 
 from clinagent_lab.notebooks.executor import DEADLINE_ENV, NotebookExecutor
-from clinagent_lab.notebooks import kernels
-from clinagent_lab.notebooks.kernels import (DEFAULT_GROUP_NICE, KernelPool, Standby, autogroup_nice,
-                                             current_priority, environment_changes, startup_variables)
+from clinagent_lab.notebooks.kernels import KernelPool, WarmKernel, environment_changes, startup_variables
+from clinagent_lab.notebooks.priority import current_priority
 
 pytestmark = pytest.mark.slow
 
@@ -26,12 +28,9 @@ json.dump({"pid": os.getpid(), "cwd": os.getcwd(), "torch_loaded": "torch" in sy
            "user_names": sorted(k for k in globals() if not k.startswith("_") and k not in
                                 ("In", "Out", "get_ipython", "exit", "quit", "open", "x", "json", "os", "sys")),
            "deadline": os.environ.get("CLINAGENT_DEADLINE"), "flag": os.environ.get("KERNEL_TEST_FLAG"),
-           "threads": os.environ.get("OMP_NUM_THREADS"), "count": get_ipython().execution_count,
-           "inputs": list(In)[1:-1],
-           "nice": sorted({os.getpriority(os.PRIO_PROCESS, int(t)) for t in os.listdir("/proc/self/task")}),
-           "group": (open("/proc/self/autogroup").read().split() or [None])[-1] if os.path.exists("/proc/self/autogroup") else None},
+           "threads": os.environ.get("OMP_NUM_THREADS"), "inputs": list(In)[1:],
+           "nice": sorted({os.getpriority(os.PRIO_PROCESS, int(t)) for t in os.listdir("/proc/self/task")})},
           open("probe.json", "w"))
-leftover = 1
 """
 
 
@@ -45,19 +44,19 @@ def _notebook(folder: Path, *sources: str) -> Path:
     return path
 
 
-def _wait_ready(pool: KernelPool, timeout: float = 120) -> Standby:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        ready = [s for s in pool.standbys if s.ready]
-        if ready:
-            return ready[0]
-        time.sleep(0.2)
-    raise AssertionError(f"no standby became ready: {[s.state() for s in pool.standbys]}")
+def _standby(pool: KernelPool, timeout: float = 300) -> WarmKernel:
+    """The pool's standby, once warm."""
+    kernel = pool.standbys[0]
+    assert kernel.wait_ready(timeout), kernel.error
+    if pool.background:
+        assert os.getpriority(os.PRIO_PROCESS, kernel.pid) == 19  # it warmed up at the lowest priority
+    return kernel
 
 
-def _run(ex: NotebookExecutor, folder: Path, timeout_s: float = 120, **kw):
-    nb = _notebook(folder, PROBE)
+def _run(ex: NotebookExecutor, folder: Path, *sources: str, timeout_s: float = 120, **kw):
+    nb = _notebook(folder, *(sources or (PROBE,)))
     work = folder / "work"
+    work.mkdir(parents=True, exist_ok=True)
     result = ex.execute(nb, folder / "out.ipynb", {"x": 1}, timeout_s=timeout_s, events_path=folder / "ev.jsonl",
                         cwd=work, **kw)
     probe = json.loads((work / "probe.json").read_text()) if (work / "probe.json").exists() else None
@@ -71,7 +70,7 @@ def _gone(pid: int, within_s: float = 10) -> bool:
             os.kill(pid, 0)
         except ProcessLookupError:
             return True
-        time.sleep(0.2)
+        time.sleep(0.1)
     return False
 
 
@@ -82,109 +81,124 @@ def pool():
     p.close()
 
 
-def test_warm_kernel_is_fresh_imported_in_place_and_used_once(pool, tmp_path, monkeypatch):
-    (tmp_path / "a" / "work").mkdir(parents=True)
-    (tmp_path / "b" / "work").mkdir(parents=True)
+def test_warm_kernel_is_pre_started_imported_in_place_and_used_once(pool, tmp_path, monkeypatch):
     ex = NotebookExecutor(pool=pool)
     assert ex.prewarm() is True
     assert ex.prewarm() is False  # one standby is enough
-    standby = _wait_ready(pool)
-    kernel_pid = int(standby.state()["kernel_pid"])
-    if pool.background:  # warming up at the lowest priority, its session's scheduler group included
-        assert os.getpriority(os.PRIO_PROCESS, kernel_pid) == 19
-        assert autogroup_nice(kernel_pid) in (19, None)
+    standby = _standby(pool)
     monkeypatch.setenv("KERNEL_TEST_FLAG", "set after the standby started")
-    first, probe_a = _run(ex, tmp_path / "a", timeout_s=90)
+    first, probe_a = _run(ex, tmp_path / "a", timeout_s=90, prewarm_next=False)
     assert first.status == "ok", first.error
     assert first.warm is True
-    assert probe_a["torch_loaded"] is True  # imported before the notebook asked for it
+    assert probe_a["pid"] == standby.pid  # the kernel started before the notebook existed ran it
+    assert probe_a["torch_loaded"] is True  # imported before the notebook, which never imports it
     assert probe_a["user_names"] == []  # a clean namespace
-    # cells count from 1: only the notebook's own cells ran with history (the warm-up and the job prelude ran
-    # silently); a stray execution would show here with its source
-    assert [s.strip().splitlines()[-1] for s in probe_a["inputs"]] == ["x = 0", "x = 1"], probe_a["inputs"]
-    assert probe_a["count"] == 3
+    # the warm-up and the job prelude ran silently: only the notebook's own cells are in the history, in order
+    last_lines = [s.strip().splitlines()[-1].strip() for s in probe_a["inputs"]]
+    assert last_lines == ["x = 0", "x = 1", PROBE.strip().splitlines()[-1].strip()]
+    out = nbformat.read(tmp_path / "a" / "out.ipynb", as_version=4)
+    assert [c.get("execution_count") for c in out.cells] == [1, 2, 3]
     assert Path(probe_a["cwd"]) == (tmp_path / "a" / "work").resolve()
     assert probe_a["flag"] == "set after the standby started"
     assert probe_a["nice"] == [os.getpriority(os.PRIO_PROCESS, 0)]  # the notebook runs at the caller's priority
-    if probe_a["group"] is not None:  # back at this process's group niceness (neutral when it has no group)
-        assert int(probe_a["group"]) == current_priority()[1]
     assert 0 < float(probe_a["deadline"]) - time.time() <= 90
-    # while the first notebook ran, the next kernel was started; it is a different process
-    _wait_ready(pool)
-    second, probe_b = _run(ex, tmp_path / "b")
-    assert second.status == "ok" and second.warm is True
-    assert probe_b["pid"] != probe_a["pid"]
-    assert _gone(probe_a["pid"])  # each kernel runs one notebook, then shuts down
-    out = nbformat.read(tmp_path / "b" / "out.ipynb", as_version=4)
-    assert [c.get("execution_count") for c in out.cells] == [1, 2, 3]
-
-
-def test_caller_without_an_autogroup_gives_the_kernel_a_neutral_group(pool, tmp_path, monkeypatch):
-    # a caller in the root scheduler group (a container whose first process never started a session) reads an
-    # empty /proc/self/autogroup; the kernel, in a session of its own, must not keep the standby's nice 19 group
-    real = kernels.autogroup_nice
-    monkeypatch.setattr(kernels, "autogroup_nice", lambda pid="self": None if pid == "self" else real(pid))
-    assert current_priority() == [os.getpriority(os.PRIO_PROCESS, 0), DEFAULT_GROUP_NICE]
-    (tmp_path / "work").mkdir()
-    ex = NotebookExecutor(pool=pool)
+    assert _gone(probe_a["pid"])  # each kernel runs one notebook, then is shut down
+    assert standby.closed and not pool.standbys  # and never goes back into the pool
+    # the next notebook gets another pre-started kernel, never the first one again
     ex.prewarm()
-    standby = _wait_ready(pool)
-    if not pool.background or real(int(standby.state()["kernel_pid"])) is None:
-        pytest.skip("standbys are not lowered on this machine (no CAP_SYS_NICE, or no autogroups)")
-    assert real(int(standby.state()["kernel_pid"])) == 19
-    result, probe = _run(ex, tmp_path, prewarm_next=False)
-    assert result.status == "ok" and result.warm is True, result.error
-    assert int(probe["group"]) == DEFAULT_GROUP_NICE
-    assert probe["nice"] == [os.getpriority(os.PRIO_PROCESS, 0)]
+    second_standby = _standby(pool)
+    second, probe_b = _run(ex, tmp_path / "b", prewarm_next=False)
+    assert second.status == "ok" and second.warm is True
+    assert probe_b["pid"] == second_standby.pid != probe_a["pid"]
 
 
-def test_a_job_handed_over_while_the_kernel_starts_warms_it_at_the_callers_priority(pool):
-    # the host gives a standby its priority back when it hands over a job; before the kernel's pid is known
-    # only the worker can be reniced, and the kernel must not then warm up at nice 19 (starved when loaded)
-    NotebookExecutor(pool=pool).prewarm()
-    standby = pool.standbys[0]
-    if not pool.background:
-        pytest.skip("standbys are not lowered on this machine (no CAP_SYS_NICE)")
-    if standby.state().get("kernel_pid") is not None:
-        pytest.skip("the kernel started before the job could be handed over")
-    standby.restore_priority()  # what send() does first
-    ready = _wait_ready(pool)
-    assert os.getpriority(os.PRIO_PROCESS, int(ready.state()["kernel_pid"])) == os.getpriority(os.PRIO_PROCESS, 0)
+def test_next_kernel_starts_while_the_notebook_runs(pool, tmp_path):
+    pool.refill_on = "started"
+    ex = NotebookExecutor(pool=pool)
+    result, probe = _run(ex, tmp_path, PROBE + "import time\ntime.sleep(1)")
+    assert result.status == "ok" and result.warm is False  # nothing was warm: started on demand
+    [standby] = pool.standbys  # started while the notebook ran, not after it
+    assert standby.pid != probe["pid"] and not standby.taken
 
 
 def test_standby_with_other_startup_variables_is_not_used(pool, tmp_path, monkeypatch):
-    (tmp_path / "work").mkdir()
     ex = NotebookExecutor(pool=pool)
     ex.prewarm()
-    stale = _wait_ready(pool)
+    stale = _standby(pool)
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     result, probe = _run(ex, tmp_path, prewarm_next=False)
     assert result.status == "ok" and result.warm is False
-    assert probe["threads"] == "1"
-    assert not stale.alive and not pool.standbys
+    assert probe["threads"] == "1" and probe["pid"] != stale.pid
+    assert stale.closed and not pool.standbys
 
 
-def test_timeout_kills_the_warm_kernel(pool, tmp_path):
+def test_timeout_shuts_the_kernel_down(pool, tmp_path):
     ex = NotebookExecutor(pool=pool)
     ex.prewarm()
-    _wait_ready(pool)
-    nb = _notebook(tmp_path, "import os, time\nopen('pid', 'w').write(str(os.getpid()))\ntime.sleep(300)")
-    result = ex.execute(nb, tmp_path / "out.ipynb", {}, timeout_s=6, events_path=tmp_path / "ev.jsonl",
-                        cwd=tmp_path, prewarm_next=False)
+    _standby(pool)
+    t = time.monotonic()
+    result, _ = _run(ex, tmp_path, "import os, time\nopen('pid', 'w').write(str(os.getpid()))\ntime.sleep(300)",
+                     timeout_s=6, prewarm_next=False)
     assert result.status == "timeout" and result.warm is True
-    assert _gone(int((tmp_path / "pid").read_text()))
+    assert time.monotonic() - t < 30
+    assert result.error["cell_index"] == 2  # after the parameters papermill injected
+    assert _gone(int((tmp_path / "work" / "pid").read_text()))
     assert not ex.running
 
 
-def test_idle_standby_shuts_down_by_itself(tmp_path):
+def test_stop_from_another_thread_ends_the_notebook_promptly(pool, tmp_path):
+    ex = NotebookExecutor(pool=pool)
+    pid_file = tmp_path / "work" / "pid"
+
+    def stop_when_running() -> None:
+        while not pid_file.exists():
+            time.sleep(0.05)
+        ex.stop()  # the server's Stop button, from its own thread
+
+    threading.Thread(target=stop_when_running, daemon=True).start()
+    t = time.monotonic()
+    result, _ = _run(ex, tmp_path, "import os, time\nopen('pid', 'w').write(str(os.getpid()))\ntime.sleep(300)",
+                     timeout_s=280, prewarm_next=False)
+    assert result.status == "stopped" and result.error["ename"] == "Stopped"
+    assert time.monotonic() - t < 120
+    assert _gone(int(pid_file.read_text()))
+    assert ex.stop() is False  # nothing runs any more
+
+
+def test_ctrl_c_shuts_the_kernel_down(pool, tmp_path):
+    ex = NotebookExecutor(pool=pool)
+    pid_file = tmp_path / "work" / "pid"
+
+    def interrupt_when_running() -> None:
+        while not pid_file.exists():
+            time.sleep(0.05)
+        signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)
+
+    threading.Thread(target=interrupt_when_running, daemon=True).start()
+    with pytest.raises(KeyboardInterrupt):
+        _run(ex, tmp_path, "import os, time\nopen('pid', 'w').write(str(os.getpid()))\ntime.sleep(300)",
+             timeout_s=280, prewarm_next=False)
+    assert _gone(int(pid_file.read_text()))
+    assert not ex.running
+
+
+def test_a_kernel_that_dies_is_a_crash_and_the_next_notebook_runs(pool, tmp_path):
+    ex = NotebookExecutor(pool=pool)
+    result, _ = _run(ex, tmp_path / "a", "import os, signal\nos.kill(os.getpid(), signal.SIGKILL)", timeout_s=120)
+    assert result.status == "crash"
+    assert result.error["ename"] == "DeadKernelError" and result.error["cell_index"] == 2
+    second, probe = _run(ex, tmp_path / "b", prewarm_next=False)
+    assert second.status == "ok" and probe["torch_loaded"] is True
+
+
+def test_idle_standby_is_shut_down(tmp_path):
     pool = KernelPool(size=1, preload="", idle_s=1.0)
     try:
         pool.refill("python3")
         standby = pool.standbys[0]
-        standby.proc.wait(timeout=120)
-        assert standby.state()["state"] == "ready"
-        assert _gone(int(standby.state()["kernel_pid"]))
-        assert pool.take("python3")[1] is False  # the exited standby is not handed out
+        assert standby.wait_ready(300), standby.error
+        assert _gone(standby.pid, within_s=30)
+        assert standby.closed and not pool.standbys
     finally:
         pool.close()
 
@@ -196,3 +210,15 @@ def test_pool_off_and_environment_helpers(monkeypatch):
         {"PATH": "/bin", "CLINAGENT_X": "1"}
     assert environment_changes({"A": "1", "B": "2"}, {"A": "1", "B": "3", "C": "4"}) == ({"B": "3", "C": "4"}, [])
     assert environment_changes({"A": "1", DEADLINE_ENV: "5"}, {"A": "1"}) == ({}, [DEADLINE_ENV])
+    assert len(current_priority()) == 2
+
+
+def test_opencv_library_path_does_not_discard_the_standby():
+    # importing OpenCV (the image cache does, in this process) adds its bundled libraries to LD_LIBRARY_PATH;
+    # a kernel adds them again on its own import, so a standby started before that is still usable
+    import sysconfig
+
+    site = sysconfig.get_paths()["purelib"]
+    assert startup_variables({"LD_LIBRARY_PATH": f"{site}/cv2/../../lib64"}) == {}
+    assert startup_variables({"LD_LIBRARY_PATH": f"/opt/cuda/lib64:{site}/cv2/../../lib64"}) == \
+        {"LD_LIBRARY_PATH": "/opt/cuda/lib64"}

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from ..fileio import atomic_write_text
 from ..notebooks.events import DEADLINE_ENV, write_event
-from ..notebooks.worker import run_job
+from ..notebooks.papermill_job import run_papermill
 from .base import RESULT_NAME, JobRecord
 
 __all__ = ["main"]
@@ -46,8 +46,8 @@ def main(argv: list[str] | None = None) -> int:
     write_event(events, "job", state="running", backend=record.backend,
                 job_id=os.environ.get("SLURM_JOB_ID", record.job_id), node=socket.gethostname())
     t0 = time.monotonic()
-    result = run_job({"input": job.input, "output": output, "parameters": job.parameters, "cwd": job.cwd,
-                      "kernel_name": job.kernel_name, "events_path": events}, kernel=None)
+    result = run_papermill({"input": job.input, "output": output, "parameters": job.parameters, "cwd": job.cwd,
+                           "kernel_name": job.kernel_name, "events_path": events})
     print(f"[clinagent job] notebook {result['status']} in {time.monotonic() - t0:.2f} s", flush=True)
     if not rank:
         atomic_write_text(job.folder / RESULT_NAME, json.dumps(result))

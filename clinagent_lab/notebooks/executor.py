@@ -1,12 +1,11 @@
-"""Execute a notebook with papermill in a subprocess, under a time budget, streaming progress events.
+"""Execute a notebook with papermill on a local kernel, under a time budget, streaming progress events.
 
 States follow papermill's execution manager: the run ends ``ok``, ``crash`` (with the exception and the cell),
-``timeout`` (killed on overrun) or ``stopped`` (killed on request).
+``timeout`` (kernel shut down on overrun) or ``stopped`` (shut down on request).
 """
 
 from __future__ import annotations
 
-import json
 import os
 import threading
 import time
@@ -15,12 +14,15 @@ from pathlib import Path
 from typing import Any, Callable
 
 from .events import DEADLINE_ENV, read_events
-from .kernels import (KernelPool, Standby, current_priority, default_pool, environment_changes,
-                      worker_environment)
+from .kernels import KernelPool, WarmKernel, default_pool, environment_changes, kernel_environment
+from .papermill_job import error_of
 
 __all__ = ["ExecutionResult", "NotebookExecutor", "execute_notebook", "default_kernel_name", "DEADLINE_ENV"]
 
 EventSink = Callable[[dict[str, Any]], None]
+
+#: seconds to wait for papermill to return once the kernel was shut down (nbclient notices within a second)
+_WIND_DOWN_S = 30.0
 
 
 @dataclass
@@ -40,33 +42,35 @@ def default_kernel_name() -> str | None:
 
 
 class NotebookExecutor:
-    """Run one notebook at a time in a child process; ``stop()`` may be called from another thread.
+    """Run one notebook at a time on a kernel of a :class:`~.kernels.KernelPool`; ``stop()`` may be called from
+    another thread.
 
-    Each notebook runs in a worker of its own (:mod:`clinagent_lab.notebooks.worker`). With ``pool`` (the
-    process-wide :func:`~clinagent_lab.notebooks.kernels.default_pool` unless given), the worker is taken
-    warm from the pool when one is ready, and the next one is started while this notebook trains, so the
-    following notebook starts in a kernel that has torch and Lightning imported already.
+    papermill runs in a thread of this process on a kernel taken from ``pool`` (the process-wide
+    :func:`~clinagent_lab.notebooks.kernels.default_pool` unless given): warm when a standby was ready, else
+    started now. The calling thread relays the notebook's events, starts the next standby (at the pool's
+    ``refill_on`` event) and enforces the time budget by shutting the kernel down.
     """
 
     def __init__(self, poll_s: float = 0.1, pool: KernelPool | None = None) -> None:
         self.poll_s = poll_s
         self.pool = pool
-        self._standby: Standby | None = None
+        self._kernel: WarmKernel | None = None
         self._stopped = threading.Event()
         self._lock = threading.Lock()
 
     @property
     def running(self) -> bool:
-        return self._standby is not None and self._standby.alive
+        return self._kernel is not None
 
     def stop(self) -> bool:
-        """Kill the running notebook (kernel included). Returns False when nothing runs."""
+        """Shut the running notebook's kernel down. Returns False when nothing runs."""
         with self._lock:
-            if not self.running:
+            kernel = self._kernel
+            if kernel is None:
                 return False
             self._stopped.set()
-            self._standby.kill()
-            return True
+        kernel.close()
+        return True
 
     def prewarm(self, kernel_name: str | None = None) -> bool:
         """Start a standby kernel for the next notebook now (no-op when one is ready or standbys are off)."""
@@ -83,68 +87,64 @@ class NotebookExecutor:
                 timeout_s: float, events_path: str | Path, cwd: str | Path | None = None,
                 on_event: EventSink | None = None, kernel_name: str | None = None,
                 prewarm_next: bool = True) -> ExecutionResult:
-        """Run ``input_path`` with ``parameters`` into ``output_path`` under ``timeout_s`` seconds.
+        """Run ``input_path`` with ``parameters`` (injected by papermill) into ``output_path`` under
+        ``timeout_s`` seconds.
 
-        ``prewarm_next``: start the next notebook's kernel once this one's training starts (or when it ends).
+        ``prewarm_next``: start the next notebook's kernel while this one runs.
         """
         output = Path(output_path)
         work = output.parent
         work.mkdir(parents=True, exist_ok=True)
-        kernel = kernel_name or default_kernel_name()
+        kernel_name = kernel_name or default_kernel_name()
         start = time.monotonic()
         job = {"input": str(Path(input_path).resolve()), "output": str(output.resolve()),
-               "parameters": parameters, "kernel_name": kernel, "cwd": str(Path(cwd or work).resolve()),
-               "deadline": f"{time.time() + timeout_s:.3f}",
-               "events_path": str(Path(events_path).resolve()),
-               "result_path": str((work / ".execution_result.json").resolve())}
+               "parameters": parameters, "kernel_name": kernel_name, "cwd": str(Path(cwd or work).resolve()),
+               "deadline": f"{time.time() + timeout_s:.3f}", "events_path": str(Path(events_path).resolve())}
         self._stopped.clear()
         pool = self._pool()
-        standby, warm = pool.take(kernel)
-        job["env_set"], job["env_unset"] = environment_changes(standby.env, worker_environment())
-        job["priority"] = current_priority() if standby.background else None
-        job_path = work / ".execution_job.json"
-        job_path.write_text(json.dumps(job, default=str), encoding="utf-8")
-        Path(job["result_path"]).unlink(missing_ok=True)
+        kernel, warm = pool.take(kernel_name)
+        job["env_set"], job["env_unset"] = environment_changes(kernel.env, kernel_environment())
+        box: dict[str, Any] = {"done": threading.Event()}
+        thread = threading.Thread(target=_run, args=(kernel, job, box), name=f"clinagent-notebook-{work.name}",
+                                  daemon=True)
         with self._lock:
-            self._standby = standby
-        standby.send(job_path.resolve())
+            self._kernel = kernel
+        thread.start()
         events: list[dict[str, Any]] = []
-        offset = 0
-        timed_out = False
-        refilled = not prewarm_next
+        offset, timed_out, refilled = 0, False, not prewarm_next
         try:
             while True:
-                done = standby.proc.poll() is not None
+                done = box["done"].wait(self.poll_s)
                 new, offset = read_events(events_path, offset)
                 for event in new:
                     events.append(event)
-                    if not refilled and event.get("type") == pool.refill_on:
-                        refilled = True
-                        pool.refill(kernel)
                     if on_event:
                         on_event(event)
+                if not refilled and (pool.refill_on == "started" or any(e.get("type") == pool.refill_on
+                                                                         for e in new)):
+                    refilled = pool.refill(kernel_name) or True
                 if done:
                     break
                 if time.monotonic() - start > timeout_s:
                     timed_out = True
-                    standby.kill()
+                    kernel.close()
+                    box["done"].wait(_WIND_DOWN_S)
                     break
-                time.sleep(self.poll_s)
         finally:
             with self._lock:
-                self._standby = None
-            if standby.alive:
-                standby.kill()
-            (work / "execution.log").write_bytes(standby.log_text())
-            standby.close()
+                self._kernel = None
+            if not box["done"].is_set():  # interrupted (Ctrl-C) or stopped: the kernel goes with it
+                kernel.close()
+                box["done"].wait(_WIND_DOWN_S)
+            (work / "execution.log").write_text(box.get("log") or kernel.log_text(), encoding="utf-8")
         if not refilled:
-            pool.refill(kernel)
+            pool.refill(kernel_name)
         wall = time.monotonic() - start
-        result = self._result(job, output, wall, events, timed_out, timeout_s)
+        result = self._result(box.get("result"), output, wall, events, timed_out, timeout_s)
         result.warm = warm
         return result
 
-    def _result(self, job: dict[str, Any], output: Path, wall: float, events: list[dict[str, Any]],
+    def _result(self, result: dict[str, Any] | None, output: Path, wall: float, events: list[dict[str, Any]],
                 timed_out: bool, timeout_s: float) -> ExecutionResult:
         if timed_out:
             return ExecutionResult("timeout", output, wall, {"ename": "Timeout", "evalue":
@@ -153,14 +153,27 @@ class NotebookExecutor:
         if self._stopped.is_set():
             return ExecutionResult("stopped", output, wall, {"ename": "Stopped", "evalue": "stopped on request",
                                                              "cell_index": _last_cell(events)}, events)
-        result_path = Path(job["result_path"])
-        if not result_path.exists():
-            log_tail = (output.parent / "execution.log").read_text(errors="replace")[-2000:]
-            return ExecutionResult("crash", output, wall, {"ename": "WorkerDied", "evalue":
-                                   "the notebook process ended without a result (killed or out of memory?)",
-                                   "cell_index": _last_cell(events), "traceback": log_tail}, events)
-        result = json.loads(result_path.read_text(encoding="utf-8"))
-        return ExecutionResult(result["status"], output, wall, result.get("error"), events)
+        if result is None:
+            result = {"status": "crash", "error": {"ename": "NoResult", "evalue": "papermill did not return after "
+                                                   "the kernel was shut down", "cell_index": _last_cell(events)}}
+        error = result.get("error")
+        if error is not None and error.get("ename") == "DeadKernelError":  # what the kernel said as it died
+            error = {**error, "evalue": "the kernel died (killed, or out of memory?)",
+                     "cell_index": _last_cell(events),
+                     "traceback": (output.parent / "execution.log").read_text(errors="replace")[-2000:]}
+        return ExecutionResult(result["status"], output, wall, error, events)
+
+
+def _run(kernel: WarmKernel, job: dict[str, Any], box: dict[str, Any]) -> None:
+    """The notebook thread: papermill on ``kernel``; the kernel is shut down once the result is in."""
+    try:
+        box["result"] = kernel.run(job)
+    except BaseException as exc:  # noqa: BLE001 - every failure becomes a recorded status
+        box["result"] = {"status": "crash", "error": error_of(exc)}
+    finally:
+        box["log"] = kernel.log_text()
+        box["done"].set()
+        kernel.close()
 
 
 def _last_cell(events: list[dict[str, Any]]) -> int | None:

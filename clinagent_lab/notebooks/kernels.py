@@ -1,60 +1,58 @@
-"""Warm kernels: a notebook worker started ahead of time, its kernel already running with torch and Lightning
-imported, waiting for the next notebook.
+"""Warm kernels: a kernel started ahead of its notebook by a jupyter_client kernel manager, with torch and
+Lightning already imported, waiting in a pool held by this process.
 
-Starting a worker and a kernel and importing the training stack takes seconds; a session runs its iterations
-one after another, so the executor starts the next iteration's worker while the current one trains (once its
-``fit_started`` event arrives) and the next iteration starts in a ready kernel. The standby warms up at the
-lowest CPU priority, so it takes only the CPU time training leaves over (multi-threaded training slows down
-badly when another process competes for its cores), and gets the normal priority back when it is handed its
-notebook. Where priorities cannot be raised again (no ``CAP_SYS_NICE`` or ``RLIMIT_NICE``), standbys are
-started at normal priority once training has finished (``fit_finished``) instead. Each kernel runs one notebook
-and is then shut down: a warm kernel is a fresh kernel started early, never a reused one, so every iteration
-still starts from a clean interpreter.
+Starting a kernel and importing the training stack takes seconds; a session runs its iterations one after
+another, so the executor starts the next iteration's kernel while the current one runs, and the next iteration
+starts in a ready kernel. jupyter_client's ``AsyncKernelManager`` starts, watches and shuts the kernel down
+(its kernel exits by itself when this process dies: ipykernel polls its parent); nbclient, through papermill,
+runs the notebook on it (:mod:`.papermill_job`). What is ours: the warm-up (the imports run silently, before
+the notebook arrives, so execution counts and outputs are as in a fresh kernel) and the standby's CPU priority
+(:mod:`.priority`). Each kernel runs one notebook and is then shut down: a warm kernel is a fresh kernel started
+early, never a reused one, so every iteration still starts from a clean interpreter.
 
 A standby is used only when it was started for the same kernel name and Python, and with the same values of the
 variables a process reads as it starts (``PATH``, ``PYTHONPATH``, ``LD_*``, thread counts,
-``CUDA_VISIBLE_DEVICES``, ``CLINAGENT_*``, ...: :func:`startup_variables`); otherwise it is discarded and a new worker starts. Other variables that changed
-since the standby started are set in its kernel before the notebook runs, as is the deadline.
-``CLINAGENT_WARM_KERNELS=0`` turns standbys off (every notebook then starts its own worker, as papermill would).
+``CUDA_VISIBLE_DEVICES``, ``CLINAGENT_*``, ...: :func:`startup_variables`); otherwise it is shut down and a new
+kernel starts. Other variables that changed since the standby started are set in its kernel before the notebook
+runs, as is the deadline. ``CLINAGENT_WARM_KERNELS=0`` turns standbys off (every notebook then starts its own
+kernel, as papermill would).
 
 Example:
-    >>> pool = KernelPool(size=0)   # no standby: every take() starts a worker for immediate use
+    >>> pool = KernelPool(size=0)   # no standby: every take() starts a kernel for immediate use
     >>> pool.size
     0
 """
 
 from __future__ import annotations
 
+import asyncio
 import atexit
 import hashlib
 import json
 import os
-import shutil
-import signal
 import subprocess
 import sys
+import sysconfig
 import tempfile
 import threading
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from .events import DEADLINE_ENV
+from .papermill_job import error_of, run_papermill
+from .priority import BACKGROUND_NICE, can_restore_priority, current_priority, renice
 
-__all__ = ["KernelPool", "Standby", "default_pool", "environment_changes", "startup_variables",
-           "worker_environment", "WARM_ENV", "IDLE_ENV"]
+__all__ = ["KernelPool", "WarmKernel", "default_pool", "environment_changes", "startup_variables",
+           "kernel_environment", "DEFAULT_PRELOAD", "WARM_ENV", "IDLE_ENV"]
 
 #: "0" turns standby kernels off
 WARM_ENV = "CLINAGENT_WARM_KERNELS"
-#: seconds a standby waits for a notebook before it shuts its kernel down (default 600)
+#: seconds a standby waits for a notebook before it is shut down (default 600)
 IDLE_ENV = "CLINAGENT_WARM_IDLE_S"
-
-
-def worker_environment() -> dict[str, str]:
-    """The environment a worker (and so its kernel) starts with: this process's, unbuffered, headless plots."""
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "MPLBACKEND": "Agg"}
-    env.pop(DEADLINE_ENV, None)
-    return env
-
+#: modules a warm kernel imports before it is handed a notebook (what the templates' first cells import)
+DEFAULT_PRELOAD = ("numpy", "pandas", "torch", "lightning", "clinagent_lab.notebooks.runtime",
+                   "clinagent_lab.tasks.classification", "clinagent_lab.models.classifier")
 
 #: variables a process reads as it starts (the interpreter, the BLAS and OpenMP runtimes, Jupyter, plotting):
 #: a standby started with other values is not used. Variables that libraries set for themselves on import
@@ -65,11 +63,27 @@ STARTUP_NAMES = ("PATH", "HOME", "TMPDIR", "LANG", "LC_ALL", "VIRTUAL_ENV", "CON
                  "OPENBLAS_L2_SIZE", "CUDA_VISIBLE_DEVICES", "MPLBACKEND", "JUPYTER_PATH", "JUPYTER_CONFIG_DIR",
                  "JUPYTER_DATA_DIR", "JUPYTER_RUNTIME_DIR", "IPYTHONDIR")
 STARTUP_PREFIXES = ("CLINAGENT_",)
+#: folders of this Python's packages: OpenCV's import adds its bundled libraries (``<site-packages>/cv2/../../lib64``)
+#: to ``LD_LIBRARY_PATH`` of the process importing it, and a kernel's own import adds them again, so such entries
+#: do not tell kernels apart
+_PACKAGE_DIRS = tuple({sysconfig.get_paths()[k] for k in ("purelib", "platlib")})
+
+
+def kernel_environment() -> dict[str, str]:
+    """The environment a kernel starts with: this process's, unbuffered, headless plots, no deadline."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "MPLBACKEND": "Agg"}
+    env.pop(DEADLINE_ENV, None)
+    return env
 
 
 def startup_variables(env: dict[str, str]) -> dict[str, str]:
     """The part of ``env`` that only takes effect when a process starts (imports read it once)."""
-    return {k: v for k, v in env.items() if k in STARTUP_NAMES or k.startswith(STARTUP_PREFIXES)}
+    out = {k: v for k, v in env.items() if k in STARTUP_NAMES or k.startswith(STARTUP_PREFIXES)}
+    if "LD_LIBRARY_PATH" in out:
+        paths = [p for p in out.pop("LD_LIBRARY_PATH").split(os.pathsep) if p and not p.startswith(_PACKAGE_DIRS)]
+        if paths:
+            out["LD_LIBRARY_PATH"] = os.pathsep.join(paths)
+    return out
 
 
 def environment_changes(old: dict[str, str], new: dict[str, str]) -> tuple[dict[str, str], list[str]]:
@@ -82,235 +96,221 @@ def _env_key(env: dict[str, str], kernel_name: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-class Standby:
-    """One worker process holding one kernel; see :mod:`clinagent_lab.notebooks.worker`."""
+def _preload_code(modules: Sequence[str]) -> str:
+    lines = ["import importlib as _clinagent_importlib"]
+    for name in modules:
+        lines.append(f"try:\n    _clinagent_importlib.import_module({name!r})\nexcept Exception:\n    pass")
+    return "\n".join([*lines, "del _clinagent_importlib"])
 
-    def __init__(self, kernel_name: str, *, idle_s: float | None = None, preload: str | None = None,
-                 background: bool = False) -> None:
+
+def _job_prelude(job: dict[str, Any]) -> str:
+    """The kernel moved to the job's folder, its environment brought up to date and the deadline set."""
+    lines = ["import os as _clinagent_os", f"_clinagent_os.chdir({str(job['cwd'])!r})"]
+    if job.get("env_set"):
+        lines.append(f"_clinagent_os.environ.update({dict(job['env_set'])!r})")
+    lines += [f"_clinagent_os.environ.pop({name!r}, None)" for name in job.get("env_unset") or []]
+    if job.get("deadline"):
+        lines.append(f"_clinagent_os.environ[{DEADLINE_ENV!r}] = {str(job['deadline'])!r}")
+    else:
+        lines.append(f"_clinagent_os.environ.pop({DEADLINE_ENV!r}, None)")
+    return "\n".join([*lines, "del _clinagent_os"])
+
+
+class WarmKernel:
+    """One kernel, started (and its ``preload`` imported) in a thread of its own as soon as this is created.
+
+    Args:
+        kernel_name: the kernel spec.
+        preload: modules imported silently once the kernel is up.
+        background: warm up at the lowest CPU priority (:mod:`.priority`) until handed a notebook.
+    """
+
+    def __init__(self, kernel_name: str, *, preload: Sequence[str] = (), background: bool = False) -> None:
+        # deferred: jupyter_client and its zmq start-up are needed once a kernel starts, not at server start-up
+        from jupyter_client.manager import AsyncKernelManager
+
         self.kernel_name = kernel_name
         self.background = background
-        self.env = worker_environment()
+        self.env = kernel_environment()
         self.key = _env_key(self.env, kernel_name)
-        self.folder = Path(tempfile.mkdtemp(prefix="clinagent-kernel-"))
-        self.state_path = self.folder / "state.json"
-        self.log_path = self.folder / "worker.log"
-        idle = idle_s if idle_s is not None else float(os.environ.get(IDLE_ENV, "600"))
-        cmd = [sys.executable, "-m", "clinagent_lab.notebooks.worker", str(self.state_path),
-               "--kernel", kernel_name, "--idle-s", str(idle)]
-        if preload is not None:
-            cmd += ["--preload", preload]
-        if background:
-            cmd += ["--background"]
-        self._log = open(self.log_path, "wb")
-        self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=self._log, stderr=subprocess.STDOUT,
-                                     start_new_session=True, env=self.env, cwd=tempfile.gettempdir(),
-                                     preexec_fn=_yield_cpu if background else None)
-        self.job_sent = False
+        self.km = AsyncKernelManager(kernel_name=kernel_name)
+        self.preload = list(preload)
+        self.taken = False
+        self.error: BaseException | None = None
+        fd, self.log_path = tempfile.mkstemp(prefix="clinagent-kernel-", suffix=".log")
+        self._log = os.fdopen(fd, "wb")
+        self._priority: tuple[int, int] | None = None
+        self._ready = threading.Event()
+        self._lock = threading.Lock()
+        self._closed = self._down = False
+        self.timer: threading.Timer | None = None
+        threading.Thread(target=self._warm, name=f"clinagent-kernel-{kernel_name}", daemon=True).start()
 
     # --- state ----------------------------------------------------------------------------------------
-    def state(self) -> dict[str, Any]:
-        try:
-            return json.loads(self.state_path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            return {"state": "starting"}
-
     @property
-    def alive(self) -> bool:
-        return self.proc.poll() is None
+    def pid(self) -> int | None:
+        pid = getattr(self.km.provisioner, "pid", None)
+        return int(pid) if pid else None
 
     @property
     def ready(self) -> bool:
-        return self.alive and self.state().get("state") == "ready"
+        """Started and warmed up (its preload imported)."""
+        return self._ready.is_set() and self.error is None and not self._closed
+
+    def wait_ready(self, timeout: float | None = None) -> bool:
+        return self._ready.wait(timeout) and self.error is None
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
 
     def usable_for(self, kernel_name: str) -> bool:
-        return (not self.job_sent and self.alive and self.kernel_name == kernel_name
-                and self.key == _env_key(worker_environment(), kernel_name))
+        return (not self.taken and not self._closed and self.error is None and self.kernel_name == kernel_name
+                and self.key == _env_key(kernel_environment(), kernel_name))
 
-    # --- control --------------------------------------------------------------------------------------
-    def send(self, job_path: str | Path) -> None:
-        """Hand the worker its notebook (a job file); the worker starts it as soon as its kernel is warm.
+    @property
+    def dead(self) -> bool:
+        """Its kernel failed to start, was shut down, or exited by itself (crashed, killed)."""
+        if self._closed or self.error is not None:
+            return True
+        if not (self._ready.is_set() and self.km.has_kernel):
+            return False
+        from jupyter_core.utils import run_sync  # deferred with jupyter_client (see __init__)
 
-        A standby that warmed up in the background is first given this process's CPU priority back, so the
-        rest of its warm-up runs at full speed; the worker repeats that for a kernel it starts afterwards.
-        """
-        assert self.proc.stdin is not None
+        return not run_sync(self.km.is_alive)()
+
+    def log_text(self) -> str:
+        try:
+            return Path(self.log_path).read_text(errors="replace")
+        except OSError:
+            return ""
+
+    # --- the kernel's life ----------------------------------------------------------------------------
+    def _warm(self) -> None:
+        try:
+            asyncio.run(self._start())
+        except BaseException as exc:  # noqa: BLE001 - reported to whoever is handed this kernel
+            self.error = exc
+        finally:
+            self._ready.set()
+
+    async def _start(self) -> None:
+        await self.km.start_kernel(env=self.env, cwd=tempfile.gettempdir(), stdout=self._log,
+                                   stderr=subprocess.STDOUT)
+        with self._lock:
+            if self.background and self.pid:  # handed over already: the caller's priority, else the lowest
+                renice(self.pid, *(self._priority or (BACKGROUND_NICE, BACKGROUND_NICE)))
+        if self._closed:  # closed while it started
+            self._shutdown()
+            return
+        if self.preload:
+            await self._silently(_preload_code(self.preload))
+
+    async def _silently(self, code: str, timeout_s: float = 300.0) -> dict[str, Any]:
+        """Execute ``code`` without history, outputs or an execution count; the reply's content."""
+        kc = self.km.client()
+        kc.start_channels()
+        try:
+            await kc.wait_for_ready(timeout=timeout_s)
+            reply = await kc.execute(code, silent=True, store_history=False, reply=True, timeout=timeout_s)
+            return reply["content"]
+        finally:
+            kc.stop_channels()
+
+    def hand_over(self) -> None:
+        """Mark this kernel as taken for one notebook and give it this process's CPU priority."""
+        self.taken = True
+        if self.timer is not None:
+            self.timer.cancel()
         if self.background:
-            self.restore_priority()
-        self.job_sent = True
-        self.proc.stdin.write(f"{job_path}\n".encode())
-        self.proc.stdin.flush()
-        self.proc.stdin.close()
+            with self._lock:
+                self._priority = current_priority()
+                if self.pid:
+                    renice(self.pid, *self._priority)
 
-    def restore_priority(self) -> bool:
-        """Give the worker and its kernel (every thread, and their autogroups) this process's CPU priority.
-        False when not permitted."""
-        nice, group = current_priority()
-        ok = True
-        for pid in (self.proc.pid, self.state().get("kernel_pid")):
-            if pid:
-                ok = _renice(int(pid), nice, group) and ok
-        return ok
-
-    def kill(self) -> None:
-        """Kill the worker and its kernel (each is in a process group of its own)."""
-        pid = self.state().get("kernel_pid")
-        for group in (self.proc.pid, pid):
-            if group:
-                try:
-                    os.killpg(int(group), signal.SIGKILL)
-                except (ProcessLookupError, PermissionError, OSError):
-                    pass
-        if self.alive:
-            self.proc.kill()
-        self.proc.wait()
-
-    def discard(self) -> None:
-        """Kill and clean up (a standby nobody will use)."""
-        self.kill()
-        self.close()
+    def run(self, job: dict[str, Any]) -> dict[str, Any]:
+        """Run ``job`` (see :func:`~.papermill_job.run_papermill`, plus ``deadline``, ``env_set`` and
+        ``env_unset``) once the kernel is warm; ``{"status", "error"}``."""
+        self._ready.wait()
+        if self.error is not None:
+            return {"status": "crash", "error": error_of(self.error)}
+        try:
+            prelude = asyncio.run(self._silently(_job_prelude(job)))
+        except Exception as exc:  # noqa: BLE001 - a kernel that died or was stopped before its notebook
+            return {"status": "crash", "error": error_of(exc)}
+        if prelude.get("status") != "ok":
+            return {"status": "crash", "error": {"ename": prelude.get("ename"), "evalue": prelude.get("evalue"),
+                                                 "cell_index": None, "traceback": "could not prepare the kernel"}}
+        return run_papermill(job, km=self.km)
 
     def close(self) -> None:
-        """Release the pipe and the log; once the worker has exited, remove its folder."""
-        if self.proc.stdin is not None and not self.proc.stdin.closed:
-            try:
-                self.proc.stdin.close()
-            except OSError:
-                pass
-        if not self._log.closed:
+        """Shut the kernel down now (a stop, a timeout, the end of its notebook); idempotent."""
+        with self._lock:
+            self._closed = True
+        if self.timer is not None:
+            self.timer.cancel()
+        self._shutdown()
+
+    def _shutdown(self) -> None:
+        with self._lock:
+            if self._down or not self.km.has_kernel:
+                return
+            self._down = True
+        # deferred with jupyter_client: run the manager's coroutine from whatever thread stops the kernel
+        from jupyter_core.utils import run_sync
+
+        try:
+            run_sync(self.km.shutdown_kernel)(now=True)
+        except Exception:  # noqa: BLE001 - the kernel may already be gone (killed, crashed)
+            pass
+        finally:
             self._log.close()
-        if self.proc.poll() is not None:
-            shutil.rmtree(self.folder, ignore_errors=True)
-
-    def log_text(self) -> bytes:
-        try:
-            return self.log_path.read_bytes()
-        except OSError:
-            return b""
-
-
-#: niceness of a standby while it warms up: its imports take the CPU time training leaves over, so they do
-#: not slow the running notebook (OpenMP training threads suffer badly from a competing process)
-BACKGROUND_NICE = 19
-
-
-def _yield_cpu() -> None:  # runs in the child between fork (and setsid) and exec
-    os.nice(BACKGROUND_NICE)
-    set_autogroup_nice(os.getpid(), BACKGROUND_NICE)
-
-
-def autogroup_nice(pid: int | str = "self") -> int | None:
-    """The niceness of ``pid``'s scheduler autogroup (Linux, one group per session), or None without one.
-
-    With autogroups on, the scheduler shares the CPU between sessions first: a process's own nice value only
-    counts against processes of its session, so a standby in a session of its own must lower its group too.
-    """
-    try:
-        text = Path(f"/proc/{pid}/autogroup").read_text()
-    except OSError:
-        return None
-    try:
-        return int(text.rsplit("nice", 1)[1])
-    except (IndexError, ValueError):
-        return None
-
-
-def set_autogroup_nice(pid: int, value: int) -> bool:
-    try:
-        Path(f"/proc/{pid}/autogroup").write_text(str(value))
-        return True
-    except OSError:
-        return False
-
-
-#: niceness of a new session's autogroup: what a kernel started for the notebook (in a session of its own) gets
-DEFAULT_GROUP_NICE = 0
-
-
-def current_priority() -> list[int]:
-    """``[nice, autogroup nice]`` a standby gets back with its notebook: this process's nice value, and its
-    autogroup's niceness, or the neutral :data:`DEFAULT_GROUP_NICE` when this process is in no autogroup (the
-    root group, as in a container whose first process never started a session). A kernel runs in a session of
-    its own either way, so its group must not stay at the standby's lowest priority."""
-    group = autogroup_nice()
-    return [os.getpriority(os.PRIO_PROCESS, 0), DEFAULT_GROUP_NICE if group is None else group]
-
-
-def can_restore_priority() -> bool:
-    """Whether this process may raise a process's priority back (needs CAP_SYS_NICE or RLIMIT_NICE)."""
-    try:
-        import resource  # deferred: POSIX only (the import fails on Windows)
-
-        soft, _ = resource.getrlimit(resource.RLIMIT_NICE)
-    except (ImportError, AttributeError, OSError):
-        return False
-    if os.geteuid() == 0:
-        return True
-    # RLIMIT_NICE r allows nice values down to 20 - r; the standby must get back to this process's value
-    return soft == resource.RLIM_INFINITY or 20 - soft <= os.getpriority(os.PRIO_PROCESS, 0)
-
-
-def _renice(pid: int, value: int, group: int | None = None) -> bool:
-    """Set the nice value of every thread of ``pid`` (and of its autogroup, when ``group`` is given)."""
-    tasks = Path(f"/proc/{pid}/task")
-    try:
-        tids = [int(t) for t in os.listdir(tasks)] if tasks.exists() else [pid]
-    except OSError:
-        return False
-    ok = True
-    for tid in tids:
-        try:
-            os.setpriority(os.PRIO_PROCESS, tid, value)
-        except ProcessLookupError:
-            continue
-        except PermissionError:
-            ok = False
-    if group is not None and autogroup_nice(pid) is not None:
-        ok = set_autogroup_nice(pid, group) and ok
-    return ok
+            Path(self.log_path).unlink(missing_ok=True)
 
 
 class KernelPool:
-    """At most ``size`` standby workers per process, handed out by :meth:`take`, refilled by :meth:`refill`.
+    """At most ``size`` standby kernels, handed out by :meth:`take`, refilled by :meth:`refill`.
 
     Args:
         size: standbys kept ready (default 1, or 0 when ``CLINAGENT_WARM_KERNELS=0``).
-        preload: comma-separated modules a standby's kernel imports (default: the worker's DEFAULT_PRELOAD).
-        idle_s: seconds a standby waits for a notebook before it shuts down (default ``CLINAGENT_WARM_IDLE_S``
+        preload: modules a standby imports, a sequence or comma-separated (default :data:`DEFAULT_PRELOAD`).
+        idle_s: seconds a standby waits for a notebook before it is shut down (default ``CLINAGENT_WARM_IDLE_S``
             or 600).
     """
 
-    def __init__(self, size: int | None = None, *, preload: str | None = None, idle_s: float | None = None) -> None:
+    def __init__(self, size: int | None = None, *, preload: str | Sequence[str] | None = None,
+                 idle_s: float | None = None) -> None:
         if size is None:
             size = 0 if os.environ.get(WARM_ENV, "1").strip().lower() in ("0", "false", "no", "off") else 1
         self.size = size
-        self.preload = preload
-        self.idle_s = idle_s
-        #: standbys warm up at low priority when their priority can be given back before they run a notebook;
-        #: otherwise they are started only once training is over (see :attr:`refill_on`)
+        if isinstance(preload, str):
+            preload = [m.strip() for m in preload.split(",") if m.strip()]
+        self.preload = tuple(DEFAULT_PRELOAD if preload is None else preload)
+        self.idle_s = float(os.environ.get(IDLE_ENV, "600")) if idle_s is None else idle_s
+        #: standbys warm up at the lowest priority when it can be given back before they run a notebook
         self.background = can_restore_priority()
-        self._standbys: list[Standby] = []
+        #: the notebook event at which the executor starts the next standby: as soon as the notebook is handed
+        #: over when standbys warm up at low priority (they use what the notebook leaves over), else once its
+        #: training has finished (no competition with training, which multi-threaded CPU kernels handle badly)
+        self.refill_on = "started" if self.background else "fit_finished"
+        self._standbys: list[WarmKernel] = []
         self._lock = threading.Lock()
 
-    @property
-    def refill_on(self) -> str:
-        """The notebook event at which the executor starts the next standby: ``fit_started`` when standbys
-        warm up at low priority (they use what training leaves over), else ``fit_finished`` (no competition with
-        training, which multi-threaded CPU kernels handle badly)."""
-        return "fit_started" if self.background else "fit_finished"
-
-    def take(self, kernel_name: str) -> tuple[Standby, bool]:
-        """A worker for one notebook: a matching standby (``warm=True``) or a new one started now."""
+    def take(self, kernel_name: str) -> tuple[WarmKernel, bool]:
+        """A kernel for one notebook: a matching standby (``warm=True``) or one started now."""
         with self._lock:
             self._prune()
-            for standby in self._standbys:
-                if standby.usable_for(kernel_name):
-                    self._standbys.remove(standby)
-                    return standby, True
-            stale = [s for s in self._standbys if s.kernel_name == kernel_name]
-            for standby in stale:  # started under another environment: of no use any more
-                self._standbys.remove(standby)
-                standby.discard()
-        return self._start(kernel_name), False
+            kernel = next((k for k in self._standbys if k.usable_for(kernel_name)), None)
+            if kernel is not None:
+                self._standbys.remove(kernel)
+            else:  # started under another environment: of no use any more
+                for stale in [k for k in self._standbys if k.kernel_name == kernel_name]:
+                    self._standbys.remove(stale)
+                    stale.close()
+        warm = kernel is not None
+        kernel = kernel or WarmKernel(kernel_name, preload=self.preload)
+        kernel.hand_over()
+        return kernel, warm
 
     def refill(self, kernel_name: str) -> bool:
         """Start a standby for ``kernel_name`` unless the pool is full or one is ready. True when started."""
@@ -318,30 +318,38 @@ class KernelPool:
             return False
         with self._lock:
             self._prune()
-            if any(s.usable_for(kernel_name) for s in self._standbys) or len(self._standbys) >= self.size:
+            if any(k.usable_for(kernel_name) for k in self._standbys) or len(self._standbys) >= self.size:
                 return False
-            self._standbys.append(self._start(kernel_name, background=self.background))
+            kernel = WarmKernel(kernel_name, preload=self.preload, background=self.background)
+            kernel.timer = threading.Timer(self.idle_s, self._expire, args=(kernel,))
+            kernel.timer.daemon = True
+            kernel.timer.start()
+            self._standbys.append(kernel)
             return True
 
-    def _start(self, kernel_name: str, background: bool = False) -> Standby:
-        return Standby(kernel_name, idle_s=self.idle_s, preload=self.preload, background=background)
+    def _expire(self, kernel: WarmKernel) -> None:
+        with self._lock:
+            if kernel in self._standbys:
+                self._standbys.remove(kernel)
+        if not kernel.taken:
+            kernel.close()
 
     def close(self) -> None:
-        """Shut every standby down (their kernels included)."""
+        """Shut every standby down."""
         with self._lock:
             standbys, self._standbys = self._standbys, []
-        for standby in standbys:
-            standby.discard()
+        for kernel in standbys:
+            kernel.close()
 
     @property
-    def standbys(self) -> list[Standby]:
+    def standbys(self) -> list[WarmKernel]:
         with self._lock:
             return list(self._standbys)
 
     def _prune(self) -> None:
-        for standby in [s for s in self._standbys if not s.alive]:
-            self._standbys.remove(standby)
-            standby.close()
+        for kernel in [k for k in self._standbys if k.dead]:
+            self._standbys.remove(kernel)
+            kernel.close()
 
 
 _default: KernelPool | None = None
