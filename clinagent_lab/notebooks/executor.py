@@ -127,13 +127,11 @@ class NotebookExecutor:
                     break
                 if time.monotonic() - start > timeout_s:
                     timed_out = True
-                    kernel.close()
-                    box["done"].wait(_WIND_DOWN_S)
                     break
         finally:
             with self._lock:
                 self._kernel = None
-            if not box["done"].is_set():  # interrupted (Ctrl-C) or stopped: the kernel goes with it
+            if not box["done"].is_set():  # past its budget, or Ctrl-C: the kernel goes, papermill returns
                 kernel.close()
                 box["done"].wait(_WIND_DOWN_S)
             (work / "execution.log").write_text(box.get("log") or kernel.log_text(), encoding="utf-8")
