@@ -73,8 +73,11 @@ class NotebookExecutor:
         return True
 
     def prewarm(self, kernel_name: str | None = None) -> bool:
-        """Start a standby kernel for the next notebook now (no-op when one is ready or standbys are off)."""
-        return self._pool().refill(kernel_name or default_kernel_name())
+        """Start a standby kernel for the next notebook now, at this process's priority (no notebook runs here
+        to protect); a no-op when one is ready or standbys are off."""
+        started = self._pool().refill(kernel_name or default_kernel_name())
+        self._pool().promote()
+        return started
 
     def close(self) -> None:
         """Shut down the pool's standby kernels (a running notebook is not touched)."""
@@ -120,9 +123,11 @@ class NotebookExecutor:
                     events.append(event)
                     if on_event:
                         on_event(event)
-                if not refilled and (pool.refill_on == "started" or any(e.get("type") == pool.refill_on
-                                                                         for e in new)):
+                kinds = {e.get("type") for e in new}
+                if not refilled and (pool.refill_on == "started" or pool.refill_on in kinds):
                     refilled = pool.refill(kernel_name) or True
+                if "fit_finished" in kinds:
+                    pool.promote()
                 if done:
                     break
                 if time.monotonic() - start > timeout_s:

@@ -222,7 +222,11 @@ class WarmKernel:
         self.taken = True
         if self.timer is not None:
             self.timer.cancel()
-        if self.background:
+        self.raise_priority()
+
+    def raise_priority(self) -> None:
+        """Give a kernel warming up in the background this process's CPU priority (now, or once it has a pid)."""
+        if self.background and self._priority is None:
             with self._lock:
                 self._priority = current_priority()
                 if self.pid:
@@ -290,8 +294,9 @@ class KernelPool:
         #: standbys warm up at the lowest priority when it can be given back before they run a notebook
         self.background = can_restore_priority()
         #: the notebook event at which the executor starts the next standby: as soon as the notebook is handed
-        #: over when standbys warm up at low priority (they use what the notebook leaves over), else once its
-        #: training has finished (no competition with training, which multi-threaded CPU kernels handle badly)
+        #: over when standbys warm up at low priority (they use what the notebook leaves over, and get this
+        #: process's priority at ``fit_finished``: :meth:`promote`), else once its training has finished (no
+        #: competition with training, which multi-threaded CPU kernels handle badly)
         self.refill_on = "started" if self.background else "fit_finished"
         self._standbys: list[WarmKernel] = []
         self._lock = threading.Lock()
@@ -326,6 +331,13 @@ class KernelPool:
             kernel.timer.start()
             self._standbys.append(kernel)
             return True
+
+    def promote(self) -> None:
+        """Give standbys still warming up this process's priority (the running notebook's training is over:
+        nothing to protect any more, and on a machine loaded by others the lowest priority would starve them)."""
+        for kernel in self.standbys:
+            if not kernel.ready:
+                kernel.raise_priority()
 
     def _expire(self, kernel: WarmKernel) -> None:
         with self._lock:
