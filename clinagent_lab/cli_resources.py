@@ -17,6 +17,7 @@ from typing import Any
 from .data.cache import CACHE_ENV, cache_entries, cache_root, clear_cache
 from .errors import ClinagentError
 from .models.weights import cached_weights, hub_cache_dir, pull_weights, resolve_weights
+from .notebooks.parameters import recorded_parameters
 from .plan.hardware import detect_hardware
 from .recipe import Recipe, apply_patch
 
@@ -115,8 +116,6 @@ def scale_overrides(args: argparse.Namespace) -> dict[str, Any]:
 def rerun_recipe_param(notebook: str | Path, changes: dict[str, Any]) -> dict[str, Any]:
     """The notebook's ``recipe`` parameter (from its run's parameters file, else its cells) with ``changes``
     applied, as a papermill parameter."""
-    from .notebooks.parameters import recorded_parameters  # deferred: reads notebooks with nbformat (slow)
-
     recipe = recorded_parameters(notebook).get("recipe")
     if not recipe:
         raise ClinagentError(f"{notebook} has no recipe parameter", where=str(notebook),

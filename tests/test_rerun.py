@@ -100,7 +100,9 @@ def test_a_baked_notebook_without_a_parameters_file_still_reruns(iteration, tmp_
     values = notebook_values(nb, ("injected-parameters",))
     nb.cells = [c for c in nb.cells if "injected-parameters" not in c.metadata.get("tags", [])]
     cell = next(c for c in nb.cells if "parameters" in c.metadata.get("tags", []))
-    cell.source = "\n".join(f"{k} = {PythonTranslator.translate(v)}" for k, v in values.items())
+    cell.source = "\n".join(  # each declared line's value replaced, its comment kept, as older sessions did
+        f"{name} = {PythonTranslator.translate(values[name])}  #{line.split('#', 1)[1]}" if name in values else line
+        for line in cell.source.splitlines() for name in [line.split("=", 1)[0].strip()])
     old = tmp_path / "iter_01"
     old.mkdir()
     nbformat.write(nb, old / "iteration.ipynb")
