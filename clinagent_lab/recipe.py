@@ -248,7 +248,7 @@ def check_overrides(overrides: dict[str, Any], what: str = "invalid recipe overr
     Whether a name fits the task is known once the task is (the baseline recipe applies them again)."""
     if not overrides:
         return
-    first: RecipeError | None = None
+    refused: list[RecipeError] = []
     for task_type in TASKS.names():
         try:
             data = copy.deepcopy(Recipe(task_type=task_type, classes=["a", "b"]).model_dump())
@@ -257,11 +257,10 @@ def check_overrides(overrides: dict[str, Any], what: str = "invalid recipe overr
             Recipe.model_validate(data)
             return
         except ValidationError as exc:
-            first = first or recipe_error(exc, what)
+            refused.append(recipe_error(exc, what))
         except RecipeError as exc:
             raise RecipeError(f"{what}: {exc.what}", where=exc.where, fix=exc.fix) from None
-    assert first is not None
-    raise first
+    raise refused[0]
 
 
 def _flatten(data: Any, prefix: str = "") -> dict[str, Any]:
