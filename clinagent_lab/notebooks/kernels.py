@@ -139,6 +139,7 @@ class WarmKernel:
         self.error: BaseException | None = None
         fd, self.log_path = tempfile.mkstemp(prefix="clinagent-kernel-", suffix=".log")
         self._log = os.fdopen(fd, "wb")
+        self._log_text = ""
         self._priority: tuple[int, int] | None = None
         self._ready = threading.Event()
         self._lock = threading.Lock()
@@ -180,10 +181,11 @@ class WarmKernel:
         return not run_sync(self.km.is_alive)()
 
     def log_text(self) -> str:
+        """What the kernel process wrote to its standard output and error (outside the notebook's cells)."""
         try:
             return Path(self.log_path).read_text(errors="replace")
         except OSError:
-            return ""
+            return self._log_text
 
     # --- the kernel's life ----------------------------------------------------------------------------
     def _warm(self) -> None:
@@ -201,7 +203,8 @@ class WarmKernel:
             if self.background and self.pid:  # handed over already: the caller's priority, else the lowest
                 renice(self.pid, *(self._priority or (BACKGROUND_NICE, BACKGROUND_NICE)))
         if self._closed:  # closed while it started
-            self._shutdown()
+            if self._claim_shutdown():
+                await self.km.shutdown_kernel(now=True)
             return
         if self.preload:
             await self._silently(_preload_code(self.preload))
@@ -253,23 +256,26 @@ class WarmKernel:
             self._closed = True
         if self.timer is not None:
             self.timer.cancel()
-        self._shutdown()
+        if self._claim_shutdown():
+            # deferred with jupyter_client: run the manager's coroutine from whatever thread stops the kernel
+            from jupyter_core.utils import run_sync
 
-    def _shutdown(self) -> None:
+            try:
+                run_sync(self.km.shutdown_kernel)(now=True)
+            except Exception:  # noqa: BLE001 - the kernel may already be gone (killed, crashed)
+                pass
+        if not self._log.closed:
+            self._log.close()
+            self._log_text = self.log_text()  # kept for the executor's execution.log
+            Path(self.log_path).unlink(missing_ok=True)
+
+    def _claim_shutdown(self) -> bool:
+        """True for the one caller that is to shut the started kernel down."""
         with self._lock:
             if self._down or not self.km.has_kernel:
-                return
+                return False
             self._down = True
-        # deferred with jupyter_client: run the manager's coroutine from whatever thread stops the kernel
-        from jupyter_core.utils import run_sync
-
-        try:
-            run_sync(self.km.shutdown_kernel)(now=True)
-        except Exception:  # noqa: BLE001 - the kernel may already be gone (killed, crashed)
-            pass
-        finally:
-            self._log.close()
-            Path(self.log_path).unlink(missing_ok=True)
+            return True
 
 
 class KernelPool:
