@@ -182,6 +182,17 @@ def test_stop_from_another_thread_ends_the_notebook_promptly(pool, tmp_path):
     assert ex.stop() is False  # nothing runs any more
 
 
+def test_stop_while_the_kernel_starts_is_a_stop(tmp_path):
+    pool = KernelPool(size=0, preload="torch")  # a kernel started on demand, stopped before it is warm
+    ex = NotebookExecutor(pool=pool)
+    timer = threading.Timer(0.5, ex.stop)
+    timer.start()
+    t = time.monotonic()
+    result, probe = _run(ex, tmp_path, "import time\ntime.sleep(300)", timeout_s=280, prewarm_next=False)
+    assert result.status == "stopped" and probe is None
+    assert time.monotonic() - t < 120
+
+
 def test_ctrl_c_shuts_the_kernel_down(pool, tmp_path):
     ex = NotebookExecutor(pool=pool)
     pid_file = tmp_path / "work" / "pid"

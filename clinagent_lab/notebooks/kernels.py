@@ -143,7 +143,7 @@ class WarmKernel:
         self._priority: tuple[int, int] | None = None
         self._ready = threading.Event()
         self._lock = threading.Lock()
-        self._closed = self._down = False
+        self._closed = self._down = self._launched = False
         self.timer: threading.Timer | None = None
         threading.Thread(target=self._warm, name=f"clinagent-kernel-{kernel_name}", daemon=True).start()
 
@@ -200,6 +200,9 @@ class WarmKernel:
         await self.km.start_kernel(env=self.env, cwd=tempfile.gettempdir(), stdout=self._log,
                                    stderr=subprocess.STDOUT)
         with self._lock:
+            # from now on another thread may shut it down; before, only this loop may (the manager's start-up
+            # future belongs to it), so a close() during the start is carried out just below
+            self._launched = True
             if self.background and self.pid:  # handed over already: the caller's priority, else the lowest
                 renice(self.pid, *(self._priority or (BACKGROUND_NICE, BACKGROUND_NICE)))
         if self._closed:  # closed while it started
@@ -239,6 +242,9 @@ class WarmKernel:
         """Run ``job`` (see :func:`~.papermill_job.run_papermill`, plus ``deadline``, ``env_set`` and
         ``env_unset``) once the kernel is warm; ``{"status", "error"}``."""
         self._ready.wait()
+        if self._closed:  # stopped before its notebook started
+            return {"status": "crash", "error": {"ename": "Stopped", "evalue": "the kernel was shut down before "
+                                                 "the notebook started", "cell_index": None}}
         if self.error is not None:
             return {"status": "crash", "error": error_of(self.error)}
         try:
@@ -272,7 +278,7 @@ class WarmKernel:
     def _claim_shutdown(self) -> bool:
         """True for the one caller that is to shut the started kernel down."""
         with self._lock:
-            if self._down or not self.km.has_kernel:
+            if self._down or not self._launched:
                 return False
             self._down = True
             return True
