@@ -185,8 +185,13 @@ def test_stop_from_another_thread_ends_the_notebook_promptly(pool, tmp_path):
 def test_stop_while_the_kernel_starts_is_a_stop(tmp_path):
     pool = KernelPool(size=0, preload="torch")  # a kernel started on demand, stopped before it is warm
     ex = NotebookExecutor(pool=pool)
-    timer = threading.Timer(0.5, ex.stop)
-    timer.start()
+
+    def stop_once_running() -> None:
+        while not ex.running:
+            time.sleep(0.01)
+        ex.stop()  # the kernel is still starting (importing torch takes seconds)
+
+    threading.Thread(target=stop_once_running, daemon=True).start()
     t = time.monotonic()
     result, probe = _run(ex, tmp_path, "import time\ntime.sleep(300)", timeout_s=280, prewarm_next=False)
     assert result.status == "stopped" and probe is None
