@@ -1,0 +1,63 @@
+"""Training an iteration in several processes (DDP) from inside its Jupyter kernel.
+
+``training.devices = N > 1`` trains with Lightning's ``ddp_notebook`` strategy: the kernel forks N processes
+(the ``ddp`` launcher re-executes ``sys.argv``, which a kernel cannot) that join one process group (gloo on CPU,
+NCCL on GPUs) and each train on their share of every epoch. What the notebook needs around that:
+
+- each rank uses ``cores // N`` torch threads (:class:`RankThreads`), so N processes do not oversubscribe the
+  cores they share;
+- the callbacks of :mod:`.progress` write events and files on rank 0 only and broadcast rank 0's decisions
+  (stop between epochs, the epoch plan); :class:`~.progress.FitRecord` hands the loop's end state back to the
+  kernel, which after ``fit`` holds rank 0's weights and best checkpoint, but not its loop;
+- the frozen evaluation runs afterwards in the kernel itself, over the whole validation split.
+
+The fork launcher refuses once CUDA is initialised in the kernel; nothing before ``fit`` in the templates does.
+The images are shared with the forked ranks as they are (the on-disk cache is a read-only memory map).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import lightning as L
+import torch
+
+from ..data.cache import usable_cores
+from ..plan.hardware import check_devices
+from ..recipe import Recipe
+
+__all__ = ["DDP_STRATEGY", "RankThreads", "check_devices", "ddp_strategy", "threads_per_rank"]
+
+#: Lightning's name for DDP in forked processes (the strategy recorded in ``run_info.json``)
+DDP_STRATEGY = "ddp_notebook"
+#: modules' attributes holding parameters a training step may leave without gradients (DDP must look for them)
+_OPTIONAL_PARTS = ("adversary", "dfr_head")
+
+
+def threads_per_rank(devices: int, cores: int | None = None) -> int:
+    """Torch threads each of ``devices`` processes gets from the cores this kernel may use."""
+    return max(1, (usable_cores() if cores is None else cores) // max(1, devices))
+
+
+def ddp_strategy(recipe: Recipe, module: Any = None, custom_model: bool = False) -> Any:
+    """The ``ddp_notebook`` strategy for ``recipe`` and ``module``.
+
+    DDP is told to look for parameters without gradients only when some may have none in a step: an adversary
+    that saw no known group, a head refitted outside the training step, or a custom model.
+    """
+    # the training stack takes seconds to import; only several-process runs need the strategy class
+    from lightning.pytorch.strategies import DDPStrategy
+
+    unused = custom_model or any(getattr(module, name, None) is not None for name in _OPTIONAL_PARTS)
+    return DDPStrategy(start_method="fork", find_unused_parameters=unused,
+                       process_group_backend="gloo" if recipe.training.accelerator == "cpu" else None)
+
+
+class RankThreads(L.Callback):
+    """Give every rank its share of the cores (``torch.set_num_threads``) when its training starts."""
+
+    def __init__(self, devices: int) -> None:
+        self.threads = threads_per_rank(devices)
+
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        torch.set_num_threads(self.threads)
