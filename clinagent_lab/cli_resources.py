@@ -90,8 +90,8 @@ def add_scale_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--pretrained", metavar="NAME|PATH",
                    help="ImageNet weights: a timm name in the local HF/timm cache (e.g. resnet18.a1_in1k), a "
                         "local state_dict/checkpoint/safetensors file, or 'none'; never downloaded")
-    p.add_argument("--devices", type=int, help="GPUs (or CPU processes) to train on; checked against the machine "
-                                               "(one in this version: several processes are not available yet)")
+    p.add_argument("--devices", type=int, help="GPUs (or CPU processes) to train on, checked against the machine; "
+                                               "more than one trains with DDP in forked processes (classification)")
     p.add_argument("--accelerator", choices=["auto", "cpu", "gpu"], help="where to train (default: auto)")
 
 
