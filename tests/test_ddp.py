@@ -195,3 +195,19 @@ def test_a_rank_that_dies_crashes_the_iteration_and_the_loop_goes_on(tmp_path):
     statuses = [it.status for it in engine.session.iterations]
     assert statuses == ["crash", "ok"]
     assert RunFolder.iteration(engine.out, 2).read_run_info().world_size == 2
+
+
+def test_ranks_started_by_slurm_are_joined_not_forked(monkeypatch):
+    from clinagent_lab.notebooks.ddp import ddp_strategy, threads_per_rank
+    from clinagent_lab.recipe import Recipe
+
+    recipe = Recipe(task_type="binary_classification", classes=["a", "b"], training={"devices": 2})
+    for name in ("SLURM_NTASKS", "SLURM_JOB_NAME"):
+        monkeypatch.delenv(name, raising=False)
+    strategy, name = ddp_strategy(recipe)
+    assert (name, strategy._start_method, strategy._process_group_backend) == ("ddp_notebook", "fork", "gloo")
+    monkeypatch.setenv("SLURM_NTASKS", "2")  # srun started one task per device, each running the notebook
+    monkeypatch.setenv("SLURM_JOB_NAME", "clinagent-abc")
+    strategy, name = ddp_strategy(recipe)
+    assert (name, strategy._start_method) == ("ddp", "popen")
+    assert threads_per_rank(2, cores=2) == 1 and threads_per_rank(3, cores=16) == 5 and threads_per_rank(4, 2) == 1

@@ -17,16 +17,20 @@ The images are shared with the forked ranks as they are (the on-disk cache is a 
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import lightning as L
 import torch
+from lightning.fabric.plugins.environments import SLURMEnvironment
+from lightning.pytorch.strategies import DDPStrategy
 
 from ..data.cache import usable_cores
 from ..plan.hardware import check_devices
 from ..recipe import Recipe
 
-__all__ = ["DDP_STRATEGY", "RankThreads", "check_devices", "ddp_strategy", "threads_per_rank"]
+__all__ = ["DDP_STRATEGY", "RankThreads", "check_devices", "ddp_strategy", "launched_by_scheduler",
+           "threads_per_rank"]
 
 #: Lightning's name for DDP in forked processes (the strategy recorded in ``run_info.json``)
 DDP_STRATEGY = "ddp_notebook"
@@ -39,18 +43,24 @@ def threads_per_rank(devices: int, cores: int | None = None) -> int:
     return max(1, (usable_cores() if cores is None else cores) // max(1, devices))
 
 
-def ddp_strategy(recipe: Recipe, module: Any = None, custom_model: bool = False) -> Any:
-    """The ``ddp_notebook`` strategy for ``recipe`` and ``module``.
+def launched_by_scheduler() -> bool:
+    """Whether the ranks exist already: ``srun`` started one task per device, each running the notebook
+    (Lightning's SLURM environment joins them; :mod:`clinagent_lab.execution.job`)."""
+    return int(os.environ.get("SLURM_NTASKS", "1") or 1) > 1 and SLURMEnvironment.detect()
+
+
+def ddp_strategy(recipe: Recipe, module: Any = None, custom_model: bool = False) -> tuple[Any, str]:
+    """The DDP strategy for ``recipe`` and ``module``, and its name for the records: ``ddp_notebook`` (the kernel
+    forks the ranks), or ``ddp`` when a scheduler started them.
 
     DDP is told to look for parameters without gradients only when some may have none in a step: an adversary
     that saw no known group, a head refitted outside the training step, or a custom model.
     """
-    # the training stack takes seconds to import; only several-process runs need the strategy class
-    from lightning.pytorch.strategies import DDPStrategy
-
     unused = custom_model or any(getattr(module, name, None) is not None for name in _OPTIONAL_PARTS)
-    return DDPStrategy(start_method="fork", find_unused_parameters=unused,
-                       process_group_backend="gloo" if recipe.training.accelerator == "cpu" else None)
+    external = launched_by_scheduler()
+    strategy = DDPStrategy(start_method="popen" if external else "fork", find_unused_parameters=unused,
+                           process_group_backend="gloo" if recipe.training.accelerator == "cpu" else None)
+    return strategy, "ddp" if external else DDP_STRATEGY
 
 
 class RankThreads(L.Callback):

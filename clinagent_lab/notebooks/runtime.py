@@ -28,7 +28,7 @@ from ..recipe import Recipe
 from ..runfolder import FitState, RunFolder, RunInfo
 from ..spec import TaskSpec
 from ..tasks import TaskBackend, get_backend
-from .ddp import DDP_STRATEGY, RankThreads, check_devices, ddp_strategy, threads_per_rank
+from .ddp import RankThreads, check_devices, ddp_strategy, threads_per_rank
 from .events import DEADLINE_ENV
 from .progress import EpochPlanner, FitRecord, ProgressCallback, TimeBudget, write_event
 from .saliency import save_iteration_saliency
@@ -135,8 +135,8 @@ class IterationRun:
         )
         strategy = "single_device"
         if t.devices > 1:  # forked processes: the kernel cannot re-execute itself as the "ddp" launcher would
-            strategy = DDP_STRATEGY
-            kwargs["strategy"] = ddp_strategy(self.recipe, module, custom_model="model" in self.recipe.custom_code)
+            kwargs["strategy"], strategy = ddp_strategy(self.recipe, module,
+                                                        custom_model="model" in self.recipe.custom_code)
             callbacks.append(RankThreads(t.devices))
             print(f"training in {t.devices} processes ({strategy}, "
                   f"{'gloo' if t.accelerator == 'cpu' else 'NCCL'}, {threads_per_rank(t.devices)} thread(s) each, "
