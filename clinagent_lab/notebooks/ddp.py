@@ -30,7 +30,7 @@ from ..plan.hardware import check_devices
 from ..recipe import Recipe
 
 __all__ = ["DDP_STRATEGY", "RankThreads", "check_devices", "ddp_strategy", "launched_by_scheduler",
-           "threads_per_rank"]
+           "process_group_backend", "threads_per_rank"]
 
 #: Lightning's name for DDP in forked processes (the strategy recorded in ``run_info.json``)
 DDP_STRATEGY = "ddp_notebook"
@@ -59,8 +59,16 @@ def ddp_strategy(recipe: Recipe, module: Any = None, custom_model: bool = False)
     unused = custom_model or any(getattr(module, name, None) is not None for name in _OPTIONAL_PARTS)
     external = launched_by_scheduler()
     strategy = DDPStrategy(start_method="popen" if external else "fork", find_unused_parameters=unused,
-                           process_group_backend="gloo" if recipe.training.accelerator == "cpu" else None)
+                           process_group_backend=process_group_backend(recipe))
     return strategy, "ddp" if external else DDP_STRATEGY
+
+
+def process_group_backend(recipe: Recipe) -> str:
+    """``nccl`` when the ranks train on GPUs, else ``gloo`` (``torch.cuda.is_available`` does not initialise
+    CUDA, which the fork launcher would refuse)."""
+    accelerator = recipe.training.accelerator
+    gpu = accelerator == "gpu" or (accelerator == "auto" and torch.cuda.is_available())
+    return "nccl" if gpu else "gloo"
 
 
 class RankThreads(L.Callback):

@@ -28,7 +28,7 @@ from ..recipe import Recipe
 from ..runfolder import FitState, RunFolder, RunInfo
 from ..spec import TaskSpec
 from ..tasks import TaskBackend, get_backend
-from .ddp import RankThreads, check_devices, ddp_strategy, threads_per_rank
+from .ddp import RankThreads, check_devices, ddp_strategy, process_group_backend, threads_per_rank
 from .events import DEADLINE_ENV
 from .progress import EpochPlanner, FitRecord, ProgressCallback, TimeBudget, write_event
 from .saliency import save_iteration_saliency
@@ -138,9 +138,9 @@ class IterationRun:
             kwargs["strategy"], strategy = ddp_strategy(self.recipe, module,
                                                         custom_model="model" in self.recipe.custom_code)
             callbacks.append(RankThreads(t.devices))
-            print(f"training in {t.devices} processes ({strategy}, "
-                  f"{'gloo' if t.accelerator == 'cpu' else 'NCCL'}, {threads_per_rank(t.devices)} thread(s) each, "
-                  f"{self.recipe.data.batch_size} images per step in each)")
+            print(f"training in {t.devices} processes ({strategy}, {process_group_backend(self.recipe)}, "
+                  f"{threads_per_rank(t.devices)} thread(s) each, {self.recipe.data.batch_size} images per step "
+                  f"in each)")
         run = RunFolder(Path(self.output_dir))
         run.fit_state.unlink(missing_ok=True)  # written again by this run's fit
         callbacks.append(FitRecord(run, self.time_budget, self.epoch_planner, strategy=strategy))
