@@ -102,9 +102,9 @@ class IterationRun:
         training steps and checked again after the second epoch
         (:class:`~clinagent_lab.notebooks.progress.EpochPlanner`), unless ``max_epochs`` came in as a parameter
         (a rerun: exactly that many, or the original's plan history). The plan is recorded in ``run_info.json``
-        so a rerun replays it. The checkpoint kept is the best epoch by :meth:`monitor` for ``module``;
-        ``datamodule`` is accepted for the template's call and not needed. ``training.devices > 1`` trains in
-        that many forked processes (:mod:`.ddp`).
+        so a rerun replays it. The checkpoint kept is the best epoch by :meth:`monitor` for ``module``.
+        ``training.devices > 1`` trains in that many forked processes (:mod:`.ddp`); ``datamodule`` is then set
+        up here, once, so that the ranks share its images instead of each reading them.
         """
         # the training stack takes seconds to import
         from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
@@ -138,6 +138,8 @@ class IterationRun:
             kwargs["strategy"], strategy = ddp_strategy(self.recipe, module,
                                                         custom_model="model" in self.recipe.custom_code)
             callbacks.append(RankThreads(t.devices))
+            if datamodule is not None and hasattr(datamodule, "setup"):
+                datamodule.setup("fit")  # before the fork: Lightning's setup in each rank then finds it done
             print(f"training in {t.devices} processes ({strategy}, {process_group_backend(self.recipe)}, "
                   f"{threads_per_rank(t.devices)} thread(s) each, {self.recipe.data.batch_size} images per step "
                   f"in each)")
