@@ -46,7 +46,7 @@ def run(data: Path, splits: Path, recipe: dict, spec: dict, devices: int, batch:
 
     fixed = apply_patch(Recipe.model_validate(recipe), {
         "training.accelerator": "cpu", "training.devices": devices, "data.batch_size": batch // devices,
-        "data.max_train_samples": None, "training.max_epochs": epochs})
+        "data.max_train_samples": None, "training.max_epochs": epochs, "training.max_time_s": None})
     out.mkdir(parents=True)
     start = time.perf_counter()
     pm.execute_notebook(str(template_path("classification.ipynb")), str(out / "iteration.ipynb"),
