@@ -210,4 +210,12 @@ def test_ranks_started_by_slurm_are_joined_not_forked(monkeypatch):
     monkeypatch.setenv("SLURM_JOB_NAME", "clinagent-abc")
     strategy, name = ddp_strategy(recipe)
     assert (name, strategy._start_method) == ("ddp", "popen")
+    assert strategy.cluster_environment is None  # Lightning's SLURM environment joins the ranks srun started
+    # one task holding several devices (a CPU job with --cpus-per-job 4 --devices 2): the kernel forks the
+    # ranks and numbers them itself, not from SLURM's variables (which would make every rank 0 of 1)
+    monkeypatch.setenv("SLURM_NTASKS", "1")
+    monkeypatch.setenv("SLURM_NTASKS_PER_NODE", "1")
+    strategy, name = ddp_strategy(recipe)
+    assert (name, strategy._start_method) == ("ddp_notebook", "fork")
+    assert type(strategy.cluster_environment).__name__ == "LightningEnvironment"
     assert threads_per_rank(2, cores=2) == 1 and threads_per_rank(3, cores=16) == 5 and threads_per_rank(4, 2) == 1

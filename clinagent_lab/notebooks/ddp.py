@@ -22,7 +22,7 @@ from typing import Any
 
 import lightning as L
 import torch
-from lightning.fabric.plugins.environments import SLURMEnvironment
+from lightning.fabric.plugins.environments import LightningEnvironment, SLURMEnvironment
 from lightning.pytorch.strategies import DDPStrategy
 
 from ..data.cache import usable_cores
@@ -58,8 +58,11 @@ def ddp_strategy(recipe: Recipe, module: Any = None, custom_model: bool = False)
     """
     unused = custom_model or any(getattr(module, name, None) is not None for name in _OPTIONAL_PARTS)
     external = launched_by_scheduler()
+    # forked ranks inside a one-task SLURM job: Lightning would detect the job and read every rank's place from
+    # SLURM's variables (all rank 0 of 1); the kernel's own environment numbers the ranks it forks
+    environment = None if external else LightningEnvironment()
     strategy = DDPStrategy(start_method="popen" if external else "fork", find_unused_parameters=unused,
-                           process_group_backend=process_group_backend(recipe))
+                           process_group_backend=process_group_backend(recipe), cluster_environment=environment)
     return strategy, "ddp" if external else DDP_STRATEGY
 
 
