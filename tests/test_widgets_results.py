@@ -68,6 +68,21 @@ def test_show_results_builds_widgets_and_static_pngs(binary_folder):
     assert again == []  # the cell's return value does not show everything a second time
 
 
+def test_slider_and_sentence_show_the_same_operating_point(tmp_path):
+    """A threshold equal to the widget's start value (0.5, a fixed rule) still reaches the slider, and the
+    clinician's sentence names the same threshold the slider and the readout show."""
+    folder = make_iteration(tmp_path, binary_predictions(), binary_recipe(operating_point="fixed",
+                                                                           operating_value=0.5), binary_spec())
+    view, outputs = _capture(lambda: show_results(folder, bootstrap=0))
+    metrics = json.loads((folder / "metrics.json").read_text())
+    assert metrics["threshold"] == 0.5
+    assert view.roc.slider.value == view.roc.threshold == 0.5
+    shown = f"{view.roc.slider.value:{view.roc.slider.readout_format}}"
+    heading = next(d["text/html"] for d in outputs if "clinagent-summary" in d.get("text/html", ""))
+    assert f"At the chosen threshold ({shown}): sensitivity" in heading
+    assert f"threshold <b>{shown}</b>" in view.roc.readout.value
+
+
 def test_roc_threshold_drives_the_confounder_view(binary_folder):
     view = show_results(binary_folder, display=False, bootstrap=0)
     conf = view.confounders["chest_drain"]

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 import nbformat
 
 from ..errors import ClinagentError
+from ..events import headline
 from ..evaluation.evaluate import evaluator_hash
 from ..execution import read_record
 from ..fileio import atomic_write_text, now_iso
@@ -23,7 +24,7 @@ if TYPE_CHECKING:
     from .engine import Engine, EventSink
 
 __all__ = ["run_iteration", "start_iteration", "execute_iteration", "finish_iteration", "resume_iteration",
-           "headline", "pin_epochs"]
+           "pin_epochs"]
 
 
 def run_iteration(engine: Engine, proposal: Proposal, on_event: EventSink | None = None,
@@ -168,8 +169,3 @@ def pin_epochs(notebook: Path, epochs: int | list[int] | None) -> None:
             cell.source = bake_parameters(cell.source, {"max_epochs": epochs})
             atomic_write_text(notebook, nbformat.writes(nb))
             return
-
-
-def headline(metrics: dict[str, Any]) -> dict[str, Any]:
-    """The scalar metrics of a metrics dict (what an event carries)."""
-    return {k: v for k, v in metrics.items() if isinstance(v, (int, float, str)) and not k.startswith("_")}

@@ -175,6 +175,8 @@ class RocWidget(w.VBox, Submitter):
         self._refresh()
 
     def _refresh(self) -> None:
+        if self.slider.value != self.threshold:  # also when the trait kept its value (0.5 given at start)
+            self.slider.value = self.threshold
         p = self.point
         self.readout.value = _readout(p)
         self.plot.point = {"fpr": p.fpr, "tpr": p.tpr, "threshold": p.threshold,

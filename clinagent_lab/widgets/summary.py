@@ -1,6 +1,6 @@
 """What a clinician asks first of an iteration, in one sentence, and the full metric table folded away.
 
-"At the chosen threshold: sensitivity 0.91 (95 % CI 0.86–0.95), specificity 0.78 (95 % CI 0.71–0.84);
+"At the chosen threshold (0.412): sensitivity 0.91 (95 % CI 0.86–0.95), specificity 0.78 (95 % CI 0.71–0.84);
 12 of 117 negatives without chest drain flagged, 31 of 117 with chest drain." The intervals are Wilson score
 intervals on the validation counts (scipy); the flagged counts come from the validation predictions at the
 iteration's threshold, one clause per confounder of the spec.
@@ -69,15 +69,17 @@ def clinician_sentence(metrics: dict[str, Any], predictions: pd.DataFrame | None
                        confounder_columns: dict[str, str] | None = None) -> str:
     """The sentence a clinician reads first (plain text); empty when the metrics carry no confusion counts.
 
-    >>> clinician_sentence({"confusion": {"tp": 91, "fn": 9, "tn": 78, "fp": 22}})
-    'At the chosen threshold: sensitivity 0.91 (95 % CI 0.84–0.95), specificity 0.78 (95 % CI 0.69–0.85).'
+    >>> clinician_sentence({"confusion": {"tp": 91, "fn": 9, "tn": 78, "fp": 22}, "threshold": 0.5})
+    'At the chosen threshold (0.500): sensitivity 0.91 (95 % CI 0.84–0.95), specificity 0.78 (95 % CI 0.69–0.85).'
     """
     c = metrics.get("confusion") or {}
     if not all(isinstance(c.get(k), (int, float)) for k in ("tp", "fn", "tn", "fp")):
         return ""
     tp, fn, tn, fp = (int(c[k]) for k in ("tp", "fn", "tn", "fp"))
-    text = f"At the chosen threshold: {_rate('sensitivity', tp, tp + fn)}, {_rate('specificity', tn, tn + fp)}"
     threshold = metrics.get("threshold")
+    where = f" ({format_value(float(threshold))})" if isinstance(threshold, (int, float)) else ""
+    text = (f"At the chosen threshold{where}: {_rate('sensitivity', tp, tp + fn)}, "
+            f"{_rate('specificity', tn, tn + fp)}")
     if predictions is not None and classes and positive is not None and isinstance(threshold, (int, float)):
         score = f"prob_{classes[positive]}"
         if score in predictions:
