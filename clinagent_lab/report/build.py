@@ -6,6 +6,7 @@ atomic rename, so an error leaves no half-written report (and an older report, i
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from importlib.metadata import PackageNotFoundError, version
@@ -61,6 +62,13 @@ def _status(ctx: ReportContext) -> tuple[str, str]:
                       f"images; {m.get('primary_metric', 'primary')} {shown}.")
 
 
+def _generated_at() -> str:
+    """Now, or ``SOURCE_DATE_EPOCH`` when set (reproducible builds: the same session gives the same bytes)."""
+    epoch = os.environ.get("SOURCE_DATE_EPOCH", "").strip()
+    when = datetime.fromtimestamp(int(epoch), timezone.utc) if epoch.isdigit() else datetime.now(timezone.utc)
+    return when.isoformat(timespec="seconds")
+
+
 def _title(ctx: ReportContext) -> str:
     spec = ctx.session.spec
     return f"clinagent report: {spec.objective or ctx.session.request}"
@@ -81,7 +89,7 @@ def render_report(session_dir: str | Path) -> str:
     status_class, status_text = _status(ctx)
     return _template().render(
         title=_title(ctx), session=ctx.session, sections=sections, css=_css(), version=_version(),
-        generated_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        generated_at=_generated_at(),
         status_class=status_class, status_text=status_text,
         session_file=str(ctx.inputs.session_dir / SESSION_FILE))
 
