@@ -222,6 +222,38 @@ def test_report_is_self_contained(binary_report) -> None:
     assert len(soup.select("svg.figure")) >= 3  # iterations, ROC, reliability: inline
 
 
+def test_session_text_is_escaped_by_the_templates(tmp_path: Path) -> None:
+    folder = make_session(tmp_path)
+    _edit(folder, lambda raw: raw.update(request="<script>alert('x')</script> & <b>drains</b>"))
+    text = write_report(folder).read_text()
+    soup = BeautifulSoup(text, "html.parser")
+    assert soup.find("script") is None and soup.select_one("#request b") is None
+    assert soup.select_one("#request blockquote").get_text() == "<script>alert('x')</script> & <b>drains</b>"
+    assert "&lt;script&gt;" in text
+
+
+def test_report_python_writes_no_html() -> None:
+    """The structure is in the templates: the section modules compute data (figures.py only edits the SVG)."""
+    import ast
+
+    import clinagent_lab.report as report
+
+    folder = Path(report.__file__).parent
+    tags = re.compile(r"<(p|table|tr|td|th|span|div|h\d|ul|li|code|pre|figure|section|blockquote)[\s>]")
+    offenders = []
+    for path in folder.glob("*.py"):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        docstrings = {id(node.body[0].value) for node in ast.walk(tree)
+                      if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef)) and node.body
+                      and isinstance(node.body[0], ast.Expr) and isinstance(node.body[0].value, ast.Constant)}
+        offenders += [f"{path.name}:{node.lineno}" for node in ast.walk(tree)
+                      if isinstance(node, ast.Constant) and isinstance(node.value, str)
+                      and id(node) not in docstrings and tags.search(node.value)]
+    assert offenders == []
+    sections = {p.stem.replace(".html", "") for p in (folder / "templates" / "sections").glob("*.html.j2")}
+    assert sections == set(section_ids())  # one template per section
+
+
 # ------------------------------------------------------------------------------------------------- intervals
 
 
