@@ -68,6 +68,20 @@ def test_show_results_builds_widgets_and_static_pngs(binary_folder):
     assert again == []  # the cell's return value does not show everything a second time
 
 
+def test_sentence_counts_flagged_negatives_with_and_without_the_confounder(binary_folder):
+    """The drain column holds floats with gaps (1.0, 0.0, NaN): matched as the evaluator keys them."""
+    from clinagent_lab.widgets.results import _sentence
+
+    res = load_iteration(binary_folder)
+    df, t = binary_predictions(), res.metrics["threshold"]
+    flagged = (df.label == 0) & (df.prob_pneumothorax >= t)
+    counts = [(int((flagged & (df.chest_drain == v)).sum()), int(((df.label == 0) & (df.chest_drain == v)).sum()))
+              for v in (0, 1)]
+    assert counts[1][1] > 0
+    assert (f"{counts[0][0]} of {counts[0][1]} negatives without chest drain flagged, "
+            f"{counts[1][0]} of {counts[1][1]} with chest drain") in _sentence(res)
+
+
 def test_slider_and_sentence_show_the_same_operating_point(tmp_path):
     """A threshold equal to the widget's start value (0.5, a fixed rule) still reaches the slider, and the
     clinician's sentence names the same threshold the slider and the readout show."""
