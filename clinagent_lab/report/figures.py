@@ -109,7 +109,7 @@ def roc_figure(roc: dict[str, Any], operating: tuple[float, float] | None, auroc
     point = None
     if operating is not None:
         point = (operating[0], operating[1], f"operating point (FPR {operating[0]:.3f}, TPR {operating[1]:.3f})")
-    draw_roc(ax, roc["fpr"], roc["tpr"], label=f"ROC (AUROC {auroc_text})", band=band, band_step=None,
+    draw_roc(ax, roc["fpr"], roc["tpr"], label=f"ROC (AUROC {auroc_text})", band=band,
              band_label="95% bootstrap band", point=point)
     ax.set_xlabel("1 - specificity (false-positive rate)", fontsize=_FONT)
     ax.set_ylabel("sensitivity (true-positive rate)", fontsize=_FONT)
