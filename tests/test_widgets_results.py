@@ -160,3 +160,14 @@ def test_folder_outside_a_session_needs_a_recipe(tmp_path, binary_folder):
     assert view.sink is None and view.results.iteration == 1 and view.pngs[0].exists()
     a = view.roc.pin("specificity", 0.7)
     assert view.roc.annotations == [a] and "Recorded here only" in view.roc.status.value
+
+
+def test_widget_html_escapes_values_from_the_data():
+    from clinagent_lab.widgets.confounder import rates_table
+    from clinagent_lab.widgets.figdata import confounder_figure_data
+
+    df = binary_predictions()
+    df["site"] = ["<b>A</b>" if i % 2 else "B&C" for i in range(len(df))]
+    html = rates_table(confounder_figure_data(df, binary_recipe(), None, "site", n_permutations=0))
+    assert "<b>A</b>" not in html
+    assert "site=&lt;b&gt;A&lt;/b&gt;" in html and "site=B&amp;C" in html
