@@ -213,11 +213,11 @@ def _photograph_widths(page, stage: str) -> None:
     set_sidebar_width(page, 360)
 
 
-# an element is in view when all of it is, or (taller than the window) when its top is
+# an element is in view when all of it is, or (taller than the window) when its top is in the upper half
 IN_VIEW = """el => {
     const r = el.getBoundingClientRect();
     const fits = r.height <= window.innerHeight;
-    return r.height > 0 && r.top >= 0 && (fits ? r.bottom <= window.innerHeight : r.top < 80);
+    return r.height > 0 && r.top >= 0 && (fits ? r.bottom <= window.innerHeight : r.top < window.innerHeight / 2);
 }"""
 SCROLL = """el => el.scrollIntoView({block: el.getBoundingClientRect().height > window.innerHeight ? 'start'
                                                                                          : 'center'})"""
@@ -240,7 +240,7 @@ def _photograph_notebook(page, expect) -> None:
     summary = page.locator(".jp-Notebook .clinagent-summary").first
     expect(summary).to_contain_text(re.compile(r"At the chosen threshold \(\d\.\d{3}\): sensitivity"),
                                      timeout=120_000)
-    widget = page.locator(".jp-OutputArea-output .widget-vbox, .jp-OutputArea-output .jupyter-widgets").first
+    widget = page.locator(".jp-Notebook .clinagent-roc").first  # the ROC widget: plot, slider, readout, pin
     try:
         widget.wait_for(timeout=120_000)
     except Exception:  # the static PNGs stand in when the kernel has not rendered the widgets

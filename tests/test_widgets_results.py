@@ -171,3 +171,27 @@ def test_widget_html_escapes_values_from_the_data():
     html = rates_table(confounder_figure_data(df, binary_recipe(), None, "site", n_permutations=0))
     assert "<b>A</b>" not in html
     assert "site=&lt;b&gt;A&lt;/b&gt;" in html and "site=B&amp;C" in html
+
+
+def test_the_readout_agrees_with_the_evaluator_on_float32_scores(tmp_path):
+    """A small model's scores crowd together in float32; saved and reloaded, each one must still fall on the
+    same side of the threshold as when the evaluator chose it (the readout read 0.333 where it said 0.50)."""
+    import numpy as np
+
+    from clinagent_lab.evaluation.evaluate import evaluate_predictions
+    from clinagent_lab.tasks import get_backend
+
+    df = binary_predictions(n=120)
+    rng = np.random.default_rng(5)
+    crowded = (0.5137 + 1e-4 * rng.random(len(df)) + 2e-5 * df.label).astype(np.float32)
+    df["prob_pneumothorax"], df["prob_normal"] = crowded, (1 - crowded).astype(np.float32)
+    recipe, spec = binary_recipe(), binary_spec()
+    metrics = evaluate_predictions(df, recipe.classes, recipe.evaluation, n_permutations=0, seed=recipe.seed)
+    folder = make_iteration(tmp_path, df, recipe, spec)
+    get_backend(recipe.task_type).save_predictions(df, folder / "val_predictions.csv")
+    (folder / "metrics.json").write_text(json.dumps(metrics), encoding="utf-8")
+    view, _ = _capture(lambda: show_results(folder, bootstrap=0))
+    p = view.roc.point
+    assert p.threshold == metrics["threshold"]
+    assert (p.sensitivity, p.specificity) == (metrics["sensitivity"], metrics["specificity"])
+    assert p.confusion == metrics["confusion"]
