@@ -246,6 +246,12 @@ def _photograph_notebook(page, expect) -> None:
     except Exception:  # the static PNGs stand in when the kernel has not rendered the widgets
         pass
     page.wait_for_function(OUTPUTS_SETTLED, timeout=60_000)
+    if widget.count():  # the widget's readout is the sentence's operating point: same threshold, same rates
+        said = re.search(r"threshold \((\d\.\d{3})\): sensitivity (\d\.\d\d)", summary.inner_text())
+        readout = page.locator(".jp-Notebook .clinagent-readout").first.inner_text()
+        shown = re.search(r"threshold (\d\.\d{3}) · sensitivity (\d\.\d{3})", readout)
+        assert said and shown, (summary.inner_text(), readout)
+        assert shown.group(1) == said.group(1) and f"{float(shown.group(2)):.2f}" == said.group(2), readout
     _scroll_into_view(page, summary, "the clinician's sentence")
     page.screenshot(path=str(ARTIFACTS / "browser_3_clinician_summary.png"))
     target = widget if widget.count() else page.locator(".jp-OutputArea-output img").first
