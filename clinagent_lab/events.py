@@ -19,7 +19,10 @@ Example:
 
 from __future__ import annotations
 
+import math
 import time
+from collections.abc import Mapping
+from numbers import Integral, Real
 from typing import Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
@@ -27,8 +30,8 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 from .errors import ClinagentError
 from .records import Annotation, FinalTest, IterationStatus, Proposal
 
-__all__ = ["EVENT_VERSION", "EVENT_TYPES", "EVENT_MODELS", "Event", "RunningJob", "make_event", "validate_event",
-           "event_json_schema"]
+__all__ = ["EVENT_VERSION", "EVENT_TYPES", "EVENT_MODELS", "Event", "RunningJob", "headline", "make_event",
+           "validate_event", "event_json_schema"]
 
 #: version 2: one envelope for kernel, engine and server events (version 1 had three)
 EVENT_VERSION = 2
@@ -232,3 +235,29 @@ def make_event(type_: str, **fields: Any) -> dict[str, Any]:
 def event_json_schema() -> dict[str, Any]:
     """The JSON Schema of :data:`Event` (served to the sidebar; its TypeScript types are generated from it)."""
     return _ADAPTER.json_schema()
+
+
+def headline(metrics: Mapping[str, Any]) -> dict[str, Any]:
+    """The scalar metrics of a metrics dict, as the ``evaluated``, ``iteration_finished`` and
+    ``session_finished`` events carry them (and the notebook's metrics table shows them).
+
+    Numbers (numpy scalars included) become Python numbers, an undefined one (None, NaN) stays as None so
+    the reader sees it is missing; strings are kept; nested values (confusion, per class, confounders) and
+    keys starting with ``_`` are left out.
+
+    Example:
+        >>> headline({"auroc": 0.91, "ppv": float("nan"), "npv": None, "primary_metric": "auroc",
+        ...           "confusion": {"tp": 3}, "_cache": 1.0})
+        {'auroc': 0.91, 'ppv': None, 'npv': None, 'primary_metric': 'auroc'}
+    """
+    out: dict[str, Any] = {}
+    for key, value in metrics.items():
+        if str(key).startswith("_"):
+            continue
+        if value is None or isinstance(value, (str, bool)):
+            out[key] = value
+        elif isinstance(value, Integral):
+            out[key] = int(value)
+        elif isinstance(value, Real):
+            out[key] = None if math.isnan(float(value)) else float(value)
+    return out

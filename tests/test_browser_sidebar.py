@@ -213,18 +213,49 @@ def _photograph_widths(page, stage: str) -> None:
     set_sidebar_width(page, 360)
 
 
+# an element is in view when all of it is, or (taller than the window) when its top is in the upper half
+IN_VIEW = """el => {
+    const r = el.getBoundingClientRect();
+    const fits = r.height <= window.innerHeight;
+    return r.height > 0 && r.top >= 0 && (fits ? r.bottom <= window.innerHeight : r.top < window.innerHeight / 2);
+}"""
+SCROLL = """el => el.scrollIntoView({block: el.getBoundingClientRect().height > window.innerHeight ? 'start'
+                                                                                         : 'center'})"""
+OUTPUTS_SETTLED = """() => [...document.querySelectorAll('.jp-OutputArea-output img')].every(i => i.complete)"""
+
+
+def _scroll_into_view(page, locator, what: str) -> None:
+    """Scroll until ``locator`` is wholly in the viewport and stays there (outputs rendering below it, the
+    widgets and the figures, grow the notebook and move it after a single scroll)."""
+    for _ in range(10):
+        locator.evaluate(SCROLL)
+        page.wait_for_timeout(500)
+        if locator.evaluate(IN_VIEW):
+            return
+    raise AssertionError(f"{what} does not stay in view")
+
+
 def _photograph_notebook(page, expect) -> None:
     """The iteration's clinician summary and the widgets, as the notebook shows them."""
-    summary = page.locator(".clinagent-summary").first
-    expect(summary).to_contain_text("At the chosen threshold: sensitivity", timeout=120_000)
-    summary.scroll_into_view_if_needed()
-    page.screenshot(path=str(ARTIFACTS / "browser_3_clinician_summary.png"))
-    widget = page.locator(".jp-OutputArea-output .widget-vbox, .jp-OutputArea-output .jupyter-widgets").first
+    summary = page.locator(".jp-Notebook .clinagent-summary").first
+    expect(summary).to_contain_text(re.compile(r"At the chosen threshold \(\d\.\d{3}\): sensitivity"),
+                                     timeout=120_000)
+    widget = page.locator(".jp-Notebook .clinagent-roc").first  # the ROC widget: plot, slider, readout, pin
     try:
         widget.wait_for(timeout=120_000)
-        widget.scroll_into_view_if_needed()
     except Exception:  # the static PNGs stand in when the kernel has not rendered the widgets
-        page.locator(".jp-OutputArea-output img").first.scroll_into_view_if_needed()
+        pass
+    page.wait_for_function(OUTPUTS_SETTLED, timeout=60_000)
+    if widget.count():  # the widget's readout is the sentence's operating point: same threshold, same rates
+        said = re.search(r"threshold \((\d\.\d{3})\): sensitivity (\d\.\d\d)", summary.inner_text())
+        readout = page.locator(".jp-Notebook .clinagent-readout").first.inner_text()
+        shown = re.search(r"threshold (\d\.\d{3}) · sensitivity (\d\.\d{3})", readout)
+        assert said and shown, (summary.inner_text(), readout)
+        assert shown.group(1) == said.group(1) and f"{float(shown.group(2)):.2f}" == said.group(2), readout
+    _scroll_into_view(page, summary, "the clinician's sentence")
+    page.screenshot(path=str(ARTIFACTS / "browser_3_clinician_summary.png"))
+    target = widget if widget.count() else page.locator(".jp-OutputArea-output img").first
+    _scroll_into_view(page, target, "the results widgets")
     page.screenshot(path=str(ARTIFACTS / "browser_3_widgets.png"))
 
 

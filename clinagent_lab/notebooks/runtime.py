@@ -23,6 +23,7 @@ from ..data.base import LoadedDataset
 from ..data.formats import load_dataset
 from ..data.splits import apply_split_table, without_split
 from ..errors import DataValidationError, RecipeError
+from ..events import headline
 from ..fileio import atomic_write_text
 from ..recipe import Recipe
 from ..runfolder import FitState, RunFolder, RunInfo
@@ -236,7 +237,7 @@ class IterationRun:
 
         run.write_run_info(RunInfo(n_samples=len(predictions), test_reads=int(getattr(datamodule, "test_reads", 1)),
                                    evaluator_hash=evaluator_hash(), versions=package_versions()))
-        write_event(self.events_path, "evaluated", metrics=_headline(metrics))
+        write_event(self.events_path, "evaluated", metrics=headline(metrics))
 
     # --- outputs --------------------------------------------------------------------------------------
     def save_outputs(self, trainer: Any, predictions: Any, metrics: dict[str, Any]) -> None:
@@ -258,10 +259,10 @@ class IterationRun:
                                    epoch_plan=self.epoch_plan, stopped_by_time=state.stopped_by_time,
                                    global_step=state.global_step, world_size=state.world_size,
                                    strategy=state.strategy, versions=package_versions()))
-        write_event(self.events_path, "evaluated", metrics=_headline(metrics))
+        write_event(self.events_path, "evaluated", metrics=headline(metrics))
 
     def show_metrics(self, metrics: dict[str, Any]) -> None:
-        _display(pd.Series(_headline(metrics), name="validation").to_frame())
+        _display(pd.Series(headline(metrics), name="validation").to_frame())
 
     def show_figures(self, predictions: Any, metrics: dict[str, Any]) -> None:
         if self.backend.has_boxes:  # the detection template draws its own box figures
@@ -358,10 +359,6 @@ def package_versions() -> dict[str, str]:
         except PackageNotFoundError:
             continue
     return out
-
-
-def _headline(metrics: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in metrics.items() if isinstance(v, (int, float, str)) or v is None}
 
 
 def _jsonable(value: Any) -> Any:
