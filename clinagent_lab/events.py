@@ -151,6 +151,8 @@ class SessionFinished(_Envelope):
 class ProposalEvent(_Envelope):
     type: Literal["proposal"] = "proposal"
     proposal: Proposal | None = None
+    #: the other candidates of the round ``proposal`` opens (``--parallel``), approved with it
+    candidates: list[Proposal] = Field(default_factory=list)
     after: int | None = None
     edited: bool | None = None
     rejected: Proposal | None = None

@@ -232,7 +232,7 @@ class Engine:
                                fix="start a new session for a different task")
         with self.lock:
             self.session.spec = ground_spec(spec, self.session.fingerprint)
-            self.session.proposal = None
+            self.session.proposal, self.session.candidates = None, []
             self.session.log("spec_edited")
             self.save()
         return self.session.spec
@@ -284,11 +284,12 @@ class Engine:
             return proposal
 
     def reject_proposal(self) -> None:
+        """Drop the pending proposal (and the other candidates of its round); their ideas count as tried."""
         with self.lock:
-            if self.session.proposal is not None:
-                self.session.tried_ideas.append(self.session.proposal.idea)
-                self.session.log("proposal_rejected", idea=self.session.proposal.idea)
-            self.session.proposal = None
+            for proposal in filter(None, [self.session.proposal, *self.session.candidates]):
+                self.session.tried_ideas.append(proposal.idea)
+                self.session.log("proposal_rejected", idea=proposal.idea)
+            self.session.proposal, self.session.candidates = None, []
             self.save()
 
     def close(self) -> None:
@@ -326,6 +327,10 @@ class Engine:
     def should_stop(self) -> str | None:
         return loop.stop_rule(self.session, stop_requested=self._stop_requested.is_set(),
                               remaining_s=self.remaining_s())
+
+    def propose_round(self) -> list[Proposal]:
+        """The next round's candidates, the pending proposal first (see :func:`.rounds.propose_round`)."""
+        return rounds.propose_round(self)
 
     def round_step(self, on_event: EventSink | None = None) -> loop.Step:
         """One round of up to ``parallel`` candidates run together (see :mod:`.rounds`)."""

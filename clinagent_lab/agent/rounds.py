@@ -23,11 +23,16 @@ __all__ = ["propose_round", "run_round", "round_step"]
 
 
 def propose_round(engine: Engine) -> list[Proposal]:
-    """The pending proposal and up to K - 1 more with other ideas (never more than the iterations left)."""
+    """The pending proposal and up to K - 1 more with other ideas (never more than the iterations left).
+
+    The others are kept in the session (``candidates``) beside the proposal, so the clinician approves the
+    round they were shown and it runs as shown; anything that drops the proposal drops them too."""
     session = engine.session
     first = engine.propose()
     if first is None:
         return []
+    if session.candidates:
+        return [first, *session.candidates]
     left = session.spec.budget.max_iterations - len(session.iterations)
     if first.idea == "baseline" or session.best_iteration is None:
         return [first]
@@ -40,6 +45,10 @@ def propose_round(engine: Engine) -> list[Proposal]:
             break
         ctx.tried_ideas.add(patch.idea or "change")
         proposals.append(engine.proposal_from_patch(ctx.current, patch))
+    if len(proposals) > 1:
+        with engine.lock:
+            session.candidates = proposals[1:]
+            engine.save()
     return proposals
 
 
@@ -47,6 +56,8 @@ def run_round(engine: Engine, proposals: list[Proposal], on_event: EventSink | N
     """Start every candidate, run their notebooks concurrently, then decide them in order."""
     session = engine.session
     number = 1 + max((it.round or 0 for it in session.iterations), default=0)
+    with engine.lock:
+        session.candidates = []  # they run now (saved with the first iteration started)
     started = [iteration.start_iteration(engine, p, on_event, round_=number) for p in proposals]
     session.log("round_started", round=number, iterations=[it.index for it, _ in started])
     threads = [threading.Thread(target=iteration.execute_iteration, args=(engine, it, budget, on_event),
@@ -72,5 +83,5 @@ def round_step(engine: Engine, on_event: EventSink | None = None) -> Step:
     reason = engine.should_stop()
     if reason:
         return Step(its[-1], reason, None)
-    nxt = engine.propose()
-    return Step(its[-1], None if nxt is not None else NO_IDEA_LEFT, nxt)
+    nxt = propose_round(engine)  # the next round, shown whole for approval
+    return Step(its[-1], None if nxt else NO_IDEA_LEFT, nxt[0] if nxt else None)
