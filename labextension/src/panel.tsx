@@ -101,7 +101,8 @@ export function ClinagentSidebar(props: IProps): JSX.Element {
     [props.app, props.tracker]
   );
 
-  // Follow the selected session's events (replayed from the start, so a reopened tab rebuilds its state).
+  // Follow the selected session's events: its replay from the start (a reopened tab rebuilds its state), then
+  // the live ones from Jupyter's event bus.
   useEffect(() => {
     if (!sessionId) {
       return;
@@ -150,7 +151,7 @@ export function ClinagentSidebar(props: IProps): JSX.Element {
       }
     };
     void refresh(sessionId).catch(err => setError(errorText(err)));
-    return followEvents(sessionId, 0, onEvent);
+    return followEvents(props.app.serviceManager.events, sessionId, 0, onEvent);
   }, [sessionId]);
 
   const useSelection = () => {
