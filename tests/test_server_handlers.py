@@ -64,7 +64,8 @@ class StandInEngine:
         if max_iterations:
             spec.budget.max_iterations = max_iterations
         session = Session(id=Path(out_dir).name, request=request, data_path=str(data_path),
-                          out_dir=str(out_dir), spec=spec, model_name=model, seed=seed)
+                          out_dir=str(out_dir), spec=spec, model_name=model, seed=seed,
+                          recipe_overrides=dict(recipe_overrides or {}))
         session.save()
         return cls(session)
 
@@ -532,7 +533,8 @@ async def test_server_start_marks_running_iterations_interrupted(left_running, j
 def test_traitlets_configure_the_manager(tmp_path: Path):
     from clinagent_lab.server.app import ClinagentApp
 
-    names = {"sessions_dir", "model", "max_iterations", "iteration_minutes", "auto_continue"}
+    names = {"sessions_dir", "model", "max_iterations", "iteration_minutes", "auto_continue", "parallel", "devices",
+             "accelerator"}
     assert names <= set(ClinagentApp.class_own_traits(config=True))
     assert ClinagentApp.name == "clinagent_lab" and ClinagentApp.model.default_value == "offline"
 
