@@ -11,7 +11,9 @@ from typing import Any
 import pytest
 
 from clinagent_lab.agent.loop import Step
-from clinagent_lab.execution.base import JobRecord, NotebookJob, write_record
+from clinagent_lab.execution import LocalBackend
+from clinagent_lab.execution.base import (ExecutionBackend, JobDetached, JobHandle, JobRecord, JobStatus, NotebookJob,
+                                          write_record)
 from clinagent_lab.fileio import now_iso
 from clinagent_lab.recipe import Recipe, apply_patch
 from clinagent_lab.records import Iteration, Proposal, Session
@@ -199,3 +201,42 @@ async def test_the_server_collects_jobs_that_outlived_it_without_a_click(jp_root
     types = [e["type"] for e in mgr.events.replay("s-cluster")]
     assert types == ["state", "iteration_finished", "proposal", "state"]
     await mgr.shutdown()
+
+
+class ClusterLike(ExecutionBackend):
+    """A backend whose jobs run elsewhere, forever."""
+
+    name, outlives_process, poll_s = "cluster-like", True, 0.01
+    cancelled = False
+
+    def submit(self, job: NotebookJob) -> JobHandle:
+        return JobHandle(JobRecord(backend=self.name, token="t", job_id="7", state="running", job=job))
+
+    def poll(self, handle: JobHandle) -> JobStatus:
+        return JobStatus("running")
+
+    def cancel(self, handle: JobHandle) -> bool:
+        self.cancelled = True
+        return True
+
+    def reattach(self, folder: Any) -> JobHandle | None:
+        return None
+
+
+def test_a_server_going_away_detaches_from_cluster_jobs_without_cancelling_them(tmp_path: Path):
+    backend = ClusterLike()
+    job = NotebookJob(input="in.ipynb", output=str(tmp_path / "out.ipynb"), cwd=str(tmp_path),
+                      events_path=str(tmp_path / "events.jsonl"), timeout_s=60, kernel_name="python3")
+    raised: list[BaseException] = []
+
+    def wait() -> None:
+        try:
+            backend.wait(backend.submit(job))
+        except JobDetached as exc:
+            raised.append(exc)
+
+    waiter = threading.Thread(target=wait)
+    waiter.start()
+    assert backend.detach() and not LocalBackend().detach()  # a local job ends with its process: it is stopped
+    waiter.join(5)
+    assert not waiter.is_alive() and raised and not backend.cancelled

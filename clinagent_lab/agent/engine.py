@@ -296,6 +296,11 @@ class Engine:
         """Shut down the kernels started ahead of time for this process (they also go at interpreter exit)."""
         self.executor.close()
 
+    def detach(self) -> bool:
+        """Stop waiting on cluster jobs without cancelling them (the process is going away; the next one
+        reattaches); False when the backend's jobs end with this process."""
+        return self.executor.detach()
+
     def stop(self) -> bool:
         """Ask the running iteration (if any) to stop now, and the loop to stop after it."""
         self._stop_requested.set()

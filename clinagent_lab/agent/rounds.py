@@ -12,6 +12,7 @@ from __future__ import annotations
 import threading
 from typing import TYPE_CHECKING
 
+from ..execution.base import JobDetached
 from ..records import Iteration, Proposal
 from . import iteration
 from .loop import NO_IDEA_LEFT, Step
@@ -66,6 +67,9 @@ def run_round(engine: Engine, proposals: list[Proposal], on_event: EventSink | N
         thread.start()
     for thread in threads:
         thread.join()
+    if engine.executor.detached:  # the process is going away: the jobs go on, recorded as running
+        raise JobDetached(f"round {number} left running on the cluster", where=str(engine.out),
+                          fix="reopen the session (or restart the server) to collect it")
     return [iteration.finish_iteration(engine, it, on_event) for it, _ in started]
 
 

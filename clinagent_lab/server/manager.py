@@ -372,12 +372,12 @@ class SessionManager:
             await asyncio.wait_for(asyncio.shield(job.task), timeout)
 
     async def shutdown(self) -> None:
-        """Stop what runs, release threads."""
+        """Stop what runs (cluster jobs go on: the next server reattaches to them), release threads."""
         job = self._job
         if job is not None:
             job.stop_requested = True
             eng = self._engines.get(job.session)
-            if eng is not None:
+            if eng is not None and not (hasattr(eng, "detach") and eng.detach()):
                 eng.stop()
             try:
                 await self.wait_idle(timeout=10)

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..agent.loop import NO_IDEA_LEFT, step
 from ..errors import ClinagentError
+from ..execution.base import JobDetached
 from .plumbing import to_jsonable
 
 if TYPE_CHECKING:
@@ -102,6 +103,8 @@ async def run_job(manager: SessionManager, job: Job) -> None:
                 break
             if not job.auto_continue:
                 break
+    except JobDetached as exc:  # the server is going away; the cluster jobs go on and are collected later
+        manager.emit(sid, "log", message=exc.message)
     except ClinagentError as exc:
         manager.emit(sid, "error", **exc.to_dict())
     except Exception as exc:  # keep the server alive; the sidebar shows the error
