@@ -53,13 +53,14 @@ def test_a_restarted_server_collects_its_running_job_by_id(tmp_path: Path, monke
     (tmp_path / "first").mkdir()
     with running_lab(tmp_path / "first", root, token=TOKEN, log_name="slurm_server_first.log",
                      extra_args=args) as url:
-        sid = _api(url, "sessions", {"request": REQUEST, "data_path": "data"})["session"]["id"]
+        created = _api(url, "sessions", {"request": REQUEST, "data_path": "data"})["session"]
+        sid, out = created["id"], Path(created["out_dir"])
         _api(url, f"sessions/{sid}/proposal", {"action": "edit", "changes": {"training.max_epochs": 2}})
         _api(url, f"sessions/{sid}/start", {})
-        folder = root / ".clinagent" / "sessions" / sid / "iterations" / "iter_01"
+        folder = out / "iterations" / "iter_01"
         submitted = _until("the first job's submission", lambda: (r := read_record(folder)) and r.job_id and r)
     # the first server has shut down: the job was left to run, the iteration is still recorded as running
-    assert Session.load(folder.parents[1]).iterations[0].status == "running"
+    assert Session.load(out).iterations[0].status == "running"
     assert read_record(folder).scheduler_state != "CANCELLED"
 
     (tmp_path / "second").mkdir()
@@ -74,6 +75,6 @@ def test_a_restarted_server_collects_its_running_job_by_id(tmp_path: Path, monke
     names = subprocess.run(["squeue", "-h", "-t", "all", "-n", f"clinagent-{submitted.token}", "-o", "%i"],
                            capture_output=True, text=True).stdout.split()
     assert names == [submitted.job_id]
-    assert [a.kind for a in Session.load(folder.parents[1]).audit].count("iteration_reattached") == 1
+    assert [a.kind for a in Session.load(out).audit].count("iteration_reattached") == 1
     assert [e["seq"] for e in events] == list(range(1, len(events) + 1))  # seq went on across the restart
     assert any(e["type"] == "iteration_finished" and e["iteration"] == 1 for e in events)
