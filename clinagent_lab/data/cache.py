@@ -9,7 +9,7 @@ then memory-maps. Entries live under :func:`cache_root` (``$CLINAGENT_CACHE_DIR`
 deletes them.
 
 The key is a sha256 over :data:`CACHE_VERSION`, the files' content digests in row order
-(:mod:`clinagent_lab.data.digests`), the image size, the channels, the resize rule (albumentations'
+(:mod:`clinagent_lab.data.memo`), the image size, the channels, the resize rule (albumentations'
 serialisation of it) and the dataset's reader (format and format options, such as a DICOM window): change
 any of them and a new entry is built; an entry of an older version is never found and is rebuilt.
 
@@ -40,7 +40,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from ..errors import DataValidationError
-from .digests import DIGEST_DB, file_digests
+from .memo import CACHE_ENV, MEMO_DB, cache_root, clear_memos, file_digests
 from .images import to_channels
 from .transforms import resize_transforms
 
@@ -49,18 +49,11 @@ __all__ = ["CACHE_VERSION", "CACHE_ENV", "cache_root", "CachedImages", "image_ca
 
 CACHE_VERSION = 1
 """Bumped when the cached bytes for the same inputs would change; older entries are then rebuilt."""
-CACHE_ENV = "CLINAGENT_CACHE_DIR"
 WORKERS_ENV = "CLINAGENT_CACHE_WORKERS"
 """Build processes (default: the usable cores)."""
 _DATA = "images.npy"
 _META = "meta.json"
 _CHUNK = 32
-
-
-def cache_root() -> Path:
-    """``$CLINAGENT_CACHE_DIR``, else ``~/.cache/clinagent`` (a folder the user can see and delete)."""
-    env = os.environ.get(CACHE_ENV)
-    return Path(env).expanduser() if env else Path.home() / ".cache" / "clinagent"
 
 
 def usable_cores() -> int:
@@ -246,7 +239,7 @@ def image_cache(read: Callable[[int], np.ndarray], paths: list[Any], rows: np.nd
     if not len(rows) or not all(isinstance(p, str) and p and os.path.isfile(p) for p in files):
         return None
     root = cache_root()
-    digests = file_digests(files, root / DIGEST_DB, workers)
+    digests = file_digests(files, root / MEMO_DB, workers)
     key = _entry_key(digests, size, channels, resize_rule(size, modality), reader or {})
     images = root / "images"
     final = images / key
@@ -306,7 +299,8 @@ def cache_entries(root: Path | None = None) -> list[dict[str, Any]]:
 
 
 def clear_cache(root: Path | None = None, stale_only: bool = False) -> tuple[int, int]:
-    """Delete cache entries (all, or only stale ones) and, for all, the digest memo: ``(entries, bytes)``."""
+    """Delete cache entries (all, or only stale ones) and, for all, the memos of :mod:`clinagent_lab.data.memo`;
+    returns ``(entries, bytes)``."""
     root = root or cache_root()
     entries = [e for e in cache_entries(root) if e["stale"] or not stale_only]
     for entry in entries:
@@ -314,5 +308,5 @@ def clear_cache(root: Path | None = None, stale_only: bool = False) -> tuple[int
     if not stale_only:
         for lock in (root / "images").glob("*.lock") if (root / "images").is_dir() else []:
             lock.unlink(missing_ok=True)
-        (root / DIGEST_DB).unlink(missing_ok=True)
+        clear_memos(root)
     return len(entries), sum(e["bytes"] for e in entries)

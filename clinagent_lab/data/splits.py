@@ -25,8 +25,7 @@ import pandas as pd
 
 from ..errors import DataValidationError, LeakageError
 from .base import LoadedDataset
-from .cache import cache_root
-from .digests import DIGEST_DB, file_digests
+from .memo import file_digests, memo_path, remembered_arrays
 from .images import pixel_hash
 from .validate import drop_rows
 
@@ -40,14 +39,28 @@ def holdout_mask(labels: np.ndarray, groups: np.ndarray, fraction: float,
                  seed: int) -> tuple[np.ndarray, str]:
     """Boolean mask of rows to hold out (about ``fraction`` of them), whole groups only.
 
+    The search is remembered under the cache folder by a hash of its inputs (:mod:`clinagent_lab.data.memo`):
+    scikit-learn's grouped stratified search loops over the groups in Python (about 10 s for 25,000 images),
+    and the same labels, groups, fraction and seed always give the same mask.
+
     Returns:
         ``(mask, method)`` where method is ``"stratified"`` or ``"grouped only"``.
     """
-    # scikit-learn: heavy, only for this computation
-    from sklearn.model_selection import GroupShuffleSplit, StratifiedGroupKFold
+    # scikit-learn: its version is part of the memo key (another version may split differently)
+    import sklearn
 
     labels = np.asarray(labels)
     groups = np.asarray(groups).astype(str)
+    parts = ["holdout-v1", sklearn.__version__, float(fraction), int(seed), str(labels.dtype),
+             "\x1f".join(labels.astype(str).tolist()).encode("utf-8"), "\x1f".join(groups.tolist()).encode("utf-8")]
+    saved = remembered_arrays("holdout", parts, lambda: _holdout_mask(labels, groups, fraction, seed))
+    return saved["mask"].astype(bool), str(saved["method"])
+
+
+def _holdout_mask(labels: np.ndarray, groups: np.ndarray, fraction: float, seed: int) -> dict[str, np.ndarray]:
+    # scikit-learn: heavy, only for this computation
+    from sklearn.model_selection import GroupShuffleSplit, StratifiedGroupKFold
+
     n_splits = max(2, int(round(1.0 / fraction)))
     n_groups = len(np.unique(groups))
     if n_groups < 2:
@@ -67,7 +80,7 @@ def holdout_mask(labels: np.ndarray, groups: np.ndarray, fraction: float,
         _, held = next(splitter.split(dummy, labels, groups))
         method = "grouped only"
     mask[held] = True
-    return mask, method
+    return {"mask": mask, "method": np.array(method)}
 
 
 def _current_splits(ds: LoadedDataset) -> pd.Series:
@@ -159,7 +172,7 @@ def _content_hashes(ds: LoadedDataset, dataset_bytes_hash: bool) -> tuple[list[s
     paths = ds.table["path"].tolist()
     use_files = dataset_bytes_hash and all(isinstance(p, str) and p and Path(p).is_file() for p in paths)
     if use_files:
-        return file_digests(paths, cache_root() / DIGEST_DB), "file bytes"
+        return file_digests(paths, memo_path()), "file bytes"
     return [pixel_hash(ds.read_image(i)) for i in range(len(paths))], "decoded pixels"
 
 

@@ -7,6 +7,7 @@ saying which file, class or row is at fault.
 from __future__ import annotations
 
 import dataclasses
+import os
 import warnings
 
 import numpy as np
@@ -14,6 +15,7 @@ import numpy as np
 from ..errors import DataValidationError
 from .base import REQUIRED_COLUMNS, LoadedDataset
 from .dicom import is_dicom_file
+from .memo import FileMemo, memo_path
 
 __all__ = ["check_table", "check_images", "check_labels", "validate_dataset", "drop_rows"]
 
@@ -107,11 +109,21 @@ def check_images(ds: LoadedDataset, max_bad_fraction: float = 0.02, full_decode_
     """
     full = len(ds.table) < full_decode_below
     paths = ds.table["path"].tolist()
-    bad: list[tuple[int, str]] = []
-    for i, path in enumerate(paths):
-        reason = _bad_image_reason(ds, i, path, full)
-        if reason is not None:
-            bad.append((i, reason))
+    files = [i for i, p in enumerate(paths) if isinstance(p, str) and p and os.path.isfile(p)]
+    names = [os.path.abspath(paths[i]) for i in files]
+    stats = [os.stat(n) for n in names]
+    # a file that read well before and has not changed since is not opened again (see data.memo)
+    kind = f"readable:{'decoded' if full else 'header'}:{ds.format}"
+    with FileMemo(memo_path()) as memo:
+        known = {i for i, hit in zip(files, memo.lookup(kind, names, stats)) if hit is not None}
+        bad: list[tuple[int, str]] = []
+        for i, path in enumerate(paths):
+            reason = None if i in known else _bad_image_reason(ds, i, path, full)
+            if reason is not None:
+                bad.append((i, reason))
+        failed = {i for i, _ in bad}
+        memo.store(kind, ((n, st, "ok") for i, n, st in zip(files, names, stats)
+                          if i not in known and i not in failed))
     if not bad:
         return ds
     examples = "; ".join(f"{paths[i] or ds.table['image_id'].iat[i]} ({why})" for i, why in bad[:5])
