@@ -240,7 +240,7 @@ async def new_session(jp_fetch) -> str:
 
 SESSION_ROUTES = [("GET", ""), ("POST", "spec"), ("POST", "start"), ("POST", "stop"), ("GET", "proposal"),
                   ("POST", "proposal"), ("POST", "annotations"), ("POST", "finish"), ("POST", "export"),
-                  ("GET", "iterations/0/cells"), ("GET", "events"), ("POST", "auto-continue")]
+                  ("GET", "iterations/0/cells"), ("GET", "events"), ("POST", "auto-continue"), ("POST", "parallel")]
 
 
 # --- authentication ------------------------------------------------------------------------------------

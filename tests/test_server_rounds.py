@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from clinagent_lab.agent.loop import Step
+from clinagent_lab.errors import ClinagentError
 from clinagent_lab.execution import LocalBackend
 from clinagent_lab.execution.base import (ExecutionBackend, JobDetached, JobHandle, JobRecord, JobStatus, NotebookJob,
                                           write_record)
@@ -31,7 +32,7 @@ class RoundEngine(StandInEngine):
 
     def propose_round(self) -> list[Proposal]:
         first = self.propose()
-        if first is None or first.idea == "baseline":
+        if first is None or first.idea == "baseline" or self.parallel == 1:
             return [first] if first else []
         if not self.session.candidates:
             lr = first.recipe.optim.lr
@@ -39,6 +40,11 @@ class RoundEngine(StandInEngine):
                                                 rationale="a fifth of the learning rate", idea="lowest_lr")]
             self.session.save()
         return [first, *self.session.candidates]
+
+    def set_parallel(self, k: int) -> int:
+        self.parallel, self.session.candidates = k, []
+        self.session.save()
+        return k
 
     def round_step(self, on_event: Any = None) -> Step:
         todo = self.propose_round()
@@ -73,6 +79,19 @@ async def test_a_round_is_shown_approved_and_run_as_one(jp_fetch, rounds):
     assert got["session"]["candidates"] == [] and got["runtime"]["running"] is None  # waits for the next approval
 
 
+async def test_candidates_per_round_change_between_rounds(jp_fetch, rounds):
+    sid = await new_session(jp_fetch)
+    await call(jp_fetch, "POST", "sessions", sid, "start")
+    await rounds.wait_idle(timeout=10)
+    code, answer = await call(jp_fetch, "GET", "sessions", sid, "proposal")
+    assert len(answer["candidates"]) == 1
+    code, answer = await call(jp_fetch, "POST", "sessions", sid, "parallel", body={"parallel": 1})
+    assert code == 200 and answer["parallel"] == 1 and answer["candidates"] == []
+    assert answer["proposal"]["idea"] == "lower_lr"
+    code, answer = await call(jp_fetch, "POST", "sessions", sid, "parallel", body={"parallel": 0})
+    assert code == 400 and answer["field"] == "parallel"
+
+
 async def test_rejecting_a_round_drops_every_candidate(tmp_path: Path):
     from clinagent_lab.agent.engine import Engine
     from clinagent_lab.data.synth import generate
@@ -90,6 +109,10 @@ async def test_rejecting_a_round_drops_every_candidate(tmp_path: Path):
     assert engine.propose_round() == round_
     engine.reject_proposal()
     assert engine.session.candidates == [] and set(engine.session.tried_ideas) >= {p.idea for p in round_}
+    engine.set_parallel(3)  # from the next round on, and recorded for a reopened session
+    assert engine.parallel == 3 and Session.load(tmp_path / "s").execution["parallel"] == 3
+    with pytest.raises(ClinagentError, match="parallel"):
+        engine.set_parallel(0)
 
 
 # --- pretrained weights --------------------------------------------------------------------------------

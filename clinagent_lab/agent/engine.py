@@ -333,6 +333,10 @@ class Engine:
         return loop.stop_rule(self.session, stop_requested=self._stop_requested.is_set(),
                               remaining_s=self.remaining_s())
 
+    def set_parallel(self, k: int) -> int:
+        """Candidates per round from the next round on (see :func:`.rounds.set_parallel`)."""
+        return rounds.set_parallel(self, k)
+
     def propose_round(self) -> list[Proposal]:
         """The next round's candidates, the pending proposal first (see :func:`.rounds.propose_round`)."""
         return rounds.propose_round(self)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import threading
 from typing import TYPE_CHECKING
 
+from ..execution import resolve_config
 from ..execution.base import JobDetached
 from ..records import Iteration, Proposal
 from . import iteration
@@ -20,7 +21,24 @@ from .loop import NO_IDEA_LEFT, Step
 if TYPE_CHECKING:
     from .engine import Engine, EventSink
 
-__all__ = ["propose_round", "run_round", "round_step"]
+__all__ = ["propose_round", "run_round", "round_step", "set_parallel"]
+
+
+def set_parallel(engine: Engine, k: int) -> int:
+    """Run ``k`` candidates per round from the next round on, recorded in the session's ``execution``; the
+    pending round's other candidates are dropped, to be proposed again for ``k``.
+
+    Raises:
+        ClinagentError: ``k`` outside 1..16.
+    """
+    config = resolve_config({"parallel": k}, recorded=engine.session.execution)
+    with engine.lock:
+        engine.parallel = config.parallel
+        engine.session.execution = {**engine.session.execution, "parallel": config.parallel}
+        engine.session.candidates = []
+        engine.session.log("parallel_set", parallel=config.parallel)
+        engine.save()
+    return engine.parallel
 
 
 def propose_round(engine: Engine) -> list[Proposal]:

@@ -63,6 +63,10 @@ class StartBody(_Body):
     auto_continue: bool | None = None
 
 
+class ParallelBody(_Body):
+    parallel: int = Field(ge=1, le=16)
+
+
 class ProposalBody(_Body):
     action: Literal["approve", "reject", "edit"]
     changes: dict[str, Any] | None = None
@@ -216,6 +220,16 @@ class AutoContinueHandler(ClinagentHandler):
         return self.manager.set_auto_continue(sid, bool(value))
 
 
+class ParallelHandler(ClinagentHandler):
+    """``POST {"parallel": K}``: candidates per round from the next round on (409 while the session runs)."""
+
+    @tornado.web.authenticated
+    @api
+    async def post(self, sid: str) -> Any:
+        self.manager.load(sid)
+        return await self.manager.set_parallel(sid, self.body(ParallelBody).parallel)
+
+
 class ProposalHandler(ClinagentHandler):
     @tornado.web.authenticated
     @api
@@ -305,6 +319,7 @@ def handlers(base: str = API_PREFIX) -> list[tuple[str, type[ClinagentHandler]]]
         (rf"{base}/sessions/{sid}/start", StartHandler),
         (rf"{base}/sessions/{sid}/stop", StopHandler),
         (rf"{base}/sessions/{sid}/auto-continue", AutoContinueHandler),
+        (rf"{base}/sessions/{sid}/parallel", ParallelHandler),
         (rf"{base}/sessions/{sid}/proposal", ProposalHandler),
         (rf"{base}/sessions/{sid}/annotations", AnnotationsHandler),
         (rf"{base}/sessions/{sid}/finish", FinishHandler),

@@ -344,6 +344,15 @@ class SessionManager:
             self._job = None
         self.emit(job.session, "state", running=None)
 
+    async def set_parallel(self, sid: str, k: int) -> dict[str, Any]:
+        """Candidates per round for this session's next rounds; the pending round is proposed again."""
+        self._require_idle(sid, "change the candidates per round")
+        eng = await self.engine(sid)
+        await self.call(eng.set_parallel, k)
+        got = await self.proposal(sid)
+        self.emit(sid, "proposal", **got)
+        return {"parallel": eng.parallel, **got}
+
     def set_auto_continue(self, sid: str, enabled: bool) -> dict[str, Any]:
         """Switch auto-continue for later starts and, when ``sid`` runs now, for the loop in progress."""
         self._out_dir(sid)

@@ -318,7 +318,8 @@ export function ClinagentSidebar(props: IProps): JSX.Element {
       {shownSpec && (
         <SpecCard spec={shownSpec} locked={Boolean(session && session.iterations.length)}
           associations={session?.fingerprint?.associations} onChange={changeSpec}>
-          <RunOptions options={options} weights={weights} session={session} onChange={setOptions} />
+          <RunOptions options={options} weights={weights} session={session} onChange={setOptions}
+            onSessionParallel={session && !running && !finished ? k => void post('parallel', { parallel: k }) : undefined} />
         </SpecCard>
       )}
     </div>

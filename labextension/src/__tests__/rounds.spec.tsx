@@ -47,7 +47,11 @@ describe('run options', () => {
     expect(size(46_800_000)).toBe('44.6 MiB');
     unmount();
     const session = { recipe_overrides: { 'model.pretrained': 'resnet18.a1_in1k' }, execution: { parallel: 2 } } as unknown as Session;
-    render(<RunOptions options={{ pretrained: '', parallel: 1 }} weights={[]} session={session} onChange={onChange} />);
+    const onSessionParallel = jest.fn();
+    render(<RunOptions options={{ pretrained: '', parallel: 1 }} weights={[]} session={session} onChange={onChange}
+      onSessionParallel={onSessionParallel} />);
     expect(screen.getByTestId('clinagent-pretrained-shown').textContent).toBe('Pretrained weights: resnet18.a1_in1k');
+    fireEvent.change(screen.getByTestId('clinagent-session-parallel'), { target: { value: '4' } });
+    expect(onSessionParallel).toHaveBeenCalledWith(4);
   });
 });

@@ -42,6 +42,8 @@ export function RunOptions(props: {
   weights: CachedWeights[];
   session: Session | null;
   onChange: (options: IRunOptions) => void;
+  /** A session's candidates per round changed (from its next round on); absent or undefined while it runs. */
+  onSessionParallel?: (parallel: number) => void;
 }): JSX.Element {
   const { options, weights, session } = props;
   if (session) {
@@ -51,7 +53,11 @@ export function RunOptions(props: {
         <p className="ca-muted" data-testid="clinagent-pretrained-shown">
           Pretrained weights: {shown.pretrained ?? 'chosen by the initializer'}
         </p>
-        <p className="ca-muted">Candidates per round: {shown.parallel}</p>
+        <Field label="Candidates per round" htmlFor="ca-session-parallel" hint="from the next round on">
+          <input id="ca-session-parallel" type="number" min={1} max={16} className="jp-mod-styled"
+            data-testid="clinagent-session-parallel" disabled={!props.onSessionParallel} value={shown.parallel}
+            onChange={e => props.onSessionParallel?.(Math.max(1, Math.min(16, Number(e.target.value) || 1)))} />
+        </Field>
       </div>
     );
   }
