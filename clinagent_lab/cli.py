@@ -197,7 +197,7 @@ def cmd_rerun(args: argparse.Namespace) -> int:
     result = rerun_notebook(args.notebook, seed=args.seed, params=params, out_dir=args.out, timeout_s=args.timeout,
                             backend=cluster.rerun_backend(args))
     print(json.dumps({"status": result["status"], "output": str(result["output"]),
-                      "metrics": result.get("headline", {})}, indent=2))
+                      "metrics": result.get("headline", {}), "papermill": result["command"]}, indent=2))
     return 0 if result["status"] == "ok" else 1
 
 

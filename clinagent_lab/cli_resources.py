@@ -10,7 +10,6 @@ Example:
 from __future__ import annotations
 
 import argparse
-import ast
 import json
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,7 @@ from typing import Any
 from .data.cache import CACHE_ENV, cache_entries, cache_root, clear_cache
 from .errors import ClinagentError
 from .models.weights import cached_weights, hub_cache_dir, pretrained_overrides, pull_weights
+from .notebooks.parameters import recorded_parameters
 from .plan.hardware import detect_hardware
 from .recipe import Recipe, apply_patch
 
@@ -107,16 +107,10 @@ def scale_overrides(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def rerun_recipe_param(notebook: str | Path, changes: dict[str, Any]) -> dict[str, Any]:
-    """The notebook's ``recipe`` parameter with ``changes`` applied, as a papermill parameter."""
-    import nbformat  # deferred: slow to import (schema validation)
-
-    nb = nbformat.read(str(notebook), as_version=4)
-    for cell in nb.cells:
-        if cell.cell_type != "code" or "parameters" not in cell.metadata.get("tags", []):
-            continue
-        for node in ast.parse(cell.source).body:
-            if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", None) == "recipe":
-                recipe = Recipe.model_validate(ast.literal_eval(node.value))
-                return {"recipe": apply_patch(recipe, changes).model_dump(mode="json")}
-    raise ClinagentError(f"{notebook} has no recipe parameter", where=str(notebook),
-                         fix="--pretrained/--devices/--accelerator apply to iteration notebooks")
+    """The notebook's ``recipe`` parameter (from its run's parameters file, else its cells) with ``changes``
+    applied, as a papermill parameter."""
+    recipe = recorded_parameters(notebook).get("recipe")
+    if not recipe:
+        raise ClinagentError(f"{notebook} has no recipe parameter", where=str(notebook),
+                             fix="--pretrained/--devices/--accelerator apply to iteration notebooks")
+    return {"recipe": apply_patch(Recipe.model_validate(recipe), changes).model_dump(mode="json")}

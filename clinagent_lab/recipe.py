@@ -3,6 +3,10 @@
 The task initializer writes the first one from a TaskSpec and a DatasetFingerprint; the refiner (rules or an
 LLM) proposes the next one as a :class:`RecipePatch`. Each choice carries a one-line reason in ``reasons``
 (keyed by dotted field path, e.g. ``"optim.lr"``). The template notebooks receive it as papermill parameters.
+
+Registry names (``model.architecture``, ``debias.method``) are checked against the light name lists of
+:mod:`clinagent_lab.names` when a Recipe is validated, so a misspelt name is refused with the close ones named
+before anything runs, not inside the kernel.
 """
 
 from __future__ import annotations
@@ -10,9 +14,11 @@ from __future__ import annotations
 import copy
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .errors import RecipeError
+from .names import MITIGATION_NAMES, check_architecture, check_name
+from .tasks import TASKS, get_backend
 
 __all__ = [
     "ModelConfig",
@@ -28,6 +34,8 @@ __all__ = [
     "RecipePatch",
     "apply_patch",
     "recipe_diff",
+    "recipe_error",
+    "check_overrides",
 ]
 
 
@@ -120,6 +128,11 @@ class DebiasConfig(_Model):
                                   "image with its artefact removed or added where the data record its "
                                   "location (masks/<column>/); 0.5 makes it independent of the label")
 
+    @field_validator("method")
+    @classmethod
+    def _registered(cls, value: str) -> str:
+        return check_name("mitigation", value, MITIGATION_NAMES)
+
 
 class EvalConfig(_Model):
     primary_metric: str = "auroc"
@@ -156,6 +169,24 @@ class Recipe(_Model):
     supervision: SupervisionConfig = Field(default_factory=SupervisionConfig)
     custom_code: dict[str, str] = Field(default_factory=dict, description="hook name -> code (LLM-written)")
     reasons: dict[str, str] = Field(default_factory=dict, description="dotted field -> one-line reason")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _task_default_model(cls, data: Any) -> Any:
+        """A task whose models are not the classification trunks gets its own default network."""
+        if isinstance(data, dict) and data.get("task_type") in TASKS:
+            backend = get_backend(data["task_type"])
+            model = data.get("model")
+            if backend.default_architecture and (model is None or (isinstance(model, dict) and
+                                                                   "architecture" not in model)):
+                data = {**data, "model": {**(model or {}), "architecture": backend.default_architecture}}
+        return data
+
+    @model_validator(mode="after")
+    def _registered_model(self) -> Recipe:
+        check_architecture(self.model.architecture, get_backend(self.task_type).model_names,
+                           context=f" for {self.task_type.replace('_', ' ')}")
+        return self
 
     @property
     def num_classes(self) -> int:
@@ -198,10 +229,38 @@ def apply_patch(recipe: Recipe, patch: RecipePatch | dict[str, Any]) -> Recipe:
     try:
         return Recipe.model_validate(data)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        field = ".".join(str(p) for p in first["loc"])
-        raise RecipeError(f"invalid value in recipe patch: {first['msg']}", where=f"field '{field}'",
-                          fix="send a value that matches the Recipe schema") from exc
+        raise recipe_error(exc, "invalid value in recipe patch") from exc
+
+
+def recipe_error(exc: ValidationError, what: str = "invalid recipe") -> RecipeError:
+    """The first problem of a Recipe's ValidationError as a RecipeError: what, the field's dotted path, and
+    the fix (the close names, for an unknown registry name)."""
+    first = exc.errors()[0]
+    ctx = first.get("ctx") or {}
+    field = ctx.get("field") or ".".join(str(p) for p in first["loc"])
+    return RecipeError(f"{what}: {first['msg']}", where=f"field '{field}'" if field else None,
+                       fix=ctx.get("fix") or "send a value that matches the Recipe schema")
+
+
+def check_overrides(overrides: dict[str, Any], what: str = "invalid recipe override") -> None:
+    """Refuse fixed recipe fields (``--set FIELD=VALUE``) that no task's recipe accepts, before any work is done:
+    unknown fields, bad values, unknown registry names (the error of the first task type is raised).
+    Whether a name fits the task is known once the task is (the baseline recipe applies them again)."""
+    if not overrides:
+        return
+    refused: list[RecipeError] = []
+    for task_type in TASKS.names():
+        try:
+            data = copy.deepcopy(Recipe(task_type=task_type, classes=["a", "b"]).model_dump())
+            for dotted, value in overrides.items():
+                _set_path(data, dotted, value)
+            Recipe.model_validate(data)
+            return
+        except ValidationError as exc:
+            refused.append(recipe_error(exc, what))
+        except RecipeError as exc:
+            raise RecipeError(f"{what}: {exc.what}", where=exc.where, fix=exc.fix) from None
+    raise refused[0]
 
 
 def _flatten(data: Any, prefix: str = "") -> dict[str, Any]:

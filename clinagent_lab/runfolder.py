@@ -3,7 +3,10 @@ the kernel and the host exchange through it, as one concept with typed contents.
 
 The kernel writes ``metrics.json`` (validation metrics, the frozen evaluator's dict), ``run_info.json``
 (:class:`RunInfo`), predictions (the task backend names the file), ``model.ckpt`` and ``events.jsonl``
-(:mod:`clinagent_lab.events`); the host renders ``input.ipynb`` and papermill writes the executed notebook.
+(:mod:`clinagent_lab.events`); the host renders ``input.ipynb`` (the template, parameters cell untouched), writes
+the values papermill injects to ``parameters.yaml`` and, once the run has recorded its epoch plan, the plan to pin
+for an exact replay to ``replay.yaml``; papermill writes the executed notebook, which nothing rewrites afterwards.
+A plain rerun is ``papermill iteration.ipynb out.ipynb -f parameters.yaml -f replay.yaml``.
 
 Example:
     >>> folder = RunFolder.iteration("/runs/ptx", 3)
@@ -11,6 +14,8 @@ Example:
     ('/runs/ptx/iterations/iter_03', 'metrics.json', 'iteration.ipynb')
     >>> RunInfo.model_validate({"evaluator_hash": "ab", "epoch_plan": [12, 9]}).replay_epochs()
     [12, 9]
+    >>> folder.parameters.name, folder.replay_parameters.name
+    ('parameters.yaml', 'replay.yaml')
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from .errors import SessionError
@@ -112,6 +118,16 @@ class RunFolder:
     def checkpoint(self) -> Path:
         return self.path / "model.ckpt"
 
+    @property
+    def parameters(self) -> Path:
+        """The values papermill injected into the notebook (a papermill ``-f`` parameters file)."""
+        return self.path / "parameters.yaml"
+
+    @property
+    def replay_parameters(self) -> Path:
+        """The epoch plan to pin for an exact replay (``max_epochs``), a second ``-f`` file after the run."""
+        return self.path / "replay.yaml"
+
     def predictions(self, backend: Any) -> Path:
         """Validation predictions of a run of ``backend`` (a :class:`~clinagent_lab.tasks.TaskBackend`)."""
         return self.path / backend.predictions_file
@@ -138,6 +154,40 @@ class RunFolder:
 
     def write_run_info(self, info: RunInfo) -> None:
         atomic_write_text(self.run_info, info.model_dump_json(indent=2, exclude_none=True))
+
+    def write_parameters(self, values: dict[str, Any], *, replay: bool = False) -> Path:
+        """Write ``values`` as a papermill parameters file (:attr:`parameters`, or :attr:`replay_parameters`)."""
+        path = self.replay_parameters if replay else self.parameters
+        what = ("the epoch plan this run recorded, pinned for an exact replay" if replay
+                else "the values papermill injected into this run's notebook")
+        header = f"# {what}\n# papermill {self.notebook_name} out.ipynb -f {self.parameters.name}" + \
+            (f" -f {path.name}" if replay else "") + "\n"
+        atomic_write_text(path, header + yaml.safe_dump(values, sort_keys=False, allow_unicode=True))
+        return path
+
+    def read_parameters(self, *, replay: bool = False) -> dict[str, Any]:
+        """The values of :attr:`parameters` (or :attr:`replay_parameters`); ``{}`` when the file is absent
+        (sessions recorded before parameters were injected baked them into the notebook)."""
+        path = self.replay_parameters if replay else self.parameters
+        try:
+            values = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return {}
+        except (OSError, yaml.YAMLError) as exc:
+            raise SessionError(f"{path.name} cannot be read ({exc})", where=str(path),
+                               fix="delete it to rerun with the notebook's own parameters, or restore it") from None
+        if not isinstance(values, dict):
+            raise SessionError(f"{path.name} does not hold a mapping of parameter names to values",
+                               where=str(path), fix="write one 'name: value' line per parameter")
+        return values
+
+    def replay_values(self) -> dict[str, Any]:
+        """What an exact replay pins: :attr:`replay_parameters`, else the plan in ``run_info.json`` (runs
+        recorded before the file was written), else ``{}`` (no plan recorded)."""
+        if self.replay_parameters.exists():
+            return self.read_parameters(replay=True)
+        epochs = self.read_run_info().replay_epochs() if self.run_info.exists() else None
+        return {} if epochs is None else {"max_epochs": epochs}
 
     def write_metrics(self, metrics: dict[str, Any], test: bool = False) -> None:
         atomic_write_text(self.test_metrics if test else self.metrics, json.dumps(metrics, indent=2))

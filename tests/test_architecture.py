@@ -4,7 +4,7 @@ dependency (or a module that pulls one in) is deferred, each with its reason wri
 
 The layers, lowest first (a module may import its own layer and those below)::
 
-    0  errors, registry, fileio, spec, recipe, runfolder, tasks (the light descriptors in tasks/__init__.py)
+    0  errors, registry, names, fileio, spec, recipe, runfolder, tasks (the light descriptors in tasks/__init__.py)
     1  data
     2  records, events, evaluation
     3  models, intent
@@ -25,7 +25,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "clinagent_lab"
 MAX_LINES = 400
 
 LAYERS: list[tuple[int, tuple[str, ...]]] = [
-    (0, ("", "errors", "registry", "fileio", "spec", "recipe", "runfolder", "tasks")),
+    (0, ("", "errors", "registry", "names", "fileio", "spec", "recipe", "runfolder", "tasks")),
     (1, ("data",)),
     (2, ("records", "events", "evaluation")),
     (3, ("models", "intent")),

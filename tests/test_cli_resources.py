@@ -63,3 +63,12 @@ def test_rerun_flags_patch_the_recipe_parameter(tmp_path):
         nb.cells = [nbformat.v4.new_code_cell("seed = 0", metadata={"tags": ["parameters"]})]
         nbformat.write(nb, tmp_path / "other.ipynb")
         rerun_recipe_param(tmp_path / "other.ipynb", {})
+    # an iteration run by injection: the template's cell is empty, the recipe is in the run folder's parameters file
+    from clinagent_lab.runfolder import RunFolder
+
+    run = RunFolder(tmp_path / "iter_01")
+    run.path.mkdir()
+    nb.cells = [nbformat.v4.new_code_cell("seed = 0\nrecipe = {}", metadata={"tags": ["parameters"]})]
+    nbformat.write(nb, run.notebook)
+    run.write_parameters({"seed": 0, "recipe": recipe})
+    assert rerun_recipe_param(run.notebook, {"training.devices": 3})["recipe"]["training"]["devices"] == 3

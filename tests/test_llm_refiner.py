@@ -68,6 +68,22 @@ def test_bad_value_error_is_fed_back(fake_llm):
     assert "invalid value in recipe patch" in feedback and "optim.lr" in feedback
 
 
+def test_unknown_registry_name_is_refused_at_proposal_time(fake_llm, audit_log):
+    # a misspelt mitigation or model name is refused when proposed (with the close names fed back), not in the
+    # kernel; the rejected reply is in the audit log
+    fake_llm.push_json(_proposal({"debias.method": "grupdro"}, idea="groupdro"))
+    fake_llm.push_json(_proposal({"model.architecture": "resnet81"}, idea="resnet"))
+    fake_llm.push_json(_proposal({"debias.method": "groupdro"}, idea="groupdro"))
+    refiner, fallback = _refiner(fake_llm, audit_log)
+    patch = refiner.propose(make_context())
+    assert patch.changes == {"debias.method": "groupdro"} and fallback.calls == []
+    first = fake_llm.requests[1]["messages"][-1]["content"]
+    assert "unknown mitigation 'grupdro'" in first and "debias.method" in first and "'groupdro'" in first
+    second = fake_llm.requests[2]["messages"][-1]["content"]
+    assert "unknown model 'resnet81'" in second and "'resnet18'" in second
+    assert [r["ok"] for r in audit_log] == [False, False, True]
+
+
 def test_locked_field_and_tried_idea_are_refused(fake_llm):
     fake_llm.push_json(_proposal({"evaluation.primary_metric": "f1"}, idea="switch_metric"))
     fake_llm.push_json(_proposal(idea="class_balanced_sampler"))

@@ -95,3 +95,87 @@ def test_every_refiner_rule_proposes_a_valid_patch_or_nothing(name):
         return
     assert isinstance(patch, RecipePatch) and patch.rationale and patch.idea
     apply_patch(ctx.current, patch)  # the patch fits the recipe schema
+
+
+# ------------------------------------------------------------------------------------- light name lists
+def _registries():
+    from clinagent_lab import names
+    from clinagent_lab.models.backbones import MODELS, TIMM_PREFIX
+    from clinagent_lab.models.detector import DETECTORS
+
+    assert names.TIMM_PREFIX == TIMM_PREFIX
+    return [(names.MODEL_NAMES, MODELS), (names.DETECTOR_NAMES, DETECTORS),
+            (names.MITIGATION_NAMES, MITIGATIONS), (names.LOSS_NAMES, LOSSES),
+            (names.SAMPLER_NAMES, SAMPLER_WEIGHTS)]
+
+
+def test_light_name_lists_equal_the_registries():
+    for light, registry in _registries():
+        assert list(light) == registry.names(), f"clinagent_lab/names.py lists other {registry.kind} names"
+
+
+def test_recipe_literals_and_task_models_are_the_registries():
+    from clinagent_lab.recipe import DataConfig
+
+    assert sorted(get_args(LossConfig.model_fields["name"].annotation)) == LOSSES.names()
+    assert sorted(get_args(DataConfig.model_fields["sampler"].annotation)) == SAMPLER_WEIGHTS.names()
+    for name in TASKS.names():
+        backend = get_backend(name)
+        assert Recipe(task_type=name, classes=["a", "b"]).model.architecture in backend.model_names
+        for arch, _ in backend.architectures.values():  # the initializer's choices validate
+            assert Recipe(task_type=name, classes=["a", "b"], model={"architecture": arch}).model.architecture == arch
+
+
+def test_names_module_does_not_import_torch():
+    import subprocess
+    import sys
+
+    code = ("import sys; import clinagent_lab.recipe, clinagent_lab.names; "
+            "sys.exit(1 if 'torch' in sys.modules else 0)")
+    assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
+
+
+@pytest.mark.parametrize("field, value, close", [
+    ("model.architecture", "resnet81", "'resnet18'"),
+    ("model.architecture", "smallcnn", "'small_cnn'"),
+    ("debias.method", "grupdro", "'groupdro'"),
+    ("debias.method", "group_balance", "'group_balanced'"),
+])
+def test_unknown_registry_name_is_refused_with_the_close_ones(field, value, close):
+    from clinagent_lab.errors import RecipeError
+
+    base = Recipe(task_type="binary_classification", classes=["no", "yes"])
+    with pytest.raises(RecipeError) as info:
+        apply_patch(base, {field: value})
+    err = info.value
+    assert f"'{value}'" in err.what and err.where == f"field '{field}'"
+    assert f"did you mean {close}" in err.fix
+
+
+def test_model_names_are_checked_per_task_and_timm_names_pass():
+    from clinagent_lab.errors import RecipeError
+    from clinagent_lab.recipe import recipe_error
+    from pydantic import ValidationError
+
+    base = Recipe(task_type="binary_classification", classes=["no", "yes"])
+    assert apply_patch(base, {"model.architecture": "timm:resnet10t"}).model.architecture == "timm:resnet10t"
+    with pytest.raises(RecipeError, match="unknown model 'resnet18' for detection") as info:
+        apply_patch(base, {"task_type": "detection", "model.architecture": "resnet18"})
+    assert "fasterrcnn_small_cnn" in info.value.fix
+    with pytest.raises(RecipeError, match="unknown model 'fasterrcnn_small_cnn' for binary classification"):
+        apply_patch(base, {"model.architecture": "fasterrcnn_small_cnn"})
+    with pytest.raises(ValidationError) as exc:  # validated anywhere, not only through a patch
+        Recipe.model_validate({**base.model_dump(), "debias": {"method": "dro"}})
+    assert recipe_error(exc.value).where == "field 'debias.method'"
+
+
+def test_cli_refuses_a_misspelt_name_before_reading_the_data(tmp_path, capsys):
+    from clinagent_lab.cli import main
+
+    out = tmp_path / "o"
+    code = main(["run", "--intent", "pneumothorax on chest X-rays", "--data", str(tmp_path / "none"),
+                 "--out", str(out), "--set", "debias.method=grupdro"])
+    err = capsys.readouterr().err
+    assert code == 2 and "Traceback" not in err
+    assert "unknown mitigation 'grupdro'" in err and "field 'debias.method'" in err and "'groupdro'" in err
+    assert not out.exists()

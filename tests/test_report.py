@@ -318,8 +318,32 @@ def test_report_of_a_real_session(e2e_session, tmp_path: Path) -> None:
     assert "patients" in soup.select_one("#test").get_text()  # patient ids recovered from the dataset
     repro = soup.select_one("#reproducibility").get_text()
     assert "papermill" in repro
+    folder = Path(engine.session.best().output_dir)  # the rerun passes the injected values and the plan back
+    assert f"-f {folder / 'parameters.yaml'} -f {folder / 'replay.yaml'}" in repro
     info = json.loads((Path(engine.session.best().output_dir) / "run_info.json").read_text())
     assert f"{info['epochs_run']} trained, {info['epoch_plan'][0]}" in repro  # what ran, against the plan
+
+
+def test_reproducibility_prints_the_papermill_rerun_of_the_best_iteration(tmp_path: Path) -> None:
+    from clinagent_lab.records import Session
+    from clinagent_lab.report.context import ReportContext
+    from clinagent_lab.report.reproducibility import commands
+    from clinagent_lab.runfolder import RunFolder
+
+    folder = make_session(tmp_path)
+    best = Session.load(folder).best()
+    run = RunFolder(Path(best.notebook).parent)
+
+    def rerun_command() -> str:
+        ctx = ReportContext(inputs=load_inputs(folder))
+        return next(cmd for purpose, cmd in commands(ctx) if cmd.startswith("papermill "))
+
+    # recorded before injection: the values are in the notebook, the plan comes from run_info.json
+    run.run_info.write_text(json.dumps({**json.loads(run.run_info.read_text()), "epoch_plan": [4]}))
+    assert rerun_command() == f"papermill {best.notebook} out.ipynb -p max_epochs 4"
+    run.write_parameters({"seed": best.recipe.seed, "output_dir": "."})
+    run.write_parameters({"max_epochs": [3, 2]}, replay=True)
+    assert rerun_command() == f"papermill {best.notebook} out.ipynb -f {run.parameters} -f {run.replay_parameters}"
 
 
 @pytest.mark.parametrize("info, expected", [

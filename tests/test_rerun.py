@@ -1,6 +1,7 @@
 """Batch reruns of an executed iteration notebook: same seed, same number; seed studies; bad parameters.
 
-The baseline iteration of the shared end-to-end session (tests/conftest.py) is rerun here.
+The baseline iteration of the shared end-to-end session (tests/conftest.py) is rerun here: its values went in
+through papermill's injection and are kept in parameters.yaml, its epoch plan in replay.yaml.
 """
 
 from __future__ import annotations
@@ -18,7 +19,10 @@ import pytest
 from clinagent_lab.cli import main
 from clinagent_lab.errors import RecipeError
 from clinagent_lab.notebooks import rerun as rerun_module
+from clinagent_lab.notebooks.parameters import notebook_values
+from clinagent_lab.notebooks.render import load_template
 from clinagent_lab.notebooks.rerun import check_parameters, seed_study
+from clinagent_lab.runfolder import RunFolder
 
 pytestmark = pytest.mark.slow
 
@@ -34,6 +38,25 @@ def iteration(e2e_session):
     return it, Path(it.notebook)
 
 
+def test_the_executed_notebook_is_papermills_with_the_values_injected(iteration):
+    it, notebook = iteration
+    import nbformat
+
+    run = RunFolder(notebook.parent)
+    nb = nbformat.read(notebook, as_version=4)
+    recorded = run.read_parameters()
+    assert recorded["recipe"] == it.recipe.model_dump(mode="json") and recorded["seed"] == it.recipe.seed
+    # the template's parameters cell as it is, papermill's injected cell after it with the recorded values
+    index = next(i for i, c in enumerate(nb.cells) if "parameters" in c.metadata.get("tags", []))
+    template = next(c for c in load_template("classification.ipynb").cells if "parameters" in c.metadata["tags"])
+    assert nb.cells[index].source == template.source
+    assert nb.cells[index + 1].metadata["tags"] == ["injected-parameters"]
+    assert notebook_values(nb, ("injected-parameters",)) == recorded == nb.metadata["papermill"]["parameters"]
+    # the plan for an exact replay sits beside it, not in it
+    assert run.read_parameters(replay=True) == {"max_epochs": run.read_run_info().replay_epochs()}
+    assert "max_epochs" not in recorded
+
+
 def test_cli_rerun_same_seed_reproduces_validation_auroc(iteration, tmp_path, capsys):
     it, notebook = iteration
     code = main(["rerun", str(notebook), "--seed", "0", "--out", str(tmp_path / "r0")])
@@ -44,18 +67,50 @@ def test_cli_rerun_same_seed_reproduces_validation_auroc(iteration, tmp_path, ca
     metrics = json.loads((tmp_path / "r0" / "metrics.json").read_text())
     assert metrics["auroc"] == it.val_metrics["auroc"]
     assert Path(out["output"]) == tmp_path / "r0" / "iteration.ipynb" and Path(out["output"]).exists()
+    run = RunFolder(notebook.parent)
+    assert out["papermill"].startswith(f"papermill {notebook} {tmp_path / 'r0' / 'iteration.ipynb'} "
+                                       f"-f {run.parameters} -f {run.replay_parameters} -p time_budget_s ")
+    assert out["papermill"].endswith(f"-p seed 0 --cwd {tmp_path / 'r0'}")
+    replayed = RunFolder(tmp_path / "r0").read_run_info()
+    assert replayed.recorded_plan() == run.read_run_info().recorded_plan()  # the same epochs
 
 
-def test_plain_papermill_from_a_temp_cwd_gives_the_same_number(iteration, tmp_path):
+def test_plain_papermill_with_the_parameters_files_gives_the_same_number(iteration, tmp_path):
     it, notebook = iteration
+    run = RunFolder(notebook.parent)
     env = {**os.environ, "MPLBACKEND": "Agg"}
-    proc = subprocess.run([sys.executable, "-m", "papermill", str(notebook), "out.ipynb", "-p", "seed", "0",
-                           "--no-progress-bar"], cwd=tmp_path, env=env, capture_output=True, text=True,
-                          timeout=300, check=False)
+    proc = subprocess.run([sys.executable, "-m", "papermill", str(notebook), "out.ipynb", "-f", str(run.parameters),
+                           "-f", str(run.replay_parameters), "-p", "seed", "0", "--no-progress-bar"],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300, check=False)
     assert proc.returncode == 0, proc.stderr[-3000:]
     metrics = json.loads((tmp_path / "metrics.json").read_text())  # output_dir "." is the caller's cwd
     assert metrics["auroc"] == it.val_metrics["auroc"]
     assert (tmp_path / "out.ipynb").exists()
+
+
+def test_a_baked_notebook_without_a_parameters_file_still_reruns(iteration, tmp_path):
+    # sessions recorded before injection: the values baked into the parameters cell, no parameters.yaml or
+    # replay.yaml; the plan comes from run_info.json
+    import nbformat
+    from papermill.translators import PythonTranslator
+
+    it, notebook = iteration
+    run = RunFolder(notebook.parent)
+    nb = nbformat.read(notebook, as_version=4)
+    values = notebook_values(nb, ("injected-parameters",))
+    nb.cells = [c for c in nb.cells if "injected-parameters" not in c.metadata.get("tags", [])]
+    cell = next(c for c in nb.cells if "parameters" in c.metadata.get("tags", []))
+    cell.source = "\n".join(  # each declared line's value replaced, its comment kept, as older sessions did
+        f"{name} = {PythonTranslator.translate(values[name])}  #{line.split('#', 1)[1]}" if name in values else line
+        for line in cell.source.splitlines() for name in [line.split("=", 1)[0].strip()])
+    old = tmp_path / "iter_01"
+    old.mkdir()
+    nbformat.write(nb, old / "iteration.ipynb")
+    (old / "run_info.json").write_text(run.run_info.read_text())
+    result = rerun_module.rerun_notebook(old / "iteration.ipynb", seed=0, out_dir=tmp_path / "r", timeout_s=600)
+    assert result["status"] == "ok", result["error"]
+    assert result["metrics"]["auroc"] == it.val_metrics["auroc"]
+    assert " -f " not in result["command"] and "max_epochs" in result["command"]
 
 
 def test_seed_study_prints_mean_sd_and_writes_files(iteration, tmp_path, capsys):
@@ -120,23 +175,24 @@ def test_seed_study_reports_failures_next_to_successes(iteration, tmp_path, monk
     assert saved["summary"]["auroc"]["mean"] == ok["metrics"]["auroc"]
 
 
-def test_a_revised_epoch_plan_is_pinned_and_replayed_by_plain_papermill(iteration, tmp_path):
+def test_a_revised_epoch_plan_is_replayed_by_plain_papermill_from_replay_yaml(iteration, tmp_path):
     # a run whose second epoch revised its plan (3 epochs after the first steps, then 2) records both counts;
-    # the pinned parameters cell replays both switches, so plain papermill trains the same schedule
-    from clinagent_lab.agent.iteration import pin_epochs
-
+    # replay.yaml pins both switches, so plain papermill trains the same schedule
     _, notebook = iteration
-    copy = tmp_path / "iteration.ipynb"
-    copy.write_bytes(notebook.read_bytes())
-    info = json.loads((notebook.parent / "run_info.json").read_text())
-    (tmp_path / "run_info.json").write_text(json.dumps({**info, "max_epochs": 2, "epoch_plan": [3, 2]}))
-    assert rerun_module._replay_epochs(copy, {}, 600)["max_epochs"] == [3, 2]
-    pin_epochs(copy, [3, 2])
-    assert "max_epochs = [3, 2]" in copy.read_text()
+    run = RunFolder(notebook.parent)
+    copy = RunFolder(tmp_path / "iter_01")
+    copy.path.mkdir()
+    for name in (notebook.name, run.parameters.name, run.run_info.name):
+        (copy.path / name).write_bytes((notebook.parent / name).read_bytes())
+    info = json.loads(copy.run_info.read_text())
+    copy.run_info.write_text(json.dumps({**info, "max_epochs": 2, "epoch_plan": [3, 2]}))
+    copy.write_parameters({"max_epochs": copy.read_run_info().replay_epochs()}, replay=True)
+    assert "max_epochs:\n- 3\n- 2" in copy.replay_parameters.read_text()
     out = tmp_path / "out"
     out.mkdir()
     env = {**os.environ, "MPLBACKEND": "Agg"}
-    proc = subprocess.run([sys.executable, "-m", "papermill", str(copy), "out.ipynb", "-p", "seed", "0",
+    proc = subprocess.run([sys.executable, "-m", "papermill", str(copy.notebook), "out.ipynb",
+                           "-f", str(copy.parameters), "-f", str(copy.replay_parameters), "-p", "seed", "0",
                            "--no-progress-bar"], cwd=out, env=env, capture_output=True, text=True,
                           timeout=300, check=False)
     assert proc.returncode == 0, proc.stderr[-3000:]

@@ -38,7 +38,7 @@ from ..llm import (
 from ..llm.codecheck import check_code
 from ..notebooks.executor import NotebookExecutor
 from ..plan.refiner import RefineContext, RuleRefiner
-from ..recipe import Recipe, RecipePatch, apply_patch, recipe_diff
+from ..recipe import Recipe, RecipePatch, apply_patch, check_overrides, recipe_diff
 from ..records import Annotation, FinalTest, Iteration, Proposal, Session
 from ..runfolder import FINGERPRINT_FILE, SPLITS_FILE
 from ..spec import TaskSpec
@@ -78,6 +78,7 @@ class Engine:
                llm_options: dict[str, Any] | None = None, execution: dict[str, Any] | None = None) -> Engine:
         if assess_request(request) in ("empty", "non_imaging") and spec is None:
             interpret(request, None, model="offline")  # raises the clear IntentError
+        check_overrides(recipe_overrides or {})  # a misspelt --set name fails before the data are read
         out = Path(out_dir).resolve()
         data = Path(data_path).resolve()
         config = resolve_config(execution)

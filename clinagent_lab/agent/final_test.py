@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 from ..errors import SessionConflict, SessionError
 from ..fileio import now_iso
-from ..notebooks.render import FINAL_TEST_TEMPLATE, render_iteration
+from ..notebooks.render import FINAL_TEST_TEMPLATE, check_parameters, render_iteration
 from ..records import FinalTest
 from ..runfolder import RunFolder
 from ..tasks import get_backend
@@ -45,10 +45,11 @@ def run_final_test(engine: Engine, on_event: EventSink | None = None,
     threshold = best.val_metrics.get("threshold")
     params = {**engine.notebook_parameters(best.recipe), "checkpoint": str(Path(best.checkpoint).resolve()),
               "threshold": threshold if isinstance(threshold, (int, float)) else None}
-    render_iteration(FINAL_TEST_TEMPLATE, run.input_notebook, custom_code=best.recipe.custom_code,
-                     parameters=params)
+    render_iteration(FINAL_TEST_TEMPLATE, run.input_notebook, custom_code=best.recipe.custom_code)
+    check_parameters(run.input_notebook, params)
+    run.write_parameters(params)
     prepare_image_cache(engine, best.recipe, include_test=True)
-    result = engine.executor.execute(run.input_notebook, run.notebook, {},
+    result = engine.executor.execute(run.input_notebook, run.notebook, params,
                                      timeout_s=timeout_s or max(600.0, s.spec.budget.iteration_minutes * 60),
                                      events_path=run.events, cwd=run.path, prewarm_next=False)
     if result.status != "ok":

@@ -1,9 +1,11 @@
-"""One iteration: the notebook rendered from the proposal, executed under its time budget, read back and
-decided (kept / discarded / failed) on the validation split."""
+"""One iteration: the notebook rendered from the proposal, executed under its time budget with the recipe
+injected by papermill, read back and decided (kept / discarded / failed) on the validation split.
+
+The run folder keeps the injected values (``parameters.yaml``) and, once the run has recorded its epoch plan,
+the plan to pin for an exact replay (``replay.yaml``); the executed notebook stays as papermill wrote it."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import nbformat
@@ -11,8 +13,8 @@ import nbformat
 from ..errors import ClinagentError
 from ..evaluation.evaluate import evaluator_hash
 from ..execution import read_record
-from ..fileio import atomic_write_text, now_iso
-from ..notebooks.render import bake_parameters, render_iteration, verify_frozen
+from ..fileio import now_iso
+from ..notebooks.render import check_parameters, render_iteration, verify_frozen
 from ..plan.selection import decide, selection_value
 from ..records import Iteration, Proposal
 from ..runfolder import RunFolder
@@ -23,7 +25,7 @@ if TYPE_CHECKING:
     from .engine import Engine, EventSink
 
 __all__ = ["run_iteration", "start_iteration", "execute_iteration", "finish_iteration", "resume_iteration",
-           "headline", "pin_epochs"]
+           "headline"]
 
 
 def run_iteration(engine: Engine, proposal: Proposal, on_event: EventSink | None = None,
@@ -65,8 +67,10 @@ def start_iteration(engine: Engine, proposal: Proposal, on_event: EventSink | No
         return it, budget
     backend = get_backend(it.recipe.task_type)
     render_iteration(backend.template, run.input_notebook, custom_code=it.recipe.custom_code,
-                     title=f"Iteration {index}: {it.idea or 'change'}", rationale=it.rationale,
-                     parameters=engine.notebook_parameters(it.recipe))
+                     title=f"Iteration {index}: {it.idea or 'change'}", rationale=it.rationale)
+    parameters = engine.notebook_parameters(it.recipe)
+    check_parameters(run.input_notebook, parameters)
+    run.write_parameters(parameters)
     return it, budget
 
 
@@ -101,7 +105,7 @@ def _execute(engine: Engine, it: Iteration, run: RunFolder, budget: float,
         engine.emit(on_event, event.get("type", "log"), **{**fields, "iteration": index, "budget_s": budget})
 
     prepare_image_cache(engine, it.recipe)
-    result = engine.executor.execute(run.input_notebook, run.notebook, {}, timeout_s=budget,
+    result = engine.executor.execute(run.input_notebook, run.notebook, run.read_parameters(), timeout_s=budget,
                                      events_path=run.events, on_event=relay, cwd=run.path)
     it.wall_s = round(result.wall_s, 2)
     it.warm_kernel = result.warm
@@ -119,7 +123,8 @@ def _execute(engine: Engine, it: Iteration, run: RunFolder, budget: float,
 
 
 def _read_back(it: Iteration, run: RunFolder) -> None:
-    """Validation metrics, the frozen cells and the evaluator's hash checked; the epoch plan pinned."""
+    """Validation metrics, the frozen cells and the evaluator's hash checked; the epoch plan written for an
+    exact replay (``replay.yaml``; the executed notebook is left as papermill wrote it)."""
     try:
         metrics = run.read_metrics()
         info = run.read_run_info()
@@ -132,7 +137,9 @@ def _read_back(it: Iteration, run: RunFolder) -> None:
         it.error = {"ename": type(exc).__name__, "evalue": str(exc), "cell_index": None}
         return
     it.val_metrics = metrics
-    pin_epochs(run.notebook, info.replay_epochs())
+    epochs = info.replay_epochs()
+    if epochs is not None:
+        run.write_parameters({"max_epochs": epochs}, replay=True)
     it.selection_value = selection_value(metrics)
     it.checkpoint = str(run.checkpoint) if run.checkpoint.exists() else None
 
@@ -154,20 +161,6 @@ def finish_iteration(engine: Engine, it: Iteration, on_event: EventSink | None =
                 reason=it.decision_reason, selection_value=it.selection_value, wall_s=it.wall_s,
                 error=(it.error or {}).get("evalue"), metrics=headline(it.val_metrics))
     return it
-
-
-def pin_epochs(notebook: Path, epochs: int | list[int] | None) -> None:
-    """Write the epochs the run planned for its budget (``replay_epochs`` of its run_info.json) into the
-    executed notebook's parameters cell, so that plain ``papermill iteration.ipynb out.ipynb -p seed S``
-    replays the same schedule on any machine."""
-    if epochs is None:
-        return
-    nb = nbformat.read(notebook, as_version=4)
-    for cell in nb.cells:
-        if "parameters" in cell.get("metadata", {}).get("tags", []):
-            cell.source = bake_parameters(cell.source, {"max_epochs": epochs})
-            atomic_write_text(notebook, nbformat.writes(nb))
-            return
 
 
 def headline(metrics: dict[str, Any]) -> dict[str, Any]:

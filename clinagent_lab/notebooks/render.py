@@ -1,6 +1,7 @@
 """Turn a tested template notebook into an iteration notebook.
 
-Parameters go in through papermill (the cell tagged ``parameters``); the only text the renderer changes is the
+Parameters go in through papermill's injection at execution (a cell tagged ``injected-parameters`` after the
+template's ``parameters`` cell, which the renderer leaves as it is); the only text the renderer changes is the
 source of cells tagged ``hook:<name>``, filled with custom code that has passed the code check. Cells tagged
 ``frozen`` (data split, evaluation) are compared with the packaged template by hash and can never be replaced.
 """
@@ -15,11 +16,11 @@ from typing import Any
 
 import nbformat
 
-from ..errors import RecipeError, UnknownNameError
+from ..errors import ClinagentError, RecipeError, UnknownNameError
 from ..tasks import TASKS
 
 __all__ = ["TEMPLATES", "template_path", "load_template", "render_iteration", "frozen_hash", "hook_names",
-           "verify_frozen", "declared_parameters", "bake_parameters",
+           "verify_frozen", "declared_parameters", "check_parameters",
            "FINAL_TEST_TEMPLATE"]
 
 #: the iteration templates, one per task backend
@@ -77,35 +78,22 @@ def declared_parameters(nb: nbformat.NotebookNode) -> list[str]:
     return []
 
 
-def bake_parameters(source: str, values: dict[str, Any]) -> str:
-    """Rewrite a parameters cell so its defaults are ``values`` (comments kept, unknown names refused).
-
-    The executed iteration notebook then reruns with plain ``papermill nb.ipynb out.ipynb -p seed 1``: papermill
-    injects only the overrides after this cell, and every other value stays as the iteration ran it.
-    """
-
-    from papermill.translators import PythonTranslator  # notebook execution only
-
-    declared = {}
-    for node in ast.parse(source).body:
-        if isinstance(node, ast.Assign) and isinstance(node.targets[0], ast.Name):
-            declared[node.targets[0].id] = node.lineno
-    unknown = sorted(set(values) - set(declared))
+def check_parameters(nb_path: str | Path, params: dict[str, Any]) -> list[str]:
+    """Raise RecipeError naming the declared parameters when ``params`` has an undeclared one (papermill itself
+    only warns); returns the declared names."""
+    path = Path(nb_path)
+    if not path.exists():
+        raise ClinagentError(f"notebook not found: {path}", fix="pass the iteration.ipynb of a session")
+    declared = declared_parameters(nbformat.read(path, as_version=4))
+    unknown = sorted(set(params) - set(declared))
     if unknown:
-        raise RecipeError(f"parameter(s) {', '.join(unknown)} are not declared by the notebook",
-                          fix=f"use the declared parameters: {', '.join(declared)}")
-    lines = source.splitlines()
-    for name, value in values.items():
-        i = declared[name] - 1
-        comment = lines[i].split("#", 1)[1].strip() if "#" in lines[i] else ""
-        literal = PythonTranslator.translate(value)
-        lines[i] = f"{name} = {literal}" + (f"  # {comment}" if comment else "")
-    return "\n".join(lines)
+        raise RecipeError(f"parameter(s) {', '.join(unknown)} are not declared by {path.name}",
+                          where=str(path), fix=f"use the declared parameters: {', '.join(declared)}")
+    return declared
 
 
 def render_iteration(template: str, out_path: str | Path, *, custom_code: dict[str, str] | None = None,
-                     title: str | None = None, rationale: str | None = None,
-                     parameters: dict[str, Any] | None = None) -> Path:
+                     title: str | None = None, rationale: str | None = None) -> Path:
     """Write the iteration notebook (before papermill) to ``out_path``.
 
     Args:
@@ -113,7 +101,8 @@ def render_iteration(template: str, out_path: str | Path, *, custom_code: dict[s
         out_path: where to write it.
         custom_code: hook name -> code; every name must be a ``hook:<name>`` cell of the template.
         title, rationale: shown in a markdown cell at the top (why this iteration exists).
-        parameters: values baked into the parameters cell (see :func:`bake_parameters`).
+
+    The parameters cell stays the template's: the iteration's values go in through papermill's injection.
     """
     nb = load_template(template)
     hooks = hook_names(nb)
@@ -122,8 +111,6 @@ def render_iteration(template: str, out_path: str | Path, *, custom_code: dict[s
             raise RecipeError(f"unknown code hook '{name}'", where=f"template {template}",
                               fix=f"use one of the hooks: {', '.join(hooks)}")
     for cell in nb.cells:
-        if parameters and "parameters" in _tags(cell):
-            cell.source = bake_parameters(cell.source, parameters)
         for tag in _tags(cell):
             if tag.startswith("hook:") and (custom_code or {}).get(tag[5:]):
                 cell.source = f"# hook: {tag[5:]} (written by the agent, checked before running)\n" + \

@@ -1,8 +1,15 @@
 """Batch reruns of iteration notebooks with papermill: one seed, or a seed study with mean ± sd.
 
-An executed iteration notebook carries its values in the parameters cell, so ``papermill iteration.ipynb
-out.ipynb -p seed 1`` (run from the folder that should receive the outputs) reruns it exactly; this module does
-the same with a time budget, parameter checks and a summary.
+An iteration's values went into its notebook through papermill's injection and are kept beside it in
+``parameters.yaml``, with the epoch plan to pin in ``replay.yaml``, so (from the folder that should receive the
+outputs)::
+
+    papermill iter_03/iteration.ipynb out.ipynb -f iter_03/parameters.yaml -f iter_03/replay.yaml -p seed 1
+
+reruns it exactly with another seed. This module does the same with a time budget, parameter checks and a
+summary, and says which papermill command it ran. Sessions recorded before parameters were injected (values baked
+into the parameters cell, no parameters file) rerun with the notebook's own values and the plan in
+``run_info.json``.
 """
 
 from __future__ import annotations
@@ -15,64 +22,36 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import nbformat
-
-from ..errors import ClinagentError, RecipeError
 from ..fileio import atomic_write_text
 from ..runfolder import RunFolder
 from .executor import NotebookExecutor
-from .render import declared_parameters
+from .parameters import papermill_command, rerun_parameters
+from .render import check_parameters
 
-__all__ = ["rerun_notebook", "seed_study", "SeedStudy", "check_parameters"]
-
-
-def check_parameters(nb_path: str | Path, params: dict[str, Any]) -> list[str]:
-    """Raise RecipeError naming the declared parameters when ``params`` has an undeclared one."""
-    path = Path(nb_path)
-    if not path.exists():
-        raise ClinagentError(f"notebook not found: {path}", fix="pass the iteration.ipynb of a session")
-    declared = declared_parameters(nbformat.read(path, as_version=4))
-    unknown = sorted(set(params) - set(declared))
-    if unknown:
-        raise RecipeError(f"parameter(s) {', '.join(unknown)} are not declared by {path.name}",
-                          where=str(path), fix=f"use the declared parameters: {', '.join(declared)}")
-    return declared
-
-
-def _replay_epochs(nb: Path, values: dict[str, Any], timeout_s: float) -> dict[str, Any]:
-    """Replay the epochs the original run planned for its time budget (the schedule spans them).
-
-    Fixing ``max_epochs`` (the plan history when the second epoch revised it, see ``epoch_plan`` in
-    run_info.json) and lifting the time guard reproduces the same weights on any machine speed. A run that its
-    time guard stopped early (``stopped_by_time``, rare since the plan is fitted to the measured speed and
-    checked after the second epoch) is rerun to the end of its planned schedule instead, and differs from it.
-    """
-    folder = RunFolder(nb.parent)
-    if "max_epochs" in values or not folder.run_info.exists():
-        return {}
-    epochs = folder.read_run_info().replay_epochs()
-    return {} if epochs is None else {"max_epochs": epochs, "time_budget_s": float(timeout_s)}
+__all__ = ["rerun_notebook", "rerun_parameters", "seed_study", "SeedStudy", "check_parameters"]
 
 
 def rerun_notebook(notebook: str | Path, *, seed: int | None = None, params: dict[str, Any] | None = None,
                    out_dir: str | Path | None = None, timeout_s: float = 3600.0,
                    prewarm_next: bool = False, backend: Any = None) -> dict[str, Any]:
-    """Rerun one notebook; returns {status, output, metrics, headline, error, wall_s}.
+    """Rerun one notebook with papermill (see :func:`rerun_parameters`); returns {status, output, metrics,
+    headline, error, wall_s, seed, command}, ``command`` being the plain papermill command of the same run.
 
     ``backend``: where it runs (an :class:`~clinagent_lab.execution.ExecutionBackend`; default this machine).
 
     ``prewarm_next``: start a kernel for a following run while this one trains (a seed study does).
     """
     nb = Path(notebook).resolve()
-    values = dict(params or {})
+    overrides = dict(params or {})
     if seed is not None:
-        values["seed"] = seed
-    values.update(_replay_epochs(nb, values, timeout_s))
+        overrides["seed"] = seed
+    files, overrides, values = rerun_parameters(nb, overrides, timeout_s)
     check_parameters(nb, values)
     tag = f"seed_{seed}" if seed is not None else "rerun"
     out = Path(out_dir).resolve() if out_dir else nb.parent / "reruns" / tag
     out.mkdir(parents=True, exist_ok=True)
-    values.setdefault("output_dir", ".")
+    command = papermill_command(nb, out / nb.name, files=files, overrides=overrides, cwd=out)
+    RunFolder(out, notebook_name=nb.name).write_parameters(values)  # the rerun reruns the same way
     result = (backend or NotebookExecutor()).execute(nb, out / nb.name, values, timeout_s=timeout_s,
                                         events_path=out / "events.jsonl", cwd=out, prewarm_next=prewarm_next)
     metrics: dict[str, Any] = {}
@@ -80,7 +59,7 @@ def rerun_notebook(notebook: str | Path, *, seed: int | None = None, params: dic
         metrics = RunFolder(out).read_metrics()
     headline = {k: v for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
     return {"status": result.status, "output": out / nb.name, "metrics": metrics, "headline": headline,
-            "error": result.error, "wall_s": result.wall_s, "seed": seed}
+            "error": result.error, "wall_s": result.wall_s, "seed": seed, "command": command}
 
 
 @dataclass
@@ -98,6 +77,9 @@ class SeedStudy:
         for key, s in self.summary.items():
             lines.append(f"  {key:<28} {s['mean']:.4f} ± {s['sd']:.4f}  (min {s['min']:.4f}, max {s['max']:.4f}, "
                          f"spread {s['spread']:.4f}, n={int(s['n'])})")
+        first = next((r for r in self.runs if r.get("command")), None)
+        if first is not None:
+            lines.append(f"  as plain papermill (seed {first['seed']}): {first['command']}")
         for r in self.runs:
             if r["status"] != "ok":
                 evalue = (r.get("error") or {}).get("evalue", "")
@@ -107,7 +89,8 @@ class SeedStudy:
     def to_dict(self) -> dict[str, Any]:
         return {"notebook": self.notebook, "summary": self.summary,
                 "runs": [{"seed": r["seed"], "status": r["status"], "metrics": r["headline"],
-                          "output": str(r["output"]), "error": r.get("error"), "wall_s": r["wall_s"]}
+                          "output": str(r["output"]), "error": r.get("error"), "wall_s": r["wall_s"],
+                          "command": r.get("command")}
                          for r in self.runs]}
 
 

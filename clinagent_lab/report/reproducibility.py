@@ -6,6 +6,7 @@ import json
 import shlex
 from pathlib import Path
 
+from ..notebooks.parameters import papermill_command, rerun_parameters
 from ..runfolder import RunInfo
 from .context import ReportContext
 from .markup import Markup, esc, h3, kv_table, note, para, table
@@ -33,9 +34,11 @@ def commands(ctx: ReportContext) -> list[tuple[str, str]]:
     best = s.best()
     if best is not None and best.notebook:
         nb, seed = Path(best.notebook), best.recipe.seed
+        files, overrides, _ = rerun_parameters(nb, {})
         out += [
-            ("the best iteration's notebook, same seed (run in the folder that receives the outputs)",
-             f"cd {_q(nb.parent)} && papermill {_q(nb.name)} out.ipynb -p seed {seed}"),
+            ("the best iteration's notebook with the values papermill injected and the epochs it planned "
+             "(outputs go to the folder it is run from; add -p seed S for another seed)",
+             papermill_command(nb, "out.ipynb", files=files, overrides=overrides)),
             ("the same through clinagent (outputs in reruns/seed_<s>/ beside the notebook)",
              f"clinagent rerun {_q(nb)} --seed {seed}"),
             ("a seed study of the best iteration (mean ± sd over seeds)",

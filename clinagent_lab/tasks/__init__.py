@@ -28,6 +28,7 @@ import importlib
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..names import DETECTOR_NAMES, MODEL_NAMES
 from ..registry import Registry
 
 __all__ = ["TaskBackend", "TASKS", "get_backend", "task_types", "GROUP_SELECTION_METRICS"]
@@ -70,6 +71,10 @@ class TaskBackend:
     gpu_image_cap: int = 224
     #: initializer defaults: the network on a GPU and on a CPU, each with the reason a clinician reads
     architectures: dict[str, tuple[str, str]] = field(default_factory=dict)
+    #: the names ``model.architecture`` may take (the light list of this task's model registry, ``names.py``)
+    model_names: tuple[str, ...] = MODEL_NAMES
+    #: ``model.architecture`` of a Recipe that names none ("": ``ModelConfig``'s default)
+    default_architecture: str = ""
     #: initializer defaults: a fixed batch size (None: chosen from the input size), dropout before the head
     batch_size: int | None = None
     head_dropout: float = 0.1
@@ -117,6 +122,7 @@ TASKS.register("detection", TaskBackend(
     predictions_file="val_predictions.json", test_predictions_file="test_predictions.json",
     metrics=("map50", "auroc"), has_boxes=True, plans_epochs=False, group_selection=False,
     refiner_rules=("pseudo_labels",), cpu_image_cap=128, batch_size=8, head_dropout=0.0,
+    model_names=DETECTOR_NAMES, default_architecture="fasterrcnn_small_cnn",
     architectures={
         "gpu": ("fasterrcnn_mobilenet", "Faster R-CNN with a MobileNetV3 backbone (torchvision), randomly "
                                         "initialised (no downloads)"),
