@@ -491,11 +491,13 @@ async def test_reject_drops_the_proposal(jp_fetch, manager):
 
 
 async def test_events_reach_the_jupyter_event_bus_websocket(jp_fetch, jp_ws_fetch, manager):
+    ws = await jp_ws_fetch("api", "events", "subscribe")  # subscribed before the server's first event
     sid = await new_session(jp_fetch)
-    ws = await jp_ws_fetch("api", "events", "subscribe")
     manager.emit(sid, "epoch", epoch=3, iteration=1)
+    first = json.loads(await asyncio.wait_for(ws.read_message(), 5))
     got = json.loads(await asyncio.wait_for(ws.read_message(), 5))
     ws.close()
+    assert (first["type"], first["seq"]) == ("log", 1)
     assert got["schema_id"] == SCHEMA_ID and (got["type"], got["session"], got["seq"]) == ("epoch", sid, 2)
     # a sidebar that missed it (late, or reconnected) catches up by seq
     code, missed = await call(jp_fetch, "GET", "sessions", sid, "events", params={"after": "1"})

@@ -78,6 +78,8 @@ class SessionEvents:
     def __init__(self, logger: EventLogger | None = None, *, folder: Callable[[str], Path | None] | None = None,
                  buffer: int = REPLAY_EVENTS) -> None:
         self.logger = logger if logger is not None else EventLogger()
+        if SCHEMA_ID not in self.logger.schemas:  # now: a subscriber listens to the schemas registered when it came
+            self.logger.register_event_schema(session_event_schema())
         self._folder = folder or (lambda sid: None)
         self._buffer = buffer
         self._events: dict[str, deque[dict[str, Any]]] = {}
@@ -119,8 +121,6 @@ class SessionEvents:
         if path is not None and path.parent.is_dir():
             with open(path, "a", encoding="utf-8") as fh:
                 fh.write(json.dumps(stamped, default=str) + "\n")
-        if SCHEMA_ID not in self.logger.schemas:  # on first use: building the schema takes a while
-            self.logger.register_event_schema(session_event_schema())
         try:
             self.logger.emit(schema_id=SCHEMA_ID, data=stamped)
         except RuntimeError as exc:  # no running event loop: nobody can be subscribed (scripts, tests)
