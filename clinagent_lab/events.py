@@ -1,6 +1,6 @@
 """Progress and state events: one versioned envelope and one union of typed events, used by the kernel
 (JSON lines in the run folder's ``events.jsonl``), the engine (``on_event`` callbacks) and the server
-(server-sent events to the sidebar, which is typed from :func:`event_json_schema`).
+(emitted on jupyter_server's event bus to the sidebar, which is typed from :func:`event_json_schema`).
 
 Every event carries ``v`` (:data:`EVENT_VERSION`), ``type`` and ``time``; the engine adds ``session`` and
 ``iteration`` (and ``budget_s`` on the kernel's events it relays), the server adds ``seq`` (the replay
@@ -46,11 +46,11 @@ class _Envelope(BaseModel):
     time: float = Field(default_factory=lambda: round(time.time(), 3))
     session: str | None = None
     iteration: int | None = None
-    #: the server's replay position (server-sent events only)
+    #: the server's replay position (events the server emits)
     seq: int | None = None
     #: the iteration's time budget in seconds (on kernel events relayed by the engine)
     budget_s: float | None = None
-    #: when the server published it (server-sent events only)
+    #: when the server emitted it
     at: float | None = None
 
 
@@ -154,6 +154,8 @@ class SessionFinished(_Envelope):
 class ProposalEvent(_Envelope):
     type: Literal["proposal"] = "proposal"
     proposal: Proposal | None = None
+    #: the other candidates of the round ``proposal`` opens (``--parallel``), approved with it
+    candidates: list[Proposal] = Field(default_factory=list)
     after: int | None = None
     edited: bool | None = None
     rejected: Proposal | None = None

@@ -100,12 +100,14 @@ def _drive(page, expect, url: str, token: str) -> None:
     page.get_by_test_id("clinagent-assumptions-toggle").click()
     expect(page.get_by_test_id("clinagent-confounder-audit").first).to_contain_text("predicts the label with AUROC")
     page.get_by_test_id("clinagent-spec-iterations").fill("2")
+    expect(page.get_by_test_id("clinagent-pretrained")).to_be_visible()  # weights and K go with the session
     _photograph_widths(page, "spec")
 
     page.get_by_test_id("clinagent-create").click()
     proposal = page.get_by_test_id("clinagent-proposal")
     expect(proposal).to_be_visible(timeout=90_000)
     _short_training(page, expect, proposal)
+    expect(page.get_by_test_id("clinagent-pretrained-shown")).to_contain_text("chosen by the initializer")
     status = page.get_by_test_id("clinagent-status")
     expect(status).to_have_attribute("data-phase", re.compile("idle|waiting"))
     server = ServerEvents(url, token)
@@ -162,7 +164,7 @@ RECORD_PHASES = """() => {
 
 
 class ServerEvents:
-    """The session's events as the server buffered them (``GET .../events?follow=0``), polled each second."""
+    """The session's events as the server keeps them for catch-up (``GET .../events``), polled each second."""
 
     def __init__(self, url: str, token: str, timeout_s: float = 900.0) -> None:
         self.url, self.token, self.timeout_s = url, token, timeout_s
@@ -174,7 +176,7 @@ class ServerEvents:
     def _get(self, path: str) -> dict:
         import urllib.request
 
-        with urllib.request.urlopen(f"{self.url}{path}?token={self.token}&follow=0", timeout=30) as r:
+        with urllib.request.urlopen(f"{self.url}{path}?token={self.token}", timeout=30) as r:
             return json.loads(r.read())
 
     def wait_for(self, predicate, what: str) -> dict:
