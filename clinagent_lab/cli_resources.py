@@ -16,7 +16,7 @@ from typing import Any
 
 from .data.cache import CACHE_ENV, cache_entries, cache_root, clear_cache
 from .errors import ClinagentError
-from .models.weights import cached_weights, hub_cache_dir, pull_weights, resolve_weights
+from .models.weights import cached_weights, hub_cache_dir, pretrained_overrides, pull_weights
 from .notebooks.parameters import recorded_parameters
 from .plan.hardware import detect_hardware
 from .recipe import Recipe, apply_patch
@@ -90,8 +90,8 @@ def add_scale_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--pretrained", metavar="NAME|PATH",
                    help="ImageNet weights: a timm name in the local HF/timm cache (e.g. resnet18.a1_in1k), a "
                         "local state_dict/checkpoint/safetensors file, or 'none'; never downloaded")
-    p.add_argument("--devices", type=int, help="GPUs (or CPU processes) to train on; checked against the machine "
-                                               "(one in this version: several processes are not available yet)")
+    p.add_argument("--devices", type=int, help="GPUs (or CPU processes) to train on, checked against the machine; "
+                                               "more than one trains with DDP in forked processes (classification)")
     p.add_argument("--accelerator", choices=["auto", "cpu", "gpu"], help="where to train (default: auto)")
 
 
@@ -101,15 +101,8 @@ def scale_overrides(args: argparse.Namespace) -> dict[str, Any]:
     if getattr(args, "accelerator", None) or getattr(args, "devices", None):
         hw = detect_hardware(args.accelerator or "auto", args.devices or 1)
         out.update({"training.accelerator": hw.accelerator, "training.devices": hw.devices})
-    pretrained = getattr(args, "pretrained", None)
-    if pretrained:
-        if pretrained.lower() == "none":
-            out["model.pretrained"] = None
-        else:
-            found = resolve_weights(pretrained)
-            out["model.pretrained"], out["model.pretrained_sha256"] = found.name, found.sha256
-            if found.architecture:
-                out["model.architecture"] = f"timm:{found.architecture}"
+    if getattr(args, "pretrained", None):
+        out.update(pretrained_overrides(args.pretrained))
     return out
 
 

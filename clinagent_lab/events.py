@@ -1,6 +1,6 @@
 """Progress and state events: one versioned envelope and one union of typed events, used by the kernel
 (JSON lines in the run folder's ``events.jsonl``), the engine (``on_event`` callbacks) and the server
-(server-sent events to the sidebar, which is typed from :func:`event_json_schema`).
+(emitted on jupyter_server's event bus to the sidebar, which is typed from :func:`event_json_schema`).
 
 Every event carries ``v`` (:data:`EVENT_VERSION`), ``type`` and ``time``; the engine adds ``session`` and
 ``iteration`` (and ``budget_s`` on the kernel's events it relays), the server adds ``seq`` (the replay
@@ -19,7 +19,10 @@ Example:
 
 from __future__ import annotations
 
+import math
 import time
+from collections.abc import Mapping
+from numbers import Integral, Real
 from typing import Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
@@ -27,8 +30,8 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 from .errors import ClinagentError
 from .records import Annotation, FinalTest, IterationStatus, Proposal
 
-__all__ = ["EVENT_VERSION", "EVENT_TYPES", "EVENT_MODELS", "Event", "RunningJob", "make_event", "validate_event",
-           "event_json_schema"]
+__all__ = ["EVENT_VERSION", "EVENT_TYPES", "EVENT_MODELS", "Event", "RunningJob", "headline", "make_event",
+           "validate_event", "event_json_schema"]
 
 #: version 2: one envelope for kernel, engine and server events (version 1 had three)
 EVENT_VERSION = 2
@@ -43,11 +46,11 @@ class _Envelope(BaseModel):
     time: float = Field(default_factory=lambda: round(time.time(), 3))
     session: str | None = None
     iteration: int | None = None
-    #: the server's replay position (server-sent events only)
+    #: the server's replay position (events the server emits)
     seq: int | None = None
     #: the iteration's time budget in seconds (on kernel events relayed by the engine)
     budget_s: float | None = None
-    #: when the server published it (server-sent events only)
+    #: when the server emitted it
     at: float | None = None
 
 
@@ -151,6 +154,8 @@ class SessionFinished(_Envelope):
 class ProposalEvent(_Envelope):
     type: Literal["proposal"] = "proposal"
     proposal: Proposal | None = None
+    #: the other candidates of the round ``proposal`` opens (``--parallel``), approved with it
+    candidates: list[Proposal] = Field(default_factory=list)
     after: int | None = None
     edited: bool | None = None
     rejected: Proposal | None = None
@@ -232,3 +237,29 @@ def make_event(type_: str, **fields: Any) -> dict[str, Any]:
 def event_json_schema() -> dict[str, Any]:
     """The JSON Schema of :data:`Event` (served to the sidebar; its TypeScript types are generated from it)."""
     return _ADAPTER.json_schema()
+
+
+def headline(metrics: Mapping[str, Any]) -> dict[str, Any]:
+    """The scalar metrics of a metrics dict, as the ``evaluated``, ``iteration_finished`` and
+    ``session_finished`` events carry them (and the notebook's metrics table shows them).
+
+    Numbers (numpy scalars included) become Python numbers, an undefined one (None, NaN) stays as None so
+    the reader sees it is missing; strings are kept; nested values (confusion, per class, confounders) and
+    keys starting with ``_`` are left out.
+
+    Example:
+        >>> headline({"auroc": 0.91, "ppv": float("nan"), "npv": None, "primary_metric": "auroc",
+        ...           "confusion": {"tp": 3}, "_cache": 1.0})
+        {'auroc': 0.91, 'ppv': None, 'npv': None, 'primary_metric': 'auroc'}
+    """
+    out: dict[str, Any] = {}
+    for key, value in metrics.items():
+        if str(key).startswith("_"):
+            continue
+        if value is None or isinstance(value, (str, bool)):
+            out[key] = value
+        elif isinstance(value, Integral):
+            out[key] = int(value)
+        elif isinstance(value, Real):
+            out[key] = None if math.isnan(float(value)) else float(value)
+    return out

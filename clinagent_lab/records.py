@@ -119,6 +119,8 @@ class Session(_Model):
     test_reads: int = Field(default=0, description="how many times the test split was read (must be <= 1)")
     annotations: list[Annotation] = Field(default_factory=list)
     proposal: Proposal | None = None
+    candidates: list[Proposal] = Field(default_factory=list, description="the other candidates of the next "
+                                       "round (--parallel K: up to K - 1), approved together with `proposal`")
     tried_ideas: list[str] = Field(default_factory=list)
     data_format: str | None = None
     format_options: dict[str, Any] = Field(default_factory=dict)
@@ -180,7 +182,7 @@ class Session(_Model):
         self.annotations.append(annotation)
         if annotation.iteration is not None:
             self.iteration(annotation.iteration).annotations.append(len(self.annotations) - 1)
-        self.proposal = None
+        self.proposal, self.candidates = None, []
         self.log("annotation", annotation_kind=annotation.kind, value=annotation.value)
         return annotation
 

@@ -31,7 +31,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from .errors import SessionError
 from .fileio import atomic_write_text
 
-__all__ = ["RunFolder", "RunInfo", "SPLITS_FILE", "FINGERPRINT_FILE"]
+__all__ = ["RunFolder", "RunInfo", "FitState", "SPLITS_FILE", "FINGERPRINT_FILE"]
 
 #: session-level files beside ``session.json``
 SPLITS_FILE = "splits.csv"
@@ -53,6 +53,9 @@ class RunInfo(BaseModel):
     epoch_plan: list[int] = Field(default_factory=list)
     stopped_by_time: bool = False
     global_step: int | None = None
+    #: processes the model trained in, and the Lightning strategy (``ddp_notebook`` when several)
+    world_size: int | None = None
+    strategy: str | None = None
     versions: dict[str, str] = Field(default_factory=dict)
     #: final test only: images evaluated and how many times the test loader was built
     n_samples: int | None = None
@@ -70,6 +73,23 @@ class RunInfo(BaseModel):
         if not plan:
             return None
         return plan[0] if len(plan) == 1 else plan
+
+
+class FitState(BaseModel):
+    """``fit_state.json``: how the training loop ended, written at the end of ``fit`` by the process that ran it
+    (rank 0 when several processes train). The notebook's own ``Trainer`` gets only the weights and the best
+    checkpoint back from DDP processes, not the loop's epochs, steps or epoch plan."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    epochs_run: int
+    global_step: int
+    #: the epochs planned last, and the plan history ([first] or [first, revised]; empty when not planned)
+    max_epochs: int | None = None
+    epoch_plan: list[int] = Field(default_factory=list)
+    stopped_by_time: bool = False
+    world_size: int = 1
+    strategy: str = ""
 
 
 @dataclass(frozen=True)
@@ -119,6 +139,11 @@ class RunFolder:
         return self.path / "model.ckpt"
 
     @property
+    def fit_state(self) -> Path:
+        """:class:`FitState` of the run's training loop."""
+        return self.path / "fit_state.json"
+
+    @property
     def parameters(self) -> Path:
         """The values papermill injected into the notebook (a papermill ``-f`` parameters file)."""
         return self.path / "parameters.yaml"
@@ -154,6 +179,15 @@ class RunFolder:
 
     def write_run_info(self, info: RunInfo) -> None:
         atomic_write_text(self.run_info, info.model_dump_json(indent=2, exclude_none=True))
+
+    def write_fit_state(self, state: FitState) -> None:
+        atomic_write_text(self.fit_state, state.model_dump_json(indent=2))
+
+    def read_fit_state(self) -> FitState | None:
+        """The training loop's end state, or None when this run has not finished a ``fit`` (yet)."""
+        if not self.fit_state.exists():
+            return None
+        return FitState.model_validate(_read_json(self.fit_state))
 
     def write_parameters(self, values: dict[str, Any], *, replay: bool = False) -> Path:
         """Write ``values`` as a papermill parameters file (:attr:`parameters`, or :attr:`replay_parameters`)."""

@@ -100,12 +100,14 @@ def _drive(page, expect, url: str, token: str) -> None:
     page.get_by_test_id("clinagent-assumptions-toggle").click()
     expect(page.get_by_test_id("clinagent-confounder-audit").first).to_contain_text("predicts the label with AUROC")
     page.get_by_test_id("clinagent-spec-iterations").fill("2")
+    expect(page.get_by_test_id("clinagent-pretrained")).to_be_visible()  # weights and K go with the session
     _photograph_widths(page, "spec")
 
     page.get_by_test_id("clinagent-create").click()
     proposal = page.get_by_test_id("clinagent-proposal")
     expect(proposal).to_be_visible(timeout=90_000)
     _short_training(page, expect, proposal)
+    expect(page.get_by_test_id("clinagent-pretrained-shown")).to_contain_text("chosen by the initializer")
     status = page.get_by_test_id("clinagent-status")
     expect(status).to_have_attribute("data-phase", re.compile("idle|waiting"))
     server = ServerEvents(url, token)
@@ -162,7 +164,7 @@ RECORD_PHASES = """() => {
 
 
 class ServerEvents:
-    """The session's events as the server buffered them (``GET .../events?follow=0``), polled each second."""
+    """The session's events as the server keeps them for catch-up (``GET .../events``), polled each second."""
 
     def __init__(self, url: str, token: str, timeout_s: float = 900.0) -> None:
         self.url, self.token, self.timeout_s = url, token, timeout_s
@@ -174,7 +176,7 @@ class ServerEvents:
     def _get(self, path: str) -> dict:
         import urllib.request
 
-        with urllib.request.urlopen(f"{self.url}{path}?token={self.token}&follow=0", timeout=30) as r:
+        with urllib.request.urlopen(f"{self.url}{path}?token={self.token}", timeout=30) as r:
             return json.loads(r.read())
 
     def wait_for(self, predicate, what: str) -> dict:
@@ -213,18 +215,49 @@ def _photograph_widths(page, stage: str) -> None:
     set_sidebar_width(page, 360)
 
 
+# an element is in view when all of it is, or (taller than the window) when its top is in the upper half
+IN_VIEW = """el => {
+    const r = el.getBoundingClientRect();
+    const fits = r.height <= window.innerHeight;
+    return r.height > 0 && r.top >= 0 && (fits ? r.bottom <= window.innerHeight : r.top < window.innerHeight / 2);
+}"""
+SCROLL = """el => el.scrollIntoView({block: el.getBoundingClientRect().height > window.innerHeight ? 'start'
+                                                                                         : 'center'})"""
+OUTPUTS_SETTLED = """() => [...document.querySelectorAll('.jp-OutputArea-output img')].every(i => i.complete)"""
+
+
+def _scroll_into_view(page, locator, what: str) -> None:
+    """Scroll until ``locator`` is wholly in the viewport and stays there (outputs rendering below it, the
+    widgets and the figures, grow the notebook and move it after a single scroll)."""
+    for _ in range(10):
+        locator.evaluate(SCROLL)
+        page.wait_for_timeout(500)
+        if locator.evaluate(IN_VIEW):
+            return
+    raise AssertionError(f"{what} does not stay in view")
+
+
 def _photograph_notebook(page, expect) -> None:
     """The iteration's clinician summary and the widgets, as the notebook shows them."""
-    summary = page.locator(".clinagent-summary").first
-    expect(summary).to_contain_text("At the chosen threshold: sensitivity", timeout=120_000)
-    summary.scroll_into_view_if_needed()
-    page.screenshot(path=str(ARTIFACTS / "browser_3_clinician_summary.png"))
-    widget = page.locator(".jp-OutputArea-output .widget-vbox, .jp-OutputArea-output .jupyter-widgets").first
+    summary = page.locator(".jp-Notebook .clinagent-summary").first
+    expect(summary).to_contain_text(re.compile(r"At the chosen threshold \(\d\.\d{3}\): sensitivity"),
+                                     timeout=120_000)
+    widget = page.locator(".jp-Notebook .clinagent-roc").first  # the ROC widget: plot, slider, readout, pin
     try:
         widget.wait_for(timeout=120_000)
-        widget.scroll_into_view_if_needed()
     except Exception:  # the static PNGs stand in when the kernel has not rendered the widgets
-        page.locator(".jp-OutputArea-output img").first.scroll_into_view_if_needed()
+        pass
+    page.wait_for_function(OUTPUTS_SETTLED, timeout=60_000)
+    if widget.count():  # the widget's readout is the sentence's operating point: same threshold, same rates
+        said = re.search(r"threshold \((\d\.\d{3})\): sensitivity (\d\.\d\d)", summary.inner_text())
+        readout = page.locator(".jp-Notebook .clinagent-readout").first.inner_text()
+        shown = re.search(r"threshold (\d\.\d{3}) · sensitivity (\d\.\d{3})", readout)
+        assert said and shown, (summary.inner_text(), readout)
+        assert shown.group(1) == said.group(1) and f"{float(shown.group(2)):.2f}" == said.group(2), readout
+    _scroll_into_view(page, summary, "the clinician's sentence")
+    page.screenshot(path=str(ARTIFACTS / "browser_3_clinician_summary.png"))
+    target = widget if widget.count() else page.locator(".jp-OutputArea-output img").first
+    _scroll_into_view(page, target, "the results widgets")
     page.screenshot(path=str(ARTIFACTS / "browser_3_widgets.png"))
 
 

@@ -38,17 +38,39 @@ def test_cpu_stays_the_tested_default():
     assert r.data.image_size == 64
 
 
-def test_devices_are_checked_against_the_machine():
-    with pytest.raises(RecipeError, match="--devices 4096 asked, this machine has .* CPU core"):
-        detect_hardware("cpu", 4096)
-    with pytest.raises(RecipeError, match="--devices 2"):  # more cores than that, or DDP not available
-        detect_hardware("cpu", 2)
+def test_devices_are_checked_against_the_machine(monkeypatch):
+    monkeypatch.setattr("clinagent_lab.plan.hardware.usable_cores", lambda: 2)
+    with pytest.raises(RecipeError, match=r"--devices 4 asked, this machine has 2 CPU core\(s\) for 4 processes") \
+            as info:
+        detect_hardware("cpu", 4)
+    assert info.value.where == "--devices" and info.value.fix == "use --devices 2 or fewer"
+    hw = detect_hardware("cpu", 2)  # as many processes as cores: DDP over gloo
+    assert (hw.accelerator, hw.devices, hw.cores) == ("cpu", 2, 2)
+    values, reasons = training_settings(hw, "small_cnn", 32)
+    assert values["training.devices"] == 2 and values["data.num_workers"] == 0
+    assert "ddp_notebook" in reasons["training.devices"] and "gloo" in reasons["training.devices"]
+    assert "1 thread(s) each" in reasons["training.devices"]
     import torch
 
     if not torch.cuda.is_available():
         with pytest.raises(RecipeError, match="no GPU"):
             detect_hardware("gpu", 1)
         assert detect_hardware("auto", 1).accelerator == "cpu"
+
+
+def test_several_processes_are_refused_for_detection_only():
+    from clinagent_lab.plan.hardware import check_devices
+    from clinagent_lab.recipe import Recipe
+    from clinagent_lab.tasks import get_backend
+
+    two = {"training": {"devices": 2}}
+    detection = Recipe(task_type="detection", classes=["fracture"], **two)
+    with pytest.raises(RecipeError, match="training.devices = 2: detection trains in one process") as info:
+        check_devices(get_backend("detection"), detection)
+    assert info.value.fix == "use --devices 1 for this task"
+    check_devices(get_backend("detection"), Recipe(task_type="detection", classes=["fracture"]))
+    for task in ("binary_classification", "multiclass_classification"):
+        check_devices(get_backend(task), Recipe(task_type=task, classes=["a", "b", "c"], **two))
 
 
 def test_large_data_on_cpu_trains_a_subsample_first():

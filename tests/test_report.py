@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from bs4 import BeautifulSoup
-from sklearn.metrics import roc_auc_score
+from sklearn.metrics import roc_auc_score, roc_curve
 
 from clinagent_lab.errors import SessionError
 from clinagent_lab.evaluation import bootstrap_ci
@@ -137,8 +137,51 @@ def test_iterations_table_and_plot(binary_report) -> None:
     assert len(rows) == 2
     assert "debias.method" in rows[1].get_text() and "gradient_reversal" in rows[1].get_text()
     assert "kept" in rows[1].get_text() and "first recipe" in rows[0].get_text()
-    svg = soup.select_one("#iterations svg")
-    assert svg is not None and len(svg.select("circle")) >= 2
+    svg = soup.select_one("#iterations svg.figure")
+    assert svg["data-figure"] == "iterations" and svg.title.get_text() == "Validation metric over iterations"
+    line = _vertices(svg.select_one("#iterations-selection path")["d"])
+    assert len(line) == 2 and line[1][1] < line[0][1]  # iteration 2 is higher (SVG y grows downwards)
+    kept = [(float(u["x"]), float(u["y"])) for u in svg.select("#iterations-kept use")]
+    assert kept == pytest.approx(line)  # both kept (baseline, then better): filled markers on the line
+    assert svg.select_one("#iterations-discarded") is None
+
+
+def _vertices(d: str) -> list[tuple[float, float]]:
+    """The (x, y) points of an SVG path's M/L commands."""
+    return [(float(x), float(y)) for x, y in re.findall(r"[ML]\s*(-?[\d.]+)\s+(-?[\d.]+)", d)]
+
+
+def test_roc_figure_is_a_matplotlib_svg_with_the_curve_and_the_operating_point(binary: Path, binary_report) -> None:
+    soup, raw, _ = binary_report
+    svg = soup.select_one('#test svg.figure[data-figure="roc"]')
+    assert svg is not None and svg.title.get_text() == "ROC (test split)"
+    assert "Matplotlib" not in str(svg)  # no metadata block: no date, no creator line
+    pred = pd.read_csv(binary / "test_predictions.csv")
+    fpr, tpr, _ = roc_curve(pred["label"], pred["prob_pneumothorax"], drop_intermediate=False)
+    curve = _vertices(svg.select_one("#roc-curve path")["d"])
+    assert len(curve) == len(np.unique(np.c_[fpr, tpr], axis=0))  # one vertex per ROC point
+    # the drawn x coordinates are the ROC's false-positive rates under one linear axis scale
+    xs = np.sort(np.array(curve)[:, 0])
+    fx = np.unique(np.c_[fpr, tpr], axis=0)[:, 0]
+    ax_x, bx = np.polyfit(fx, xs, 1)
+    assert ax_x > 0 and np.allclose(xs, ax_x * fx + bx, atol=0.01)
+    m = raw["final_test"]["metrics"]
+    [marker] = svg.select("#roc-operating-point use")
+    px, py = float(marker["x"]), float(marker["y"])
+    assert px == pytest.approx(ax_x * (1 - m["specificity"]) + bx, abs=0.01)
+    assert (round(px, 2), round(py, 2)) in {(round(x, 2), round(y, 2)) for x, y in curve}  # a vertex of the curve
+    assert svg.select_one("#roc-band path") is not None  # the bootstrap band
+    legend = svg.get_text()
+    assert f"AUROC {m['auroc']:.3f}" in legend and "operating point" in legend
+
+
+def test_report_is_reproducible_byte_for_byte(binary: Path, tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1767225600")
+    first = write_report(binary, tmp_path / "a.html").read_bytes()
+    second = write_report(binary, tmp_path / "b.html").read_bytes()
+    assert first == second and b"2026-01-01T00:00:00+00:00" in first
+    ids = re.findall(rb' id="([^"]+)"', first)
+    assert len(ids) == len(set(ids))  # several SVGs in one page: no id twice
 
 
 # ------------------------------------------------------------------------------------------------- numbers
@@ -177,6 +220,38 @@ def test_report_is_self_contained(binary_report) -> None:
     assert soup.find("script") is None and soup.find("link") is None
     assert soup.select_one("style") is not None and "font-family" in soup.select_one("style").get_text()
     assert len(soup.select("svg.figure")) >= 3  # iterations, ROC, reliability: inline
+
+
+def test_session_text_is_escaped_by_the_templates(tmp_path: Path) -> None:
+    folder = make_session(tmp_path)
+    _edit(folder, lambda raw: raw.update(request="<script>alert('x')</script> & <b>drains</b>"))
+    text = write_report(folder).read_text()
+    soup = BeautifulSoup(text, "html.parser")
+    assert soup.find("script") is None and soup.select_one("#request b") is None
+    assert soup.select_one("#request blockquote").get_text() == "<script>alert('x')</script> & <b>drains</b>"
+    assert "&lt;script&gt;" in text
+
+
+def test_report_python_writes_no_html() -> None:
+    """The structure is in the templates: the section modules compute data (figures.py only edits the SVG)."""
+    import ast
+
+    import clinagent_lab.report as report
+
+    folder = Path(report.__file__).parent
+    tags = re.compile(r"<(p|table|tr|td|th|span|div|h\d|ul|li|code|pre|figure|section|blockquote)[\s>]")
+    offenders = []
+    for path in folder.glob("*.py"):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        docstrings = {id(node.body[0].value) for node in ast.walk(tree)
+                      if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef)) and node.body
+                      and isinstance(node.body[0], ast.Expr) and isinstance(node.body[0].value, ast.Constant)}
+        offenders += [f"{path.name}:{node.lineno}" for node in ast.walk(tree)
+                      if isinstance(node, ast.Constant) and isinstance(node.value, str)
+                      and id(node) not in docstrings and tags.search(node.value)]
+    assert offenders == []
+    sections = {p.stem.replace(".html", "") for p in (folder / "templates" / "sections").glob("*.html.j2")}
+    assert sections == set(section_ids())  # one template per section
 
 
 # ------------------------------------------------------------------------------------------------- intervals

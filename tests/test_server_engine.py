@@ -67,7 +67,7 @@ async def test_real_engine_one_iteration(jp_fetch, jp_serverapp, data, jp_root_d
     it = got["session"]["iterations"][0]
     assert it["index"] == 1 and it["recipe"]["training"]["max_epochs"] == 1
     assert it["status"] == "ok", it.get("error")
-    code, events = await call(jp_fetch, "GET", "sessions", sid, "events", params={"follow": "0"})
+    code, events = await call(jp_fetch, "GET", "sessions", sid, "events")
     types = [e["type"] for e in events["events"]]
     assert {"iteration_started", "epoch", "iteration_finished"} <= set(types)
     assert types.index("iteration_started") < types.index("epoch") < types.index("iteration_finished")

@@ -22,9 +22,9 @@ from tornado.httpclient import HTTPClientError
 from clinagent_lab.events import EVENT_VERSION
 from clinagent_lab.records import Annotation, FinalTest, Iteration, Proposal, Session
 from clinagent_lab.fileio import now_iso
-from clinagent_lab.errors import IntentError, SessionError
+from clinagent_lab.errors import ClinagentError, IntentError, SessionError
 from clinagent_lab.recipe import Recipe, apply_patch, recipe_diff
-from clinagent_lab.server.events import EventBus, format_sse
+from clinagent_lab.server.events import EVENTS_FILE, SCHEMA_ID, SessionEvents, session_event_schema
 from clinagent_lab.server.manager import SessionManager, iteration_cells, resolve_data_path
 from clinagent_lab.spec import TaskSpec
 
@@ -64,7 +64,8 @@ class StandInEngine:
         if max_iterations:
             spec.budget.max_iterations = max_iterations
         session = Session(id=Path(out_dir).name, request=request, data_path=str(data_path),
-                          out_dir=str(out_dir), spec=spec, model_name=model, seed=seed)
+                          out_dir=str(out_dir), spec=spec, model_name=model, seed=seed,
+                          recipe_overrides=dict(recipe_overrides or {}))
         session.save()
         return cls(session)
 
@@ -213,7 +214,8 @@ def data_dir(jp_root_dir: Path) -> Path:
 @pytest.fixture
 def manager(jp_serverapp, jp_root_dir: Path, data_dir: Path):
     StandInEngine.gate = None
-    mgr = SessionManager(jp_root_dir / ".clinagent" / "sessions", jp_root_dir, engine_factory=StandInEngine)
+    mgr = SessionManager(jp_root_dir / ".clinagent" / "sessions", jp_root_dir, engine_factory=StandInEngine,
+                         event_logger=jp_serverapp.event_logger)
     jp_serverapp.web_app.settings["clinagent_manager"] = mgr
     yield mgr
     if StandInEngine.gate is not None:
@@ -238,7 +240,7 @@ async def new_session(jp_fetch) -> str:
 
 SESSION_ROUTES = [("GET", ""), ("POST", "spec"), ("POST", "start"), ("POST", "stop"), ("GET", "proposal"),
                   ("POST", "proposal"), ("POST", "annotations"), ("POST", "finish"), ("POST", "export"),
-                  ("GET", "iterations/0/cells"), ("GET", "events"), ("POST", "auto-continue")]
+                  ("GET", "iterations/0/cells"), ("GET", "events"), ("POST", "auto-continue"), ("POST", "parallel")]
 
 
 # --- authentication ------------------------------------------------------------------------------------
@@ -406,12 +408,13 @@ async def test_full_flow_interpret_to_export(jp_fetch, manager, jp_root_dir):
     proposal = got["session"]["proposal"]
     assert proposal["idea"] == "lower_lr" and proposal["changes"] == {"optim.lr": [0.001, 0.0005]}
 
-    code, events = await call(jp_fetch, "GET", "sessions", sid, "events", params={"follow": "0"})
+    code, events = await call(jp_fetch, "GET", "sessions", sid, "events")
+    assert events["schema_id"] == SCHEMA_ID and events["last_seq"] == 7
     types = [e["type"] for e in events["events"]]
     assert types == ["log", "state", "iteration_started", "epoch", "iteration_finished", "proposal", "state"]
     assert [e["seq"] for e in events["events"]] == list(range(1, 8))
     assert all(e["v"] == EVENT_VERSION and e["session"] == sid for e in events["events"])
-    code, later = await call(jp_fetch, "GET", "sessions", sid, "events", params={"follow": "0", "after": "5"})
+    code, later = await call(jp_fetch, "GET", "sessions", sid, "events", params={"after": "5"})
     assert [e["seq"] for e in later["events"]] == [6, 7]
 
     code, cells = await call(jp_fetch, "GET", "sessions", sid, "iterations", "1", "cells")
@@ -467,7 +470,7 @@ async def test_auto_continue_runs_until_budget(jp_fetch, manager):
     await wait_idle(manager)
     code, got = await call(jp_fetch, "GET", "sessions", sid)
     assert len(got["session"]["iterations"]) == 2 and got["runtime"]["running"] is None
-    code, events = await call(jp_fetch, "GET", "sessions", sid, "events", params={"follow": "0"})
+    code, events = await call(jp_fetch, "GET", "sessions", sid, "events")
     assert [e["type"] for e in events["events"]].count("loop_finished") == 1
     code, answer = await call(jp_fetch, "POST", "sessions", sid, "proposal", body={"action": "approve"})
     assert code == 409 and "no proposal" in answer["what"]
@@ -487,21 +490,20 @@ async def test_reject_drops_the_proposal(jp_fetch, manager):
     assert got["session"]["tried_ideas"] == ["lower_lr"] and got["session"]["proposal"] is None
 
 
-async def test_event_stream_replays_then_follows(jp_fetch, manager, http_server_client):
+async def test_events_reach_the_jupyter_event_bus_websocket(jp_fetch, jp_ws_fetch, manager):
+    ws = await jp_ws_fetch("api", "events", "subscribe")  # subscribed before the server's first event
     sid = await new_session(jp_fetch)
-    chunks: list[bytes] = []
-    fetch = asyncio.ensure_future(jp_fetch(API, "sessions", sid, "events", streaming_callback=chunks.append,
-                                           headers={"Last-Event-ID": "0"}))
-    await asyncio.sleep(0.2)
-    manager.bus.publish({"type": "epoch", "session": sid, "epoch": 3})
-    await asyncio.sleep(0.2)
-    manager.bus.close()
-    response = await fetch
-    assert response.headers["Content-Type"] == "text/event-stream"
-    text = b"".join(chunks).decode()
-    frames = [f for f in text.split("\n\n") if f.startswith("id:")]
-    assert [json.loads(f.split("data: ", 1)[1])["type"] for f in frames] == ["log", "epoch"]
-    assert frames[1].startswith("id: 2\nevent: epoch\n")
+    manager.emit(sid, "epoch", epoch=3, iteration=1)
+    first = json.loads(await asyncio.wait_for(ws.read_message(), 5))
+    got = json.loads(await asyncio.wait_for(ws.read_message(), 5))
+    ws.close()
+    assert (first["type"], first["seq"]) == ("log", 1)
+    assert got["schema_id"] == SCHEMA_ID and (got["type"], got["session"], got["seq"]) == ("epoch", sid, 2)
+    # a sidebar that missed it (late, or reconnected) catches up by seq
+    code, missed = await call(jp_fetch, "GET", "sessions", sid, "events", params={"after": "1"})
+    assert code == 200 and missed["events"] == [{k: v for k, v in got.items() if k != "schema_id"}]
+    code, answer = await call(jp_fetch, "GET", "sessions", sid, "events", params={"after": "x"})
+    assert code == 400 and answer["where"] == "query 'after'"
 
 
 # --- start-up recovery ---------------------------------------------------------------------------------
@@ -533,7 +535,8 @@ async def test_server_start_marks_running_iterations_interrupted(left_running, j
 def test_traitlets_configure_the_manager(tmp_path: Path):
     from clinagent_lab.server.app import ClinagentApp
 
-    names = {"sessions_dir", "model", "max_iterations", "iteration_minutes", "auto_continue"}
+    names = {"sessions_dir", "model", "max_iterations", "iteration_minutes", "auto_continue", "parallel", "devices",
+             "accelerator"}
     assert names <= set(ClinagentApp.class_own_traits(config=True))
     assert ClinagentApp.name == "clinagent_lab" and ClinagentApp.model.default_value == "offline"
 
@@ -567,13 +570,27 @@ def test_iteration_cells_end_with_a_results_cell_when_predictions_exist(tmp_path
     compile(last["source"], "results-cell", "exec")
 
 
-def test_event_bus_orders_and_bounds():
-    bus = EventBus(buffer=2)
+def test_session_events_are_ordered_kept_and_continue_after_a_restart(tmp_path: Path):
+    events = SessionEvents(buffer=2, folder=lambda sid: tmp_path if sid == "a" else None)
     for n in range(3):
-        bus.publish({"type": "log", "session": "a", "n": n})
-    bus.publish({"type": "log", "session": "b"})
-    assert [e["n"] for e in bus.replay("a")] == [1, 2] and bus.last_seq("a") == 3 and bus.last_seq("b") == 1
-    assert format_sse(bus.replay("b")[0]).startswith("id: 1\nevent: log\ndata: {")
+        events.publish({"type": "log", "session": "a", "message": str(n)})
+    events.publish({"type": "log", "session": "b"})
+    assert [e["message"] for e in events.replay("a")] == ["1", "2"] and events.last_seq("b") == 1
+    with pytest.raises(ClinagentError, match="malformed"):
+        events.publish({"type": "epoch", "session": "a", "epoch": "three"})
+    assert len((tmp_path / EVENTS_FILE).read_text().splitlines()) == 3
+    again = SessionEvents(folder=lambda sid: tmp_path)  # a new server: seq goes on, the replay survives
+    assert [e["seq"] for e in again.replay("a", after=1)] == [2, 3]
+    assert again.publish({"type": "log", "session": "a"})["seq"] == 4
+
+
+def test_the_event_schema_is_a_jupyter_event_schema():
+    from jupyter_events.validators import validate_schema
+
+    schema = session_event_schema()
+    validate_schema(schema)  # $id, version, properties, no reserved names
+    assert schema["$id"] == SCHEMA_ID and schema["version"] == str(EVENT_VERSION)
+    assert SCHEMA_ID.endswith(f"/v{EVENT_VERSION}")
 
 
 def test_importing_the_server_package_is_light():
@@ -604,7 +621,7 @@ async def test_streamed_events_follow_the_event_schema(jp_fetch, manager):
     code, _ = await call(jp_fetch, "POST", "sessions", sid, "start")
     assert code == 202
     await manager.wait_idle(timeout=10)
-    events = manager.bus.replay(sid)
+    events = manager.events.replay(sid)
     assert {"state", "iteration_started", "epoch", "iteration_finished"} <= {e["type"] for e in events}
     for event in events:
         assert event["v"] == EVENT_VERSION and validate_event(event)["seq"] == event["seq"]

@@ -92,3 +92,28 @@ def test_cli_killed_mid_iteration_is_resumed_without_a_second_submission(drain_d
     assert names == [submitted.job_id]
     assert [a.kind for a in s.audit].count("iteration_reattached") == 1
     assert s.final_test is not None and s.test_reads == 1
+
+
+def test_one_job_trains_in_two_processes_and_tests_once(drain_data, tmp_path, monkeypatch):
+    """Several devices inside one job: a CPU job of 2 cores, one task, whose kernel forks the two DDP ranks
+    (SLURM's own variables say 'one task' and must not number the ranks)."""
+    from clinagent_lab.data.cache import usable_cores
+    from clinagent_lab.runfolder import RunFolder
+
+    if usable_cores() < 2:
+        pytest.skip("two training processes need two cores")
+    monkeypatch.delenv("CLINAGENT_BACKEND", raising=False)
+    engine = Engine.create(REQUEST, drain_data, tmp_path, max_iterations=1, iteration_minutes=4,
+                           recipe_overrides={**FAST, "training.max_epochs": 2, "training.devices": 2,
+                                             "training.accelerator": "cpu"},
+                           execution={"backend": "slurm", "slurm": {"cpus_per_job": 2, "time_margin_s": 120}})
+    s = engine.run()
+    (it,) = s.iterations
+    assert it.status == "ok", it.error
+    folder = Path(it.output_dir)
+    assert "#SBATCH --cpus-per-task=2" in (folder / "job.sbatch").read_text()
+    info = RunFolder.iteration(tmp_path, 1).read_run_info()
+    assert (info.world_size, info.strategy) == (2, "ddp_notebook") and info.epochs_run == 2
+    record = read_record(folder)
+    assert record.scheduler_state == "COMPLETED" and _scheduler_knows(record.job_id)
+    assert s.test_reads == 1 and read_record(tmp_path / "final_test").scheduler_state == "COMPLETED"

@@ -75,6 +75,14 @@ def test_widgets_render_and_pin_reaches_the_server(lab):
             expect(point).to_have_count(1, timeout=120_000)
             expect(page.locator(".clinagent-roc-plot svg path.band")).to_have_count(1)
             expect(page.locator(".clinagent-bridge")).to_contain_text("abc123")
+            # the slider, the readout and the clinician's sentence start at the same operating point
+            sentence = page.locator(".clinagent-summary").first.inner_text()
+            chosen = re.search(r"At the chosen threshold \((\d\.\d{3})\): sensitivity", sentence)
+            assert chosen, sentence
+            expect(page.locator(".clinagent-roc .widget-readout").first).to_have_text(chosen.group(1))
+            assert f"threshold {chosen.group(1)}" in page.locator(".clinagent-readout").inner_text()
+            page.locator(".clinagent-summary").first.scroll_into_view_if_needed()
+            page.screenshot(path=str(ARTIFACTS / "widgets_0_sentence_and_slider.png"))
             before = (point.get_attribute("cx"), point.get_attribute("cy"))
             threshold = page.locator(".clinagent-readout").inner_text()
             slider = page.locator(".clinagent-roc .widget-slider .noUi-handle, .clinagent-roc .widget-slider "

@@ -68,6 +68,35 @@ def test_show_results_builds_widgets_and_static_pngs(binary_folder):
     assert again == []  # the cell's return value does not show everything a second time
 
 
+def test_sentence_counts_flagged_negatives_with_and_without_the_confounder(binary_folder):
+    """The drain column holds floats with gaps (1.0, 0.0, NaN): matched as the evaluator keys them."""
+    from clinagent_lab.widgets.results import _sentence
+
+    res = load_iteration(binary_folder)
+    df, t = binary_predictions(), res.metrics["threshold"]
+    flagged = (df.label == 0) & (df.prob_pneumothorax >= t)
+    counts = [(int((flagged & (df.chest_drain == v)).sum()), int(((df.label == 0) & (df.chest_drain == v)).sum()))
+              for v in (0, 1)]
+    assert counts[1][1] > 0
+    assert (f"{counts[0][0]} of {counts[0][1]} negatives without chest drain flagged, "
+            f"{counts[1][0]} of {counts[1][1]} with chest drain") in _sentence(res)
+
+
+def test_slider_and_sentence_show_the_same_operating_point(tmp_path):
+    """A threshold equal to the widget's start value (0.5, a fixed rule) still reaches the slider, and the
+    clinician's sentence names the same threshold the slider and the readout show."""
+    folder = make_iteration(tmp_path, binary_predictions(), binary_recipe(operating_point="fixed",
+                                                                           operating_value=0.5), binary_spec())
+    view, outputs = _capture(lambda: show_results(folder, bootstrap=0))
+    metrics = json.loads((folder / "metrics.json").read_text())
+    assert metrics["threshold"] == 0.5
+    assert view.roc.slider.value == view.roc.threshold == 0.5
+    shown = f"{view.roc.slider.value:{view.roc.slider.readout_format}}"
+    heading = next(d["text/html"] for d in outputs if "clinagent-summary" in d.get("text/html", ""))
+    assert f"At the chosen threshold ({shown}): sensitivity" in heading
+    assert f"threshold <b>{shown}</b>" in view.roc.readout.value
+
+
 def test_roc_threshold_drives_the_confounder_view(binary_folder):
     view = show_results(binary_folder, display=False, bootstrap=0)
     conf = view.confounders["chest_drain"]
@@ -131,3 +160,38 @@ def test_folder_outside_a_session_needs_a_recipe(tmp_path, binary_folder):
     assert view.sink is None and view.results.iteration == 1 and view.pngs[0].exists()
     a = view.roc.pin("specificity", 0.7)
     assert view.roc.annotations == [a] and "Recorded here only" in view.roc.status.value
+
+
+def test_widget_html_escapes_values_from_the_data():
+    from clinagent_lab.widgets.confounder import rates_table
+    from clinagent_lab.widgets.figdata import confounder_figure_data
+
+    df = binary_predictions()
+    df["site"] = ["<b>A</b>" if i % 2 else "B&C" for i in range(len(df))]
+    html = rates_table(confounder_figure_data(df, binary_recipe(), None, "site", n_permutations=0))
+    assert "<b>A</b>" not in html
+    assert "site=&lt;b&gt;A&lt;/b&gt;" in html and "site=B&amp;C" in html
+
+
+def test_the_readout_agrees_with_the_evaluator_on_float32_scores(tmp_path):
+    """A small model's scores crowd together in float32; saved and reloaded, each one must still fall on the
+    same side of the threshold as when the evaluator chose it (the readout read 0.333 where it said 0.50)."""
+    import numpy as np
+
+    from clinagent_lab.evaluation.evaluate import evaluate_predictions
+    from clinagent_lab.tasks import get_backend
+
+    df = binary_predictions(n=120)
+    rng = np.random.default_rng(5)
+    crowded = (0.5137 + 1e-4 * rng.random(len(df)) + 2e-5 * df.label).astype(np.float32)
+    df["prob_pneumothorax"], df["prob_normal"] = crowded, (1 - crowded).astype(np.float32)
+    recipe, spec = binary_recipe(), binary_spec()
+    metrics = evaluate_predictions(df, recipe.classes, recipe.evaluation, n_permutations=0, seed=recipe.seed)
+    folder = make_iteration(tmp_path, df, recipe, spec)
+    get_backend(recipe.task_type).save_predictions(df, folder / "val_predictions.csv")
+    (folder / "metrics.json").write_text(json.dumps(metrics), encoding="utf-8")
+    view, _ = _capture(lambda: show_results(folder, bootstrap=0))
+    p = view.roc.point
+    assert p.threshold == metrics["threshold"]
+    assert (p.sensitivity, p.specificity) == (metrics["sensitivity"], metrics["specificity"])
+    assert p.confusion == metrics["confusion"]

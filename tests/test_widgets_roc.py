@@ -54,6 +54,13 @@ def test_starts_at_the_evaluators_operating_point(df, roc):
     assert len(roc.plot.curves) == 1 and roc.plot.curves[0]["band"] is not None
 
 
+@pytest.mark.parametrize("start", [0.5, 0.3333])
+def test_slider_starts_at_the_given_threshold(df, start):
+    roc = RocWidget(df, binary_recipe(), threshold=start, bootstrap=0)
+    assert roc.slider.value == roc.threshold == start  # 0.5 is also the trait's default: no change event
+    assert f"threshold <b>{start:.3f}</b>" in roc.readout.value
+
+
 @pytest.mark.parametrize("t", [0.2, 0.45, 0.8])
 def test_slider_moves_the_point_to_the_evaluators_numbers(df, roc, t):
     before = dict(roc.plot.point)

@@ -123,6 +123,17 @@ def test_bootstrap_band_matches_an_independent_recomputation(binary):
     assert inside.mean() > 0.8 and np.all(band.low <= band.high)
 
 
+def test_bootstrap_band_resamples_whole_patients(binary):
+    df, _, _ = binary
+    y, s = df.label.to_numpy(), df.prob_pneumothorax.to_numpy()
+    rows = roc_band(y, s, n_resamples=25, seed=3, grid_points=21)
+    one_each = roc_band(y, s, n_resamples=25, seed=3, grid_points=21, groups=[f"p{i:04d}" for i in range(len(y))])
+    np.testing.assert_array_equal(one_each.low, rows.low)  # a patient per row: the row bootstrap
+    np.testing.assert_array_equal(one_each.high, rows.high)
+    pairs = roc_band(y, s, n_resamples=25, seed=3, grid_points=21, groups=df.group_id.to_numpy())
+    assert not (np.array_equal(pairs.low, rows.low) and np.array_equal(pairs.high, rows.high))
+
+
 def test_multiclass_has_one_curve_per_class_with_the_target_marked():
     df = multiclass_predictions()
     recipe = multiclass_recipe(operating_point="at_sensitivity", operating_value=0.8)

@@ -3,9 +3,9 @@ fields."""
 
 from __future__ import annotations
 
-from ..plan.hardware import detect_hardware, measure_throughput
+from ..plan.hardware import check_devices, detect_hardware, measure_throughput
 from ..plan.initializer import initialize_recipe
-from ..recipe import Recipe, apply_patch
+from ..recipe import Recipe, apply_patch, recipe_diff
 from ..records import Proposal, Session
 from ..tasks import get_backend
 
@@ -28,9 +28,13 @@ def baseline_recipe(session: Session) -> Recipe:
         recipe = apply_patch(recipe, {"data.format_options": dict(session.format_options)})
         recipe.reasons["data.format_options"] = "adapter options given for this session"
     if session.recipe_overrides:
+        chosen = recipe
         recipe = apply_patch(recipe, session.recipe_overrides)
-        for key in session.recipe_overrides:
-            recipe.reasons[key] = "set by the user"
+        changed = recipe_diff(chosen, recipe)
+        for key in session.recipe_overrides:  # the initializer's reason still explains a value it chose alike
+            why = chosen.reasons.get(key) if key not in changed else None
+            recipe.reasons[key] = f"set by the user: {why}" if why else "set by the user"
+    check_devices(get_backend(recipe.task_type), recipe)
     return recipe
 
 

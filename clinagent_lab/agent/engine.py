@@ -233,7 +233,7 @@ class Engine:
                                fix="start a new session for a different task")
         with self.lock:
             self.session.spec = ground_spec(spec, self.session.fingerprint)
-            self.session.proposal = None
+            self.session.proposal, self.session.candidates = None, []
             self.session.log("spec_edited")
             self.save()
         return self.session.spec
@@ -285,16 +285,22 @@ class Engine:
             return proposal
 
     def reject_proposal(self) -> None:
+        """Drop the pending proposal (and the other candidates of its round); their ideas count as tried."""
         with self.lock:
-            if self.session.proposal is not None:
-                self.session.tried_ideas.append(self.session.proposal.idea)
-                self.session.log("proposal_rejected", idea=self.session.proposal.idea)
-            self.session.proposal = None
+            for proposal in filter(None, [self.session.proposal, *self.session.candidates]):
+                self.session.tried_ideas.append(proposal.idea)
+                self.session.log("proposal_rejected", idea=proposal.idea)
+            self.session.proposal, self.session.candidates = None, []
             self.save()
 
     def close(self) -> None:
         """Shut down the kernels started ahead of time for this process (they also go at interpreter exit)."""
         self.executor.close()
+
+    def detach(self) -> bool:
+        """Stop waiting on cluster jobs without cancelling them (the process is going away; the next one
+        reattaches); False when the backend's jobs end with this process."""
+        return self.executor.detach()
 
     def stop(self) -> bool:
         """Ask the running iteration (if any) to stop now, and the loop to stop after it."""
@@ -327,6 +333,14 @@ class Engine:
     def should_stop(self) -> str | None:
         return loop.stop_rule(self.session, stop_requested=self._stop_requested.is_set(),
                               remaining_s=self.remaining_s())
+
+    def set_parallel(self, k: int) -> int:
+        """Candidates per round from the next round on (see :func:`.rounds.set_parallel`)."""
+        return rounds.set_parallel(self, k)
+
+    def propose_round(self) -> list[Proposal]:
+        """The next round's candidates, the pending proposal first (see :func:`.rounds.propose_round`)."""
+        return rounds.propose_round(self)
 
     def round_step(self, on_event: EventSink | None = None) -> loop.Step:
         """One round of up to ``parallel`` candidates run together (see :mod:`.rounds`)."""

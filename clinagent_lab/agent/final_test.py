@@ -11,12 +11,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..errors import SessionConflict, SessionError
+from ..events import headline
 from ..fileio import now_iso
 from ..notebooks.render import FINAL_TEST_TEMPLATE, check_parameters, render_iteration
 from ..records import FinalTest
 from ..runfolder import RunFolder
 from ..tasks import get_backend
-from .iteration import headline
 from .prepare import prepare_image_cache
 
 if TYPE_CHECKING:

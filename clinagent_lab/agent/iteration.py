@@ -12,6 +12,7 @@ import nbformat
 
 from ..errors import ClinagentError
 from ..evaluation.evaluate import evaluator_hash
+from ..events import headline
 from ..execution import read_record
 from ..fileio import now_iso
 from ..notebooks.render import check_parameters, render_iteration, verify_frozen
@@ -24,8 +25,7 @@ from .prepare import prepare_image_cache
 if TYPE_CHECKING:
     from .engine import Engine, EventSink
 
-__all__ = ["run_iteration", "start_iteration", "execute_iteration", "finish_iteration", "resume_iteration",
-           "headline"]
+__all__ = ["run_iteration", "start_iteration", "execute_iteration", "finish_iteration", "resume_iteration"]
 
 
 def run_iteration(engine: Engine, proposal: Proposal, on_event: EventSink | None = None,
@@ -161,8 +161,3 @@ def finish_iteration(engine: Engine, it: Iteration, on_event: EventSink | None =
                 reason=it.decision_reason, selection_value=it.selection_value, wall_s=it.wall_s,
                 error=(it.error or {}).get("evalue"), metrics=headline(it.val_metrics))
     return it
-
-
-def headline(metrics: dict[str, Any]) -> dict[str, Any]:
-    """The scalar metrics of a metrics dict (what an event carries)."""
-    return {k: v for k, v in metrics.items() if isinstance(v, (int, float, str)) and not k.startswith("_")}

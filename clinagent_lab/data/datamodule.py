@@ -309,7 +309,8 @@ class ImageDataModule(LightningDataModule):
         return self._loader(ds, shuffle=sampler is None, sampler=sampler, drop_last=drop_last)
 
     def val_dataloader(self) -> DataLoader:
-        return self._loader(self._dataset("val"))
+        ds = self._dataset("val")
+        return self._loader(ds, sampler=_unrepeated_shares(ds))
 
     def test_dataloader(self) -> DataLoader:
         """The test split; only with ``include_test=True``. Counts reads in ``test_reads``."""
@@ -342,3 +343,17 @@ class ImageDataModule(LightningDataModule):
     @property
     def num_classes(self) -> int:
         return len(self.dataset.classes)
+
+
+def _unrepeated_shares(dataset: Dataset) -> Any:
+    """Under DDP, each image on exactly one rank (None in a single process). Lightning's default sampler pads
+    the split with repeats so that ranks get equal shares, and the gathered validation metrics would count
+    those twice."""
+    if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
+        return None
+    if not 2 <= torch.distributed.get_world_size() <= len(dataset):  # every rank needs an image
+        return None
+    # deferred: Lightning's sampler module, needed under DDP only
+    from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
+
+    return UnrepeatedDistributedSampler(dataset, shuffle=False)

@@ -21,12 +21,12 @@ from typing import Any, Callable, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from ..errors import ClinagentError
+from ..errors import ClinagentError, ExecutionError
 from ..fileio import atomic_write_text, now_iso
 from ..notebooks.events import read_events
 from ..notebooks.executor import ExecutionResult, default_kernel_name
 
-__all__ = ["ExecutionBackend", "JobHandle", "JobRecord", "JobStatus", "NotebookJob", "RECORD_NAME", "RESULT_NAME",
+__all__ = ["ExecutionBackend", "JobDetached", "JobHandle", "JobRecord", "JobStatus", "NotebookJob", "RECORD_NAME", "RESULT_NAME",
            "read_record", "write_record", "EventSink"]
 
 EventSink = Callable[[dict[str, Any]], None]
@@ -91,6 +91,12 @@ def read_record(folder: str | Path) -> JobRecord | None:
                              fix="remove it to run the notebook again") from None
 
 
+class JobDetached(ExecutionError):
+    """This process stopped waiting on a job that goes on without it (:meth:`ExecutionBackend.detach`)."""
+
+    http_status = 503
+
+
 @dataclass
 class JobStatus:
     """One look at a job: still ``pending``/``running``, or ``done`` with its result."""
@@ -125,10 +131,13 @@ class ExecutionBackend(ABC):
     #: jobs this backend runs at the same time (``--parallel`` candidates beyond this wait their turn)
     max_parallel: int = 1
     poll_s: float = 0.5
+    #: whether a job goes on after the process that submitted it ends (a cluster job), so it can be reattached
+    outlives_process: bool = False
 
     def __init__(self) -> None:
         self._active: dict[str, JobHandle] = {}
         self._lock = threading.Lock()
+        self._detached = threading.Event()
 
     # --- the interface ----------------------------------------------------------------------------------
     @abstractmethod
@@ -166,6 +175,10 @@ class ExecutionBackend(ABC):
         events: list[dict[str, Any]] = []
         try:
             while True:
+                if self._detached.is_set():
+                    raise JobDetached(f"stopped waiting on job {key}; it goes on and is reattached to later",
+                                      where=str(handle.job.folder), fix="reopen the session (or restart the "
+                                      "server) to collect it")
                 status = self.poll(handle)
                 new, offset = read_events(handle.job.events_path, offset)
                 for event in new:
@@ -197,6 +210,19 @@ class ExecutionBackend(ABC):
                               name=output.parent.name)
             handle = self.submit(job)
         return self.wait(handle, on_event)
+
+    def detach(self) -> bool:
+        """Stop waiting on this process's jobs without cancelling them (a server shutting down): :meth:`wait`
+        raises :class:`JobDetached` and the jobs, still recorded as running, are reattached to by the next
+        process. False, and nothing changes, when jobs end with this process (:attr:`outlives_process`)."""
+        if not self.outlives_process:
+            return False
+        self._detached.set()
+        return True
+
+    @property
+    def detached(self) -> bool:
+        return self._detached.is_set()
 
     def stop(self) -> bool:
         """Cancel every job this process is waiting on (the Stop button). False when none runs."""

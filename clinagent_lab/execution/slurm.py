@@ -114,6 +114,7 @@ class SlurmBackend(ExecutionBackend):
 
     name = "slurm"
     poll_s = 1.0
+    outlives_process = True
 
     def __init__(self, options: SlurmOptions | None = None, *, max_parallel: int = 64) -> None:
         super().__init__()

@@ -278,8 +278,11 @@ class ImageClassifier(L.LightningModule):
         images, labels, groups = batch["image"], batch["label"], self._groups(batch)
         if self._holdout_rows is not None and "index" in batch:
             keep = ~torch.isin(batch["index"], self._holdout_rows.to(batch["index"].device))
-            if int(keep.sum()) < 2:
-                return None  # the whole batch is held out for the refit (batch norm needs two images)
+            if int(keep.sum()) < 2:  # the whole batch is held out for the refit (batch norm needs two images)
+                if self.trainer.world_size < 2:
+                    return None
+                # DDP: every rank must join the gradient all-reduce, this one with zero gradients
+                return sum(p.sum() for p in self.parameters() if p.requires_grad) * 0.0
             images, labels, groups = images[keep], labels[keep], groups[keep]
         features = self.backbone.forward_features(images)
         logits = self.backbone.classify(features)
@@ -319,11 +322,14 @@ class ImageClassifier(L.LightningModule):
         logits = self.val_logits.compute().cpu()
         labels, groups = self.val_labels.compute().cpu().long(), self.val_groups.compute().cpu().long()
         probs = logits.softmax(dim=1)
-        self.log("val_loss", F.cross_entropy(logits, labels), prog_bar=True)
-        self.log("val_auroc", auroc_score(probs, labels, self.positive_class), prog_bar=True)
+        # computed from every rank's outputs (the states above are gathered), so equal on every rank; sync_dist
+        # says so to Lightning under DDP
+        self.log("val_loss", F.cross_entropy(logits, labels), prog_bar=True, sync_dist=True)
+        self.log("val_auroc", auroc_score(probs, labels, self.positive_class), prog_bar=True, sync_dist=True)
         if self.n_groups >= 2:
-            self.log("val_worst_group_auroc", self._worst_group_auroc(probs, labels, groups))
-            self.log("val_group_balanced_auroc", self._group_balanced_auroc(probs, labels, groups))
+            self.log("val_worst_group_auroc", self._worst_group_auroc(probs, labels, groups), sync_dist=True)
+            self.log("val_group_balanced_auroc", self._group_balanced_auroc(probs, labels, groups),
+                     sync_dist=True)
         self._reset_validation()
 
     def _group_balanced_auroc(self, probs: torch.Tensor, labels: torch.Tensor, groups: torch.Tensor) -> float:

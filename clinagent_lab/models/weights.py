@@ -27,11 +27,11 @@ from typing import Any
 
 from ..errors import RecipeError
 
-__all__ = ["ResolvedWeights", "resolve_weights", "load_weights", "read_state_dict", "cached_weights",
-           "hub_cache_dir", "pull_weights", "timm_name"]
+__all__ = ["ResolvedWeights", "resolve_weights", "pretrained_overrides", "load_weights", "read_state_dict",
+           "cached_weights", "hub_cache_dir", "pull_weights", "timm_name", "FILE_SUFFIXES"]
 
 _HUB_FILES = ("model.safetensors", "pytorch_model.bin")
-_FILE_SUFFIXES = (".pt", ".pth", ".bin", ".ckpt", ".safetensors", ".tar")
+FILE_SUFFIXES = (".pt", ".pth", ".bin", ".ckpt", ".safetensors", ".tar")
 _CLASSIFIER_KEYS = ("fc.", "head.fc.", "classifier.", "head.", "last_linear.")
 
 
@@ -116,7 +116,7 @@ def resolve_weights(spec: str, expected_sha256: str | None = None) -> ResolvedWe
     """
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     candidate = Path(spec).expanduser()
-    if candidate.suffix in _FILE_SUFFIXES or os.sep in spec or candidate.exists():
+    if candidate.suffix in FILE_SUFFIXES or os.sep in spec or candidate.exists():
         if not candidate.is_file():
             raise RecipeError(f"pretrained weights file not found: {candidate}", where="field 'model.pretrained'",
                               fix="give the path of a local .pt/.pth/.safetensors file, or a timm model name")
@@ -141,6 +141,22 @@ def resolve_weights(spec: str, expected_sha256: str | None = None) -> ResolvedWe
                           f"{expected_sha256[:12]}...", where="field 'model.pretrained_sha256'",
                           fix="restore the original weights file, or start a new session with the new one")
     return found
+
+
+def pretrained_overrides(spec: str) -> dict[str, Any]:
+    """The recipe fields (dotted) that ``--pretrained spec`` fixes: the weights found (name or resolved path),
+    their sha256 and, for hub weights, the timm architecture; ``"none"`` trains from scratch.
+
+    Raises:
+        RecipeError: see :func:`resolve_weights`.
+    """
+    if spec.strip().lower() == "none":
+        return {"model.pretrained": None}
+    found = resolve_weights(spec)
+    out: dict[str, Any] = {"model.pretrained": found.name, "model.pretrained_sha256": found.sha256}
+    if found.architecture:
+        out["model.architecture"] = f"timm:{found.architecture}"
+    return out
 
 
 def read_state_dict(path: str | Path) -> dict[str, Any]:
@@ -201,7 +217,7 @@ def load_weights(trunk: Any, weights: ResolvedWeights) -> list[str]:
 
 
 def cached_weights() -> list[dict[str, Any]]:
-    """timm weights present in the local hub cache: ``{"name", "path", "bytes"}`` per file."""
+    """timm weights present in the local hub cache: ``{"name", "source", "path", "bytes"}`` per file."""
     out = []
     root = hub_cache_dir()
     for repo in sorted(root.glob("models--timm--*")) if root.is_dir() else []:
@@ -210,7 +226,8 @@ def cached_weights() -> list[dict[str, Any]]:
             for filename in _HUB_FILES:
                 path = snapshot / filename
                 if path.is_file():
-                    out.append({"name": name, "path": str(path), "bytes": path.stat().st_size})
+                    out.append({"name": name, "source": f"timm/{name} (Hugging Face hub cache)",
+                                "path": str(path), "bytes": path.stat().st_size})
     return out
 
 

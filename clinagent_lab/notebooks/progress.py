@@ -1,7 +1,13 @@
-"""Progress events as versioned JSON lines, written by the iteration notebook and read by the executor.
+"""Progress events as versioned JSON lines, written by the iteration notebook and read by the executor, and the
+callbacks that fit training to its time budget.
 
 Each line is ``{"v": 1, "type": ..., "time": <unix seconds>, ...}``. Types written from the kernel:
-``fit_started`` (max_epochs, steps_per_epoch), ``epoch`` (epoch, step, metrics), ``fit_finished``.
+``fit_started`` (max_epochs, steps_per_epoch), ``epoch`` (epoch, step, metrics), ``plan``, ``fit_finished``.
+
+When several processes train (DDP), every callback here runs in each of them: events and files are written by
+rank 0 only, and a decision that changes the loop (stop now, train this many epochs) is taken on rank 0's
+measurements and broadcast, at the same step on every rank (:func:`agreed`). Ranks that decided on their own
+clocks would disagree and deadlock in the next collective.
 """
 
 from __future__ import annotations
@@ -15,9 +21,26 @@ from typing import Any
 
 import lightning as L
 
+from ..runfolder import FitState, RunFolder
 from .events import EVENT_VERSION, read_events, write_event
 
-__all__ = ["EVENT_VERSION", "EpochPlanner", "ProgressCallback", "TimeBudget", "write_event", "read_events"]
+__all__ = ["EVENT_VERSION", "EpochPlanner", "FitRecord", "ProgressCallback", "TimeBudget", "agreed", "write_event",
+           "read_events"]
+
+
+def is_rank_zero(trainer: L.Trainer) -> bool:
+    """Whether this process writes events and files: the only one, or rank 0 of several."""
+    return bool(getattr(trainer, "is_global_zero", True))
+
+
+def agreed(trainer: L.Trainer, value: Any) -> Any:
+    """Rank 0's ``value`` on every rank (DDP), ``value`` itself in a single process.
+
+    A collective: every rank must call it at the same point of the loop, whatever its own ``value``.
+    """
+    if int(getattr(trainer, "world_size", 1) or 1) <= 1:
+        return value
+    return trainer.strategy.broadcast(value, src=0)
 
 
 def _scalar_metrics(metrics: dict[str, Any]) -> dict[str, float]:
@@ -37,18 +60,22 @@ class ProgressCallback(L.Callback):
         self.events_path = str(events_path) if events_path else None
 
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if not is_rank_zero(trainer):
+            return
         write_event(self.events_path, "fit_started", max_epochs=trainer.max_epochs,
                     steps_per_epoch=trainer.num_training_batches if trainer.num_training_batches != float("inf")
                     else None)
 
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         # after the module's on_validation_epoch_end, so this epoch's validation metrics are logged
-        if trainer.sanity_checking:
+        if trainer.sanity_checking or not is_rank_zero(trainer):
             return
         write_event(self.events_path, "epoch", epoch=trainer.current_epoch, step=trainer.global_step,
                     max_epochs=trainer.max_epochs, metrics=_scalar_metrics(trainer.callback_metrics))
 
     def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if not is_rank_zero(trainer):
+            return
         write_event(self.events_path, "fit_finished", epoch=trainer.current_epoch, step=trainer.global_step)
 
 
@@ -91,7 +118,8 @@ class TimeBudget(L.Callback):
             self.longest_later = max(self.longest_later, now - self.epoch_start)
         last = trainer.max_epochs is not None and trainer.max_epochs > 0 and \
             trainer.current_epoch + 1 >= trainer.max_epochs
-        if not last and now - self.start + 1.1 * self.longest_epoch > self.seconds:  # the last epoch ends anyway
+        # the last epoch ends anyway; under DDP rank 0's clock decides for every rank
+        if agreed(trainer, not last and now - self.start + 1.1 * self.longest_epoch > self.seconds):
             self.stopped = True
             trainer.should_stop = True
 
@@ -112,7 +140,7 @@ class EpochPlanner(L.Callback):
     Until the first plan the trainer runs with the recipe's epochs, in an original run and in a rerun alike. The
     plan history (:attr:`plan`: the count after the first steps, then the revised one if any) is what a rerun
     passes back as ``fixed_epochs``; it then switches at the same steps and trains step for step as the
-    original did, on any machine speed.
+    original did, on any machine speed. Under DDP every rank plans at the same step and trains rank 0's count.
 
     Args:
         events_path: where the ``plan`` events go.
@@ -194,7 +222,10 @@ class EpochPlanner(L.Callback):
             epochs = recipe_epochs
         else:
             epochs = min(recipe_epochs, max(1, int(0.9 * self.seconds / max(epoch_s, 1e-3))))
+        epochs = agreed(trainer, epochs)
         self._apply(trainer, epochs)
+        if not is_rank_zero(trainer):
+            return
         write_event(self.events_path, "plan", stage="first_steps", epochs=epochs, recipe_epochs=recipe_epochs,
                     seconds_per_epoch=round(epoch_s, 3), measured_steps=len(steps),
                     seconds_allowed=None if self.seconds is None else round(self.seconds, 1))
@@ -208,31 +239,38 @@ class EpochPlanner(L.Callback):
         now = time.perf_counter()
         elapsed = now - self._marks[0]
         epoch_s = max(now - self._epoch_start, 1e-3)  # the second epoch, its validation included
-        if self.fixed_plan is not None:
-            if len(self.fixed_plan) < 2:
-                return
-            epochs = self.fixed_plan[1]
-        elif self.seconds is None or planned <= 2:  # no deadline, or the run ends with this epoch anyway
+        epochs, note = self._revision(planned, elapsed, epoch_s)
+        epochs = agreed(trainer, epochs)  # every rank asks, so that all train rank 0's count
+        if epochs is None:
             return
-        else:
-            # TimeBudget starts an epoch only while 1.1 x the longest epoch after the first still fits: the last
-            # planned epoch must pass that check at the end of the one before it; later epochs may run 5 %
-            # slower than this one
-            room = self.seconds - elapsed - 1.1 * epoch_s
-            fits = 2 if room < 0 else 3 + int(room / (1.05 * epoch_s))
-            epochs = min(self.recipe_epochs or planned, fits)
-            if epochs >= planned and (epochs - planned) < max(1.0, 0.1 * planned):
-                return  # the plan fits; not worth changing the schedule for less than 10 % more epochs
-            if epochs < planned:
-                print(f"at {epoch_s:.1f} s per epoch the {planned} planned epochs would overrun the "
-                      f"{self.seconds:.0f} s allowed: training {epochs}, with the schedule fitted to them")
-            else:
-                print(f"at {epoch_s:.1f} s per epoch {epochs} epochs fit the {self.seconds:.0f} s allowed "
-                      f"({planned} planned): training {epochs}, with the schedule fitted to them")
         self._apply(trainer, epochs)
+        if not is_rank_zero(trainer):
+            return
+        if note:
+            print(note)
         write_event(self.events_path, "plan", stage="second_epoch", epochs=epochs, previous_epochs=planned,
                     seconds_per_epoch=round(epoch_s, 3), elapsed_s=round(elapsed, 3),
                     seconds_allowed=None if self.seconds is None else round(self.seconds, 1))
+
+    def _revision(self, planned: int, elapsed: float, epoch_s: float) -> tuple[int | None, str]:
+        """The revised epoch count (None: keep the plan) and what to tell the reader about it."""
+        if self.fixed_plan is not None:
+            return (self.fixed_plan[1] if len(self.fixed_plan) > 1 else None), ""
+        if self.seconds is None or planned <= 2:  # no deadline, or the run ends with this epoch anyway
+            return None, ""
+        # TimeBudget starts an epoch only while 1.1 x the longest epoch after the first still fits: the last
+        # planned epoch must pass that check at the end of the one before it; later epochs may run 5 % slower
+        # than this one
+        room = self.seconds - elapsed - 1.1 * epoch_s
+        fits = 2 if room < 0 else 3 + int(room / (1.05 * epoch_s))
+        epochs = min(self.recipe_epochs or planned, fits)
+        if epochs >= planned and (epochs - planned) < max(1.0, 0.1 * planned):
+            return None, ""  # the plan fits; not worth changing the schedule for less than 10 % more epochs
+        if epochs < planned:
+            return epochs, (f"at {epoch_s:.1f} s per epoch the {planned} planned epochs would overrun the "
+                            f"{self.seconds:.0f} s allowed: training {epochs}, with the schedule fitted to them")
+        return epochs, (f"at {epoch_s:.1f} s per epoch {epochs} epochs fit the {self.seconds:.0f} s allowed "
+                        f"({planned} planned): training {epochs}, with the schedule fitted to them")
 
     def _apply(self, trainer: L.Trainer, epochs: int) -> None:
         """Train ``epochs`` epochs in all, with the schedule built over them and moved to the current step."""
@@ -248,3 +286,30 @@ class EpochPlanner(L.Callback):
                     for _ in range(trainer.global_step):
                         scheduler.step()
                 config.scheduler = scheduler
+
+
+class FitRecord(L.Callback):
+    """Write how the training loop ended (:class:`~clinagent_lab.runfolder.FitState`) into the run folder.
+
+    Under DDP the loop runs in forked processes and the notebook's ``Trainer`` gets back only the weights and
+    the best checkpoint's path; the notebook reads the epochs, steps and epoch plan from this file instead. Rank
+    0 writes it at the end of ``fit``, in a single process too.
+    """
+
+    def __init__(self, run: RunFolder, time_budget: TimeBudget | None = None, planner: EpochPlanner | None = None,
+                 strategy: str = "") -> None:
+        self.run = run
+        self.time_budget = time_budget
+        self.planner = planner
+        self.strategy = strategy
+
+    def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if not is_rank_zero(trainer):
+            return
+        planner = self.planner
+        self.run.write_fit_state(FitState(
+            epochs_run=trainer.current_epoch, global_step=trainer.global_step,
+            max_epochs=planner.planned_epochs if planner is not None else None,
+            epoch_plan=list(planner.plan) if planner is not None else [],
+            stopped_by_time=bool(self.time_budget is not None and self.time_budget.stopped),
+            world_size=int(trainer.world_size), strategy=self.strategy or type(trainer.strategy).__name__))

@@ -23,13 +23,15 @@ from ..data.base import LoadedDataset
 from ..data.formats import load_dataset
 from ..data.splits import apply_split_table, without_split
 from ..errors import DataValidationError, RecipeError
+from ..events import headline
 from ..fileio import atomic_write_text
 from ..recipe import Recipe
-from ..runfolder import RunFolder, RunInfo
+from ..runfolder import FitState, RunFolder, RunInfo
 from ..spec import TaskSpec
 from ..tasks import TaskBackend, get_backend
+from .ddp import RankThreads, check_devices, ddp_strategy, process_group_backend, threads_per_rank
 from .events import DEADLINE_ENV
-from .progress import EpochPlanner, ProgressCallback, TimeBudget, write_event
+from .progress import EpochPlanner, FitRecord, ProgressCallback, TimeBudget, write_event
 from .saliency import save_iteration_saliency
 
 __all__ = ["IterationRun", "Hooks", "prepare_run", "without_split", "HOOK_FUNCTIONS"]
@@ -101,8 +103,9 @@ class IterationRun:
         training steps and checked again after the second epoch
         (:class:`~clinagent_lab.notebooks.progress.EpochPlanner`), unless ``max_epochs`` came in as a parameter
         (a rerun: exactly that many, or the original's plan history). The plan is recorded in ``run_info.json``
-        so a rerun replays it. The checkpoint kept is the best epoch by :meth:`monitor` for ``module``;
-        ``datamodule`` is accepted for the template's call and not needed.
+        so a rerun replays it. The checkpoint kept is the best epoch by :meth:`monitor` for ``module``.
+        ``training.devices > 1`` trains in that many forked processes (:mod:`.ddp`); ``datamodule`` is then set
+        up here, once, so that the ranks share its images instead of each reading them.
         """
         # the training stack takes seconds to import
         from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
@@ -125,14 +128,25 @@ class IterationRun:
                                          mode="max", save_top_k=1, enable_version_counter=False))
         if t.early_stopping_patience:
             callbacks.append(EarlyStopping(monitor=monitor, mode="max", patience=t.early_stopping_patience))
-        if t.devices > 1:  # see plan.hardware.MAX_DEVICES
-            raise RecipeError(f"training.devices = {t.devices}: several processes (DDP) are not available in this "
-                              "version", where="training.devices", fix="set training.devices to 1")
+        check_devices(self.backend, self.recipe)
         kwargs: dict[str, Any] = dict(
-            max_epochs=epochs, accelerator=t.accelerator, devices=1, precision=t.precision,
+            max_epochs=epochs, accelerator=t.accelerator, devices=t.devices, precision=t.precision,
             deterministic=t.deterministic, callbacks=callbacks, logger=False, enable_progress_bar=False,
             enable_model_summary=False, default_root_dir=str(self.output_dir), num_sanity_val_steps=0,
         )
+        strategy = "single_device"
+        if t.devices > 1:  # forked processes: the kernel cannot re-execute itself as the "ddp" launcher would
+            kwargs["strategy"], strategy = ddp_strategy(self.recipe, module,
+                                                        custom_model="model" in self.recipe.custom_code)
+            callbacks.append(RankThreads(t.devices))
+            if datamodule is not None and hasattr(datamodule, "setup"):
+                datamodule.setup("fit")  # before the fork: Lightning's setup in each rank then finds it done
+            print(f"training in {t.devices} processes ({strategy}, {process_group_backend(self.recipe)}, "
+                  f"{threads_per_rank(t.devices)} thread(s) each, {self.recipe.data.batch_size} images per step "
+                  f"in each)")
+        run = RunFolder(Path(self.output_dir))
+        run.fit_state.unlink(missing_ok=True)  # written again by this run's fit
+        callbacks.append(FitRecord(run, self.time_budget, self.epoch_planner, strategy=strategy))
         if max_time is not None:  # hard backstop; TimeBudget normally stops first, between epochs
             kwargs["max_time"] = {"seconds": int(max(1, max_time * 1.25 + 5))}
         for name in ("limit_train_batches", "limit_val_batches", "val_check_interval"):
@@ -158,9 +172,16 @@ class IterationRun:
         recipe = self.recipe
         return lambda optimizer, total_steps: build_scheduler(optimizer, recipe, total_steps)
 
+    def fit_state(self) -> FitState | None:
+        """How this run's training loop ended (written by rank 0 when several processes trained), or None."""
+        return RunFolder(Path(self.output_dir)).read_fit_state()
+
     @property
     def epoch_plan(self) -> list[int]:
         """The plan history of this run (see :attr:`EpochPlanner.plan`), else ``[epochs_planned]``."""
+        state = self.fit_state()
+        if state is not None and state.epoch_plan:
+            return list(state.epoch_plan)
         planner = getattr(self, "epoch_planner", None)
         if planner is not None and planner.plan:
             return list(planner.plan)
@@ -169,6 +190,9 @@ class IterationRun:
     @property
     def epochs_planned(self) -> int:
         """The epochs this run planned: the planner's count, else the fixed or the recipe's."""
+        state = self.fit_state()
+        if state is not None and state.max_epochs is not None:
+            return state.max_epochs
         planner = getattr(self, "epoch_planner", None)
         if planner is not None and planner.planned_epochs is not None:
             return planner.planned_epochs
@@ -179,6 +203,10 @@ class IterationRun:
 
         Weights are loaded into the module that trained, so custom-code models keep their architecture.
         """
+        state = self.fit_state()
+        if state is not None and state.world_size > 1:
+            print(f"trained in {state.world_size} processes ({state.strategy}): {state.epochs_run} epoch(s), "
+                  f"{state.global_step} steps each")
         callback = getattr(trainer, "checkpoint_callback", None)
         best = getattr(callback, "best_model_path", "") if callback else ""
         if best and Path(best).exists():
@@ -209,7 +237,7 @@ class IterationRun:
 
         run.write_run_info(RunInfo(n_samples=len(predictions), test_reads=int(getattr(datamodule, "test_reads", 1)),
                                    evaluator_hash=evaluator_hash(), versions=package_versions()))
-        write_event(self.events_path, "evaluated", metrics=_headline(metrics))
+        write_event(self.events_path, "evaluated", metrics=headline(metrics))
 
     # --- outputs --------------------------------------------------------------------------------------
     def save_outputs(self, trainer: Any, predictions: Any, metrics: dict[str, Any]) -> None:
@@ -221,15 +249,20 @@ class IterationRun:
             trainer.save_checkpoint(str(run.checkpoint))
         self.backend.save_predictions(predictions, run.predictions(self.backend))
         run.write_metrics(_jsonable(metrics))
+        # the loop's end state: from rank 0's file (the kernel's trainer did not run the loop under DDP)
         budget = getattr(self, "time_budget", None)
+        state = run.read_fit_state() or FitState(
+            epochs_run=trainer.current_epoch, global_step=trainer.global_step,
+            stopped_by_time=bool(budget and budget.stopped), world_size=1, strategy="single_device")
         run.write_run_info(RunInfo(seed=self.recipe.seed, evaluator_hash=evaluator_hash(),
-                                   epochs_run=trainer.current_epoch, max_epochs=self.epochs_planned,
-                                   epoch_plan=self.epoch_plan, stopped_by_time=bool(budget and budget.stopped),
-                                   global_step=trainer.global_step, versions=package_versions()))
-        write_event(self.events_path, "evaluated", metrics=_headline(metrics))
+                                   epochs_run=state.epochs_run, max_epochs=self.epochs_planned,
+                                   epoch_plan=self.epoch_plan, stopped_by_time=state.stopped_by_time,
+                                   global_step=state.global_step, world_size=state.world_size,
+                                   strategy=state.strategy, versions=package_versions()))
+        write_event(self.events_path, "evaluated", metrics=headline(metrics))
 
     def show_metrics(self, metrics: dict[str, Any]) -> None:
-        _display(pd.Series(_headline(metrics), name="validation").to_frame())
+        _display(pd.Series(headline(metrics), name="validation").to_frame())
 
     def show_figures(self, predictions: Any, metrics: dict[str, Any]) -> None:
         if self.backend.has_boxes:  # the detection template draws its own box figures
@@ -326,10 +359,6 @@ def package_versions() -> dict[str, str]:
         except PackageNotFoundError:
             continue
     return out
-
-
-def _headline(metrics: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in metrics.items() if isinstance(v, (int, float, str)) or v is None}
 
 
 def _jsonable(value: Any) -> Any:

@@ -21,16 +21,13 @@ from typing import Any
 from ..data.cache import usable_cores
 from ..errors import RecipeError
 
-__all__ = ["Hardware", "detect_hardware", "training_settings", "measure_throughput", "ACTIVATION_MIB_224"]
+__all__ = ["Hardware", "check_devices", "detect_hardware", "training_settings", "measure_throughput", "ACTIVATION_MIB_224"]
 
 #: training memory per image at 224 px with mixed precision (activations + gradients), MiB, measured order of
 #: magnitude for each family; scaled by pixel count. Unknown architectures use the largest.
 ACTIVATION_MIB_224 = {"small_cnn": 25.0, "resnet10t": 30.0, "resnet18": 35.0, "resnet34": 50.0,
                       "resnet50": 110.0, "efficientnet_b0": 90.0, "convnext_atto": 45.0, "convnext_tiny": 120.0}
-_GPU_MEMORY_SHARE = 0.6
-#: processes one iteration trains in; DDP (several) needs rank-aware progress, time-budget and epoch-plan
-#: callbacks first (see docs/developer-guide.md, "Several devices")
-MAX_DEVICES = 1  # the rest: weights, optimiser state, cuDNN workspaces, fragmentation
+_GPU_MEMORY_SHARE = 0.6  # the rest: weights, optimiser state, cuDNN workspaces, fragmentation
 
 
 @dataclass(frozen=True)
@@ -66,15 +63,24 @@ def detect_hardware(accelerator: str = "auto", devices: int = 1) -> Hardware:
         what = f"{gpus} GPU(s)" if kind == "gpu" else f"{cores} CPU core(s) for {devices} processes"
         raise RecipeError(f"--devices {devices} asked, this machine has {what}", where="--devices",
                           fix=f"use --devices {max(1, have)} or fewer")
-    if devices > MAX_DEVICES:
-        raise RecipeError(f"--devices {devices}: training in several processes (DDP) is not available in this "
-                          f"version; every iteration trains in one process", where="--devices",
-                          fix=f"use --devices {MAX_DEVICES}")
     if kind == "cpu":
         return Hardware(accelerator="cpu", devices=devices, cores=cores)
     props = torch.cuda.get_device_properties(0)
     return Hardware(accelerator="gpu", devices=devices, cores=cores, gpu_name=props.name,
                     gpu_memory_gib=round(props.total_memory / 2**30, 1), bf16=bool(torch.cuda.is_bf16_supported()))
+
+
+def check_devices(backend: Any, recipe: Any) -> None:
+    """Refuse ``training.devices > 1`` for a task type that trains in one process only (``backend.ddp``).
+
+    Raises:
+        RecipeError: naming the task type and the fix.
+    """
+    devices = recipe.training.devices
+    if devices > 1 and not backend.ddp:
+        raise RecipeError(f"training.devices = {devices}: {backend.name} trains in one process (its teacher / "
+                          "pseudo-label stages and box metrics are not split across processes)",
+                          where="training.devices (--devices)", fix="use --devices 1 for this task")
 
 
 def _fitted_batch(hw: Hardware, arch: str, size: int) -> tuple[int, str]:
@@ -100,7 +106,10 @@ def training_settings(hw: Hardware, arch: str, size: int) -> tuple[dict[str, Any
         reasons["data.num_workers"] = (f"{hw.cores} core(s): images come from the preprocessed cache, so the "
                                        f"training process keeps every core")
         if hw.devices > 1:
-            reasons["training.devices"] = f"{hw.devices} CPU processes with DDP over gloo, as asked"
+            reasons["training.devices"] = (
+                f"{hw.devices} CPU processes, as asked: DDP forked from the notebook's kernel (ddp_notebook) over "
+                f"gloo, {max(1, hw.cores // hw.devices)} thread(s) each; data.batch_size images per step in each "
+                f"process")
         return values, reasons
     precision = "bf16-mixed" if hw.bf16 else "16-mixed"
     cnn = not any(t in arch for t in ("vit", "deit", "swin", "beit"))
@@ -114,7 +123,8 @@ def training_settings(hw: Hardware, arch: str, size: int) -> tuple[dict[str, Any
                                          if cnn else "transformer: channels_last brings nothing")
     reasons["data.pin_memory"] = "GPU: page-locked batches copy to the device asynchronously"
     reasons["data.num_workers"] = f"{workers} loader process(es) per GPU from {hw.cores} cores"
-    reasons["training.devices"] = (f"{hw.devices} GPUs with DDP" if hw.devices > 1 else "one GPU: a single process")
+    reasons["training.devices"] = (f"{hw.devices} GPUs: DDP forked from the notebook's kernel (ddp_notebook) over "
+                                   f"NCCL" if hw.devices > 1 else "one GPU: a single process")
     return values, reasons
 
 

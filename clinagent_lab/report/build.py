@@ -6,19 +6,19 @@ atomic rename, so an error leaves no half-written report (and an older report, i
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from importlib.metadata import PackageNotFoundError, version
 from importlib.resources import files
 from pathlib import Path
-
-import jinja2
+from typing import Any
 
 from ..fileio import atomic_write_text
 from ..records import SESSION_FILE
 from .context import ReportContext, build_context
 from .inputs import load_inputs
-from .markup import Markup
+from .markup import Markup, render
 from .sections import SECTIONS
 
 __all__ = ["REPORT_FILE", "render_report", "write_report"]
@@ -27,15 +27,13 @@ REPORT_FILE = "report.html"
 
 
 @dataclass(frozen=True)
-class _Rendered:
+class _Shown:
+    """A section as the page template includes it: its template and the data the builder computed."""
+
     id: str
     title: str
-    body: Markup
-
-
-def _template() -> jinja2.Template:
-    env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
-    return env.from_string((files(__package__) / "templates" / "report.html.j2").read_text(encoding="utf-8"))
+    template: str
+    data: dict[str, Any]
 
 
 def _css() -> Markup:
@@ -61,6 +59,13 @@ def _status(ctx: ReportContext) -> tuple[str, str]:
                       f"images; {m.get('primary_metric', 'primary')} {shown}.")
 
 
+def _generated_at() -> str:
+    """Now, or ``SOURCE_DATE_EPOCH`` when set (reproducible builds: the same session gives the same bytes)."""
+    epoch = os.environ.get("SOURCE_DATE_EPOCH", "").strip()
+    when = datetime.fromtimestamp(int(epoch), timezone.utc) if epoch.isdigit() else datetime.now(timezone.utc)
+    return when.isoformat(timespec="seconds")
+
+
 def _title(ctx: ReportContext) -> str:
     spec = ctx.session.spec
     return f"clinagent report: {spec.objective or ctx.session.request}"
@@ -75,15 +80,13 @@ def render_report(session_dir: str | Path) -> str:
     ctx = build_context(load_inputs(session_dir))
     sections = []
     for section in SECTIONS:
-        body = section.build(ctx)
-        if body is not None:
-            sections.append(_Rendered(section.id, section.title, body))
+        data = section.build(ctx)
+        if data is not None:
+            sections.append(_Shown(section.id, section.title, section.template, data))
     status_class, status_text = _status(ctx)
-    return _template().render(
-        title=_title(ctx), session=ctx.session, sections=sections, css=_css(), version=_version(),
-        generated_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        status_class=status_class, status_text=status_text,
-        session_file=str(ctx.inputs.session_dir / SESSION_FILE))
+    return str(render("report.html.j2", title=_title(ctx), session=ctx.session, sections=sections, css=_css(),
+                      version=_version(), generated_at=_generated_at(), status_class=status_class,
+                      status_text=status_text, session_file=str(ctx.inputs.session_dir / SESSION_FILE)))
 
 
 def write_report(session_dir: str | Path, out: str | Path | None = None) -> Path:

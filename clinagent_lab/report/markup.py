@@ -1,51 +1,64 @@
-"""Small HTML builders: escaped text, tables, and numbers traced back to ``session.json``.
+"""What the report's Jinja templates are given besides plain data, and the environment that renders them.
 
-Every number the report copies from the session is written by :func:`num` with its JSON path in a
-``data-src`` attribute, e.g. ``<span class="num" data-src='["final_test","metrics","auroc"]'>0.812</span>``,
-so a test (or a reader with the browser's inspector) can check it against the session file.
-Numbers are shown with three decimals; missing values as an em dash.
+Every number the report copies from the session travels as :class:`Traced` (its value and its JSON path in
+``session.json``); the ``num`` macro of ``templates/macros.html.j2`` shows it as
+``<span class="num" data-src='["final_test","metrics","auroc"]'>0.812</span>``, so a test (or a reader with
+the browser's inspector) can check it against the session file. Numbers are shown with three decimals,
+missing values as an em dash (the ``fmt`` filter). Autoescaping is on: only the figures (matplotlib SVG) and
+the stylesheet enter as :class:`~markupsafe.Markup`.
+
+Example:
+    >>> html = render("macros.html.j2", "num", 0.81234, ["final_test", "metrics", "auroc"])
+    >>> str(html)
+    '<span class="num" data-src=\\'["final_test", "metrics", "auroc"]\\'>0.812</span>'
 """
 
 from __future__ import annotations
 
-import html
-import json
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
+import jinja2
 from markupsafe import Markup
 
-__all__ = [
-    "DECIMALS",
-    "Markup",
-    "bullets",
-    "ci_text",
-    "esc",
-    "fmt",
-    "h3",
-    "kv_table",
-    "note",
-    "num",
-    "para",
-    "path_get",
-    "table",
-    "tag",
-]
+__all__ = ["DASH", "DECIMALS", "Code", "Markup", "Traced", "environment", "fmt", "path_get", "render", "traced"]
 
 DECIMALS = 3
 DASH = "—"
 
 
-def esc(value: Any) -> Markup:
-    """Escaped text (Markup passes through unchanged)."""
+@dataclass(frozen=True)
+class Traced:
+    """A value copied from ``session.json`` and where it is there (``src``, None when it is not copied)."""
+
+    value: Any
+    src: tuple[str | int, ...] | None = None
+
+
+def traced(value: Any, src: Sequence[str | int] | None) -> Traced:
+    """``Traced(value, src)`` with the path as a tuple."""
+    return Traced(value, None if src is None else tuple(src))
+
+
+@dataclass(frozen=True)
+class Code:
+    """Text shown as code: inline (a hash, a path), or as a block (a command, the recipe)."""
+
+    text: str
+    block: bool = False
+
+
+def fmt(value: Any) -> Any:
+    """Three decimals for floats, the integer for ints, a dash for None/NaN, yes/no, the text otherwise.
+
+    >>> [fmt(v) for v in (0.81234, 3, None, float("nan"), True, "text")]
+    ['0.812', '3', '—', '—', 'yes', 'text']
+    """
     if isinstance(value, Markup):
         return value
-    return Markup(html.escape("" if value is None else str(value), quote=True))
-
-
-def fmt(value: Any) -> str:
-    """Three decimals for floats, the integer for ints, a dash for None/NaN, the text otherwise."""
     if value is None:
         return DASH
     if isinstance(value, bool):
@@ -57,72 +70,35 @@ def fmt(value: Any) -> str:
     return str(value)
 
 
-def num(value: Any, src: Sequence[str | int] | None = None) -> Markup:
-    """A number as shown in the report; ``src`` is its path in ``session.json`` (recorded in ``data-src``)."""
-    attr = "" if src is None else f" data-src='{html.escape(json.dumps(list(src)), quote=True)}'"
-    return Markup(f'<span class="num"{attr}>{html.escape(fmt(value))}</span>')
-
-
-def ci_text(low: float | None, high: float | None, name: str = "") -> Markup:
-    """``[low, high]`` with ``data-ci`` naming the metric, or a dash when undefined."""
-    if low is None or high is None:
-        return Markup(f'<span class="ci" data-ci="{esc(name)}">{DASH}</span>')
-    return Markup(f'<span class="ci" data-ci="{esc(name)}">[<span class="ci-low">{fmt(low)}</span>, '
-                  f'<span class="ci-high">{fmt(high)}</span>]</span>')
-
-
-def tag(name: str, content: Any = "", **attrs: Any) -> Markup:
-    rendered = "".join(f' {k.rstrip("_").replace("_", "-")}="{esc(v)}"' for k, v in attrs.items() if v is not None)
-    return Markup(f"<{name}{rendered}>{esc(content)}</{name}>")
-
-
-def _cell(value: Any) -> Markup:
-    if isinstance(value, Markup):
-        return value
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return num(value)
-    return esc(fmt(value) if value is None or isinstance(value, bool) else value)
-
-
-def table(header: Sequence[Any], rows: Iterable[Sequence[Any]], *, cls: str = "", caption: str = "",
-          id_: str | None = None) -> Markup:
-    """A table; plain numbers in cells are formatted with :func:`fmt` (without a ``data-src``)."""
-    head = "".join(f"<th>{esc(h)}</th>" for h in header)
-    body = "".join("<tr>" + "".join(f"<td>{_cell(c)}</td>" for c in row) + "</tr>" for row in rows)
-    cap = f"<caption>{esc(caption)}</caption>" if caption else ""
-    ident = f' id="{esc(id_)}"' if id_ else ""
-    return Markup(f'<table class="{esc(cls)}"{ident}>{cap}<thead><tr>{head}</tr></thead>'
-                  f"<tbody>{body}</tbody></table>")
-
-
-def kv_table(pairs: Iterable[tuple[Any, Any]], *, cls: str = "kv", caption: str = "") -> Markup:
-    """A two-column key/value table."""
-    body = "".join(f"<tr><th scope=\"row\">{esc(k)}</th><td>{_cell(v)}</td></tr>" for k, v in pairs)
-    cap = f"<caption>{esc(caption)}</caption>" if caption else ""
-    return Markup(f'<table class="{esc(cls)}">{cap}<tbody>{body}</tbody></table>')
-
-
-def h3(text: Any) -> Markup:
-    return Markup(f"<h3>{esc(text)}</h3>")
-
-
-def para(text: Any, cls: str = "") -> Markup:
-    return Markup(f'<p class="{esc(cls)}">{esc(text)}</p>' if cls else f"<p>{esc(text)}</p>")
-
-
-def note(text: Any) -> Markup:
-    return para(text, "note")
-
-
-def bullets(items: Iterable[Any], empty: str = "none") -> Markup:
-    items = list(items)
-    if not items:
-        return Markup(f'<p class="muted">{esc(empty)}</p>')
-    return Markup("<ul>" + "".join(f"<li>{esc(i)}</li>" for i in items) + "</ul>")
-
-
 def path_get(data: Any, path: Sequence[str | int]) -> Any:
     """Follow a ``data-src`` path into parsed JSON (``KeyError``/``IndexError`` when it does not exist)."""
     for key in path:
         data = data[int(key)] if isinstance(data, list) else data[key]
     return data
+
+
+def _is_plain_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+@lru_cache(maxsize=1)
+def environment() -> jinja2.Environment:
+    """The templates of ``report/templates``: autoescape on, undefined names are errors."""
+    env = jinja2.Environment(loader=jinja2.PackageLoader(__package__, "templates"), autoescape=True,
+                             undefined=jinja2.StrictUndefined, keep_trailing_newline=True, trim_blocks=True,
+                             lstrip_blocks=True)
+    env.filters["fmt"] = fmt
+    env.tests["traced"] = lambda v: isinstance(v, Traced)
+    env.tests["code"] = lambda v: isinstance(v, Code)
+    env.tests["plain_number"] = _is_plain_number
+    env.tests["markup"] = lambda v: isinstance(v, Markup)
+    env.tests["parts"] = lambda v: isinstance(v, (list, tuple))
+    return env
+
+
+def render(template: str, macro: str | None = None, *args: Any, **context: Any) -> Markup:
+    """Render ``template`` with ``context``, or call one of its macros with ``args``."""
+    tpl = environment().get_template(template)
+    if macro is not None:
+        return Markup(getattr(tpl.module, macro)(*args))
+    return Markup(tpl.render(**context))

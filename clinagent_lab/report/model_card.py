@@ -8,9 +8,10 @@ under "not available from this session" rather than guessed.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from .context import ReportContext
-from .markup import Markup, esc, h3, num, table
+from .markup import traced
 from .test_results import METRIC_LABELS
 
 __all__ = ["NOT_AVAILABLE", "CardItem", "card_items", "model_card_section"]
@@ -20,7 +21,8 @@ __all__ = ["NOT_AVAILABLE", "CardItem", "card_items", "model_card_section"]
 class CardItem:
     item: str
     reference: str
-    content: Markup | str
+    #: text, or inline parts (text and traced numbers) the template shows one after the other
+    content: str | list[Any]
 
 
 #: items no session can fill from its own records, with the checklist entries they belong to
@@ -47,11 +49,11 @@ def _intended_use(ctx: ReportContext) -> str:
             "the request above; not a medical device.")
 
 
-def _performance(ctx: ReportContext) -> Markup | str:
+def _performance(ctx: ReportContext) -> str | list[Any]:
     final = ctx.session.final_test
     if final is None:
         return "not available: the test split has not been evaluated (validation numbers are not a performance claim)"
-    parts = []
+    parts: list[Any] = []
     for key in ("primary", "auroc", "auroc_macro", "sensitivity", "specificity"):
         value = final.metrics.get(key)
         if not isinstance(value, (int, float)) or isinstance(value, bool):
@@ -59,8 +61,8 @@ def _performance(ctx: ReportContext) -> Markup | str:
         ci = ctx.intervals.get(key)
         span = f" (95% CI {ci.low:.3f}–{ci.high:.3f})" if ci is not None and ci.low is not None else ""
         label = METRIC_LABELS.get(key, key) if key != "primary" else f"primary ({final.metrics.get('primary_metric')})"
-        parts.append(Markup(f"{esc(label)} {num(value, ['final_test', 'metrics', key])}{esc(span)}"))
-    return Markup("; ").join(parts) + Markup(f"; test images: {final.n_samples}")
+        parts += [f"{label} ", traced(value, ["final_test", "metrics", key]), f"{span}; "]
+    return parts + ["test images: ", traced(final.n_samples, ["final_test", "n_samples"])]
 
 
 def _subgroups(ctx: ReportContext) -> str:
@@ -123,8 +125,5 @@ def card_items(ctx: ReportContext) -> list[CardItem]:
     ]
 
 
-def model_card_section(ctx: ReportContext) -> Markup:
-    filled = table(["item", "checklist", "from this session"],
-                   [[c.item, c.reference, c.content] for c in card_items(ctx)], cls="card")
-    missing = table(["item", "checklist"], [list(row) for row in NOT_AVAILABLE], cls="card missing")
-    return Markup("").join([filled, h3("Not available from this session"), missing])
+def model_card_section(ctx: ReportContext) -> dict[str, Any]:
+    return {"items": card_items(ctx), "not_available": NOT_AVAILABLE}

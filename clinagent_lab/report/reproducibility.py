@@ -5,11 +5,12 @@ from __future__ import annotations
 import json
 import shlex
 from pathlib import Path
+from typing import Any
 
 from ..notebooks.parameters import papermill_command, rerun_parameters
 from ..runfolder import RunInfo
 from .context import ReportContext
-from .markup import Markup, esc, h3, kv_table, note, para, table
+from .markup import Code
 
 __all__ = ["commands", "reproducibility_section", "seed_study_section"]
 
@@ -73,42 +74,34 @@ def _epochs_text(info: dict) -> str:
     return text
 
 
-def _weights_text(best: object) -> object:
+def _weights_text(best: object) -> str | list[Any]:
     model = getattr(getattr(best, "recipe", None), "model", None)
     name = getattr(model, "pretrained", None) or getattr(model, "pretrained_path", None)
     if not name:
         return "none: trained from random initialisation"
     sha = getattr(model, "pretrained_sha256", None) or "not recorded"
-    return Markup(f"<code>{esc(name)}</code>, sha256 <code>{esc(sha)}</code>")
+    return [Code(str(name)), ", sha256 ", Code(sha)]
 
 
-def reproducibility_section(ctx: ReportContext) -> Markup:
+def reproducibility_section(ctx: ReportContext) -> dict[str, Any]:
     s, fp, best = ctx.session, ctx.session.fingerprint, ctx.session.best()
     versions, where = _versions(ctx)
     info = ctx.inputs.run_info
     pairs = [("session seed", s.seed),
              ("best iteration's seed", best.recipe.seed if best else "—"),
-             ("data fingerprint (sha256 over image ids, labels and splits)",
-              Markup(f"<code>{esc(fp.content_hash or '—')}</code>")),
-             ("frozen split table", Markup(f"<code>{esc(Path(s.out_dir) / 'splits.csv')}</code>")),
-             ("evaluator hash", Markup(f"<code>{esc(info.get('evaluator_hash') or '—')}</code>")),
-             ("best iteration notebook", Markup(f"<code>{esc(best.notebook if best else '—')}</code>")),
+             ("data fingerprint (sha256 over image ids, labels and splits)", Code(fp.content_hash or "—")),
+             ("frozen split table", Code(str(Path(s.out_dir) / "splits.csv"))),
+             ("evaluator hash", Code(info.get("evaluator_hash") or "—")),
+             ("best iteration notebook", Code(str(best.notebook if best else "—"))),
              ("best iteration's epochs", _epochs_text(info)),
              ("pretrained weights (name, sha256)", _weights_text(best)),
              ("test reads", s.test_reads)]
-    cmd_rows = [[purpose, Markup(f"<pre><code>{esc(cmd)}</code></pre>")] for purpose, cmd in commands(ctx)]
     recipe = best.recipe.model_dump_json(indent=2) if best else "{}"
-    return Markup("").join([
-        kv_table(pairs),
-        h3("Package versions"), note(where), table(["package", "version"], sorted(versions.items())),
-        h3("Commands"), table(["reproduces", "command"], cmd_rows, cls="commands"),
-        note("Training on a CPU with deterministic settings and the same seed gives the same numbers; GPUs and "
-             "other library versions can differ in the last digits."),
-        h3("Best recipe"), Markup(f'<pre class="recipe"><code>{esc(recipe)}</code></pre>'),
-    ])
+    return {"pairs": pairs, "versions": sorted(versions.items()), "versions_source": where,
+            "commands": [(purpose, Code(cmd, block=True)) for purpose, cmd in commands(ctx)], "recipe": recipe}
 
 
-def seed_study_section(ctx: ReportContext) -> Markup | None:
+def seed_study_section(ctx: ReportContext) -> dict[str, Any] | None:
     study = ctx.inputs.seed_study
     if not study:
         return None
@@ -117,9 +110,4 @@ def seed_study_section(ctx: ReportContext) -> Markup | None:
             for k, v in sorted(summary.items())]
     runs = [[r.get("seed"), r.get("status"), (r.get("metrics") or {}).get("primary"),
              (r.get("metrics") or {}).get("selection_value"), r.get("wall_s")] for r in study.get("runs") or []]
-    return Markup("").join([
-        para(f"The best iteration's notebook rerun with {len(runs)} seed(s) ({study.get('path')}). "
-             "Validation metrics; the spread shows how much of a difference between iterations is luck."),
-        table(["metric", "mean", "sd", "min", "max", "spread", "runs"], rows),
-        h3("Runs"), table(["seed", "status", "primary (validation)", "selection value", "seconds"], runs),
-    ])
+    return {"path": study.get("path"), "rows": rows, "runs": runs}

@@ -1,18 +1,19 @@
 """The "Where the model looks" section: Grad-CAM maps of the baseline beside the kept model, on the same
 stratified validation images (drain-bearing negatives first), with the share of attribution inside the
 artefact where its location is known. The maps are those each iteration's notebook saved
-(:mod:`clinagent_lab.notebooks.saliency`); the PNG is embedded so the report stays one file.
+(:mod:`clinagent_lab.notebooks.saliency`); the PNG is embedded so the report stays one file
+(``templates/sections/saliency.html.j2``).
 """
 
 from __future__ import annotations
 
 import base64
 from pathlib import Path
+from typing import Any
 
 from ..evaluation.saliency import load_saliency
 from ..widgets.saliency import saliency_caption, saliency_png
 from .context import ReportContext
-from .markup import Markup, esc, para, table
 
 __all__ = ["saliency_section"]
 
@@ -21,7 +22,7 @@ def _folder(ctx: ReportContext, output_dir: str | None) -> Path | None:
     return None if not output_dir else ctx.inputs.session_dir / output_dir  # absolute paths stay as they are
 
 
-def saliency_section(ctx: ReportContext) -> Markup | None:
+def saliency_section(ctx: ReportContext) -> dict[str, Any] | None:
     """None when no iteration saved maps (detection, or sessions from before the maps existed)."""
     session = ctx.session
     best = session.best()
@@ -47,13 +48,4 @@ def saliency_section(ctx: ReportContext) -> Markup | None:
         rows.append([label, it.recipe.debias.method, s["n"], s.get("n_with_artefact", "—"),
                      f"{share:.1%}" if share is not None else "—", f"{neg:.1%}" if neg is not None else "—"])
     conf = next(iter(models.values())).confounder or "artefact"
-    return Markup("").join([
-        para(f"Grad-CAM (captum LayerGradCam at the last convolution) for the target class on a stratified "
-             f"sample of validation images, the same images for each model; {esc(conf)}-bearing negatives, "
-             f"the images a shortcut turns into false alarms, come first. Cyan: the {esc(conf)}'s outline where "
-             f"the data record it."),
-        Markup(f'<figure><img alt="saliency maps" src="data:image/png;base64,{png}" style="max-width:100%">'
-               f"<figcaption>{esc(saliency_caption(models))}</figcaption></figure>"),
-        table(["model", "mitigation", "images", f"with {conf}", f"attribution inside the {conf}",
-               "of which negatives"], rows),
-    ])
+    return {"confounder": conf, "png": png, "caption": saliency_caption(models), "rows": rows}

@@ -16,9 +16,10 @@ from typing import Any
 
 import numpy as np
 
-from ..evaluation import BootstrapCI, bootstrap_ci, classification_metrics, resample_indices, roc_points
+from ..evaluation import BootstrapCI, bootstrap_ci, classification_metrics, roc_points
 from ..evaluation.metrics import target_class_index
 from ..recipe import Recipe
+from ..widgets.figdata import roc_band as figure_band
 
 __all__ = [
     "CI_METRICS",
@@ -109,28 +110,21 @@ def metric_intervals(pred: Any, recipe: Recipe, stored: dict[str, Any], groups: 
 
 def roc_band(y: np.ndarray, score: np.ndarray, groups: np.ndarray | None, settings: BootstrapSettings,
              grid: int = 51) -> dict[str, Any] | None:
-    """Empirical ROC and a pointwise bootstrap band of the true-positive rate on a grid of false-positive rates.
+    """Empirical ROC and a pointwise bootstrap band of the true-positive rate on a grid of false-positive rates
+    (:func:`clinagent_lab.widgets.figdata.roc_band`: the evaluator's step reading, whole patients resampled).
 
-    Returns ``{"fpr", "tpr", "grid", "low", "high"}`` (lists) or None when a class is absent.
+    Returns ``{"fpr", "tpr", "grid", "low", "high"}`` (lists; ``low``/``high`` None without a band) or None
+    when a class is absent.
     """
     y = np.asarray(y, dtype=bool)
     fpr, tpr, _ = roc_points(y, score)
     if np.isnan(fpr).any() or np.isnan(tpr).any():
         return None
-    xs = np.linspace(0.0, 1.0, grid)
-    rng = np.random.default_rng(settings.seed)
-    curves = []
-    for idx in resample_indices(len(y), settings.n_resamples, rng, groups):
-        f, t, _ = roc_points(y[idx], score[idx])
-        if np.isnan(f).any() or np.isnan(t).any():
-            continue
-        curves.append(np.interp(xs, f, t))
-    if len(curves) < 2:
-        return {"fpr": fpr.tolist(), "tpr": tpr.tolist(), "grid": xs.tolist(), "low": None, "high": None}
-    alpha = (1 - settings.confidence) / 2
-    low, high = np.quantile(np.array(curves), [alpha, 1 - alpha], axis=0)
-    return {"fpr": fpr.tolist(), "tpr": tpr.tolist(), "grid": xs.tolist(), "low": low.tolist(),
-            "high": high.tolist()}
+    band = figure_band(y, score, n_resamples=settings.n_resamples, confidence=settings.confidence,
+                       seed=settings.seed, grid_points=grid, groups=groups)
+    xs = np.linspace(0.0, 1.0, grid) if band is None else band.fpr
+    return {"fpr": fpr.tolist(), "tpr": tpr.tolist(), "grid": xs.tolist(),
+            "low": None if band is None else band.low.tolist(), "high": None if band is None else band.high.tolist()}
 
 
 def target_index(recipe: Recipe) -> int | None:

@@ -1,7 +1,7 @@
 """The ``test`` section: the once-only test evaluation of the best iteration, with its uncertainty.
 
 Point estimates are the ones stored in ``session.json`` (``final_test.metrics``); intervals are computed by
-:mod:`.stats`. Before the final test the section says so plainly and shows nothing that looks like a test
+:mod:`.stats`; ``templates/sections/test.html.j2`` lays it out. Before the final test the section says so plainly and shows nothing that looks like a test
 result: validation numbers chose the model and are optimistic about it.
 """
 
@@ -11,7 +11,7 @@ from typing import Any
 
 from .context import ReportContext
 from .figures import reliability_figure, roc_figure
-from .markup import Markup, bullets, ci_text, esc, fmt, h3, kv_table, note, num, para, table
+from .markup import fmt, traced
 from .stats import target_index
 
 __all__ = ["METRIC_LABELS", "operating_point_text", "test_section"]
@@ -49,7 +49,7 @@ def operating_point_text(rule: str, value: float | None) -> str:
     return _RULES.get(rule, rule).format(value=fmt(value))
 
 
-def _metric_rows(ctx: ReportContext) -> list[list[Any]]:
+def _metric_rows(ctx: ReportContext) -> list[dict[str, Any]]:
     final = ctx.session.final_test
     best_pos = ctx.position(final.iteration)
     val = ctx.session.iterations[best_pos].val_metrics
@@ -63,189 +63,150 @@ def _metric_rows(ctx: ReportContext) -> list[list[Any]]:
         if key == "primary":
             label = f"primary: {m.get('primary_metric', '')}"
         ci = ctx.intervals.get(key)
-        rows.append([label, num(m[key], _FINAL + [key]),
-                     ci_text(ci.low, ci.high, key) if ci is not None else ci_text(None, None, key),
-                     num(val.get(key), ["iterations", best_pos, "val_metrics", key]) if key in val else "—"])
+        rows.append({"key": key, "label": label, "test": traced(m[key], _FINAL + [key]),
+                     "low": ci.low if ci is not None else None, "high": ci.high if ci is not None else None,
+                     "validation": traced(val.get(key), ["iterations", best_pos, "val_metrics", key])
+                     if key in val else "—"})
     return rows
 
 
-def _ci_note(ctx: ReportContext) -> Markup:
+def _ci_note(ctx: ReportContext) -> str:
     if ctx.settings is None:
-        return note("No bootstrap intervals: the test predictions are not a classification table.")
+        return "No bootstrap intervals: the test predictions are not a classification table."
     s = ctx.settings
-    return note(f"95% intervals: percentile bootstrap, {s.n_resamples} resamples (seed {s.seed}), resampling "
-                f"{ctx.inputs.groups_source}; the threshold chosen on validation is held fixed. Resamples on "
-                "which a metric is undefined (for example no positive case drawn) are skipped.")
+    return (f"95% intervals: percentile bootstrap, {s.n_resamples} resamples (seed {s.seed}), resampling "
+            f"{ctx.inputs.groups_source}; the threshold chosen on validation is held fixed. Resamples on "
+            "which a metric is undefined (for example no positive case drawn) are skipped.")
 
 
-def _operating(ctx: ReportContext) -> Markup:
+def _operating(ctx: ReportContext) -> list[tuple[str, Any]]:
     final = ctx.session.final_test
     best_pos = ctx.position(final.iteration)
     it = ctx.session.iterations[best_pos]
     cfg, val, m = it.recipe.evaluation, it.val_metrics, final.metrics
     vsrc = ["iterations", best_pos, "val_metrics"]
-    pairs = [("rule (chosen on the validation split)", operating_point_text(cfg.operating_point,
-                                                                             cfg.operating_value)),
-             ("threshold (score ≥ threshold is called positive)", num(val.get("threshold"), vsrc + ["threshold"])),
-             ("validation sensitivity / specificity",
-              Markup(f"{num(val.get('sensitivity'), vsrc + ['sensitivity'])} / "
-                     f"{num(val.get('specificity'), vsrc + ['specificity'])}")),
-             ("test sensitivity / specificity at that threshold",
-              Markup(f"{num(m.get('sensitivity'), _FINAL + ['sensitivity'])} / "
-                     f"{num(m.get('specificity'), _FINAL + ['specificity'])}"))]
-    return kv_table(pairs)
+    return [("rule (chosen on the validation split)", operating_point_text(cfg.operating_point, cfg.operating_value)),
+            ("threshold (score ≥ threshold is called positive)", traced(val.get("threshold"), vsrc + ["threshold"])),
+            ("validation sensitivity / specificity",
+             [traced(val.get("sensitivity"), vsrc + ["sensitivity"]), " / ",
+              traced(val.get("specificity"), vsrc + ["specificity"])]),
+            ("test sensitivity / specificity at that threshold",
+             [traced(m.get("sensitivity"), _FINAL + ["sensitivity"]), " / ",
+              traced(m.get("specificity"), _FINAL + ["specificity"])])]
 
 
-def _confusion(ctx: ReportContext) -> Markup:
+def _confusion(ctx: ReportContext) -> dict[str, Any] | None:
+    """Header, rows and caption of the confusion matrix, or None."""
     m, classes = ctx.session.final_test.metrics, ctx.session.best().recipe.classes
     if isinstance(m.get("confusion"), dict):
         c, src = m["confusion"], _FINAL + ["confusion"]
         neg, pos = classes[0], classes[1]
-        rows = [[f"true {neg}", num(c["tn"], src + ["tn"]), num(c["fp"], src + ["fp"])],
-                [f"true {pos}", num(c["fn"], src + ["fn"]), num(c["tp"], src + ["tp"])]]
-        return table(["", f"predicted {neg}", f"predicted {pos}"], rows, cls="confusion",
-                     caption="confusion matrix at the validation threshold")
+        rows = [[f"true {neg}", traced(c["tn"], src + ["tn"]), traced(c["fp"], src + ["fp"])],
+                [f"true {pos}", traced(c["fn"], src + ["fn"]), traced(c["tp"], src + ["tp"])]]
+        return {"header": ["", f"predicted {neg}", f"predicted {pos}"], "rows": rows,
+                "caption": "confusion matrix at the validation threshold"}
     if isinstance(m.get("confusion_matrix"), list):
         cm = m["confusion_matrix"]
-        rows = [[f"true {classes[i]}"] + [num(v, _FINAL + ["confusion_matrix", i, j]) for j, v in enumerate(row)]
+        rows = [[f"true {classes[i]}"] + [traced(v, _FINAL + ["confusion_matrix", i, j]) for j, v in enumerate(row)]
                 for i, row in enumerate(cm)]
-        return table([""] + [f"predicted {c}" for c in classes], rows, cls="confusion",
-                     caption="confusion matrix (most probable class)")
-    return para("No confusion matrix for this task.", "muted")
+        return {"header": [""] + [f"predicted {c}" for c in classes], "rows": rows,
+                "caption": "confusion matrix (most probable class)"}
+    return None
 
 
-def _per_class(ctx: ReportContext) -> Markup:
+def _per_class(ctx: ReportContext) -> list[list[Any]]:
     per = ctx.session.final_test.metrics.get("per_class")
     if not isinstance(per, dict):
-        return Markup("")
-    rows = [[name, num(v.get("auroc"), _FINAL + ["per_class", name, "auroc"]),
-             num(v.get("sensitivity"), _FINAL + ["per_class", name, "sensitivity"]),
-             num(v.get("specificity"), _FINAL + ["per_class", name, "specificity"]),
-             num(v.get("support"), _FINAL + ["per_class", name, "support"])] for name, v in per.items()]
-    return Markup("").join([h3("Per class"), table(["class", "AUROC (one vs rest)", "sensitivity (recall)",
-                                                    "specificity", "test images"], rows)])
+        return []
+    return [[name] + [traced(v.get(k), _FINAL + ["per_class", name, k])
+                      for k in ("auroc", "sensitivity", "specificity", "support")] for name, v in per.items()]
 
 
-def _calibration(ctx: ReportContext) -> Markup:
+def _calibration(ctx: ReportContext) -> dict[str, Any] | None:
     cal = ctx.session.final_test.metrics.get("calibration")
     if not isinstance(cal, dict):
-        return para("Calibration is not available for this task.", "muted")
+        return None
     src = _FINAL + ["calibration"]
     rel = cal.get("reliability") or {}
-    pairs = [("expected calibration error (ECE, 10 bins)", num(cal.get("ece"), src + ["ece"])),
-             ("calibration slope (1 = ideal; < 1 over-confident)", num(cal.get("slope"), src + ["slope"])),
-             ("calibration intercept (0 = ideal)", num(cal.get("intercept"), src + ["intercept"]))]
+    pairs = [("expected calibration error (ECE, 10 bins)", traced(cal.get("ece"), src + ["ece"])),
+             ("calibration slope (1 = ideal; < 1 over-confident)", traced(cal.get("slope"), src + ["slope"])),
+             ("calibration intercept (0 = ideal)", traced(cal.get("intercept"), src + ["intercept"]))]
     edges = rel.get("bin_edges") or []
-    rows = [[f"{edges[i]:.1f}–{edges[i + 1]:.1f}", num(rel["counts"][i], src + ["reliability", "counts", i]),
-             num(rel["mean_predicted"][i], src + ["reliability", "mean_predicted", i]),
-             num(rel["observed_fraction"][i], src + ["reliability", "observed_fraction", i])]
+    rows = [[f"{edges[i]:.1f}–{edges[i + 1]:.1f}"]
+            + [traced(rel[k][i], src + ["reliability", k, i]) for k in ("counts", "mean_predicted", "observed_fraction")]
             for i in range(len(edges) - 1) if rel["counts"][i]]
-    return Markup("").join([
-        Markup(f'<div class="figrow"><figure>{reliability_figure(rel)}<figcaption>Points above the diagonal: '
-               "more positives than predicted.</figcaption></figure><div>"), kv_table(pairs),
-        table(["bin", "images", "mean predicted", "observed positive"], rows), Markup("</div></div>")])
+    return {"figure": reliability_figure(rel), "pairs": pairs, "rows": rows}
 
 
-def _group_table(conf: dict[str, Any], src: list[Any]) -> Markup:
-    groups = list((conf.get("groups") or {}).keys())
+def _group_rows(conf: dict[str, Any], src: list[Any]) -> list[list[Any]]:
     rows = []
-    for g in groups:
-        rows.append([g, num(conf["groups"][g], src + ["groups", g]),
-                     num((conf.get("fpr_by_group") or {}).get(g), src + ["fpr_by_group", g]),
-                     num((conf.get("tpr_by_group") or {}).get(g), src + ["tpr_by_group", g]),
-                     num((conf.get("auroc_by_group") or {}).get(g), src + ["auroc_by_group", g])])
-    return table(["value", "test images", "false-positive rate", "sensitivity", "AUROC within group"], rows)
+    for g in conf.get("groups") or {}:
+        rows.append([g, traced(conf["groups"][g], src + ["groups", g])]
+                    + [traced((conf.get(k) or {}).get(g), src + [k, g])
+                       for k in ("fpr_by_group", "tpr_by_group", "auroc_by_group")])
+    return rows
 
 
-def _confounder(name: str, conf: dict[str, Any], src: list[Any]) -> Markup:
-    parts = [h3(f"Confounder: {name}")]
+def _confounder(name: str, conf: dict[str, Any], src: list[Any]) -> dict[str, Any]:
     if "groups" not in conf:
-        return Markup("").join(parts + [bullets(conf.get("notes") or [], "no results")])
+        return {"name": name, "measured": False, "notes": conf.get("notes") or []}
     groups = conf.get("groups") or {}
-    if len(groups) <= MAX_GROUP_ROWS:
-        parts.append(_group_table(conf, src))
-    else:
-        parts.append(note(f"{len(groups)} distinct values (a numeric confounder): the per-value table is left "
-                          "out; the dependence measures below use the values as numbers."))
     rel = conf.get("reliance") or {}
-    summary = [("worst-group AUROC", num(conf.get("worst_group_auroc"), src + ["worst_group_auroc"])),
-               ("group-balanced AUROC", num(conf.get("group_balanced_auroc"), src + ["group_balanced_auroc"]))]
+    summary: list[tuple[str, Any]] = [
+        ("worst-group AUROC", traced(conf.get("worst_group_auroc"), src + ["worst_group_auroc"])),
+        ("group-balanced AUROC", traced(conf.get("group_balanced_auroc"), src + ["group_balanced_auroc"]))]
     if rel:
         summary += [(f"excess false-positive rate when {name} = {conf.get('positive_value')}",
-                     num(rel.get("excess_fpr"), src + ["reliance", "excess_fpr"])),
+                     traced(rel.get("excess_fpr"), src + ["reliance", "excess_fpr"])),
                     (f"excess sensitivity when {name} = {conf.get('positive_value')}",
-                     num(rel.get("excess_tpr"), src + ["reliance", "excess_tpr"]))]
+                     traced(rel.get("excess_tpr"), src + ["reliance", "excess_tpr"]))]
     dep, dep_p = conf.get("dependence") or {}, conf.get("dependence_p") or {}
     for measure in dep:
         summary.append((f"dependence of the score on {name} given the label: {measure.replace('_', ' ')} (p)",
-                        Markup(f"{num(dep[measure], src + ['dependence', measure])} "
-                               f"(p {num(dep_p.get(measure), src + ['dependence_p', measure])})")))
-    parts.append(kv_table(summary))
-    if conf.get("notes"):
-        parts.append(Markup(f"<details><summary>{len(conf['notes'])} note(s) from the evaluator</summary>"
-                            f"{bullets(conf['notes'])}</details>"))
-    return Markup("").join(parts)
+                        [traced(dep[measure], src + ["dependence", measure]), " (p ",
+                         traced(dep_p.get(measure), src + ["dependence_p", measure]), ")"]))
+    return {"name": name, "measured": True, "n_groups": len(groups),
+            "group_rows": _group_rows(conf, src) if len(groups) <= MAX_GROUP_ROWS else None,
+            "summary": summary, "notes": conf.get("notes") or []}
 
 
-def _confounders(ctx: ReportContext) -> Markup:
-    confs = ctx.session.final_test.metrics.get("confounders") or {}
-    if not confs:
-        return para("No confounder was named or found in the data, so reliance was not measured.", "muted")
-    intro = note("Reliance: how much more often the model calls a case positive when the confounder is present "
-                 "(excess false-positive rate). Dependence: whether the score still varies with the confounder "
-                 "among cases with the same label (0 = no dependence; small p = unlikely by chance).")
-    return Markup("").join([intro] + [_confounder(n, c, _FINAL + ["confounders", n]) for n, c in confs.items()])
-
-
-def _roc(ctx: ReportContext) -> Markup:
+def _roc(ctx: ReportContext) -> dict[str, Any] | None:
     if ctx.roc is None:
-        return para("No ROC curve: the target class is absent from the test split, or the task is multiclass "
-                    "without a target class.", "muted")
+        return None
     m = ctx.session.final_test.metrics
     sens, spec = m.get("sensitivity"), m.get("specificity")
     operating = (1 - spec, sens) if isinstance(sens, (int, float)) and isinstance(spec, (int, float)) else None
-    k = target_index(ctx.session.best().recipe)
-    target = ctx.session.best().recipe.classes[k]
-    return Markup(f"<figure>{roc_figure(ctx.roc, operating, fmt(m.get('auroc')))}<figcaption>Target class: "
-                  f"{esc(target)}. The marker is the operating point chosen on validation, applied to the test "
-                  "split.</figcaption></figure>")
+    recipe = ctx.session.best().recipe
+    return {"figure": roc_figure(ctx.roc, operating, fmt(m.get("auroc"))),
+            "target": recipe.classes[target_index(recipe)]}
 
 
-def _validation_only(ctx: ReportContext) -> Markup:
+def _validation_only(ctx: ReportContext) -> dict[str, Any]:
     best = ctx.session.best()
-    parts = [Markup('<p class="warning"><strong>Validation only.</strong> The test split has not been evaluated '
-                    "in this session. Every number in this report comes from the validation split, which was used "
-                    "to choose the model and therefore flatters it. Run the final evaluation (sidebar: Finish; "
-                    "Python: <code>engine.finish()</code>) to get the unbiased test estimate.</p>")]
-    if best is not None:
-        pos = ctx.position(best.index)
-        val = best.val_metrics
-        pairs = [(METRIC_LABELS.get(k, k), num(val[k], ["iterations", pos, "val_metrics", k]))
-                 for k in ("primary", "auroc", "sensitivity", "specificity", "balanced_accuracy")
-                 if isinstance(val.get(k), (int, float))]
-        parts += [h3(f"Best iteration so far: {best.index} (validation)"), kv_table(pairs)]
-    return Markup("").join(parts)
+    if best is None:
+        return {"tested": False, "best": None}
+    pos, val = ctx.position(best.index), best.val_metrics
+    pairs = [(METRIC_LABELS.get(k, k), traced(val[k], ["iterations", pos, "val_metrics", k]))
+             for k in ("primary", "auroc", "sensitivity", "specificity", "balanced_accuracy")
+             if isinstance(val.get(k), (int, float))]
+    return {"tested": False, "best": best.index, "pairs": pairs}
 
 
-def test_section(ctx: ReportContext) -> Markup:
+def test_section(ctx: ReportContext) -> dict[str, Any]:
     s = ctx.session
     final = s.final_test
     if final is None:
         return _validation_only(ctx)
-    head = para(f"The best iteration ({final.iteration}) was evaluated on the held-out test split once, at "
-                f"{final.evaluated_at}, on {final.n_samples} images; the session records {s.test_reads} read(s) "
-                "of the test split.")
-    parts = [head, table(["metric", "test", "95% CI", "validation"], _metric_rows(ctx), id_="test-metrics"),
-             _ci_note(ctx)]
-    if ctx.inputs.predictions is None:
-        parts.append(note("ROC, calibration and confounder views are shown for classification tasks."))
-        return Markup("").join(parts)
-    parts += [h3("ROC"), _roc(ctx), h3("Operating point"), _operating(ctx), h3("Confusion matrix"),
-              _confusion(ctx), _per_class(ctx), h3("Calibration"), _calibration(ctx),
-              h3("Per group and confounder reliance"), _confounders(ctx)]
-    if final.metrics.get("notes"):
-        parts += [h3("Notes from the evaluator"), bullets(final.metrics["notes"])]
-    return Markup("").join(parts)
+    out: dict[str, Any] = {"tested": True, "final": final, "test_reads": s.test_reads,
+                           "metrics": _metric_rows(ctx), "ci_note": _ci_note(ctx),
+                           "classification": ctx.inputs.predictions is not None,
+                           "notes": final.metrics.get("notes") or []}
+    if out["classification"]:
+        confs = final.metrics.get("confounders") or {}
+        out.update(roc=_roc(ctx), operating=_operating(ctx), confusion=_confusion(ctx), per_class=_per_class(ctx),
+                   calibration=_calibration(ctx),
+                   confounders=[_confounder(n, c, _FINAL + ["confounders", n]) for n, c in confs.items()])
+    return out
 
 
 test_section.__test__ = False  # not a pytest test, despite its name

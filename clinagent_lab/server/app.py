@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
+from typing import Any
 
 from jupyter_server.extension.application import ExtensionApp
-from traitlets import Bool, Dict, Float, Integer, Unicode
+from traitlets import Bool, Dict, Enum, Float, Integer, Unicode
 
+from ..errors import ClinagentError
 from .handlers import handlers
 from .manager import SessionManager
 
@@ -43,6 +46,15 @@ class ClinagentApp(ExtensionApp):
                      help="Where new sessions run their notebooks, as execution.ExecutionConfig: e.g. "
                           "{'backend': 'slurm', 'parallel': 2, 'slurm': {'partition': 'gpu', 'gpus_per_job': 1}} "
                           "(empty: CLINAGENT_BACKEND, the config file, else local). See docs/cluster.md.")
+    parallel = Integer(None, allow_none=True, min=1, max=16, config=True,
+                       help="Candidates per round for new sessions (--parallel K); overrides execution['parallel']. "
+                            "None: the execution configuration decides (1).")
+    devices = Integer(None, allow_none=True, min=1, config=True,
+                      help="GPUs (or CPU processes) each iteration of a new session trains on (--devices); checked "
+                           "against this machine when the server starts. None: one.")
+    accelerator = Enum(["auto", "cpu", "gpu"], "auto", config=True,
+                       help="Where new sessions train (--accelerator): 'auto' (the GPU when there is one), 'cpu' "
+                            "or 'gpu'; checked against this machine when the server starts.")
 
     def _sessions_path(self) -> Path:
         root = Path(self.serverapp.root_dir)
@@ -51,14 +63,48 @@ class ClinagentApp(ExtensionApp):
         path = Path(self.sessions_dir).expanduser()
         return path if path.is_absolute() else root / path
 
+    def hardware_overrides(self) -> dict[str, Any]:
+        """``training.accelerator`` / ``training.devices`` for new sessions, checked against this machine (only
+        when set: the check imports torch).
+
+        Raises:
+            ClinagentError: more devices than the machine has, or ``gpu`` without a GPU (what / where / fix).
+        """
+        if self.devices is None and self.accelerator == "auto":
+            return {}
+        from ..plan.hardware import detect_hardware  # imports torch: only when the traitlets are set
+
+        try:
+            hw = detect_hardware(self.accelerator, self.devices or 1)
+        except ClinagentError as exc:
+            where = f"ClinagentApp.devices={self.devices}, ClinagentApp.accelerator='{self.accelerator}'"
+            raise type(exc)(exc.what, where=where, fix=exc.fix.replace("--", "ClinagentApp.") if exc.fix
+                            else None) from None
+        return {"training.accelerator": hw.accelerator, "training.devices": hw.devices}
+
     def initialize_settings(self) -> None:
+        try:
+            hardware = self.hardware_overrides()
+        except ClinagentError as exc:
+            self.log.error("clinagent: %s", exc.message)
+            raise
+        execution = {**self.execution, **({"parallel": self.parallel} if self.parallel else {})}
         manager = SessionManager(self._sessions_path(), self.serverapp.root_dir, model=self.model,
                                  max_iterations=self.max_iterations, iteration_minutes=self.iteration_minutes,
-                                 auto_continue=self.auto_continue, recipe_overrides=self.recipe_overrides,
-                                 execution=self.execution)
+                                 auto_continue=self.auto_continue,
+                                 recipe_overrides={**self.recipe_overrides, **hardware},
+                                 execution=execution, event_logger=self.serverapp.event_logger)
         recovered = manager.recover()
         self.log.info("clinagent: %d session(s) in %s", len(recovered), manager.sessions_dir)
+        if manager.reattached:
+            self.log.info("clinagent: reattaching to running jobs of %s", ", ".join(manager.reattached))
         self.settings["clinagent_manager"] = manager
+
+    async def _start_jupyter_server_extension(self, serverapp: Any) -> None:
+        """Once the event loop runs: collect the jobs that outlived the last server (no click needed)."""
+        manager = self.settings.get("clinagent_manager")
+        if manager is not None and manager.reattached:
+            self._collecting = asyncio.create_task(manager.collect_reattached())
 
     def initialize_handlers(self) -> None:
         self.handlers.extend(handlers())

@@ -8,6 +8,8 @@ from typing import Any
 
 from ..errors import SessionError
 from ..records import Session
+from ..runfolder import RunFolder
+from ..tasks import get_backend
 
 __all__ = ["iteration_cells", "results_cell"]
 
@@ -80,7 +82,8 @@ def results_cell(session: Session, index: int, marker: dict[str, Any], tag: str)
     """A code cell that shows the iteration's ROC and confounder widgets in the live kernel (the sidebar runs
     it after inserting the cells), or None when the iteration left no validation predictions to show."""
     folder = _notebook_path(session, index).parent
-    if not (folder / "val_predictions.csv").exists():
+    backend = get_backend(session.iteration(index).recipe.task_type)
+    if not RunFolder(folder).predictions(backend).exists():
         return None
     source = ("from clinagent_lab.widgets import show_results\n"
               f"show_results({str(folder)!r}, session_id={session.id!r})")

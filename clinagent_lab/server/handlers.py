@@ -6,7 +6,6 @@ a body that does not validate answers 400 naming the field (``{"error": "Validat
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import json
 from typing import Any, Awaitable, Callable, Literal, TypeVar
@@ -14,12 +13,11 @@ from typing import Any, Awaitable, Callable, Literal, TypeVar
 import tornado.web
 from jupyter_server.base.handlers import APIHandler
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
-from tornado.iostream import StreamClosedError
 
 from ..records import Annotation
 from ..errors import ClinagentError
 from ..spec import TaskSpec
-from .events import format_sse
+from .events import SCHEMA_ID
 from .manager import SessionManager, to_jsonable
 from .api_schema import api_json_schema
 
@@ -45,6 +43,10 @@ class CreateBody(_Body):
     max_iterations: int | None = Field(default=None, ge=1, le=100)
     iteration_minutes: float | None = Field(default=None, gt=0)
     data_format: str | None = None
+    #: pretrained weights: a name from ``GET weights`` (the local cache), a weights file under the root, "none"
+    pretrained: str | None = Field(default=None, min_length=1)
+    #: candidates per round (``--parallel K``) for this session
+    parallel: int | None = Field(default=None, ge=1, le=16)
 
 
 class SpecBody(_Body):
@@ -59,6 +61,10 @@ class AnswerBody(_Body):
 
 class StartBody(_Body):
     auto_continue: bool | None = None
+
+
+class ParallelBody(_Body):
+    parallel: int = Field(ge=1, le=16)
 
 
 class ProposalBody(_Body):
@@ -168,7 +174,8 @@ class SessionsHandler(ClinagentHandler):
         return await self.manager.create(body.request, body.data_path, spec=body.spec,
                                          max_iterations=body.max_iterations,
                                          iteration_minutes=body.iteration_minutes,
-                                         data_format=body.data_format)
+                                         data_format=body.data_format, pretrained=body.pretrained,
+                                         parallel=body.parallel)
 
 
 class SessionHandler(ClinagentHandler):
@@ -213,11 +220,21 @@ class AutoContinueHandler(ClinagentHandler):
         return self.manager.set_auto_continue(sid, bool(value))
 
 
+class ParallelHandler(ClinagentHandler):
+    """``POST {"parallel": K}``: candidates per round from the next round on (409 while the session runs)."""
+
+    @tornado.web.authenticated
+    @api
+    async def post(self, sid: str) -> Any:
+        self.manager.load(sid)
+        return await self.manager.set_parallel(sid, self.body(ParallelBody).parallel)
+
+
 class ProposalHandler(ClinagentHandler):
     @tornado.web.authenticated
     @api
     async def get(self, sid: str) -> Any:
-        return {"proposal": await self.manager.proposal(sid)}
+        return await self.manager.proposal(sid)
 
     @tornado.web.authenticated
     @api
@@ -261,37 +278,31 @@ class CellsHandler(ClinagentHandler):
         return self.manager.cells(sid, int(index))
 
 
-class EventsHandler(ClinagentHandler):
-    """Server-sent events. Replays what the client missed (``Last-Event-ID`` header or ``?after=``).
-
-    ``?follow=0`` answers the buffered events as one JSON list and closes (polling, tests).
-    """
+class WeightsHandler(ClinagentHandler):
+    """``GET``: the pretrained weights cached on this machine (``clinagent weights list``); nothing is fetched."""
 
     @tornado.web.authenticated
-    async def get(self, sid: str) -> None:
+    @api
+    async def get(self) -> Any:
+        return self.manager.weights()
+
+
+class EventsHandler(ClinagentHandler):
+    """``GET ?after=seq``: the session's events after ``seq`` (catch-up for a late or reconnected sidebar).
+
+    Live events travel on jupyter_server's event bus (``/api/events/subscribe``, schema ``schema_id``)."""
+
+    @tornado.web.authenticated
+    @api
+    async def get(self, sid: str) -> Any:
+        self.manager.load(sid)
         try:
-            self.manager.load(sid)
-        except ClinagentError as exc:
-            self.set_status(exc.http_status)
-            self.finish(json.dumps(exc.to_dict()))
-            return
-        after = int(self.request.headers.get("Last-Event-ID") or self.get_argument("after", "0") or 0)
-        if self.get_argument("follow", "1") == "0":
-            self.finish(json.dumps({"events": self.manager.bus.replay(sid, after)}))
-            return
-        self.set_header("Content-Type", "text/event-stream")
-        self.set_header("Cache-Control", "no-cache")
-        self.set_header("X-Accel-Buffering", "no")
-        try:
-            self.write(": connected\n\n")
-            await self.flush()
-            async for event in self.manager.bus.follow(sid, after):
-                self.write(format_sse(event))
-                await self.flush()
-        except (StreamClosedError, asyncio.CancelledError):
-            return
-        if not self._finished:
-            self.finish()
+            after = int(self.get_argument("after", "0") or 0)
+        except ValueError:
+            raise _BodyError("'after' must be an integer (the last seq seen)", where="query 'after'",
+                             fix="send ?after=0 for every kept event") from None
+        return {"schema_id": SCHEMA_ID, "events": self.manager.events.replay(sid, after),
+                "last_seq": self.manager.events.last_seq(sid)}
 
 
 def handlers(base: str = API_PREFIX) -> list[tuple[str, type[ClinagentHandler]]]:
@@ -301,12 +312,14 @@ def handlers(base: str = API_PREFIX) -> list[tuple[str, type[ClinagentHandler]]]
         (rf"{base}/schema", SchemaHandler),
         (rf"{base}/interpret", InterpretHandler),
         (rf"{base}/spec/answer", AnswerHandler),
+        (rf"{base}/weights", WeightsHandler),
         (rf"{base}/sessions", SessionsHandler),
         (rf"{base}/sessions/{sid}", SessionHandler),
         (rf"{base}/sessions/{sid}/spec", SpecHandler),
         (rf"{base}/sessions/{sid}/start", StartHandler),
         (rf"{base}/sessions/{sid}/stop", StopHandler),
         (rf"{base}/sessions/{sid}/auto-continue", AutoContinueHandler),
+        (rf"{base}/sessions/{sid}/parallel", ParallelHandler),
         (rf"{base}/sessions/{sid}/proposal", ProposalHandler),
         (rf"{base}/sessions/{sid}/annotations", AnnotationsHandler),
         (rf"{base}/sessions/{sid}/finish", FinishHandler),

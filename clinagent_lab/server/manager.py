@@ -14,31 +14,35 @@ import logging
 import secrets
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from ..agent.loop import NO_IDEA_LEFT, step
-from ..errors import ClinagentError
+from jupyter_events import EventLogger
+
+from ..errors import ClinagentError, RecipeError
 from ..execution import make_backend, resolve_config
+from ..models.weights import FILE_SUFFIXES, cached_weights, hub_cache_dir, pretrained_overrides
 from ..records import SESSION_FILE, Annotation, Session
 from ..spec import TaskSpec
 from .cells import iteration_cells
-from .events import EventBus
+from .events import SessionEvents
 from .plumbing import (
     BusyError,
     PathOutsideRootError,
     UnknownSessionError,
+    inside_root,
     load_engine_class,
     resolve_data_path,
     to_jsonable,
 )
+from .runner import Job, next_round, run_job
 
 __all__ = [
     "BusyError",
     "UnknownSessionError",
     "PathOutsideRootError",
     "SessionManager",
+    "Job",
     "resolve_data_path",
     "load_engine_class",
     "to_jsonable",
@@ -55,22 +59,6 @@ def _interpret_with_data(request: str, data_path: Path | None, model: str) -> Ta
     return interpret(request, fingerprint, model=model)
 
 
-@dataclass
-class Job:
-    """What runs now: the loop of one session."""
-
-    session: str
-    auto_continue: bool
-    started_at: float = field(default_factory=time.time)
-    iteration: int | None = None
-    phase: str = "starting"
-    stop_requested: bool = False
-    task: asyncio.Task[None] | None = None
-
-    def describe(self) -> dict[str, Any]:
-        return {"session": self.session, "iteration": self.iteration, "phase": self.phase,
-                "auto_continue": self.auto_continue, "started_at": self.started_at}
-
 
 class SessionManager:
     """Sessions under ``sessions_dir``, engines opened on demand, one loop task at a time.
@@ -85,14 +73,14 @@ class SessionManager:
         auto_continue: run the proposed next iteration without waiting for approval.
         recipe_overrides: recipe fields (dotted names) fixed for every new session's baseline.
         execution: where new sessions' notebooks run (``execution.ExecutionConfig`` fields; docs/cluster.md).
-        bus: where progress events go.
+        event_logger: the server's Jupyter event bus (``serverapp.event_logger``); a private one when ``None``.
         workers: threads for blocking engine calls.
     """
 
     def __init__(self, sessions_dir: str | Path, root_dir: str | Path, *, engine_factory: Any = None,
                  model: str = "offline", max_iterations: int | None = None,
                  iteration_minutes: float | None = None, auto_continue: bool = False,
-                 bus: EventBus | None = None, workers: int = 4,
+                 event_logger: EventLogger | None = None, workers: int = 4,
                  recipe_overrides: dict[str, Any] | None = None, execution: dict[str, Any] | None = None) -> None:
         self.sessions_dir = Path(sessions_dir)
         self.root_dir = Path(root_dir).resolve()
@@ -103,11 +91,13 @@ class SessionManager:
         self.auto_continue = auto_continue
         self.recipe_overrides = dict(recipe_overrides or {})
         self.execution = dict(execution or {})
-        self.bus = bus or EventBus()
-        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="clinagent")
         self._dirs: dict[str, Path] = {}
+        self.events = SessionEvents(event_logger, folder=self._dirs.get)
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="clinagent")
         self._engines: dict[str, Any] = {}
         self._job: Job | None = None
+        #: sessions whose iterations' jobs outlived the last server (collected by :meth:`collect_reattached`)
+        self.reattached: list[str] = []
 
     # --- plumbing ----------------------------------------------------------------------------------
     @property
@@ -116,12 +106,16 @@ class SessionManager:
             self._factory = load_engine_class()
         return self._factory
 
-    async def _call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    async def call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """Run a blocking engine call in the manager's threads."""
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._pool, functools.partial(fn, *args, **kwargs))
 
-    def _emit(self, sid: str, type_: str, **payload: Any) -> None:
-        self.bus.publish({"type": type_, "session": sid, **payload})
+
+    def emit(self, sid: str, type_: str, **payload: Any) -> None:
+        """Publish one event of session ``sid`` (on the event loop's thread)."""
+        self.events.publish({"type": type_, "session": sid, **payload})
+
 
     def _out_dir(self, sid: str) -> Path:
         if sid not in self._dirs:
@@ -137,7 +131,7 @@ class SessionManager:
 
     async def engine(self, sid: str) -> Any:
         if sid not in self._engines:
-            self._engines[sid] = await self._call(self.engine_class.open, self._out_dir(sid))
+            self._engines[sid] = await self.call(self.engine_class.open, self._out_dir(sid))
         return self._engines[sid]
 
     def _require_idle(self, sid: str, action: str) -> None:
@@ -147,11 +141,21 @@ class SessionManager:
 
     # --- start-up ----------------------------------------------------------------------------------
     def recover(self) -> list[Session]:
-        """At server start: list sessions on disk and mark iterations left ``running`` as ``interrupted``."""
+        """At server start: list sessions on disk; iterations left ``running`` whose job the backend still knows
+        (a cluster job) are kept for :meth:`collect_reattached`, the others are marked ``interrupted``."""
         sessions = self.scan()
-        for session in sessions:
-            self._mark_interrupted(session)
+        self.reattached = [s.id for s in sessions if self._mark_interrupted(s)]
         return sessions
+
+    async def collect_reattached(self) -> None:
+        """Reattach to the jobs that outlived the last server, session by session, and go on with each loop
+        (waiting for approval afterwards unless auto-continue is on): nothing is submitted twice."""
+        while self.reattached:
+            sid = self.reattached.pop(0)
+            await self.wait_idle()
+            log.info("clinagent: session %s: collecting iterations whose jobs outlived the last server", sid)
+            await self.start(sid, collecting=True)
+            await self.wait_idle()
 
     def scan(self) -> list[Session]:
         """Sessions on disk, oldest folder first (unreadable ones are logged and skipped)."""
@@ -169,13 +173,15 @@ class SessionManager:
         return sessions
 
     @staticmethod
-    def _mark_interrupted(session: Session) -> None:
+    def _mark_interrupted(session: Session) -> bool:
+        """Mark what cannot be reattached to; whether some iteration's job can be (a cluster job)."""
         backend = make_backend(resolve_config(recorded=session.execution))  # a cluster job outlives the server
         keep = [it.index for it in session.iterations if it.status == "running" and it.output_dir
                 and backend.reattach(it.output_dir) is not None]
         if session.mark_interrupted("the server stopped while this iteration ran; start again to rerun it",
                                     stop_reason="server restarted", keep=keep):
             session.save()
+        return bool(keep)
 
     # --- read --------------------------------------------------------------------------------------
     def list(self) -> list[dict[str, Any]]:
@@ -194,7 +200,7 @@ class SessionManager:
         job = self._job
         return {"running": job.describe() if job and job.session == sid else None,
                 "busy": job.describe() if job else None, "auto_continue": self.auto_continue,
-                "last_seq": self.bus.last_seq(sid)}
+                "last_seq": self.events.last_seq(sid) if sid else 0}
 
     def get(self, sid: str) -> dict[str, Any]:
         """``{"session": <Session JSON, proposal included>, "runtime": ...}``."""
@@ -209,36 +215,60 @@ class SessionManager:
         path = resolve_data_path(self.root_dir, data_path) if data_path else None
         fn = getattr(self.engine_class, "interpret", None)
         if fn is not None:
-            return await self._call(fn, request, data_path=path)
-        return await self._call(_interpret_with_data, request, path, self.model)
+            return await self.call(fn, request, data_path=path)
+        return await self.call(_interpret_with_data, request, path, self.model)
 
     async def create(self, request: str, data_path: str, *, spec: TaskSpec | None = None,
                      max_iterations: int | None = None, iteration_minutes: float | None = None,
-                     data_format: str | None = None) -> dict[str, Any]:
+                     data_format: str | None = None, pretrained: str | None = None,
+                     parallel: int | None = None) -> dict[str, Any]:
+        """A new session; ``pretrained`` (a cached name or a weights file under the root) and ``parallel`` (K
+        candidates per round) apply to this session on top of the server's settings."""
         path = resolve_data_path(self.root_dir, data_path)
+        overrides = dict(self.recipe_overrides)
+        if pretrained:
+            overrides.update(await self.pretrained(pretrained))
+        execution = {**self.execution, **({"parallel": parallel} if parallel else {})}
         out_dir = self.sessions_dir / f"{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(3)}"
-        eng = await self._call(self.engine_class.create, request, path, out_dir, model=self.model,
-                               max_iterations=max_iterations or self.max_iterations,
-                               iteration_minutes=iteration_minutes or self.iteration_minutes,
-                               spec=spec, data_format=data_format, recipe_overrides=self.recipe_overrides,
-                               **({"execution": self.execution} if self.execution else {}))
+        eng = await self.call(self.engine_class.create, request, path, out_dir, model=self.model,
+                              max_iterations=max_iterations or self.max_iterations,
+                              iteration_minutes=iteration_minutes or self.iteration_minutes,
+                              spec=spec, data_format=data_format, recipe_overrides=overrides,
+                              **({"execution": execution} if execution else {}))
         sid = eng.session.id
         self._dirs[sid] = Path(eng.session.out_dir)
         self._engines[sid] = eng
-        self._emit(sid, "log", message=f"session created in {eng.session.out_dir}")
+        self.emit(sid, "log", message=f"session created in {eng.session.out_dir}")
         return self.get(sid)
+
+    async def pretrained(self, given: str) -> dict[str, Any]:
+        """The recipe fields ``--pretrained given`` fixes, checked now: a name must be in the local cache, a
+        file must exist under the server's root (400 / 403 naming the field ``pretrained``)."""
+        raw = Path(given).expanduser()
+        if raw.suffix in FILE_SUFFIXES or "/" in given or (self.root_dir / raw).exists():
+            given = str(inside_root(self.root_dir, given, "pretrained"))
+        try:
+            return await self.call(pretrained_overrides, given)  # timm's registry for names: in a thread
+        except RecipeError as exc:
+            raise RecipeError(exc.what, where="field 'pretrained'",
+                              fix=f"{exc.fix}; cached weights: GET /clinagent/api/weights") from None
+
+    @staticmethod
+    def weights() -> dict[str, Any]:
+        """What ``clinagent weights list`` shows: the pretrained weights in the local cache (nothing fetched)."""
+        return {"cache": str(hub_cache_dir()), "weights": cached_weights()}
 
     async def update_spec(self, sid: str, spec: TaskSpec) -> dict[str, Any]:
         self._require_idle(sid, "edit the spec")
         eng = await self.engine(sid)
-        await self._call(eng.update_spec, spec)
+        await self.call(eng.update_spec, spec)
         return self.get(sid)
 
     async def annotate(self, sid: str, annotation: Annotation) -> dict[str, Any]:
         self._require_idle(sid, "add an annotation")
         eng = await self.engine(sid)
-        saved = await self._call(eng.annotate, annotation)
-        self._emit(sid, "annotation", annotation=to_jsonable(saved))
+        saved = await self.call(eng.annotate, annotation)
+        self.emit(sid, "annotation", annotation=to_jsonable(saved))
         return to_jsonable(saved)
 
     async def finish(self, sid: str) -> dict[str, Any]:
@@ -249,31 +279,34 @@ class SessionManager:
                             + (f" (at {session.final_test.evaluated_at})" if session.final_test else ""),
                             fix="the test split is read once per session; start a new session to test again")
         eng = await self.engine(sid)
-        final = await self._call(eng.finish)
-        self._emit(sid, "final_test", final_test=to_jsonable(final))
+        final = await self.call(eng.finish)
+        self.emit(sid, "final_test", final_test=to_jsonable(final))
         return to_jsonable(final)
 
     async def export(self, sid: str) -> dict[str, Any]:
         eng = await self.engine(sid)
-        path = Path(await self._call(eng.export_report)).resolve()
+        path = Path(await self.call(eng.export_report)).resolve()
         rel = path.relative_to(self.root_dir).as_posix() if self.root_dir in path.parents else None
-        self._emit(sid, "export", path=str(path), relative=rel)
+        self.emit(sid, "export", path=str(path), relative=rel)
         return {"path": str(path), "relative": rel, "url": f"files/{rel}" if rel else None}
 
     # --- proposals ---------------------------------------------------------------------------------
-    async def proposal(self, sid: str) -> Any:
-        """The pending proposal (kept in the session); the engine is asked when none is kept and none runs."""
+    async def proposal(self, sid: str) -> dict[str, Any]:
+        """``{"proposal", "candidates"}``: the pending proposal and, with ``--parallel``, the other candidates of
+        its round (kept in the session); the engine is asked when none is kept and nothing runs."""
         session = self.load(sid)
-        if session.proposal is not None or (self._job and self._job.session == sid):
-            return session.proposal
-        eng = await self.engine(sid)
-        return await self._call(eng.propose)
+        if session.proposal is None and not (self._job and self._job.session == sid):
+            eng = await self.engine(sid)
+            await self.call(next_round, eng)
+            session = eng.session
+        return {"proposal": to_jsonable(session.proposal), "candidates": to_jsonable(session.candidates)}
 
     async def act_on_proposal(self, sid: str, action: str, changes: dict[str, Any] | None,
                               auto_continue: bool | None) -> dict[str, Any]:
-        """``approve`` starts the proposed iteration, ``reject`` drops it, ``edit`` changes recipe fields."""
+        """``approve`` starts the proposed iteration (the whole round with ``--parallel``), ``reject`` drops it
+        (and its round), ``edit`` changes recipe fields of the proposal."""
         self._require_idle(sid, f"{action} the proposal")
-        current = await self.proposal(sid)
+        current = (await self.proposal(sid))["proposal"]
         if current is None:
             raise BusyError(f"session '{sid}' has no proposal to {action}",
                             fix="no untried idea is left; finish the session")
@@ -281,27 +314,44 @@ class SessionManager:
             return await self.start(sid, auto_continue=auto_continue)
         eng = await self.engine(sid)
         if action == "reject":
-            await self._call(eng.reject_proposal)
-            self._emit(sid, "proposal", proposal=None, rejected=to_jsonable(current))
-            return {"proposal": None, "rejected": to_jsonable(current)}
-        edited = await self._call(eng.edit_proposal, changes or {})
-        self._emit(sid, "proposal", proposal=to_jsonable(edited), edited=True)
-        return {"proposal": to_jsonable(edited)}
+            await self.call(eng.reject_proposal)
+            self.emit(sid, "proposal", proposal=None, rejected=current)
+            return {"proposal": None, "rejected": current}
+        edited = await self.call(eng.edit_proposal, changes or {})
+        self.emit(sid, "proposal", proposal=to_jsonable(edited), edited=True,
+                  candidates=to_jsonable(eng.session.candidates))
+        return {"proposal": to_jsonable(edited), "candidates": to_jsonable(eng.session.candidates)}
 
     # --- the loop ----------------------------------------------------------------------------------
-    async def start(self, sid: str, *, auto_continue: bool | None = None) -> dict[str, Any]:
-        """Start one iteration (or the auto-continue loop) as a background task; 409 if anything runs."""
+    async def start(self, sid: str, *, auto_continue: bool | None = None, collecting: bool = False) -> dict[str, Any]:
+        """Start one iteration (or round, or the auto-continue loop) as a background task; 409 if anything runs."""
         self._out_dir(sid)
         if self._job is not None:
             job = self._job
             raise BusyError(f"an iteration is already running (session '{job.session}', iteration "
                             f"{job.iteration}); one runs at a time", where=f"session '{job.session}'",
                             fix="wait for it to finish or stop it")
-        job = Job(session=sid, auto_continue=self.auto_continue if auto_continue is None else auto_continue)
+        job = Job(session=sid, auto_continue=self.auto_continue if auto_continue is None else auto_continue,
+                  collecting=collecting)
         self._job = job
-        self._emit(sid, "state", running=job.describe())
-        job.task = asyncio.create_task(self._run(job))
+        self.emit(sid, "state", running=job.describe())
+        job.task = asyncio.create_task(run_job(self, job))
         return {"running": job.describe()}
+
+    def job_ended(self, job: Job) -> None:
+        """Called by the loop task as it ends."""
+        if self._job is job:
+            self._job = None
+        self.emit(job.session, "state", running=None)
+
+    async def set_parallel(self, sid: str, k: int) -> dict[str, Any]:
+        """Candidates per round for this session's next rounds; the pending round is proposed again."""
+        self._require_idle(sid, "change the candidates per round")
+        eng = await self.engine(sid)
+        await self.call(eng.set_parallel, k)
+        got = await self.proposal(sid)
+        self.emit(sid, "proposal", **got)
+        return {"parallel": eng.parallel, **got}
 
     def set_auto_continue(self, sid: str, enabled: bool) -> dict[str, Any]:
         """Switch auto-continue for later starts and, when ``sid`` runs now, for the loop in progress."""
@@ -309,7 +359,7 @@ class SessionManager:
         self.auto_continue = enabled
         if self._job is not None and self._job.session == sid:
             self._job.auto_continue = enabled
-        self._emit(sid, "state", running=self._job.describe() if self._job else None, auto_continue=enabled)
+        self.emit(sid, "state", running=self._job.describe() if self._job else None, auto_continue=enabled)
         return {"auto_continue": enabled}
 
     async def stop(self, sid: str) -> dict[str, Any]:
@@ -320,56 +370,9 @@ class SessionManager:
         job.stop_requested = True
         job.phase = "stopping"
         if sid in self._engines:
-            await self._call(self._engines[sid].stop)
-        self._emit(sid, "state", running=job.describe())
+            await self.call(self._engines[sid].stop)
+        self.emit(sid, "state", running=job.describe())
         return {"stopping": job.describe()}
-
-    async def _run(self, job: Job) -> None:
-        """Propose -> run -> decide; then stop, or go on when auto-continue is on and no stop rule fires."""
-        sid = job.session
-        loop = asyncio.get_running_loop()
-
-        def on_event(event: dict[str, Any]) -> None:
-            if event.get("type") == "iteration_started" and "iteration" in event:
-                job.iteration = event["iteration"]
-            self.bus.publish_threadsafe(loop, {**event, "session": sid})
-
-        try:
-            eng = await self.engine(sid)
-            if hasattr(eng, "resume"):  # iterations whose cluster jobs outlived the last server: collect them
-                await self._call(eng.resume, on_event)
-            while not job.stop_requested:
-                job.phase = "proposing"
-                current = await self._call(eng.propose)
-                if current is None:
-                    self._emit(sid, "loop_finished", reason=NO_IDEA_LEFT)
-                    break
-                if job.stop_requested:
-                    break
-                job.phase, job.iteration = "running", len(eng.session.iterations) + 1
-                # --parallel K: the approved proposal opens a round of up to K candidates (agent/rounds.py)
-                rounds = getattr(eng, "parallel", 1) > 1 and current is eng.session.proposal
-                result = await self._call(step, eng, on_event, proposal=None if rounds else current)
-                if result.iteration is not None and result.iteration.status != "stopped" \
-                        and not job.stop_requested:
-                    self._emit(sid, "proposal", proposal=to_jsonable(result.proposal),
-                               after=result.iteration.index)
-                if result.stop_reason or job.stop_requested:
-                    if result.stop_reason and not job.stop_requested:
-                        self._emit(sid, "loop_finished", reason=result.stop_reason,
-                                   best_iteration=eng.session.best_iteration)
-                    break
-                if not job.auto_continue:
-                    break
-        except ClinagentError as exc:
-            self._emit(sid, "error", **exc.to_dict())
-        except Exception as exc:  # keep the server alive; the sidebar shows the error
-            log.exception("clinagent: session %s failed", sid)
-            self._emit(sid, "error", error=type(exc).__name__, what=str(exc), where=None, fix=None,
-                       message=f"{type(exc).__name__}: {exc}")
-        finally:
-            self._job = None
-            self._emit(sid, "state", running=None)
 
     async def wait_idle(self, timeout: float | None = None) -> None:
         """Wait until the running loop (if any) ends. Used by tests and at shutdown."""
@@ -378,16 +381,15 @@ class SessionManager:
             await asyncio.wait_for(asyncio.shield(job.task), timeout)
 
     async def shutdown(self) -> None:
-        """Stop what runs, end event streams, release threads."""
+        """Stop what runs (cluster jobs go on: the next server reattaches to them), release threads."""
         job = self._job
         if job is not None:
             job.stop_requested = True
             eng = self._engines.get(job.session)
-            if eng is not None:
+            if eng is not None and not (hasattr(eng, "detach") and eng.detach()):
                 eng.stop()
             try:
                 await self.wait_idle(timeout=10)
             except (asyncio.TimeoutError, Exception):  # noqa: BLE001 - shutting down regardless
                 pass
-        self.bus.close()
         self._pool.shutdown(wait=False, cancel_futures=True)

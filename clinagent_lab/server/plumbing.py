@@ -10,7 +10,7 @@ from typing import Any
 from ..errors import DataFormatError, SessionError
 
 __all__ = ["BusyError", "UnknownSessionError", "PathOutsideRootError", "ENGINE_PATH", "load_engine_class",
-           "resolve_data_path", "to_jsonable"]
+           "inside_root", "resolve_data_path", "to_jsonable"]
 
 ENGINE_PATH = "clinagent_lab.agent.engine:Engine"
 
@@ -39,6 +39,22 @@ def load_engine_class(path: str = ENGINE_PATH) -> Any:
     return getattr(__import__(module, fromlist=[attr]), attr)
 
 
+def inside_root(root: Path, given: str, field: str) -> Path:
+    """``given`` (relative to ``root`` or absolute) resolved; it must lie inside ``root``.
+
+    Raises:
+        PathOutsideRootError: the path escapes ``root`` (403).
+    """
+    root = Path(root).resolve()
+    raw = Path(given).expanduser()
+    path = (raw if raw.is_absolute() else root / raw).resolve()
+    if path != root and root not in path.parents:
+        raise PathOutsideRootError(f"{field.replace('_', ' ')} '{given}' is outside the folder this server serves",
+                                   where=f"field '{field}'",
+                                   fix=f"move or link it under {root} and give a path relative to it")
+    return path
+
+
 def resolve_data_path(root: Path, data_path: str) -> Path:
     """Resolve ``data_path`` (relative to ``root`` or absolute) and check it lies inside ``root`` and exists.
 
@@ -46,13 +62,7 @@ def resolve_data_path(root: Path, data_path: str) -> Path:
         PathOutsideRootError: the path escapes ``root`` (403).
         DataFormatError: the path does not exist (400).
     """
-    root = Path(root).resolve()
-    raw = Path(data_path).expanduser()
-    path = (raw if raw.is_absolute() else root / raw).resolve()
-    if path != root and root not in path.parents:
-        raise PathOutsideRootError(f"data path '{data_path}' is outside the folder this server serves",
-                                   where="field 'data_path'",
-                                   fix=f"move or link the data under {root} and give a path relative to it")
+    path = inside_root(root, data_path, "data_path")
     if not path.exists():
         raise DataFormatError(f"data path '{data_path}' does not exist", where="field 'data_path'",
                               fix="check the spelling, or pick the folder in the file browser and use "

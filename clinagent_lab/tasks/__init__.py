@@ -64,6 +64,8 @@ class TaskBackend:
     plans_epochs: bool = True
     #: confounder-group metrics can select checkpoints (the module knows the groups at validation time)
     group_selection: bool = True
+    #: can train in several processes (DDP, ``training.devices > 1``)
+    ddp: bool = True
     #: the task-specific refiner rules that apply to this task type (``plan.refiner`` rule names)
     refiner_rules: tuple[str, ...] = ()
     #: initializer defaults: largest input side on CPU / GPU
@@ -120,7 +122,7 @@ TASKS.register("detection", TaskBackend(
     name="detection", template="detection.ipynb", module="clinagent_lab.tasks.detection",
     lightning_module="clinagent_lab.models.detector:WristDetector", monitor="val_map50",
     predictions_file="val_predictions.json", test_predictions_file="test_predictions.json",
-    metrics=("map50", "auroc"), has_boxes=True, plans_epochs=False, group_selection=False,
+    metrics=("map50", "auroc"), has_boxes=True, plans_epochs=False, group_selection=False, ddp=False,
     refiner_rules=("pseudo_labels",), cpu_image_cap=128, batch_size=8, head_dropout=0.0,
     model_names=DETECTOR_NAMES, default_architecture="fasterrcnn_small_cnn",
     architectures={

@@ -99,7 +99,9 @@ def predict(module: Any, datamodule: Any, split: str) -> pd.DataFrame:
             indices.append(out["index"].cpu().numpy())
             probs.append(out["probs"].float().cpu().numpy())
     index = np.concatenate(indices) if indices else np.zeros(0, dtype=int)
-    prob = np.concatenate(probs) if probs else np.zeros((0, len(datamodule.recipe.classes)))
+    # float64: written to CSV, each value reads back exactly, so a threshold chosen here splits the reloaded
+    # scores the same way (a float32 score's short repr reads back a hair above or below it)
+    prob = np.concatenate(probs).astype(np.float64) if probs else np.zeros((0, len(datamodule.recipe.classes)))
     table = datamodule.dataset.table.iloc[index]
     frame = pd.DataFrame({"image_id": table["image_id"].astype(str).to_numpy(),
                           "label": table["label"].to_numpy().astype(int),
@@ -122,8 +124,9 @@ def evaluate(predictions: pd.DataFrame, recipe: Recipe, spec: TaskSpec, dataset:
 
 
 def save_predictions(predictions: pd.DataFrame, path: str | Path) -> Path:
-
-    atomic_write_text(Path(path), predictions.to_csv(index=False))
+    """Write the predictions as CSV, probabilities as float64 (they read back exactly; see :func:`predict`)."""
+    probs = {c: np.float64 for c in predictions.columns if str(c).startswith("prob_")}
+    atomic_write_text(Path(path), predictions.astype(probs).to_csv(index=False))
     return Path(path)
 
 

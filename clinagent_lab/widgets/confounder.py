@@ -18,6 +18,7 @@ from typing import Any
 import ipywidgets as w
 import pandas as pd
 import traitlets
+from markupsafe import escape
 
 from ..records import Annotation
 from ..errors import RecipeError
@@ -25,6 +26,7 @@ from ..recipe import Recipe
 from ..spec import TaskSpec
 from .annotate import AnnotationSink, Submitter, sink_widgets
 from .figdata import ConfounderFigureData, confounder_figure_data
+from .templating import render
 from .static import confounder_figure, figure_png, format_value
 
 __all__ = ["AnnotationControls", "ConfounderView", "rates_table"]
@@ -32,11 +34,10 @@ __all__ = ["AnnotationControls", "ConfounderView", "rates_table"]
 
 def rates_table(data: ConfounderFigureData) -> str:
     """HTML table of n, FPR, TPR and AUROC per group at the view's threshold."""
-    head = "<tr><th>group</th><th>negatives</th><th>positives</th><th>FPR</th><th>TPR</th><th>AUROC</th></tr>"
-    rows = [f"<tr><td>{data.name}={g}</td><td>{len(data.scores[(0, g)])}</td><td>{len(data.scores[(1, g)])}</td>"
-            f"<td>{format_value(data.fpr_by_group.get(g))}</td><td>{format_value(data.tpr_by_group.get(g))}</td>"
-            f"<td>{format_value(data.auroc_by_group.get(g))}</td></tr>" for g in data.groups]
-    return f"<table>{head}{''.join(rows)}</table>"
+    rows = [{"group": g, "negatives": len(data.scores[(0, g)]), "positives": len(data.scores[(1, g)]),
+             "fpr": format_value(data.fpr_by_group.get(g)), "tpr": format_value(data.tpr_by_group.get(g)),
+             "auroc": format_value(data.auroc_by_group.get(g))} for g in data.groups]
+    return render("rates.html.j2", name=data.name, rows=rows)
 
 
 class ConfounderView(w.VBox, Submitter):
@@ -73,8 +74,8 @@ class ConfounderView(w.VBox, Submitter):
     def _build(self) -> None:
         groups = self.data.groups
         default = self.data.positive_value if self.data.positive_value in groups else groups[-1]
-        self.title = w.HTML(f"<b>Confounder {self.name}</b> (column <code>{self.data.column}</code>, "
-                            f"score of {self.data.target_class})")
+        self.title = w.HTML(f"<b>Confounder {escape(self.name)}</b> (column <code>{escape(self.data.column)}"
+                            f"</code>, score of {escape(self.data.target_class)})")
         self.image = w.Image(format="png", layout=w.Layout(max_width="100%"))
         self.table = w.HTML()
         self.group = w.Dropdown(options=groups, value=default, layout=w.Layout(width="140px"))
@@ -85,7 +86,7 @@ class ConfounderView(w.VBox, Submitter):
         self.mark_button.on_click(lambda _b: self.mark_fpr_bound())
 
     def _children(self) -> list[w.Widget]:
-        row = w.HBox([w.HTML(f"False positives with {self.name} ="), self.group,
+        row = w.HBox([w.HTML(f"False positives with {escape(self.name)} ="), self.group,
                       w.HTML("are unacceptable: max FPR"), self.max_fpr, self.mark_button])
         extra = sink_widgets(self.sink) if self._show_sink else []
         return [self.title, self.image, self.table, row, self.status, *extra]

@@ -176,15 +176,16 @@ def tpr_on_grid(fpr: np.ndarray, tpr: np.ndarray, grid: np.ndarray) -> np.ndarra
 
 
 def roc_band(y, score, *, n_resamples: int, confidence: float = 0.95, seed: int = 0,
-             grid_points: int = _GRID_POINTS) -> RocBand | None:
-    """Pointwise percentile bootstrap band of the ROC (rows resampled); None when < 2 resamples are defined."""
+             grid_points: int = _GRID_POINTS, groups=None) -> RocBand | None:
+    """Pointwise percentile bootstrap band of the ROC (rows resampled, or whole ``groups``: patients);
+    None when fewer than 2 resamples are defined."""
     if n_resamples <= 0:
         return None
     y = np.asarray(y).astype(bool)
     score = np.asarray(score, dtype=float)
     grid = np.linspace(0.0, 1.0, grid_points)
     rows = []
-    for idx in resample_indices(len(y), n_resamples, np.random.default_rng(seed)):
+    for idx in resample_indices(len(y), n_resamples, np.random.default_rng(seed), groups):
         fpr, tpr, _ = roc_points(y[idx], score[idx])
         if not (np.isnan(fpr).any() or np.isnan(tpr).any()):
             rows.append(tpr_on_grid(fpr, tpr, grid))

@@ -41,7 +41,8 @@ class IterationResults:
     """What an iteration folder holds, with the recipe and spec that produced it."""
 
     folder: Path
-    predictions: pd.DataFrame
+    #: a table for classification; the backend's own form (a list of records) for detection
+    predictions: pd.DataFrame | list[dict[str, Any]]
     metrics: dict[str, Any]
     recipe: Recipe
     spec: TaskSpec | None
@@ -65,7 +66,8 @@ def _iteration_index(folder: Path, session: Session | None) -> int | None:
 
 def load_iteration(iteration_dir: str | Path, *, recipe: Recipe | None = None,
                    spec: TaskSpec | None = None) -> IterationResults:
-    """Read ``val_predictions.csv`` and ``metrics.json`` and find the recipe/spec in the session.
+    """Read the validation predictions (the task backend's file) and ``metrics.json``, and find the recipe and
+    spec in the session.
 
     Args:
         iteration_dir: ``<session>/iterations/iter_NN``.
@@ -83,12 +85,13 @@ def load_iteration(iteration_dir: str | Path, *, recipe: Recipe | None = None,
     if recipe is None:
         raise SessionError("no recipe for this iteration folder", where=str(folder.parent.parent / SESSION_FILE),
                            fix="open an iteration inside a session folder, or pass recipe=...")
-    predictions_path = folder / "val_predictions.csv"
+    run, backend = RunFolder(folder), get_backend(recipe.task_type)
+    predictions_path = run.predictions(backend)
     if not predictions_path.exists():
-        raise DataValidationError("val_predictions.csv is missing", where=str(predictions_path),
-                                  fix="show results of a classification iteration that finished")
-    predictions = pd.read_csv(predictions_path, dtype={"image_id": str, "group_id": str})
-    return IterationResults(folder=folder, predictions=predictions, metrics=RunFolder(folder).read_metrics(),
+        raise DataValidationError(f"{predictions_path.name} is missing", where=str(predictions_path),
+                                  fix="show results of an iteration that finished")
+    predictions = backend.load_predictions(predictions_path)
+    return IterationResults(folder=folder, predictions=predictions, metrics=run.read_metrics(),
                             recipe=recipe, spec=spec or (session.spec if session else None), iteration=index,
                             session_dir=folder.parent.parent if session is not None else None)
 
@@ -150,8 +153,10 @@ def _heading(res: IterationResults) -> str:
     extra = [f"selected on {str(name).replace('_', ' ')} {format_value(m.get('selection_value'))}"]
     if name != "auroc" and isinstance(m.get("auroc", m.get("auroc_macro")), (int, float)):
         extra.append(f"AUROC {format_value(m.get('auroc', m.get('auroc_macro')))}")
-    extra.append(f"threshold {format_value(m.get('threshold'))}")
-    return clinician_summary_html(f"{which}: validation results", _sentence(res), extra)
+    sentence = _sentence(res)
+    if not sentence:  # the sentence names the threshold itself
+        extra.append(f"threshold {format_value(m.get('threshold'))}")
+    return clinician_summary_html(f"{which}: validation results", sentence, extra)
 
 
 def _sentence(res: IterationResults) -> str:

@@ -31,6 +31,7 @@ from .figdata import (
     prediction_arrays,
     roc_figure_data,
 )
+from .templating import render
 from .static import format_value
 
 __all__ = ["PIN_KINDS", "RocPlot", "RocWidget", "plot_curve", "thin_curve"]
@@ -78,11 +79,10 @@ class RocPlot(anywidget.AnyWidget):
 
 def _readout(p: OperatingPoint) -> str:
     c = p.confusion or {}
-    parts = [f"threshold <b>{format_value(p.threshold)}</b>",
-             f"sensitivity <b>{format_value(p.sensitivity)}</b> ({c.get('tp', '?')}/{c.get('tp', 0) + c.get('fn', 0)})",
-             f"specificity <b>{format_value(p.specificity)}</b> ({c.get('tn', '?')}/{c.get('tn', 0) + c.get('fp', 0)})",
-             f"PPV <b>{format_value(p.ppv)}</b>", f"NPV <b>{format_value(p.npv)}</b>"]
-    return " &middot; ".join(parts)
+    return render("readout.html.j2", threshold=format_value(p.threshold), sensitivity=format_value(p.sensitivity),
+                  specificity=format_value(p.specificity), ppv=format_value(p.ppv), npv=format_value(p.npv),
+                  tp=c.get("tp", "?"), tn=c.get("tn", "?"), positives=c.get("tp", 0) + c.get("fn", 0),
+                  negatives=c.get("tn", 0) + c.get("fp", 0))
 
 
 class RocWidget(w.VBox, Submitter):
@@ -175,6 +175,8 @@ class RocWidget(w.VBox, Submitter):
         self._refresh()
 
     def _refresh(self) -> None:
+        if self.slider.value != self.threshold:  # also when the trait kept its value (0.5 given at start)
+            self.slider.value = self.threshold
         p = self.point
         self.readout.value = _readout(p)
         self.plot.point = {"fpr": p.fpr, "tpr": p.tpr, "threshold": p.threshold,

@@ -8,7 +8,6 @@ over it, titled with the model's probability and the share of the map inside the
 
 from __future__ import annotations
 
-import io
 from pathlib import Path
 from typing import Any
 
@@ -45,16 +44,13 @@ def saliency_png(models: dict[str, Saliency], path: str | Path | None = None, ma
 
     Models are matched on ``image_ids``; the first model's sample decides the rows.
     """
-    import matplotlib  # heavy: only when a figure is drawn
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt  # heavy: only when a figure is drawn
+    from .static import figure_png, new_figure  # heavy (matplotlib): only when a figure is drawn
 
     names = list(models)
     first = models[names[0]]
     rows = _order(first, max_images)
-    fig, axes = plt.subplots(len(rows), len(names) + 1, figsize=(2.3 * (len(names) + 1), 2.3 * len(rows)),
-                             squeeze=False)
+    fig = new_figure(2.3 * (len(names) + 1), 2.3 * len(rows))
+    axes = fig.subplots(len(rows), len(names) + 1, squeeze=False)
     for r, k in enumerate(rows):
         image_id = first.image_ids[k]
         ax = axes[r, 0]
@@ -75,11 +71,7 @@ def saliency_png(models: dict[str, Saliency], path: str | Path | None = None, ma
         for ax in axes[r]:
             ax.set_xticks([])
             ax.set_yticks([])
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110)
-    plt.close(fig)
-    data = buf.getvalue()
+    data = figure_png(fig)
     if path is not None:
         Path(path).write_bytes(data)
     return data

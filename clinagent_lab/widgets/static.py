@@ -42,8 +42,10 @@ __all__ = [
     "DEPENDENCE_LABELS",
     "confounder_figure",
     "confounder_figure_data",
+    "draw_roc",
     "figure_png",
     "format_value",
+    "new_figure",
     "note_figure",
     "roc_figure",
     "roc_figure_data",
@@ -71,7 +73,8 @@ def format_value(value: float | None, digits: int = 3) -> str:
     return f"{value:.{digits}f}"
 
 
-def _new_figure(width: float, height: float) -> Figure:
+def new_figure(width: float, height: float) -> Figure:
+    """A figure of ``width`` x ``height`` inches on its own Agg canvas (no pyplot, no global state)."""
     fig = Figure(figsize=(width, height), dpi=_DPI, layout="constrained")
     FigureCanvasAgg(fig)
     return fig
@@ -94,7 +97,7 @@ def save_figure(fig: Figure, path: str | Path) -> Path:
 
 def note_figure(title: str, text: str) -> Figure:
     """A figure that only says why there is nothing to plot."""
-    fig = _new_figure(6.0, 1.6)
+    fig = new_figure(6.0, 1.6)
     ax = fig.add_subplot()
     ax.axis("off")
     ax.set_title(title, fontsize=10)
@@ -105,29 +108,44 @@ def note_figure(title: str, text: str) -> Figure:
 # ------------------------------------------------------------------------------------------------------ ROC
 
 
-def _draw_curve(ax: Any, curve: RocCurve) -> None:
+def draw_roc(ax: Any, fpr: Any, tpr: Any, *, label: str, band: tuple[Any, Any, Any] | None = None,
+             band_step: str | None = "post", band_label: str = "", point: tuple[float, float, str] | None = None,
+             ) -> None:
+    """One ROC on ``ax``: the chance diagonal, the band ``(fpr grid, low, high)``, the curve and the operating
+    point ``(fpr, tpr, label)``, on equal unit axes. The marks carry the ids ``band``, ``curve`` and
+    ``operating-point`` (in an SVG)."""
     ax.plot([0, 1], [0, 1], color="0.75", lw=0.8, ls="--")
-    if not curve.defined:
-        ax.text(0.5, 0.5, "undefined: one class absent", ha="center", va="center", fontsize=8)
-    else:
-        if curve.band is not None:
-            b = curve.band
-            ax.fill_between(b.fpr, b.low, b.high, step="post", color=_BAND_COLOR, alpha=0.6, lw=0,
-                            label=f"{b.confidence:.0%} bootstrap band")
-        ax.plot(curve.fpr, curve.tpr, color=_CURVE_COLOR, lw=1.6, drawstyle="default",
-                label=f"AUROC {format_value(curve.auroc)}")
-        p = curve.point
-        if p.fpr is not None and p.tpr is not None:
-            ax.plot([p.fpr], [p.tpr], "o", color=_POINT_COLOR, ms=7,
-                    label=f"t={format_value(p.threshold)}: sens {format_value(p.sensitivity, 2)}, "
-                          f"spec {format_value(p.specificity, 2)}")
-        ax.legend(loc="lower right", fontsize=7, frameon=False)
+    if band is not None:
+        ax.fill_between(band[0], band[1], band[2], step=band_step, color=_BAND_COLOR, alpha=0.6, lw=0,
+                        label=band_label, gid="band")
+    ax.plot(fpr, tpr, color=_CURVE_COLOR, lw=1.6, label=label, gid="curve")
+    if point is not None:
+        ax.plot([point[0]], [point[1]], "o", color=_POINT_COLOR, ms=7, label=point[2], gid="operating-point")
+    ax.legend(loc="lower right", fontsize=7, frameon=False)
     ax.set_xlim(-0.01, 1.01)
     ax.set_ylim(-0.01, 1.01)
     ax.set_aspect("equal")
+    ax.tick_params(labelsize=7)
+
+
+def _draw_curve(ax: Any, curve: RocCurve) -> None:
+    if not curve.defined:
+        ax.plot([0, 1], [0, 1], color="0.75", lw=0.8, ls="--")
+        ax.text(0.5, 0.5, "undefined: one class absent", ha="center", va="center", fontsize=8)
+        ax.set_xlim(-0.01, 1.01)
+        ax.set_ylim(-0.01, 1.01)
+        ax.set_aspect("equal")
+    else:
+        b, p = curve.band, curve.point
+        point = None
+        if p.fpr is not None and p.tpr is not None:
+            point = (p.fpr, p.tpr, f"t={format_value(p.threshold)}: sens {format_value(p.sensitivity, 2)}, "
+                                   f"spec {format_value(p.specificity, 2)}")
+        draw_roc(ax, curve.fpr, curve.tpr, label=f"AUROC {format_value(curve.auroc)}",
+                 band=(b.fpr, b.low, b.high) if b is not None else None,
+                 band_label=f"{b.confidence:.0%} bootstrap band" if b is not None else "", point=point)
     ax.set_xlabel("1 - specificity (FPR)", fontsize=8)
     ax.set_ylabel("sensitivity (TPR)", fontsize=8)
-    ax.tick_params(labelsize=7)
     ax.set_title(curve.class_name + (" (target)" if curve.is_target else ""), fontsize=9)
 
 
@@ -136,7 +154,7 @@ def roc_figure(data: RocFigureData) -> Figure:
     n = len(data.curves)
     cols = min(n, 4)
     rows = math.ceil(n / cols)
-    fig = _new_figure(3.4 * cols, 3.4 * rows)
+    fig = new_figure(3.4 * cols, 3.4 * rows)
     for i, curve in enumerate(data.curves):
         _draw_curve(fig.add_subplot(rows, cols, i + 1), curve)
     return fig
@@ -210,7 +228,7 @@ def _draw_dependence(ax: Any, data: ConfounderFigureData) -> None:
 
 def confounder_figure(data: ConfounderFigureData) -> Figure:
     """Three panels: scores by label x group, FPR/TPR by group at the threshold, dependence as text."""
-    fig = _new_figure(13.0, 3.6)
+    fig = new_figure(13.0, 3.6)
     grid = fig.add_gridspec(1, 3, width_ratios=[1.3, 1.0, 1.1])
     _draw_scores(fig.add_subplot(grid[0]), data)
     _draw_rates(fig.add_subplot(grid[1]), data)

@@ -1,6 +1,6 @@
 """What a clinician asks first of an iteration, in one sentence, and the full metric table folded away.
 
-"At the chosen threshold: sensitivity 0.91 (95 % CI 0.86–0.95), specificity 0.78 (95 % CI 0.71–0.84);
+"At the chosen threshold (0.412): sensitivity 0.91 (95 % CI 0.86–0.95), specificity 0.78 (95 % CI 0.71–0.84);
 12 of 117 negatives without chest drain flagged, 31 of 117 with chest drain." The intervals are Wilson score
 intervals on the validation counts (scipy); the flagged counts come from the validation predictions at the
 iteration's threshold, one clause per confounder of the spec.
@@ -10,12 +10,13 @@ Both are plain HTML, so an exported notebook (or one opened without a kernel) re
 
 from __future__ import annotations
 
-import html
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from ..evaluation.confounders import group_keys
+from .templating import render
 from .static import format_value
 
 __all__ = ["clinician_sentence", "clinician_summary_html", "metric_table_html", "wilson_interval"]
@@ -52,9 +53,9 @@ def _flagged_clauses(predictions: pd.DataFrame, positive: int, score: str, thres
         column = columns.get(name, name)
         if column not in predictions or not isinstance(entry, dict):
             continue
-        values = predictions[column]
-        marked = values.astype(str) == str(entry.get("positive_value", 1))
-        known = values.notna().to_numpy()
+        keys, missing = group_keys(predictions[column])  # the evaluator's keys: 1.0 and 1 are both "1"
+        marked = pd.Series(keys == str(entry.get("positive_value", 1)))
+        known = ~missing
         words = name.replace("_", " ")
         parts = []
         for present, text in ((False, f"negatives without {words}"), (True, f"with {words}")):
@@ -69,15 +70,17 @@ def clinician_sentence(metrics: dict[str, Any], predictions: pd.DataFrame | None
                        confounder_columns: dict[str, str] | None = None) -> str:
     """The sentence a clinician reads first (plain text); empty when the metrics carry no confusion counts.
 
-    >>> clinician_sentence({"confusion": {"tp": 91, "fn": 9, "tn": 78, "fp": 22}})
-    'At the chosen threshold: sensitivity 0.91 (95 % CI 0.84–0.95), specificity 0.78 (95 % CI 0.69–0.85).'
+    >>> clinician_sentence({"confusion": {"tp": 91, "fn": 9, "tn": 78, "fp": 22}, "threshold": 0.5})
+    'At the chosen threshold (0.500): sensitivity 0.91 (95 % CI 0.84–0.95), specificity 0.78 (95 % CI 0.69–0.85).'
     """
     c = metrics.get("confusion") or {}
     if not all(isinstance(c.get(k), (int, float)) for k in ("tp", "fn", "tn", "fp")):
         return ""
     tp, fn, tn, fp = (int(c[k]) for k in ("tp", "fn", "tn", "fp"))
-    text = f"At the chosen threshold: {_rate('sensitivity', tp, tp + fn)}, {_rate('specificity', tn, tn + fp)}"
     threshold = metrics.get("threshold")
+    where = f" ({format_value(float(threshold))})" if isinstance(threshold, (int, float)) else ""
+    text = (f"At the chosen threshold{where}: {_rate('sensitivity', tp, tp + fn)}, "
+            f"{_rate('specificity', tn, tn + fp)}")
     if predictions is not None and classes and positive is not None and isinstance(threshold, (int, float)):
         score = f"prob_{classes[positive]}"
         if score in predictions:
@@ -90,12 +93,7 @@ def clinician_sentence(metrics: dict[str, Any], predictions: pd.DataFrame | None
 
 def clinician_summary_html(title: str, sentence: str, extra: list[str]) -> str:
     """The heading, the sentence in bold type, then one muted line of the selection figures."""
-    parts = [f"<h4>{html.escape(title)}</h4>"]
-    if sentence:
-        parts.append(f'<p class="clinagent-summary" style="font-size:1.1em"><b>{html.escape(sentence)}</b></p>')
-    if extra:
-        parts.append(f"<p>{' &middot; '.join(html.escape(e) for e in extra)}</p>")
-    return "".join(parts)
+    return render("summary.html.j2", title=title, sentence=sentence, extra=extra)
 
 
 def _flat(prefix: str, value: Any, rows: list[tuple[str, str]]) -> None:
@@ -112,7 +110,4 @@ def metric_table_html(metrics: dict[str, Any]) -> str:
     """Every validation metric, folded under a ``<details>`` (closed), one row per dotted key."""
     rows: list[tuple[str, str]] = []
     _flat("", {k: v for k, v in metrics.items() if k not in ("calibration",)}, rows)
-    body = "".join(f"<tr><td style='text-align:left'><code>{html.escape(k)}</code></td>"
-                   f"<td style='text-align:right'>{html.escape(v)}</td></tr>" for k, v in rows)
-    return (f"<details><summary>All validation metrics ({len(rows)})</summary>"
-            f"<table>{body}</table></details>")
+    return render("metrics.html.j2", rows=rows)

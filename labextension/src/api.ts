@@ -1,9 +1,11 @@
 /**
- * REST client for /clinagent/api/ and a reconnecting reader of the server-sent event stream.
+ * REST client for /clinagent/api/, and a session's events: live from jupyter_server's event bus
+ * (`serviceManager.events`), caught up by `seq` from the session's replay.
  */
 import { URLExt } from '@jupyterlab/coreutils';
-import { ServerConnection } from '@jupyterlab/services';
-import { Event } from './schema';
+import { Event as JupyterEvent, ServerConnection } from '@jupyterlab/services';
+import apiSchema from './api-schema.json';
+import { Event, EventsReplay } from './schema';
 
 /** The body of an error answer: what went wrong, where, and what to do. */
 export interface IErrorBody {
@@ -47,73 +49,85 @@ export async function api<T>(path: string, method = 'GET', body?: unknown): Prom
   return data as T;
 }
 
+/** The schema id the server emits session events under (read from the generated API schema). */
+export const EVENT_SCHEMA_ID: EventsReplay['schema_id'] = apiSchema.$defs.EventsReplay.properties.schema_id
+  .const as EventsReplay['schema_id'];
+
+/** Whether an emission of Jupyter's event bus is one of this session's events. */
+export function isSessionEvent(emission: JupyterEvent.Emission, sessionId: string): boolean {
+  return (
+    emission.schema_id === EVENT_SCHEMA_ID &&
+    emission.session === sessionId &&
+    typeof emission.seq === 'number' &&
+    typeof emission.type === 'string'
+  );
+}
+
 /**
- * Follow `sessions/<id>/events`, replaying what was missed (`after`), reconnecting on failure.
- * Returns a function that ends the subscription.
+ * Follow a session's events in `seq` order, each once: what the session's replay holds after `after` first,
+ * then the live events of the event bus. A gap in `seq` (the bus's socket reconnected, the tab slept) is
+ * filled from the replay before anything later is delivered. Returns a function that ends the subscription.
  */
 export function followEvents(
+  bus: JupyterEvent.IManager,
   sessionId: string,
   after: number,
-  onEvent: (event: Event) => void
+  onEvent: (event: Event) => void,
+  fetchAfter: (seq: number) => Promise<EventsReplay> = seq =>
+    api<EventsReplay>(`sessions/${encodeURIComponent(sessionId)}/events?after=${seq}`)
 ): () => void {
   let last = after;
   let stopped = false;
-  let controller = new AbortController();
+  let catchingUp: Promise<void> | null = null;
+  let pending: Event[] = [];
 
-  const once = async (): Promise<void> => {
-    controller = new AbortController();
-    const path = `sessions/${encodeURIComponent(sessionId)}/events?after=${last}`;
-    const response = await ServerConnection.makeRequest(
-      url(path),
-      { method: 'GET', signal: controller.signal },
-      settings()
-    );
-    if (!response.ok || !response.body) {
-      throw new ApiError(response.status, null);
+  const deliver = (event: Event): void => {
+    const seq = event.seq ?? 0;
+    if (!stopped && seq > last) {
+      last = seq;
+      onEvent(event);
     }
-    const reader = response.body.getReader();
-    const decoder = new TextDecoder();
-    let buffer = '';
-    for (;;) {
-      const { value, done } = await reader.read();
-      if (done) {
-        return;
-      }
-      buffer += decoder.decode(value, { stream: true });
-      let cut = buffer.indexOf('\n\n');
-      while (cut >= 0) {
-        const frame = buffer.slice(0, cut);
-        buffer = buffer.slice(cut + 2);
-        const data = frame
-          .split('\n')
-          .filter(line => line.startsWith('data: '))
-          .map(line => line.slice(6))
-          .join('\n');
-        if (data) {
-          const event = JSON.parse(data) as Event;
-          last = Math.max(last, event.seq || 0);
-          onEvent(event);
+  };
+  /** Deliver the live events that follow on; `caughtUp`: the replay was just read, so a gap left is lost. */
+  const flush = (caughtUp: boolean): void => {
+    pending = pending.filter(e => (e.seq ?? 0) > last).sort((a, b) => (a.seq ?? 0) - (b.seq ?? 0));
+    while (pending.length && (caughtUp || pending[0].seq === last + 1)) {
+      deliver(pending.shift() as Event);
+    }
+    if (pending.length) {
+      catchUp();
+    }
+  };
+  const catchUp = (): void => {
+    if (catchingUp || stopped) {
+      return;
+    }
+    let read = false;
+    catchingUp = fetchAfter(last)
+      .then(got => {
+        got.events.forEach(deliver);
+        read = true;
+      })
+      .catch(() => undefined) // not answered: the next live event asks again
+      .finally(() => {
+        catchingUp = null;
+        if (read) {
+          flush(true);
         }
-        cut = buffer.indexOf('\n\n');
+      });
+  };
+  const onEmission = (_: JupyterEvent.IManager, emission: JupyterEvent.Emission): void => {
+    if (isSessionEvent(emission, sessionId)) {
+      pending.push(emission as unknown as Event);
+      if (!catchingUp) {
+        flush(false);
       }
     }
   };
-
-  const loop = async (): Promise<void> => {
-    while (!stopped) {
-      try {
-        await once();
-      } catch (err) {
-        if (stopped) {
-          return;
-        }
-      }
-      await new Promise(resolve => setTimeout(resolve, 1000));
-    }
-  };
-  void loop();
+  bus.stream.connect(onEmission);
+  catchUp();
   return () => {
     stopped = true;
-    controller.abort();
+    bus.stream.disconnect(onEmission);
   };
 }

@@ -15,10 +15,11 @@ import { ProposalCard } from './components/proposal';
 import { AnyQuestion, Questions } from './components/questions';
 import { RequestSection } from './components/request';
 import { RunControl } from './components/runControl';
+import { DEFAULT_OPTIONS, IRunOptions, RunOptions } from './components/runOptions';
 import { SpecCard } from './components/specCard';
 import { ICellsPayload, insertIterationCells } from './notebook';
 import { IDLE, nextRunState } from './runState';
-import { Event, SessionState, TaskSpec } from './schema';
+import { CachedWeights, Event, SessionState, TaskSpec, WeightsList } from './schema';
 import { fmt, label } from './vocab';
 
 interface IProps {
@@ -59,6 +60,8 @@ export function ClinagentSidebar(props: IProps): JSX.Element {
   const [error, setError] = useState<string | null>(null);
   const [busy, setBusy] = useState(false);
   const [report, setReport] = useState<IExported | null>(null);
+  const [options, setOptions] = useState<IRunOptions>(DEFAULT_OPTIONS);
+  const [weights, setWeights] = useState<CachedWeights[]>([]);
   const mountedAt = useRef(Date.now() / 1000);
   const dataDir = useRef('');
   dataDir.current = dataPath;
@@ -91,6 +94,9 @@ export function ClinagentSidebar(props: IProps): JSX.Element {
 
   useEffect(() => {
     void listSessions().catch(() => undefined);
+    void api<WeightsList>('weights')
+      .then(got => setWeights(got.weights))
+      .catch(() => undefined); // no list: a file path can still be typed
   }, []);
 
   const insertCells = useCallback(
@@ -101,7 +107,8 @@ export function ClinagentSidebar(props: IProps): JSX.Element {
     [props.app, props.tracker]
   );
 
-  // Follow the selected session's events (replayed from the start, so a reopened tab rebuilds its state).
+  // Follow the selected session's events: its replay from the start (a reopened tab rebuilds its state), then
+  // the live ones from Jupyter's event bus.
   useEffect(() => {
     if (!sessionId) {
       return;
@@ -150,7 +157,7 @@ export function ClinagentSidebar(props: IProps): JSX.Element {
       }
     };
     void refresh(sessionId).catch(err => setError(errorText(err)));
-    return followEvents(sessionId, 0, onEvent);
+    return followEvents(props.app.serviceManager.events, sessionId, 0, onEvent);
   }, [sessionId]);
 
   const useSelection = () => {
@@ -205,7 +212,13 @@ export function ClinagentSidebar(props: IProps): JSX.Element {
 
   const create = () =>
     guard(async () => {
-      const created = await api<SessionState>('sessions', 'POST', { request, data_path: dataPath, spec });
+      const created = await api<SessionState>('sessions', 'POST', {
+        request,
+        data_path: dataPath,
+        spec,
+        pretrained: options.pretrained.trim() || null,
+        parallel: options.parallel
+      });
       const id = created.session.id;
       setState(created);
       await api(`sessions/${encodeURIComponent(id)}/proposal`);
@@ -267,7 +280,7 @@ export function ClinagentSidebar(props: IProps): JSX.Element {
           }} />
       )}
       {proposal && !running && !finished && (
-        <ProposalCard proposal={proposal} busy={busy}
+        <ProposalCard proposal={proposal} candidates={session?.candidates ?? []} busy={busy}
           onApprove={() => void post('proposal', { action: 'approve', auto_continue: autoContinue })}
           onReject={() => void post('proposal', { action: 'reject' })}
           onEdit={changes => void post('proposal', { action: 'edit', changes })} />
@@ -304,7 +317,10 @@ export function ClinagentSidebar(props: IProps): JSX.Element {
       )}
       {shownSpec && (
         <SpecCard spec={shownSpec} locked={Boolean(session && session.iterations.length)}
-          associations={session?.fingerprint?.associations} onChange={changeSpec} />
+          associations={session?.fingerprint?.associations} onChange={changeSpec}>
+          <RunOptions options={options} weights={weights} session={session} onChange={setOptions}
+            onSessionParallel={session && !running && !finished ? k => void post('parallel', { parallel: k }) : undefined} />
+        </SpecCard>
       )}
     </div>
   );

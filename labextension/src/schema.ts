@@ -16,6 +16,7 @@ AnnotationEvent?: AnnotationEvent
 AuditEvent?: AuditEvent
 AugmentConfig?: AugmentConfig
 Budget?: Budget
+CachedWeights?: CachedWeights
 CellEvent?: CellEvent
 ColumnAssociation?: ColumnAssociation
 Confounder?: Confounder
@@ -28,6 +29,7 @@ ErrorEvent?: ErrorEvent
 EvalConfig?: EvalConfig
 Evaluated?: Evaluated
 Event?: Event
+EventsReplay?: EventsReplay
 ExportEvent?: ExportEvent
 FinalTest?: FinalTest
 FinalTestEvent?: FinalTestEvent
@@ -46,6 +48,7 @@ OptimConfig?: OptimConfig
 PlanEvent?: PlanEvent
 Proposal?: Proposal
 ProposalEvent?: ProposalEvent
+ProposalRound?: ProposalRound
 Question?: Question
 QuestionOption?: QuestionOption
 Recipe?: Recipe
@@ -60,6 +63,7 @@ SupervisionConfig?: SupervisionConfig
 TaskSpec?: TaskSpec
 TestStarted?: TestStarted
 TrainingConfig?: TrainingConfig
+WeightsList?: WeightsList
 }
 /**
  * A clinician's note on a plot, turned into structure the refiner acts on.
@@ -132,6 +136,18 @@ export interface Budget {
 max_iterations: number
 iteration_minutes: number
 total_minutes: (number | null)
+}
+/**
+ * One pretrained weights file in the local cache (``clinagent weights list``).
+ * 
+ * This interface was referenced by `ClinagentApi`'s JSON-Schema
+ * via the `definition` "CachedWeights".
+ */
+export interface CachedWeights {
+name: string
+source: string
+path: string
+bytes: number
 }
 /**
  * This interface was referenced by `ClinagentApi`'s JSON-Schema
@@ -592,6 +608,7 @@ budget_s: (number | null)
 at: (number | null)
 type: "proposal"
 proposal: (Proposal | null)
+candidates: Proposal[]
 after: (number | null)
 edited: (boolean | null)
 rejected: (Proposal | null)
@@ -826,6 +843,21 @@ relative: (string | null)
 [k: string]: unknown
 }
 /**
+ * ``GET sessions/<id>/events?after=seq``: what a late or reconnected sidebar missed. Live events come on
+ * jupyter_server's event bus under ``schema_id``.
+ * 
+ * This interface was referenced by `ClinagentApi`'s JSON-Schema
+ * via the `definition` "EventsReplay".
+ */
+export interface EventsReplay {
+schema_id: "https://events.clinagent-lab.org/session-event/v2"
+/**
+ * the events after ``after``, oldest first (typed as the Event union in the sidebar)
+ */
+events: Event[]
+last_seq: number
+}
+/**
  * This interface was referenced by `ClinagentApi`'s JSON-Schema
  * via the `definition` "Iteration".
  */
@@ -890,6 +922,16 @@ direction: ("maximize" | "minimize")
 params: {
 [k: string]: unknown
 }
+}
+/**
+ * ``GET sessions/<id>/proposal``: the next proposal and the rest of its round (``--parallel``).
+ * 
+ * This interface was referenced by `ClinagentApi`'s JSON-Schema
+ * via the `definition` "ProposalRound".
+ */
+export interface ProposalRound {
+proposal: (Proposal | null)
+candidates: Proposal[]
 }
 /**
  * Something the parser could not decide, asked as a choice with a default.
@@ -960,6 +1002,10 @@ final_test: (FinalTest | null)
 test_reads: number
 annotations: Annotation[]
 proposal: (Proposal | null)
+/**
+ * the other candidates of the next round (--parallel K: up to K - 1), approved together with `proposal`
+ */
+candidates: Proposal[]
 tried_ideas: string[]
 data_format: (string | null)
 format_options: {
@@ -1036,4 +1082,14 @@ export interface SessionState {
 session: Session
 runtime: Runtime
 [k: string]: unknown
+}
+/**
+ * ``GET weights``: the pretrained weights this machine has cached (nothing is downloaded).
+ * 
+ * This interface was referenced by `ClinagentApi`'s JSON-Schema
+ * via the `definition` "WeightsList".
+ */
+export interface WeightsList {
+cache: string
+weights: CachedWeights[]
 }

@@ -1,6 +1,7 @@
 /**
  * The iterations at a glance: a small chart of the selection metric (kept, discarded, crashed marked) and rows
- * that expand to the rationale and the recipe diff.
+ * that expand to the rationale and the recipe diff. A session that ran rounds (`--parallel`) shows them grouped,
+ * each with the candidate it kept.
  */
 import React, { useState } from 'react';
 import { Iteration, Session } from '../schema';
@@ -126,20 +127,58 @@ export function DiffTable(props: { rows: [string, unknown, unknown][] }): JSX.El
   );
 }
 
+/** Iterations grouped by round, in order; iterations without a round are a group of their own. */
+export function rounds(its: Iteration[]): { round: number | null; iterations: Iteration[] }[] {
+  const groups: { round: number | null; iterations: Iteration[] }[] = [];
+  for (const it of its) {
+    const last = groups[groups.length - 1];
+    if (last && it.round !== null && last.round === it.round) {
+      last.iterations.push(it);
+    } else {
+      groups.push({ round: it.round, iterations: [it] });
+    }
+  }
+  return groups;
+}
+
+/** The round's verdict: which candidate was kept, if any. */
+export function roundVerdict(group: Iteration[]): string {
+  if (group.some(it => markOf(it) === 'running')) {
+    return 'running';
+  }
+  const kept = group.filter(it => markOf(it) === 'kept');
+  return kept.length ? `kept ${kept.map(it => `iteration ${it.index} (${label(it.idea || 'change')})`).join(', ')}` : 'none kept';
+}
+
 export function History(props: { session: Session }): JSX.Element | null {
   const its = props.session.iterations;
   if (!its.length) {
     return null;
   }
+  const row = (it: Iteration) => {
+    const i = its.indexOf(it);
+    return <Row key={it.index} it={it} previous={i > 0 ? its[i - 1] : null} best={props.session.best_iteration === it.index} />;
+  };
+  const grouped = its.some(it => it.round !== null);
   return (
     <section className="ca-section" aria-label="Iterations" data-testid="clinagent-history">
       <div className="ca-section-title">Iterations</div>
       <MetricChart iterations={its} best={props.session.best_iteration} />
-      <ol className="ca-history">
-        {its.map((it, i) => (
-          <Row key={it.index} it={it} previous={i > 0 ? its[i - 1] : null} best={props.session.best_iteration === it.index} />
-        ))}
-      </ol>
+      {grouped ? (
+        <ol className="ca-rounds">
+          {rounds(its).map(group => (
+            <li key={group.iterations[0].index} className="ca-round" data-testid="clinagent-round">
+              <div className="ca-round-head">
+                <span className="ca-round-name">Round {group.round ?? '–'}</span>
+                <span className="ca-muted" data-testid="clinagent-round-verdict">{roundVerdict(group.iterations)}</span>
+              </div>
+              <ol className="ca-history">{group.iterations.map(row)}</ol>
+            </li>
+          ))}
+        </ol>
+      ) : (
+        <ol className="ca-history">{its.map(row)}</ol>
+      )}
     </section>
   );
 }

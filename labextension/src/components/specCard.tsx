@@ -14,6 +14,8 @@ export interface ISpecCardProps {
   /** The data audit (from the session's fingerprint) once the data is loaded. */
   associations?: ColumnAssociation[];
   onChange: (spec: TaskSpec) => void;
+  /** How the session trains (pretrained weights, candidates per round), shown under the budget. */
+  children?: React.ReactNode;
 }
 
 const AUDIT_SENTENCE = /'([a-z0-9_]+)' predicts the label with AUROC ([0-9.]+) on its own/;
@@ -185,6 +187,7 @@ export function SpecCard(props: ISpecCardProps): JSX.Element {
             onChange={e => change({ budget: { ...spec.budget, iteration_minutes: Number(e.target.value) } })} />
         </Field>
       </div>
+      {props.children}
       {n > 0 ? (
         <Fold title={`${n} assumption${n === 1 ? '' : 's'}`} summary="what was not said, and what was chosen" testid="clinagent-assumptions">
           <ul className="ca-assumptions">
