@@ -18,10 +18,10 @@ TEMPLATE = ROOT / "clinagent_lab" / "notebooks" / "templates" / "detection.ipynb
 
 PARAMETERS = '''\
 data_path = ""        # dataset folder or file
-data_format = ""      # registered format name; "" = auto-detect
+data_format = ""      # registered format name; "" to auto-detect
 splits_path = ""      # CSV (image_id, split) frozen by the engine; the test split is never read here
 output_dir = "."      # metrics.json, val_predictions, model.ckpt and events.jsonl go here
-events_path = ""      # JSON-lines progress events; "" = output_dir/events.jsonl
+events_path = ""      # JSON-lines progress events; "" for output_dir/events.jsonl
 seed = 0
 recipe = {}           # clinagent_lab.recipe.Recipe as a dict
 spec = {}             # clinagent_lab.spec.TaskSpec as a dict

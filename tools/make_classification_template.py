@@ -13,15 +13,15 @@ evaluator. The test split is never read here. Rerun with papermill, e.g.
 """),
 code('''
 data_path = ""        # dataset folder or file
-data_format = ""      # registered format name; "" = auto-detect
+data_format = ""      # registered format name; "" to auto-detect
 splits_path = ""      # CSV (image_id, split) frozen by the engine; the test split is never read here
 output_dir = "."      # metrics.json, val_predictions.csv, model.ckpt and events.jsonl go here
-events_path = ""      # JSON-lines progress events; "" = output_dir/events.jsonl
+events_path = ""      # JSON-lines progress events; "" for output_dir/events.jsonl
 seed = 0              # seeds Python, NumPy and torch; same seed, same numbers on the same machine
 recipe = {}           # clinagent_lab.recipe.Recipe as a dict (model, data, optimiser, loss, evaluation ...)
 spec = {}             # clinagent_lab.spec.TaskSpec as a dict (metric parameters, confounders)
 max_epochs = None     # epochs to train, or the [first, revised] plan of a run; None: fitted to the time left
-time_budget_s = None  # Lightning max_time guard in seconds; None = no guard
+time_budget_s = None  # Lightning max_time guard in seconds; None for no guard
 ''', "parameters"),
 code('''
 import lightning as L

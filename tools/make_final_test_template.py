@@ -12,10 +12,10 @@ it did; rerunning it by hand is possible for audit, and gives the same numbers f
 """),
 code('''
 data_path = ""        # dataset folder or file
-data_format = ""      # registered format name; "" = auto-detect
+data_format = ""      # registered format name; "" to auto-detect
 splits_path = ""      # CSV (image_id, split) frozen by the engine
 output_dir = "."      # test_metrics.json and test predictions go here
-events_path = ""      # JSON-lines progress events; "" = output_dir/events.jsonl
+events_path = ""      # JSON-lines progress events; "" for output_dir/events.jsonl
 seed = 0              # seeds Python, NumPy and torch
 recipe = {}           # the kept iteration's Recipe as a dict
 spec = {}             # the TaskSpec as a dict
