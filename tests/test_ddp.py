@@ -24,6 +24,7 @@ from clinagent_lab.data.cache import usable_cores
 from clinagent_lab.notebooks import progress
 from clinagent_lab.notebooks.progress import EpochPlanner, FitRecord, TimeBudget
 from clinagent_lab.runfolder import RunFolder
+from tests.test_epoch_planner import Clock  # each forked rank gets its own copy, advanced by its own steps
 
 pytestmark = [
     pytest.mark.slow, pytest.mark.timeout(600),
@@ -40,22 +41,6 @@ RANK1_FAILS = (
     "        raise RuntimeError('rank 1 lost its data')\n"
     "    return F.cross_entropy(logits, labels)\n"
 )
-
-
-class Clock:
-    """Stands in for the ``time`` module of :mod:`clinagent_lab.notebooks.progress`; each forked rank has its
-    own copy, advanced by its own steps."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
-
-    def perf_counter(self) -> float:
-        return self.now
-
-    monotonic = perf_counter
 
 
 class Uneven(L.LightningModule):
