@@ -131,7 +131,7 @@ def test_a_standby_still_warming_when_training_ends_gets_the_callers_priority(po
         pytest.skip("standbys are not lowered on this machine (no CAP_SYS_NICE)")
     pool.refill("python3")
     pool.promote()  # before its kernel (and so its pid) exists, or just after: either way it ends at ours
-    # (the executor does this at fit_finished, and prewarm() when no notebook runs)
+    # (the executor does this at fit_finished)
     standby = pool.standbys[0]
     assert standby.wait_ready(300), standby.error
     assert os.getpriority(os.PRIO_PROCESS, standby.pid) == os.getpriority(os.PRIO_PROCESS, 0)
@@ -255,3 +255,20 @@ def test_opencv_library_path_does_not_discard_the_standby():
     assert startup_variables({"LD_LIBRARY_PATH": f"{site}/cv2/../../lib64"}) == {}
     assert startup_variables({"LD_LIBRARY_PATH": f"/opt/cuda/lib64:{site}/cv2/../../lib64"}) == \
         {"LD_LIBRARY_PATH": "/opt/cuda/lib64"}
+
+
+def test_prewarm_leaves_the_host_its_cpu_until_the_kernel_is_handed_over(pool, tmp_path):
+    # before the first notebook the host measures the machine's training speed: the standby must not compete
+    if not pool.background:
+        pytest.skip("standbys are not lowered on this machine (no CAP_SYS_NICE)")
+    ex = NotebookExecutor(pool=pool)
+    assert ex.prewarm() is True
+    standby = pool.standbys[0]
+    end = time.monotonic() + 120
+    while not standby.pid:
+        assert time.monotonic() < end and not standby.dead, "the standby did not start"
+        time.sleep(0.05)
+    assert os.getpriority(os.PRIO_PROCESS, standby.pid) == 19
+    result, probe = _run(ex, tmp_path, prewarm_next=False)
+    assert result.status == "ok" and result.warm is True and probe["pid"] == standby.pid
+    assert probe["nice"] == [os.getpriority(os.PRIO_PROCESS, 0)]  # handed over: the caller's priority

@@ -73,11 +73,15 @@ class NotebookExecutor:
         return True
 
     def prewarm(self, kernel_name: str | None = None) -> bool:
-        """Start a standby kernel for the next notebook now, at this process's priority (no notebook runs here
-        to protect); a no-op when one is ready or standbys are off."""
-        started = self._pool().refill(kernel_name or default_kernel_name())
-        self._pool().promote()
-        return started
+        """Start a standby kernel for the next notebook now; a no-op when one is ready or standbys are off.
+
+        It warms up at the lowest priority, like every standby, and gets this process's when it is handed its
+        notebook: before the first notebook the host checks the data and then measures this machine's training
+        speed for the first recipe (``plan.hardware.measure_throughput``), and a kernel importing torch beside
+        that measurement at the same priority made it three to four times too slow (4 epochs planned where 19
+        fit).
+        """
+        return self._pool().refill(kernel_name or default_kernel_name())
 
     def close(self) -> None:
         """Shut down the pool's standby kernels (a running notebook is not touched)."""
