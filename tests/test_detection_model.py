@@ -8,6 +8,7 @@ import lightning as L
 import numpy as np
 import pytest
 import torch
+from pydantic import ValidationError
 
 from clinagent_lab.data.base import Box
 from clinagent_lab.data.detection_datamodule import DetectionDataModule
@@ -15,7 +16,7 @@ from clinagent_lab.data.formats import load_dataset
 from clinagent_lab.data.synth.wrist import grazpedwri
 from clinagent_lab.errors import DataValidationError, RecipeError, UnknownNameError
 from clinagent_lab.models.detector import DETECTORS, WristDetector, pseudo_label
-from clinagent_lab.recipe import Recipe
+from clinagent_lab.recipe import Recipe, recipe_error
 from clinagent_lab.spec import MetricSpec, TaskSpec
 from clinagent_lab.tasks import get_backend
 from clinagent_lab.tasks import detection as backend
@@ -125,9 +126,16 @@ def test_every_detector_trains_one_fast_dev_run_step(wrist, architecture: str) -
     assert any(not torch.equal(a, b) for a, b in zip(before, module.parameters()))
 
 
-def test_unknown_architecture_lists_known_names(wrist) -> None:
+def test_unknown_architecture_lists_known_names() -> None:
+    # refused when the Recipe is validated, naming the detectors there are
+    with pytest.raises(ValidationError) as info:
+        _recipe(model={"architecture": "yolo_v99"})
+    error = recipe_error(info.value)
+    assert "yolo_v99" in str(error) and error.where == "field 'model.architecture'"
+    assert "fasterrcnn_mobilenet" in error.fix
+    # the detector registry itself names them too (the kernel's check, for a name that reaches it)
     with pytest.raises(UnknownNameError, match="fasterrcnn_mobilenet"):
-        backend.make_module(_recipe(model={"architecture": "yolo_v99"}), wrist, SPEC)
+        DETECTORS.get("yolo_v99")
 
 
 def test_detector_reloads_from_checkpoint(wrist, tmp_path: Path) -> None:
