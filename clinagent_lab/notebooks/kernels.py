@@ -30,11 +30,13 @@ import atexit
 import hashlib
 import json
 import os
+import queue
 import subprocess
 import sys
 import sysconfig
 import tempfile
 import threading
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -213,13 +215,21 @@ class WarmKernel:
             await self._silently(_preload_code(self.preload))
 
     async def _silently(self, code: str, timeout_s: float = 300.0) -> dict[str, Any]:
-        """Execute ``code`` without history, outputs or an execution count; the reply's content."""
+        """Execute ``code`` without history, outputs or an execution count; the reply's content. Awaited in
+        slices: a kernel shut down meanwhile (a stop during its warm-up) never replies."""
         kc = self.km.client()
         kc.start_channels()
         try:
             await kc.wait_for_ready(timeout=timeout_s)
-            reply = await kc.execute(code, silent=True, store_history=False, reply=True, timeout=timeout_s)
-            return reply["content"]
+            msg_id, deadline = kc.execute(code, silent=True, store_history=False), time.monotonic() + timeout_s
+            while True:
+                try:
+                    reply = await kc.get_shell_msg(timeout=0.5)
+                    if reply["parent_header"].get("msg_id") == msg_id:
+                        return reply["content"]
+                except queue.Empty:
+                    if self._closed or not await self.km.is_alive() or time.monotonic() > deadline:
+                        raise RuntimeError("the kernel was shut down, or did not reply in time") from None
         finally:
             kc.stop_channels()
 
