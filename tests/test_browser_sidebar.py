@@ -249,10 +249,16 @@ def _photograph_notebook(page, expect) -> None:
         pass
     page.wait_for_function(OUTPUTS_SETTLED, timeout=60_000)
     if widget.count():  # the widget's readout is the sentence's operating point: same threshold, same rates
-        said = re.search(r"threshold \((\d\.\d{3})\): sensitivity (\d\.\d\d)", summary.inner_text())
-        readout = page.locator(".jp-Notebook .clinagent-readout").first.inner_text()
+        # Each is read while in view: JupyterLab lays out only the cells near the viewport
+        # (content-visibility), and the rendered text of a cell it skips is empty.
+        _scroll_into_view(page, summary, "the clinician's sentence")
+        sentence = summary.inner_text()
+        said = re.search(r"threshold \((\d\.\d{3})\): sensitivity (\d\.\d\d)", sentence)
+        readout_box = page.locator(".jp-Notebook .clinagent-readout").first
+        _scroll_into_view(page, readout_box, "the widget's readout")
+        readout = readout_box.inner_text()
         shown = re.search(r"threshold (\d\.\d{3}) · sensitivity (\d\.\d{3})", readout)
-        assert said and shown, (summary.inner_text(), readout)
+        assert said and shown, (sentence, readout)
         assert shown.group(1) == said.group(1) and f"{float(shown.group(2)):.2f}" == said.group(2), readout
     _scroll_into_view(page, summary, "the clinician's sentence")
     page.screenshot(path=str(ARTIFACTS / "browser_3_clinician_summary.png"))
