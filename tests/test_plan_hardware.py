@@ -113,3 +113,19 @@ def test_throughput_is_measured_on_this_machine():
     r = initialize_recipe(spec(budget={"iteration_minutes": 2}), fingerprint(n_train=20000, side=64),
                           throughput=rate)
     assert "measured" in r.reasons["training.max_epochs"]
+
+
+def test_deterministic_training_on_a_gpu_warns_where_pytorch_has_no_deterministic_kernel(monkeypatch):
+    import torch
+
+    from clinagent_lab.recipe import TrainingConfig
+
+    assert TrainingConfig(accelerator="cpu").lightning_deterministic() is True
+    assert TrainingConfig(accelerator="gpu").lightning_deterministic() == "warn"
+    assert TrainingConfig(accelerator="gpu", deterministic=False).lightning_deterministic() is False
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert TrainingConfig(accelerator="auto").lightning_deterministic() is True
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert TrainingConfig(accelerator="auto").lightning_deterministic() == "warn"
+    r = initialize_recipe(spec(), fingerprint(side=512), hardware=H200)  # the GPU baseline still asks for it
+    assert r.training.deterministic and r.training.lightning_deterministic() == "warn"
