@@ -42,6 +42,7 @@ export PYTHONPATH=/tmp/site:$PWD${PYTHONPATH:+:$PYTHONPATH}
 export JUPYTER_DATA_DIR=/tmp/clinagent-jupyter JUPYTER_CONFIG_DIR=/tmp/clinagent-jupyter/config
 export LITELLM_LOCAL_MODEL_COST_MAP=True PYTHONUNBUFFERED=1 MPLBACKEND=Agg HF_HUB_OFFLINE=1
 export CLINAGENT_CACHE_DIR=$WORK/cache TORCH_HOME=$WORK/torch IPYTHONDIR=/tmp/clinagent-jupyter/ipython
+mkdir -p "$JUPYTER_DATA_DIR" "$IPYTHONDIR"
 
 step "register the kernel python3 for $("$PY" -c 'import sys; print(sys.executable, sys.version.split()[0])')"
 timeout 120 "$PY" -m ipykernel install --user --name python3 --display-name "Python 3 (clinagent)" \
