@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from clinagent_lab.errors import RecipeError
-from clinagent_lab.plan.hardware import Hardware, detect_hardware, training_settings
+from clinagent_lab.plan.hardware import Hardware, check_local_slots, detect_hardware, training_settings
 from clinagent_lab.plan.initializer import initialize_recipe
 from tests.test_plan_initializer import fingerprint, spec
 from tests.test_models_weights import NAME, _put_in_hub_cache, _timm_state
@@ -29,6 +29,26 @@ def test_gpu_settings_are_recorded_with_reasons():
     for field in ("training.precision", "training.channels_last", "data.pin_memory", "data.num_workers",
                   "data.batch_size"):
         assert len(r.reasons[field]) > 10
+
+
+def test_notebooks_run_at_once_locally_must_fit_the_cores(monkeypatch, tmp_path, capsys):
+    """``[execution] local_parallel`` notebooks of ``--devices`` processes each: their product is checked."""
+    from clinagent_lab.cli import main
+
+    monkeypatch.setattr("clinagent_lab.plan.hardware.usable_cores", lambda: 4)
+    assert check_local_slots(2, 2, "cpu").devices == 2  # 2 notebooks x 2 DDP processes on 4 cores
+    with pytest.raises(RecipeError, match=r"local_parallel = 3 notebooks .* 2 cpu device\(s\) each needs 6 CPU "
+                                          r"core\(s\); this machine has 4") as info:
+        check_local_slots(3, 2, "cpu")
+    assert "local_parallel" in info.value.where and info.value.fix.startswith("set local_parallel to 2 or fewer")
+    config = tmp_path / "config.toml"
+    config.write_text("[execution]\nlocal_parallel = 4\n")
+    monkeypatch.setenv("CLINAGENT_CONFIG", str(config))
+    monkeypatch.delenv("CLINAGENT_BACKEND", raising=False)
+    code = main(["run", "--intent", "pneumothorax on chest X-rays", "--data", str(tmp_path / "absent"),
+                 "--accelerator", "cpu", "--devices", "2", "--parallel", "2"])
+    err = capsys.readouterr().err
+    assert code == 2 and "needs 8 CPU core(s); this machine has 4" in err  # refused before the data are read
 
 
 def test_cpu_stays_the_tested_default():
