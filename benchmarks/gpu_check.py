@@ -222,7 +222,8 @@ def main() -> int:
         except Exception as exc:  # noqa: BLE001 - report every check, then fail the script
             failed.append(name)
             print(f"check '{name}' failed: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
-    (work / "gpu_check.json").write_text(json.dumps(results, indent=2, default=str))
+        # after each check: a run cut short by a timeout still leaves what it measured
+        (work / "gpu_check.json").write_text(json.dumps(results, indent=2, default=str))
     _line("results", work / "gpu_check.json")
     ok = not failed and results.get("run", {}).get("iteration_status") == "ok"
     print("GPU CHECK " + ("PASSED" if ok and info["gpu"] else "PASSED ON CPU (no GPU)" if ok else
