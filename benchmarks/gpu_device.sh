@@ -18,6 +18,9 @@
 #      nvidia-smi samples utilisation and memory every 2 s meanwhile (gpu_util.csv);
 #   4. benchmarks/ddp.py --repeats 2 (DDP over gloo, 2 CPU processes against 1, GPU hidden), if time is left.
 #
+# CHECKS=tasks runs benchmarks/gpu_tasks.py instead of 3 and 4: wrist detection and SIIM pneumothorax, one
+# iteration each (IMAGES, MINUTES), returning gpu_tasks.json and sessions.tar.gz.
+#
 # Every step has its own timeout. Logs and results go to $OUT (else /tmp/out), at most 6 files: device.log,
 # gpu_check.json, gpu_util.csv, ddp.log, session.tar.gz (the session's JSON, events, executed notebooks and
 # figures, without checkpoints), nvidia-smi.txt.
@@ -69,6 +72,19 @@ print(", ".join(found))
 import clinagent_lab, torch
 print("clinagent_lab from", clinagent_lab.__file__, "| CUDA available:", torch.cuda.is_available())
 EOF
+
+if [ "${CHECKS:-}" = tasks ]; then  # CHECKS=tasks: the detection and SIIM seed tasks instead (gpu_tasks.py)
+    step "gpu_tasks.py (wrist detection and SIIM pneumothorax, one iteration each on the GPU)"
+    TASK_S=$(( $(left) - 15 ))
+    timeout -k 10 "$TASK_S" "$PY" benchmarks/gpu_tasks.py --work "$WORK" --images "${IMAGES:-600}" \
+        --minutes "${MINUTES:-1}"
+    TASK_RC=$?
+    cp "$WORK/gpu_tasks.json" "$OUT_DIR/" 2>/dev/null
+    tar -C "$WORK" -czf "$OUT_DIR/sessions.tar.gz" --exclude='*.ckpt' --exclude='*.npz' --exclude='*.csv' \
+        --exclude='*_data' wrist siim 2>/dev/null || true
+    step "done in $((SECONDS - START)) s: gpu_tasks $TASK_RC (124: cut by its timeout)"
+    return "$TASK_RC"
+fi
 
 step "gpu_check.py (training rate, cache rates, one clinagent iteration on the GPU)"
 nvidia-smi --query-gpu=timestamp,utilization.gpu,utilization.memory,memory.used,power.draw,clocks.sm \
