@@ -5,10 +5,12 @@ is its own. Datasets are written once (synthetic, in the real layouts at full si
 goes to a fresh folder under ``--work``.
 
     python benchmarks/scale.py --data /tmp/scale_bench --sizes 1000 5000 25331 --siim 2000
+    python benchmarks/scale.py --sizes 25331 --siim 0 --figures cold second   # a few minutes: cold + 2nd only
 
 Figures printed (one JSON line each, then a table):
 
 - ``prepare``: load + validate + split + leakage check + fingerprint (what ``clinagent run`` does first);
+  ``stats_per_file``: ``os.stat`` calls per image file over the preparation and cache lookup (one pass: 1.0);
 - ``cache``: building the train+val cache entries at 224 px with 1 worker process and with all cores;
 - ``plain``: a plain PIL/pydicom decode-and-resize loop over the same files (1 core; all cores via a pool);
 - ``second``: a second session on the same data (prepare + cache lookup) with the cache warm;
@@ -31,6 +33,7 @@ import time
 from pathlib import Path
 
 SIZE = 224
+FIGURES = ("cold", "one-worker", "second", "plain", "loader")
 
 
 def _rss_mib() -> float:
@@ -68,6 +71,7 @@ def step(name: str, root: str, workers: int, limit: int) -> dict:
     import clinagent_lab.agent.engine  # noqa: F401
     import clinagent_lab.data.datamodule  # noqa: F401
 
+    stats = _count_stats(_files(root, 10**9)) if name in ("prepare", "second", "cache") else None
     start = time.perf_counter()
     out: dict = {"step": name, "root": root, "workers": workers, "import_s": round(start - t_import, 2)}
     if name in ("prepare", "second", "cache"):
@@ -93,7 +97,28 @@ def step(name: str, root: str, workers: int, limit: int) -> dict:
         out.update(_loader(root, limit))
     out["wall_s"] = round(time.perf_counter() - start, 2)
     out["peak_rss_mib"] = _rss_mib()
+    if stats is not None:  # os.stat calls per image file over the whole step (one pass: 1)
+        out["stats_per_file"] = round(sum(stats.values()) / max(len(stats), 1), 2)
+        out["files_stat_ed"] = len(stats)
     return out
+
+
+def _count_stats(files: list[str]) -> dict[str, int]:
+    """Count ``os.stat`` calls on ``files`` in this process from now on (``os.path.isfile``, ``Path.is_file``
+    and ``Path.stat`` go through it); a wrapper costs about a microsecond a call."""
+    names = {os.path.abspath(f) for f in files}
+    counts: dict[str, int] = {}
+    real = os.stat
+
+    def counting(path, *args, **kwargs):
+        if not isinstance(path, int):
+            name = os.path.abspath(os.fsdecode(path))
+            if name in names:
+                counts[name] = counts.get(name, 0) + 1
+        return real(path, *args, **kwargs)
+
+    os.stat = counting
+    return counts
 
 
 def _plain_one(path: str) -> int:
@@ -198,6 +223,8 @@ def main() -> None:
     ap.add_argument("--sizes", type=int, nargs="+", default=[1000, 5000, 25331])
     ap.add_argument("--siim", type=int, default=2000, help="SIIM-layout DICOMs at 1024x1024 (0: none)")
     ap.add_argument("--plain-limit", type=int, default=1000, help="files in the plain decode loop")
+    ap.add_argument("--figures", nargs="+", choices=FIGURES, default=list(FIGURES),
+                    help="what to measure (default: all); 'cold second' is the preparation alone")
     ap.add_argument("--step", help=argparse.SUPPRESS)
     ap.add_argument("--root", help=argparse.SUPPRESS)
     ap.add_argument("--workers", type=int, default=1, help=argparse.SUPPRESS)
@@ -216,28 +243,35 @@ def main() -> None:
     roots = _generate(data, args.sizes, args.siim)
     work = Path(args.work or data / "cache-bench")
     rows = []
+    want = set(args.figures)
     for root in roots:
         r = str(root)
         shutil.rmtree(work, ignore_errors=True)
         env = {"CLINAGENT_CACHE_DIR": str(work)}
-        one = _run("cache", r, 1, env=env) if root == roots[0] or "siim" in r else None
+        one = (_run("cache", r, 1, env=env) if "one-worker" in want and (root == roots[0] or "siim" in r)
+               else None)
         shutil.rmtree(work, ignore_errors=True)
-        cold = _run("cache", r, cores, env=env)
-        second = _run("second", r, cores, env=env)
-        plain1 = _run("plain", r, 1, args.plain_limit)
-        plain2 = _run("plain", r, cores, args.plain_limit)
-        loader = _run("loader", r, 1, 2000, env=env)
-        rows.append({"data": root.name, "n": cold["n"], "prepare_s": cold["prepare_s"], "cache_s": cold["cache_s"],
-                     "cache_img_s": cold["cache_img_s"], "cache_1core_img_s": one and one["cache_img_s"],
-                     "plain_1core_img_s": plain1["plain_img_s"], "plain_img_s": plain2["plain_img_s"],
-                     "first_total_s": round(cold["prepare_s"] + cold["cache_s"], 1),
-                     "peak_rss_mib": cold["peak_rss_mib"],
-                     "second_total_s": round(second["prepare_s"] + second["cache_s"], 1),
-                     "second_rebuilt": second["entries_built"], "import_s": second["import_s"],
-                     "sample_cache_img_s": loader["cache_sample_img_s"],
-                     "sample_decode_img_s": loader["decode_sample_img_s"], "sample_speedup": loader["sample_speedup"],
-                     "loader_cache_img_s": loader["cache_loader_img_s"],
-                     "loader_decode_img_s": loader["decode_loader_img_s"], "loader_speedup": loader["loader_speedup"]})
+        cold = _run("cache", r, cores, env=env)  # always: the later figures read its cache folder
+        row = {"data": root.name, "n": cold["n"], "prepare_s": cold["prepare_s"], "cache_s": cold["cache_s"],
+               "cache_img_s": cold["cache_img_s"], "cache_1core_img_s": one and one["cache_img_s"],
+               "first_total_s": round(cold["prepare_s"] + cold["cache_s"], 1),
+               "peak_rss_mib": cold["peak_rss_mib"], "stats_per_file": cold["stats_per_file"]}
+        if "second" in want:
+            second = _run("second", r, cores, env=env)
+            row.update(second_total_s=round(second["prepare_s"] + second["cache_s"], 1),
+                       second_prepare_s=second["prepare_s"], second_rebuilt=second["entries_built"],
+                       second_stats_per_file=second["stats_per_file"], import_s=second["import_s"])
+        if "plain" in want:
+            row.update(plain_1core_img_s=_run("plain", r, 1, args.plain_limit)["plain_img_s"],
+                       plain_img_s=_run("plain", r, cores, args.plain_limit)["plain_img_s"])
+        if "loader" in want:
+            loader = _run("loader", r, 1, 2000, env=env)
+            row.update(sample_cache_img_s=loader["cache_sample_img_s"],
+                       sample_decode_img_s=loader["decode_sample_img_s"],
+                       sample_speedup=loader["sample_speedup"], loader_cache_img_s=loader["cache_loader_img_s"],
+                       loader_decode_img_s=loader["decode_loader_img_s"],
+                       loader_speedup=loader["loader_speedup"])
+        rows.append(row)
     print("\n| " + " | ".join(rows[0]) + " |")
     print("|" + "---|" * len(rows[0]))
     for row in rows:

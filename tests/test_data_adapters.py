@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 from pathlib import Path
 
 import numpy as np
@@ -192,6 +194,16 @@ def test_csv_unknown_split_value(tmp_path):
     rows[4]["split"] = "calibration"
     with pytest.raises(DataValidationError, match="calibration.*line"):
         load_dataset(write_manifest(tmp_path / "d", rows))
+
+
+def test_csv_rows_naming_one_file_twice(tmp_path):
+    rows = _rows()
+    root = write_manifest(tmp_path / "d", rows)
+    os.link(root / "img/cat_0.png", root / "img/cat_copy.png")  # the same file under a second name
+    for spelling in ("./img/cat_0.png", "img/../img/cat_0.png", "img/cat_copy.png"):
+        pd.DataFrame([*rows, {**rows[0], "image": spelling}]).to_csv(root / "manifest.csv", index=False)
+        with pytest.raises(DataValidationError, match="1 rows repeat an image path.*lines \\[14\\]"):
+            load_dataset(root)
 
 
 def test_csv_partially_empty_split(tmp_path):

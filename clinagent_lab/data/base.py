@@ -24,6 +24,8 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from .listing import FileListing
+
 if TYPE_CHECKING:  # pandas and numpy load only where data is handled, not in the server's import path
     import numpy as np
     import pandas as pd
@@ -62,6 +64,9 @@ class LoadedDataset:
     warnings: list[str] = field(default_factory=list)
     source: dict[str, Any] = field(default_factory=dict)
     """What was read: file names, counts; shown in the report."""
+    files: FileListing = field(default_factory=FileListing, repr=False, compare=False)
+    """The ``stat`` of each image file, taken once and shared by every view of this dataset (validation,
+    leakage digests, the image cache key: see :mod:`clinagent_lab.data.listing`)."""
 
     def __len__(self) -> int:
         return len(self.table)

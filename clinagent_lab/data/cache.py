@@ -9,7 +9,8 @@ then memory-maps. Entries live under :func:`cache_root` (``$CLINAGENT_CACHE_DIR`
 deletes them.
 
 The key is a sha256 over :data:`CACHE_VERSION`, the files' content digests in row order
-(:mod:`clinagent_lab.data.memo`), the image size, the channels, the resize rule (albumentations'
+(:mod:`clinagent_lab.data.memo`, looked up with the dataset's one ``stat`` pass,
+:mod:`clinagent_lab.data.listing`), the image size, the channels, the resize rule (albumentations'
 serialisation of it) and the dataset's reader (format and format options, such as a DICOM window): change
 any of them and a new entry is built; an entry of an older version is never found and is rebuilt.
 
@@ -42,6 +43,7 @@ from tqdm.auto import tqdm
 from ..errors import DataValidationError
 from .memo import CACHE_ENV, MEMO_DB, cache_root, clear_memos, file_digests
 from .images import to_channels
+from .listing import FileListing
 from .transforms import resize_transforms
 
 __all__ = ["CACHE_VERSION", "CACHE_ENV", "cache_root", "CachedImages", "image_cache", "cache_entries",
@@ -218,7 +220,8 @@ def _warn(root: Path, why: str) -> None:
 
 def image_cache(read: Callable[[int], np.ndarray], paths: list[Any], rows: np.ndarray, *, size: int,
                 channels: int, modality: str = "other", reader: dict[str, Any] | None = None,
-                workers: int | None = None, label: str = "caching images") -> CachedImages | None:
+                workers: int | None = None, label: str = "caching images",
+                listing: FileListing | None = None) -> CachedImages | None:
     """The cache entry for ``rows`` at ``size`` x ``size`` x ``channels``, built first when missing.
 
     Args:
@@ -230,16 +233,19 @@ def image_cache(read: Callable[[int], np.ndarray], paths: list[Any], rows: np.nd
         reader: what else decides the pixels (format, format options such as a DICOM window).
         workers: build processes; default: ``$CLINAGENT_CACHE_WORKERS``, else the usable cores.
         label: progress bar text.
+        listing: the dataset's :class:`~.listing.FileListing` (``LoadedDataset.files``): files the preparation
+            has stat-ed already are not stat-ed again; default: a listing of its own.
 
     Returns:
         The images, or None (no files, or the folder is unwritable/full: a warning names it).
     """
     rows = np.asarray(rows, dtype=np.int64)
     files = [paths[int(i)] for i in rows]
-    if not len(rows) or not all(isinstance(p, str) and p and os.path.isfile(p) for p in files):
+    listing = listing if listing is not None else FileListing()
+    if not len(rows) or any(st is None for st in listing.stats(files)):
         return None
     root = cache_root()
-    digests = file_digests(files, root / MEMO_DB, workers)
+    digests = file_digests(files, root / MEMO_DB, workers, listing=listing)
     key = _entry_key(digests, size, channels, resize_rule(size, modality), reader or {})
     images = root / "images"
     final = images / key

@@ -192,7 +192,8 @@ class ImageDataModule(LightningDataModule):
                                  size=size, channels=self.channels, modality=self.modality,
                                  reader={"format": self.dataset.format,
                                          "options": self.recipe.data.format_options},
-                                 label=f"caching {split} images ({size} px)")
+                                 label=f"caching {split} images ({size} px)",
+                                 listing=self.dataset.files)
             if cached is not None:
                 return cached.subset(np.searchsorted(split_rows, rows))
         need = len(rows) * size * size * self.channels

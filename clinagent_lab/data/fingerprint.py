@@ -163,7 +163,7 @@ def image_size_summary(ds: LoadedDataset, sample_images: int = 500) -> tuple[dic
     heights, widths, channels = [], [], set()
     for i in rows:
         path = paths[i]
-        if isinstance(path, str) and path and Path(path).is_file():
+        if ds.files.is_file(path):
             h, w, c = image_file_info(path)
         else:
             h, w, c = ds.read_image(int(i)).shape

@@ -4,9 +4,10 @@ Preparing 25,000 full-size images reads about a gigabyte to hash the files, open
 runs a grouped, stratified split whose scikit-learn search is a Python loop over the groups. None of that
 changes while the files do not, so a second session on the same data should not pay for it again:
 
-- **per-file facts** (a file's sha256, "this file opens") live in a small SQLite memo (``memo.sqlite``) keyed by
-  path and the file's ``(size, mtime_ns, inode)``, the way ``git``'s index and DVC's state database do: an
-  unchanged file is not read again, a touched or replaced file is read again;
+- **per-file facts** (a file's sha256, "this file opens") live in a small SQLite memo (``memo.sqlite``) keyed
+  by path and the file's ``(size, mtime_ns, ctime_ns, inode)`` (:class:`~.listing.FileStat`, from the
+  dataset's one ``stat`` pass, :mod:`clinagent_lab.data.listing`), the way ``git``'s index and DVC's state
+  database do: an unchanged file is not read again, a touched or replaced file is read again;
 - **results of pure computations** over many rows (a split's held-out mask) live in ``results/`` as ``.npz``
   files named by a sha256 of everything the result depends on (the rows' labels and groups, the fraction, the
   seed, the library version): different inputs give a different key, never a stale answer.
@@ -22,6 +23,7 @@ Example:
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import sqlite3
@@ -29,17 +31,28 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from collections.abc import Callable, Iterable
+from typing import Any
 
 import numpy as np
 
+from .listing import FileListing, FileStat
+
 __all__ = ["CACHE_ENV", "MEMO_DB", "cache_root", "memo_path", "FileMemo", "file_digests", "remembered_arrays",
-           "clear_memos"]
+           "clear_memos", "SCHEMA_VERSION"]
 
 CACHE_ENV = "CLINAGENT_CACHE_DIR"
 MEMO_DB = "memo.sqlite"
 """File name of the per-file memo inside the cache folder."""
 _RESULTS = "results"
 _OLD_FILES = ("digests.sqlite",)  # the digest-only memo of earlier versions, deleted by ``cache clear``
+SCHEMA_VERSION = 2
+"""``PRAGMA user_version`` of :data:`MEMO_DB`; bumped when the table changes (2: ``ctime_ns`` in the stat key,
+table clustered by ``(kind, path)``). A memo of an older version is rebuilt, never misread."""
+_SCHEMA = ("CREATE TABLE facts (kind TEXT NOT NULL, path TEXT NOT NULL, size INTEGER NOT NULL, "
+           "mtime_ns INTEGER NOT NULL, ctime_ns INTEGER NOT NULL, inode INTEGER NOT NULL, "
+           "value TEXT NOT NULL, PRIMARY KEY (kind, path)) WITHOUT ROWID")
+_BATCH = 500
+"""Paths per lookup query (SQLite before 3.32 takes at most 999 parameters)."""
 
 
 def cache_root() -> Path:
@@ -54,9 +67,13 @@ def memo_path() -> Path:
 
 
 class FileMemo:
-    """Facts about files (``kind`` -> value), valid while the file's size, mtime and inode are unchanged.
+    """Facts about files (``kind`` -> value), valid while the file's :class:`~.listing.FileStat` is unchanged.
 
-    A memo that cannot be opened or written behaves as an empty one.
+    The table's primary key is ``(kind, path)`` and a lookup asks for the given paths only, so its cost
+    follows the dataset at hand, not every dataset the cache folder has seen. A memo of an older
+    :data:`SCHEMA_VERSION` is emptied and rebuilt (its facts are learnt again); one of a newer version
+    (another clinagent sharing the folder) is neither read nor written. A memo that cannot be opened or
+    written behaves as an empty one.
     """
 
     def __init__(self, path: Path | None) -> None:
@@ -65,9 +82,7 @@ class FileMemo:
             return
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            self.db = sqlite3.connect(str(path), timeout=30)
-            self.db.execute("CREATE TABLE IF NOT EXISTS facts (kind TEXT, path TEXT, size INTEGER, "
-                            "mtime_ns INTEGER, inode INTEGER, value TEXT, PRIMARY KEY (kind, path))")
+            self.db = _open(path)
         except (OSError, sqlite3.Error):
             self.db = None
 
@@ -78,31 +93,60 @@ class FileMemo:
         if self.db is not None:
             self.db.close()
 
-    def lookup(self, kind: str, names: list[str], stats: list[os.stat_result]) -> list[str | None]:
+    def lookup(self, kind: str, names: list[str], stats: list[FileStat]) -> list[str | None]:
         """The remembered value of each file (None where unknown or the file changed since)."""
-        known: dict[str, tuple[int, int, int, str]] = {}
+        known: dict[str, tuple[Any, ...]] = {}
         if self.db is not None:
             try:
-                known = {row[0]: tuple(row[1:]) for row in self.db.execute(
-                    "SELECT path, size, mtime_ns, inode, value FROM facts WHERE kind = ?", (kind,))}
+                for start in range(0, len(names), _BATCH):
+                    chunk = names[start:start + _BATCH]
+                    rows = self.db.execute(_select(len(chunk)), (kind, *chunk))
+                    known.update((row[0], row[1:]) for row in rows)
             except sqlite3.Error:
                 known = {}
         out: list[str | None] = []
         for name, st in zip(names, stats):
             hit = known.get(name)
-            out.append(hit[3] if hit is not None and hit[:3] == (st.st_size, st.st_mtime_ns, st.st_ino) else None)
+            out.append(hit[4] if hit is not None and hit[:4] == tuple(st) else None)
         return out
 
-    def store(self, kind: str, rows: Iterable[tuple[str, os.stat_result, str]]) -> None:
+    def store(self, kind: str, rows: Iterable[tuple[str, FileStat, str]]) -> None:
         """Remember ``(path, stat, value)`` rows; a read-only or full memo keeps nothing, silently."""
         if self.db is None:
             return
-        values = [(kind, name, st.st_size, st.st_mtime_ns, st.st_ino, value) for name, st, value in rows]
+        values = [(kind, name, *st, value) for name, st, value in rows]
         try:
             with self.db:
-                self.db.executemany("INSERT OR REPLACE INTO facts VALUES (?, ?, ?, ?, ?, ?)", values)
+                self.db.executemany("INSERT OR REPLACE INTO facts VALUES (?, ?, ?, ?, ?, ?, ?)", values)
         except sqlite3.Error:
             pass
+
+
+def _select(n: int) -> str:
+    """The lookup of ``n`` paths of one kind: a search of the primary key per path, never a scan."""
+    return ("SELECT path, size, mtime_ns, ctime_ns, inode, value FROM facts WHERE kind = ? AND path IN ("
+            + ", ".join("?" * n) + ")")
+
+
+def _open(path: Path) -> sqlite3.Connection | None:
+    """The memo at ``path`` in the current schema (created or rebuilt), or None for a newer one."""
+    db = sqlite3.connect(str(path), timeout=30)
+    try:
+        version = db.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
+            db.close()
+            return None
+        if version < SCHEMA_VERSION:
+            db.execute("BEGIN IMMEDIATE")  # one process rebuilds; another waits, then finds it done
+            if db.execute("PRAGMA user_version").fetchone()[0] < SCHEMA_VERSION:
+                db.execute("DROP TABLE IF EXISTS facts")
+                db.execute(_SCHEMA)
+                db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            db.commit()
+    except sqlite3.Error:
+        db.close()
+        raise
+    return db
 
 
 def _sha256(path: str) -> str:
@@ -110,16 +154,26 @@ def _sha256(path: str) -> str:
         return hashlib.file_digest(fh, "sha256").hexdigest()
 
 
-def file_digests(paths: list[str | Path], memo: Path | None, workers: int | None = None) -> list[str]:
+def file_digests(paths: list[str | Path], memo: Path | None, workers: int | None = None,
+                 listing: FileListing | None = None) -> list[str]:
     """sha256 of each file in ``paths`` (same order); files unchanged since a previous call are not read.
 
     Args:
         paths: image files.
         memo: the memo file (:func:`memo_path`; None: hash every file).
         workers: hashing threads (hashlib releases the GIL); default: the usable cores.
+        listing: the dataset's :class:`~.listing.FileListing` (``LoadedDataset.files``), so that files the
+            preparation has stat-ed already are not stat-ed again; default: a listing of its own.
+
+    Raises:
+        FileNotFoundError: a path is not a regular file.
     """
     names = [os.path.abspath(str(p)) for p in paths]
-    stats = [os.stat(p) for p in names]
+    found = (listing if listing is not None else FileListing()).stats(names)
+    absent = next((n for n, st in zip(names, found) if st is None), None)
+    if absent is not None:
+        raise FileNotFoundError(errno.ENOENT, "no such file", absent)
+    stats = [st for st in found if st is not None]
     with FileMemo(memo) as db:
         out = db.lookup("sha256", names, stats)
         todo = [k for k, digest in enumerate(out) if digest is None]

@@ -18,7 +18,6 @@ from __future__ import annotations
 import dataclasses
 import warnings
 from collections import defaultdict
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -170,9 +169,9 @@ def assign_splits(ds: LoadedDataset, seed: int = 0, val_fraction: float = 0.2,
 
 def _content_hashes(ds: LoadedDataset, dataset_bytes_hash: bool) -> tuple[list[str], str]:
     paths = ds.table["path"].tolist()
-    use_files = dataset_bytes_hash and all(isinstance(p, str) and p and Path(p).is_file() for p in paths)
+    use_files = dataset_bytes_hash and all(st is not None for st in ds.files.stats(paths))
     if use_files:
-        return file_digests(paths, memo_path()), "file bytes"
+        return file_digests(paths, memo_path(), listing=ds.files), "file bytes"
     return [pixel_hash(ds.read_image(i)) for i in range(len(paths))], "decoded pixels"
 
 
@@ -311,4 +310,4 @@ def without_split(dataset: LoadedDataset, split: str) -> LoadedDataset:
                          classes=list(dataset.classes), table=table, read_image=read_image,
                          metadata_columns=list(dataset.metadata_columns), boxes=boxes,
                          box_classes=dataset.box_classes, warnings=list(dataset.warnings),
-                         source=dict(dataset.source))
+                         source=dict(dataset.source), files=dataset.files)

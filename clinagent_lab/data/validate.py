@@ -109,9 +109,10 @@ def check_images(ds: LoadedDataset, max_bad_fraction: float = 0.02, full_decode_
     """
     full = len(ds.table) < full_decode_below
     paths = ds.table["path"].tolist()
-    files = [i for i, p in enumerate(paths) if isinstance(p, str) and p and os.path.isfile(p)]
+    found = ds.files.stats(paths)  # the dataset's one stat pass (data.listing), shared with later steps
+    files = [i for i, st in enumerate(found) if st is not None]
     names = [os.path.abspath(paths[i]) for i in files]
-    stats = [os.stat(n) for n in names]
+    stats = [found[i] for i in files]
     # a file that read well before and has not changed since is not opened again (see data.memo)
     kind = f"readable:{'decoded' if full else 'header'}:{ds.format}"
     with FileMemo(memo_path()) as memo:

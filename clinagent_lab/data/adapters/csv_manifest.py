@@ -30,6 +30,7 @@ from ...errors import DataFormatError, DataValidationError
 from ..base import REQUIRED_COLUMNS, LoadedDataset
 from ..formats import DatasetFormat, register_format
 from ..images import read_image_file
+from ..listing import FileListing
 from ._common import normalise_split_column, order_classes
 
 __all__ = ["IMAGE_COLUMNS", "LABEL_COLUMNS", "GROUP_COLUMNS", "SPLIT_COLUMNS", "MANIFEST_NAME", "detect",
@@ -114,8 +115,8 @@ def _resolve_paths(values: pd.Series, base: Path) -> list[Path]:
 
 
 def _drop_missing_files(frame: pd.DataFrame, paths: list[Path], csv_path: Path, column: str,
-                        notes: list[str]) -> tuple[pd.DataFrame, list[Path]]:
-    exists = np.array([p.is_file() for p in paths], dtype=bool)
+                        notes: list[str], files: FileListing) -> tuple[pd.DataFrame, list[Path]]:
+    exists = np.array([st is not None for st in files.stats(paths)], dtype=bool)
     n_missing = int((~exists).sum())
     if n_missing == 0:
         return frame, paths
@@ -133,9 +134,11 @@ def _drop_missing_files(frame: pd.DataFrame, paths: list[Path], csv_path: Path, 
     return frame.loc[keep], [p for p, ok in zip(paths, exists) if ok]
 
 
-def _image_ids(frame: pd.DataFrame, paths: list[Path], csv_path: Path, path_column: str) -> list[str]:
+def _image_ids(frame: pd.DataFrame, paths: list[Path], csv_path: Path, path_column: str,
+               files: FileListing) -> list[str]:
     """The manifest's own ``image_id`` column, else the image path exactly as the manifest writes it, so that
-    predictions join back to the clinician's table."""
+    predictions join back to the clinician's table. Two rows naming one file (``a.png`` and ``./a.png``, a
+    link) are told by the file's stat, already taken, not by resolving every path again."""
     if "image_id" in frame.columns and path_column != "image_id":
         ids = frame["image_id"].astype(str).str.strip()
         dup = ids[ids.duplicated()]
@@ -143,7 +146,7 @@ def _image_ids(frame: pd.DataFrame, paths: list[Path], csv_path: Path, path_colu
             raise DataValidationError(f"image_id values repeat: {sorted(set(dup))[:5]}", where=str(csv_path),
                                       fix="give every row a unique image_id (or drop the column)")
         return ids.tolist()
-    dup = pd.Series([str(p.resolve()) for p in paths]).duplicated()
+    dup = pd.Series([tuple(st) if st else None for st in files.stats(paths)], dtype=object).duplicated()
     if dup.any():
         lines = [int(frame.index[i]) + 2 for i in np.flatnonzero(dup.to_numpy())[:5]]
         raise DataValidationError(f"{int(dup.sum())} rows repeat an image path already listed",
@@ -178,7 +181,8 @@ def load(path: Path, *, image_column: str | None = None, label_column: str | Non
                                   f"{[int(i) + 2 for i in frame.index[bad_path][:5]]}",
                                   fix="give every row an image path")
     paths = _resolve_paths(frame[img_col], csv_path.parent)
-    frame, paths = _drop_missing_files(frame, paths, csv_path, img_col, notes)
+    files = FileListing()  # the stat of each image, kept for validation, leakage digests and the cache key
+    frame, paths = _drop_missing_files(frame, paths, csv_path, img_col, notes, files)
     label_str = _label_strings(frame[lab_col], csv_path, lab_col)
     names = list(classes) if classes is not None else order_classes(label_str.tolist())
     unknown = sorted(set(label_str) - set(names))
@@ -190,7 +194,7 @@ def load(path: Path, *, image_column: str | None = None, label_column: str | Non
         splits, splits_given = normalise_split_column(frame[split_col], f"{csv_path}, column '{split_col}'")
     else:
         splits, splits_given = pd.Series([None] * len(frame), index=frame.index, dtype=object), False
-    ids = _image_ids(frame, paths, csv_path, img_col)
+    ids = _image_ids(frame, paths, csv_path, img_col, files)
     if grp_col is not None:
         groups = frame[grp_col].astype(str).str.strip().where(frame[grp_col].notna(), None)
         group_ids = [g if g not in (None, "", "nan") else i for g, i in zip(groups, ids)]
@@ -221,6 +225,7 @@ def load(path: Path, *, image_column: str | None = None, label_column: str | Non
         format="csv_manifest", root=csv_path.parent,
         task_type="binary_classification" if len(names) == 2 else "multiclass_classification",
         classes=names, table=table, read_image=read_image, metadata_columns=metadata, warnings=notes,
+        files=files,
         source={"file": str(csv_path), "rows": len(table), "columns": {"image": img_col, "label": lab_col,
                 "split": split_col, "group": grp_col}, "splits_given": splits_given, "group_column": grp_col})
 
