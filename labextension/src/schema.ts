@@ -1026,6 +1026,10 @@ recipe_overrides: {
 status: ("created" | "running" | "stopped" | "finished" | "failed")
 stop_reason: string
 /**
+ * run each next proposal without waiting for approval, as last switched for this session (None: the server's default)
+ */
+auto_continue: (boolean | null)
+/**
  * where the notebooks run (execution.ExecutionConfig), so a reopened session or a rerun goes there too
  */
 execution: {
