@@ -25,8 +25,10 @@ export interface ChartPoint {
 
 export interface ChartData {
   points: ChartPoint[];
-  /** y range: the figures with a margin, inside [0, 1] */
+  /** y range: the figures with a margin, on round values inside [0, 1] */
   domain: [number, number];
+  /** round values along the y axis, from the bottom of the range to its top */
+  ticks: number[];
   /** the plotted metric as a clinician reads it, e.g. "AUROC" */
   metric: string;
   /** when keep/discard is decided on another metric than the one the request is judged by */
@@ -113,6 +115,18 @@ function pointTitle(it: Iteration, mark: Mark, metric: string, best: boolean): s
   return `${head}${idea}: ${metric} ${value}, ${MARK_WORDS[mark]}${best ? ', best so far' : ''}${reason}`;
 }
 
+/** A y range around [lo, hi] with a margin, on multiples of a round step (3 to 5 ticks), inside [0, 1]. */
+export function yAxis(lo: number, hi: number): { domain: [number, number]; ticks: number[] } {
+  const pad = Math.max(0.02, (hi - lo) * 0.15);
+  const [a, b] = [Math.max(0, lo - pad), Math.min(1, hi + pad)];
+  const eps = 1e-6; // 0.97 - 0.02 is 0.9499999...: a float's last digit never adds a tick
+  const step = [0.01, 0.02, 0.05, 0.1, 0.2, 0.25].find(s => (b - a) / s <= 4 + eps) ?? 0.25;
+  const n0 = Math.floor(a / step + eps);
+  const n1 = Math.min(Math.ceil(b / step - eps), Math.floor(1 / step + eps));
+  const ticks = Array.from({ length: n1 - n0 + 1 }, (_, i) => Math.round((n0 + i) * step * 1000) / 1000);
+  return { domain: [ticks[0], ticks[ticks.length - 1]], ticks };
+}
+
 export function chartData(iterations: Iteration[], opts: { best?: number | null; primary?: MetricSpec | null } = {}): ChartData {
   const { metric, note } = plotted(iterations.filter(it => markOf(it) !== 'running'), opts.primary);
   const points: ChartPoint[] = iterations.map((it, slot) => {
@@ -127,8 +141,7 @@ export function chartData(iterations: Iteration[], opts: { best?: number | null;
   const values = points.map(p => p.value).filter((v): v is number => v !== null);
   const lo = values.length ? Math.min(...values) : 0;
   const hi = values.length ? Math.max(...values) : 1;
-  const pad = Math.max(0.02, (hi - lo) * 0.15);
-  const domain: [number, number] = [Math.max(0, Math.floor((lo - pad) * 20) / 20), Math.min(1, Math.ceil((hi + pad) * 20) / 20)];
+  const { domain, ticks } = yAxis(lo, hi);
 
   const bestLine: [number, number][] = [];
   const kept = points.filter(p => p.mark === 'kept');
@@ -155,5 +168,5 @@ export function chartData(iterations: Iteration[], opts: { best?: number | null;
     }
   }
   const order: Mark[] = ['kept', 'discarded', 'failed', 'running'];
-  return { points, domain, metric, note, bestLine, rounds, legend: order.filter(m => points.some(p => p.mark === m)) };
+  return { points, domain, ticks, metric, note, bestLine, rounds, legend: order.filter(m => points.some(p => p.mark === m)) };
 }

@@ -1,4 +1,4 @@
-import { chartData, markOf, metricName } from '../chart';
+import { chartData, markOf, metricName, yAxis } from '../chart';
 import { Iteration, MetricSpec } from '../schema';
 
 const it_ = (index: number, fields: Partial<Record<keyof Iteration, unknown>> = {}): Iteration =>
@@ -17,10 +17,8 @@ describe('iterations chart data', () => {
     const data = chartData(its, { best: 1, primary: auroc });
     expect(data.points.map(p => [p.index, p.slot, p.value, p.mark, p.best])).toEqual([
       [1, 0, 0.35, 'kept', true], [2, 1, 0.94, 'discarded', false]]);
-    const [y0, y1] = data.domain;
-    expect(y0).toBeLessThan(0.35);
-    expect(y1).toBeGreaterThan(0.94);
-    expect(y1).toBeLessThanOrEqual(1);
+    expect(data.ticks).toEqual([0.2, 0.4, 0.6, 0.8, 1]); // round values around both figures, within [0, 1]
+    expect(data.domain).toEqual([0.2, 1]);
     expect(data.legend).toEqual(['kept', 'discarded']);
     expect(data.bestLine).toEqual([[0, 0.35], [1, 0.35]]); // the bar the change had to clear
     expect(data.points[1].title).toBe(
@@ -76,6 +74,8 @@ describe('iterations chart data', () => {
     expect(pending.metric).toBe('sensitivity at 90 % specificity');
     expect(pending.domain).toEqual([0, 1]);
     expect(pending.bestLine).toEqual([]);
+    expect(yAxis(0.71, 0.74).ticks).toEqual([0.68, 0.7, 0.72, 0.74, 0.76]);
+    expect(yAxis(0.97, 0.99).ticks).toEqual([0.94, 0.96, 0.98, 1]); // never above 1
     expect(metricName('specificity_at_sensitivity')).toBe('specificity at a fixed sensitivity');
     expect(metricName('map50')).toBe('mAP at IoU 0.5');
   });

@@ -9,7 +9,7 @@ import { Iteration, MetricSpec } from '../schema';
 
 const W = 300;
 const H = 132;
-const [LEFT, RIGHT, TOP, BOTTOM] = [34, W - 10, 16, H - 30];
+const [LEFT, RIGHT, TOP, BOTTOM] = [34, W - 10, 20, H - 30];
 const PAD = 12;
 
 function scales(data: ChartData): { x: (slot: number) => number; y: (v: number) => number } {
@@ -62,10 +62,8 @@ export function MetricChart(props: { iterations: Iteration[]; best: number | nul
   }
   const data = chartData(props.iterations, { best: props.best, primary: props.primary });
   const { x, y } = scales(data);
-  const [y0, y1] = data.domain;
-  const ticks = [y0, (y0 + y1) / 2, y1];
   const n = data.points.length;
-  const every = Math.ceil(n / 12); // iteration numbers stay legible on a narrow panel
+  const every = Math.ceil(n / 12); // iteration numbers stay legible on a narrow panel (the newest always)
   const half = n > 1 ? (RIGHT - LEFT - 2 * PAD) / (n - 1) / 2 : (RIGHT - LEFT) / 2;
   const better = props.primary?.direction === 'minimize' ? 'lower is better' : 'higher is better';
   const said = data.points.map(p => p.title).join('; ');
@@ -78,14 +76,14 @@ export function MetricChart(props: { iterations: Iteration[]; best: number | nul
         aria-label={`validation ${data.metric} per iteration: ${said}`}>
         {data.rounds.map((r, i) => (
           <g key={`r${r.round}-${r.from}`}>
-            <rect className={`ca-chart-round ca-chart-round-${i % 2}`} x={x(r.from) - half} y={TOP - 12}
-              width={x(r.to) - x(r.from) + 2 * half} height={BOTTOM - TOP + 12} />
-            <text className="ca-chart-axis" x={(x(r.from) + x(r.to)) / 2} y={TOP - 4} textAnchor="middle">
+            <rect className={`ca-chart-round ca-chart-round-${i % 2}`} x={x(r.from) - half} y={2}
+              width={x(r.to) - x(r.from) + 2 * half} height={BOTTOM - 2} />
+            <text className="ca-chart-axis" x={(x(r.from) + x(r.to)) / 2} y={11} textAnchor="middle">
               round {r.round}
             </text>
           </g>
         ))}
-        {ticks.map(t => (
+        {data.ticks.map(t => (
           <g key={t}>
             <line className="ca-chart-grid" x1={LEFT} x2={RIGHT} y1={y(t)} y2={y(t)} />
             <text className="ca-chart-axis" x={LEFT - 4} y={y(t) + 3} textAnchor="end">{t.toFixed(2)}</text>
@@ -93,7 +91,7 @@ export function MetricChart(props: { iterations: Iteration[]; best: number | nul
         ))}
         <line className="ca-chart-baseline" x1={LEFT} x2={RIGHT} y1={BOTTOM} y2={BOTTOM} />
         {data.points.map(p =>
-          p.slot % every === 0 || p.slot === n - 1 ? (
+          (n - 1 - p.slot) % every === 0 ? (
             <text key={p.index} className="ca-chart-axis" x={x(p.slot)} y={BOTTOM + 12} textAnchor="middle">{p.index}</text>
           ) : null
         )}
