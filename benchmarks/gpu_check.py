@@ -28,7 +28,10 @@ def device_report() -> dict:
 
     from clinagent_lab.plan.hardware import detect_hardware, training_settings
 
-    info = {"torch": torch.__version__, "cuda_build": torch.version.cuda, "gpu": torch.cuda.is_available()}
+    info = {"torch": torch.__version__, "cuda_build": torch.version.cuda, "gpu": torch.cuda.is_available(),
+            "cudnn": torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None}
+    if info["gpu"]:
+        info["capability"] = ".".join(map(str, torch.cuda.get_device_capability(0)))
     if not info["gpu"]:
         print("=" * 78)
         print("NO GPU: torch.cuda.is_available() is False "
@@ -42,9 +45,9 @@ def device_report() -> dict:
                  "memory_gib": hw.gpu_memory_gib, "bf16": hw.bf16, "cores": hw.cores,
                  "precision": settings["training.precision"], "batch_size": settings.get("data.batch_size"),
                  "loader_workers": settings["data.num_workers"]})
-    for key in ("torch", "cuda_build", "accelerator", "gpus", "device", "memory_gib", "bf16", "cores",
-                "precision", "batch_size", "loader_workers"):
-        _line(key, info[key])
+    for key in ("torch", "cuda_build", "cudnn", "accelerator", "gpus", "device", "capability", "memory_gib", "bf16",
+                "cores", "precision", "batch_size", "loader_workers"):
+        _line(key, info.get(key))
     return info
 
 
@@ -130,18 +133,62 @@ def one_iteration(data: Path, work: Path, info: dict, minutes: float) -> dict:
     session = json.loads((out_dir / "session.json").read_text()) if (out_dir / "session.json").exists() else {}
     its = session.get("iterations") or [{}]
     recipe = its[0].get("recipe", {})
+    training, data_cfg = recipe.get("training", {}), recipe.get("data", {})
     out = {"run_exit": done.returncode, "run_wall_s": round(wall, 1), "iteration_status": its[0].get("status"),
-           "selection_value": its[0].get("selection_value"),
+           "iteration_error": its[0].get("error"), "selection_value": its[0].get("selection_value"),
            "test_once": (session.get("final_test") or {}).get("n_samples"),
-           "precision": recipe.get("training", {}).get("precision"),
-           "batch_size": recipe.get("data", {}).get("batch_size"),
-           "image_size": recipe.get("data", {}).get("image_size"),
-           "pretrained": recipe.get("model", {}).get("pretrained")}
+           "architecture": recipe.get("model", {}).get("architecture"),
+           "pretrained": recipe.get("model", {}).get("pretrained"),
+           "accelerator": training.get("accelerator"), "precision": training.get("precision"),
+           "channels_last": training.get("channels_last"), "deterministic": training.get("deterministic"),
+           "batch_size": data_cfg.get("batch_size"), "image_size": data_cfg.get("image_size"),
+           "pin_memory": data_cfg.get("pin_memory"), "loader_workers": data_cfg.get("num_workers"),
+           "max_train_samples": data_cfg.get("max_train_samples"),
+           **_iteration_phases(Path(its[0].get("output_dir") or out_dir), data_cfg.get("batch_size"))}
     for key, value in out.items():
         _line(f"run: {key}", value)
+    for line in _notebook_warnings(Path(its[0].get("notebook") or out_dir / "missing.ipynb")):
+        _line("run: notebook warning", line)
     if done.returncode:
         print(done.stderr[-2000:], file=sys.stderr)
     return out
+
+
+def _iteration_phases(folder: Path, batch: int | None) -> dict:
+    """Seconds before, in and after ``trainer.fit`` in the iteration's kernel, and its training images/s."""
+    events = folder / "events.jsonl"
+    if not events.exists():
+        return {}
+    rows = [json.loads(line) for line in events.read_text().splitlines() if line.strip()]
+    times = {e["type"]: e["time"] for e in rows if e["type"] in ("fit_started", "fit_finished", "evaluated")}
+    first = min((e["time"] for e in rows), default=None)
+    info = json.loads((folder / "run_info.json").read_text()) if (folder / "run_info.json").exists() else {}
+    out = {"epochs_run": info.get("epochs_run"), "global_step": info.get("global_step"),
+           "stopped_by_time": info.get("stopped_by_time")}
+    if "fit_started" in times and "fit_finished" in times and first is not None:
+        fit = times["fit_finished"] - times["fit_started"]
+        out.update({"kernel_before_fit_s": round(times["fit_started"] - first, 1), "fit_s": round(fit, 1),
+                    "after_fit_s": round(times.get("evaluated", times["fit_finished"]) - times["fit_finished"], 1)})
+        if batch and info.get("global_step"):  # every step a full batch (the last one may be short)
+            out["fit_img_s_incl_validation"] = round(info["global_step"] * batch / max(fit, 1e-6), 1)
+    return out
+
+
+def _notebook_warnings(notebook: Path, limit: int = 12) -> list[str]:
+    """Distinct warning lines the executed notebook printed to stderr (what a user would see in the cells)."""
+    if not notebook.exists():
+        return []
+    seen: list[str] = []
+    for cell in json.loads(notebook.read_text()).get("cells", []):
+        for output in cell.get("outputs", []):
+            if output.get("name") != "stderr":
+                continue
+            text = output.get("text", "")
+            for line in (text if isinstance(text, str) else "".join(text)).splitlines():
+                line = line.strip()
+                if "warn" in line.lower() and line[:160] not in seen:
+                    seen.append(line[:160])
+    return seen[:limit]
 
 
 def main() -> int:
@@ -175,7 +222,8 @@ def main() -> int:
         except Exception as exc:  # noqa: BLE001 - report every check, then fail the script
             failed.append(name)
             print(f"check '{name}' failed: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
-    (work / "gpu_check.json").write_text(json.dumps(results, indent=2, default=str))
+        # after each check: a run cut short by a timeout still leaves what it measured
+        (work / "gpu_check.json").write_text(json.dumps(results, indent=2, default=str))
     _line("results", work / "gpu_check.json")
     ok = not failed and results.get("run", {}).get("iteration_status") == "ok"
     print("GPU CHECK " + ("PASSED" if ok and info["gpu"] else "PASSED ON CPU (no GPU)" if ok else

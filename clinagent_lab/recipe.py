@@ -103,10 +103,33 @@ class TrainingConfig(_Model):
                          "more than one trains with DDP")
     channels_last: bool = Field(default=False, description="NHWC memory format (faster convolutions on "
                                 "tensor-core GPUs)")
-    deterministic: bool = True
+    deterministic: bool = Field(default=True, description="deterministic algorithms (on a GPU where PyTorch has "
+                                "them: see lightning_deterministic)")
     limit_train_batches: float | int | None = None
     limit_val_batches: float | int | None = None
     val_check_interval: float | None = None
+
+    def lightning_deterministic(self) -> bool | str:
+        """Lightning's ``Trainer(deterministic=...)`` for this config.
+
+        On a GPU ``"warn"``: deterministic kernels wherever PyTorch has one, and a warning naming each op that has
+        none (torchvision's RoIAlign backward in the detectors, bilinear upsampling in a custom model), where
+        ``True`` would stop training at that op's first backward. On the CPU every op is deterministic: ``True``.
+
+        Example:
+            >>> TrainingConfig(accelerator="gpu").lightning_deterministic()
+            'warn'
+            >>> TrainingConfig(accelerator="cpu").lightning_deterministic()
+            True
+        """
+        if not self.deterministic or self.accelerator == "cpu":
+            return self.deterministic
+        if self.accelerator == "auto":
+            import torch  # deferred: heavy; "auto" trains on the GPU when there is one
+
+            if not torch.cuda.is_available():
+                return True
+        return "warn"
 
 
 class DebiasConfig(_Model):

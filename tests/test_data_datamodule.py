@@ -279,3 +279,18 @@ def test_batch_of_one_dropped(chest):
     r = recipe(chest.classes, **{"data.batch_size": n_train - 1})
     sizes = [len(b["label"]) for b in ImageDataModule(chest, r).train_dataloader()]
     assert sizes == [n_train - 1]
+
+
+def test_pinned_memory_follows_the_recipe_and_a_cpu_recipe_never_probes_cuda(chest, monkeypatch):
+    def probe():
+        raise AssertionError("a CPU recipe asked torch.cuda")
+
+    monkeypatch.setattr(torch.cuda, "is_available", probe)
+    cpu = ImageDataModule(chest, recipe(chest.classes, **{"data.pin_memory": True, "training.accelerator": "cpu"}))
+    assert cpu.pin_memory is False and cpu.train_dataloader().pin_memory is False
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    gpu = {"training.accelerator": "gpu"}
+    assert ImageDataModule(chest, recipe(chest.classes, **gpu, **{"data.pin_memory": True})).pin_memory is True
+    assert ImageDataModule(chest, recipe(chest.classes, **gpu)).pin_memory is False  # the recipe's default
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)  # "gpu" asked, none visible
+    assert ImageDataModule(chest, recipe(chest.classes, **gpu, **{"data.pin_memory": True})).pin_memory is False

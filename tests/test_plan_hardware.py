@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from clinagent_lab.errors import RecipeError
-from clinagent_lab.plan.hardware import Hardware, detect_hardware, training_settings
+from clinagent_lab.plan.hardware import Hardware, check_local_slots, detect_hardware, training_settings
 from clinagent_lab.plan.initializer import initialize_recipe
 from tests.test_plan_initializer import fingerprint, spec
 from tests.test_models_weights import NAME, _put_in_hub_cache, _timm_state
@@ -29,6 +29,26 @@ def test_gpu_settings_are_recorded_with_reasons():
     for field in ("training.precision", "training.channels_last", "data.pin_memory", "data.num_workers",
                   "data.batch_size"):
         assert len(r.reasons[field]) > 10
+
+
+def test_notebooks_run_at_once_locally_must_fit_the_cores(monkeypatch, tmp_path, capsys):
+    """``[execution] local_parallel`` notebooks of ``--devices`` processes each: their product is checked."""
+    from clinagent_lab.cli import main
+
+    monkeypatch.setattr("clinagent_lab.plan.hardware.usable_cores", lambda: 4)
+    assert check_local_slots(2, 2, "cpu").devices == 2  # 2 notebooks x 2 DDP processes on 4 cores
+    with pytest.raises(RecipeError, match=r"local_parallel = 3 notebooks .* 2 cpu device\(s\) each needs 6 CPU "
+                                          r"core\(s\); this machine has 4") as info:
+        check_local_slots(3, 2, "cpu")
+    assert "local_parallel" in info.value.where and info.value.fix.startswith("set local_parallel to 2 or fewer")
+    config = tmp_path / "config.toml"
+    config.write_text("[execution]\nlocal_parallel = 4\n")
+    monkeypatch.setenv("CLINAGENT_CONFIG", str(config))
+    monkeypatch.delenv("CLINAGENT_BACKEND", raising=False)
+    code = main(["run", "--intent", "pneumothorax on chest X-rays", "--data", str(tmp_path / "absent"),
+                 "--accelerator", "cpu", "--devices", "2", "--parallel", "2"])
+    err = capsys.readouterr().err
+    assert code == 2 and "needs 8 CPU core(s); this machine has 4" in err  # refused before the data are read
 
 
 def test_cpu_stays_the_tested_default():
@@ -113,3 +133,29 @@ def test_throughput_is_measured_on_this_machine():
     r = initialize_recipe(spec(budget={"iteration_minutes": 2}), fingerprint(n_train=20000, side=64),
                           throughput=rate)
     assert "measured" in r.reasons["training.max_epochs"]
+
+
+def test_deterministic_training_on_a_gpu_warns_where_pytorch_has_no_deterministic_kernel(monkeypatch):
+    import torch
+
+    from clinagent_lab.recipe import TrainingConfig
+
+    assert TrainingConfig(accelerator="cpu").lightning_deterministic() is True
+    assert TrainingConfig(accelerator="gpu").lightning_deterministic() == "warn"
+    assert TrainingConfig(accelerator="gpu", deterministic=False).lightning_deterministic() is False
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert TrainingConfig(accelerator="auto").lightning_deterministic() is True
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert TrainingConfig(accelerator="auto").lightning_deterministic() == "warn"
+    r = initialize_recipe(spec(), fingerprint(side=512), hardware=H200)  # the GPU baseline still asks for it
+    assert r.training.deterministic and r.training.lightning_deterministic() == "warn"
+
+
+def test_a_gpu_baseline_is_planned_at_gpu_speed_and_trains_on_the_whole_split():
+    # 1,400 training images at 224 px in a 2-minute iteration: at the CPU table's ~3 images/s the GPU baseline
+    # trained on a 256-image subsample for one epoch
+    r = initialize_recipe(spec(), fingerprint(side=512, n_train=1400), hardware=H200, budget_s=120)
+    assert r.data.max_train_samples is None and r.training.max_epochs >= 10
+    assert "estimated" in r.reasons["training.max_epochs"]
+    huge = initialize_recipe(spec(), fingerprint(side=512, n_train=200_000), hardware=H200, budget_s=120)
+    assert huge.data.max_train_samples is not None and huge.data.max_train_samples < 200_000

@@ -37,6 +37,7 @@ from ..llm import (
 )
 from ..llm.codecheck import check_code
 from ..notebooks.executor import NotebookExecutor
+from ..plan.hardware import check_local_slots
 from ..plan.refiner import RefineContext, RuleRefiner
 from ..recipe import Recipe, RecipePatch, apply_patch, check_overrides, recipe_diff
 from ..records import Annotation, FinalTest, Iteration, Proposal, Session
@@ -82,6 +83,10 @@ class Engine:
         out = Path(out_dir).resolve()
         data = Path(data_path).resolve()
         config = resolve_config(execution)
+        if config.backend == "local" and config.local_parallel > 1:  # K notebooks at once must fit the machine
+            fixed = recipe_overrides or {}
+            check_local_slots(config.local_parallel, int(fixed.get("training.devices", 1)),
+                              str(fixed.get("training.accelerator", "auto")))
         if config.backend == "local":
             NotebookExecutor().prewarm()  # the first iteration's kernel starts while the data are checked
         dataset, fingerprint = prepare_data(data, data_format, seed=seed, format_options=format_options)

@@ -298,7 +298,14 @@ class ImageDataModule(LightningDataModule):
         return DataLoader(dataset, batch_size=min(self.recipe.data.batch_size, max(len(dataset), 1)),
                           shuffle=shuffle, sampler=sampler, generator=generator, num_workers=workers,
                           drop_last=drop_last, persistent_workers=workers > 0,
-                          pin_memory=torch.cuda.is_available() and self.recipe.training.accelerator != "cpu")
+                          pin_memory=self.pin_memory)
+
+    @property
+    def pin_memory(self) -> bool:
+        """Page-locked batches when the recipe asks for them (``data.pin_memory``) and a GPU trains; a CPU recipe
+        never probes CUDA."""
+        return bool(self.recipe.data.pin_memory and self.recipe.training.accelerator != "cpu"
+                    and torch.cuda.is_available())
 
     def train_dataloader(self) -> DataLoader:
         """Augmented, shuffled (or sampled per ``recipe.data.sampler``) training batches."""

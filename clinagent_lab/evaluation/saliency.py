@@ -181,6 +181,7 @@ def compute_saliency(model: Any, dataset: Any, target: int, target_name: str, *,
     positions = stratified_sample(dataset.labels, dataset.groups, per_cell=per_cell, seed=seed)
     items = [dataset[int(k)] for k in positions]
     x = torch.stack([item["image"] for item in items]) if items else torch.zeros(0)
+    x = x.to(next((p.device for p in model.parameters()), x.device))  # the model's device (the GPU after fit)
     maps = gradcam(model, x, target) if len(items) else np.zeros((0, 1, 1))
     with torch.no_grad():
         probs = torch.softmax(model.eval()(x), dim=1)[:, target].cpu().numpy() if len(items) else np.zeros(0)

@@ -323,8 +323,8 @@ class ImageClassifier(L.LightningModule):
         labels, groups = self.val_labels.compute().cpu().long(), self.val_groups.compute().cpu().long()
         probs = logits.softmax(dim=1)
         # computed from every rank's outputs (the states above are gathered), so equal on every rank; sync_dist
-        # says so to Lightning under DDP
-        self.log("val_loss", F.cross_entropy(logits, labels), prog_bar=True, sync_dist=True)
+        # says so to Lightning under DDP, whose reduction runs on the module's device (NCCL has no CPU tensors)
+        self.log("val_loss", F.cross_entropy(logits, labels).to(self.device), prog_bar=True, sync_dist=True)
         self.log("val_auroc", auroc_score(probs, labels, self.positive_class), prog_bar=True, sync_dist=True)
         if self.n_groups >= 2:
             self.log("val_worst_group_auroc", self._worst_group_auroc(probs, labels, groups), sync_dist=True)

@@ -129,9 +129,10 @@ class IterationRun:
         if t.early_stopping_patience:
             callbacks.append(EarlyStopping(monitor=monitor, mode="max", patience=t.early_stopping_patience))
         check_devices(self.backend, self.recipe)
+        _use_tensor_cores(t.accelerator)
         kwargs: dict[str, Any] = dict(
             max_epochs=epochs, accelerator=t.accelerator, devices=t.devices, precision=t.precision,
-            deterministic=t.deterministic, callbacks=callbacks, logger=False, enable_progress_bar=False,
+            deterministic=t.lightning_deterministic(), callbacks=callbacks, logger=False, enable_progress_bar=False,
             enable_model_summary=False, default_root_dir=str(self.output_dir), num_sanity_val_steps=0,
         )
         strategy = "single_device"
@@ -303,6 +304,16 @@ def training_time_left(recipe_max_s: float | None) -> float | None:
     remaining = float(deadline) - time.time()
     allowed = max(1.0, 0.75 * remaining - 10.0)  # the rest: predictions, evaluation (permutation tests), saving
     return allowed if recipe_max_s is None else min(recipe_max_s, allowed)
+
+
+def _use_tensor_cores(accelerator: str) -> None:
+    """On a GPU, float32 matrix products on TF32 tensor cores (``"high"``), as Lightning advises on such GPUs."""
+    if accelerator == "cpu":
+        return
+    import torch  # the training stack takes seconds to import
+
+    if torch.cuda.is_available():
+        torch.set_float32_matmul_precision("high")
 
 
 def _load_weights(module: Any, path: str | Path) -> None:

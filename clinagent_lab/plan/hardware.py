@@ -21,7 +21,7 @@ from typing import Any
 from ..data.cache import usable_cores
 from ..errors import RecipeError
 
-__all__ = ["Hardware", "check_devices", "detect_hardware", "training_settings", "measure_throughput", "ACTIVATION_MIB_224"]
+__all__ = ["Hardware", "check_devices", "check_local_slots", "detect_hardware", "training_settings", "measure_throughput", "ACTIVATION_MIB_224"]
 
 #: training memory per image at 224 px with mixed precision (activations + gradients), MiB, measured order of
 #: magnitude for each family; scaled by pixel count. Unknown architectures use the largest.
@@ -81,6 +81,31 @@ def check_devices(backend: Any, recipe: Any) -> None:
         raise RecipeError(f"training.devices = {devices}: {backend.name} trains in one process (its teacher / "
                           "pseudo-label stages and box metrics are not split across processes)",
                           where="training.devices (--devices)", fix="use --devices 1 for this task")
+
+
+def check_local_slots(slots: int, devices: int = 1, accelerator: str = "auto") -> Hardware:
+    """Refuse ``slots`` local notebooks at once (``[execution] local_parallel``) of ``devices`` processes each
+    when together they need more GPUs, or more CPU cores, than this machine has.
+
+    Raises:
+        RecipeError: what was asked, what exists, and the largest ``local_parallel`` that fits.
+    """
+    hw = detect_hardware(accelerator, devices)
+    have = hw.cores if hw.accelerator == "cpu" else _gpu_count()
+    need = slots * hw.devices
+    if need > have:
+        what = "CPU core(s)" if hw.accelerator == "cpu" else "GPU(s)"
+        raise RecipeError(f"local_parallel = {slots} notebooks at once with {hw.devices} {hw.accelerator} "
+                          f"device(s) each needs {need} {what}; this machine has {have}",
+                          where="[execution] local_parallel with --devices",
+                          fix=f"set local_parallel to {max(1, have // hw.devices)} or fewer, or lower --devices")
+    return hw
+
+
+def _gpu_count() -> int:
+    import torch  # deferred: heavy (CUDA start-up)
+
+    return torch.cuda.device_count() if torch.cuda.is_available() else 0
 
 
 def _fitted_batch(hw: Hardware, arch: str, size: int) -> tuple[int, str]:

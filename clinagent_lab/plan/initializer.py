@@ -30,13 +30,23 @@ from ..tasks import get_backend
 from .hardware import Hardware, training_settings
 
 __all__ = ["initialize_recipe", "positive_class_index", "fit_epochs", "ESTIMATED_THROUGHPUT",
-           "operating_rule", "AUGMENT_BY_MODALITY", "median_side", "MIN_IMAGE_SIZE"]
+           "ESTIMATED_GPU_THROUGHPUT", "estimated_throughput", "operating_rule", "AUGMENT_BY_MODALITY", "median_side",
+           "MIN_IMAGE_SIZE"]
 
 #: images/s for one training step on 2 CPU cores at 32x32, by architecture (measured with
 #: ``benchmarks/throughput.py``; scaled by pixel count for other sizes). Used when no measurement is given.
 ESTIMATED_THROUGHPUT = {"small_cnn": 900.0, "resnet18": 160.0, "resnet34": 90.0, "resnet50": 45.0,
                         "efficientnet_b0": 120.0, "convnext_atto": 110.0, "fasterrcnn_mobilenet": 12.0, "fasterrcnn_small_cnn": 30.0,
                         "retinanet_resnet18": 8.0}
+
+#: training images/s on one mid-range GPU (T4 / A10 class) with mixed precision at 224x224, loading included, by
+#: architecture: an order-of-magnitude estimate for planning the first iteration on a GPU (scaled by pixel count
+#: for other sizes); the epoch planner re-fits the epochs from the run's own first steps. The CPU table above would
+#: make a GPU look ~300 times slower than it is (and subsample its training split).
+ESTIMATED_GPU_THROUGHPUT = {"small_cnn": 4000.0, "resnet10t": 1500.0, "resnet18": 1200.0, "resnet34": 700.0,
+                            "resnet50": 400.0, "efficientnet_b0": 500.0, "convnext_atto": 800.0,
+                            "convnext_tiny": 300.0, "fasterrcnn_mobilenet": 40.0, "fasterrcnn_small_cnn": 60.0,
+                            "retinanet_resnet18": 30.0}
 
 #: seconds an iteration spends outside training: kernel start, imports, data loading, evaluation
 STARTUP_S = 20.0
@@ -89,6 +99,19 @@ def fit_epochs(n_train: int, n_val: int, throughput: float, budget_s: float, *, 
     """Epochs that fit ``share`` of the budget at ``throughput`` images/s; returns (epochs, seconds per epoch)."""
     per_epoch = n_train / throughput + n_val / (3.0 * throughput) + 0.3
     return max(lo, min(hi, int(share * budget_s / per_epoch))), per_epoch
+
+
+def estimated_throughput(arch: str, size: int, gpu: bool = False) -> float:
+    """Training images/s of ``arch`` at ``size`` px from the tables (a GPU's, or 2 CPU cores'), when unmeasured.
+
+    Example:
+        >>> round(estimated_throughput("resnet18", 224, gpu=True)), round(estimated_throughput("resnet18", 64))
+        (1200, 40)
+    """
+    if gpu:
+        family = arch.split(":", 1)[-1].split(".", 1)[0]  # "timm:resnet18.a1_in1k" -> "resnet18"
+        return ESTIMATED_GPU_THROUGHPUT.get(family, 300.0) * (224.0 * 224.0) / float(size * size)
+    return ESTIMATED_THROUGHPUT.get(arch, 100.0) * (32.0 * 32.0) / float(size * size)
 
 
 def median_side(fp: DatasetFingerprint, default: int = 64) -> int:
@@ -183,7 +206,7 @@ def initialize_recipe(spec: TaskSpec, fp: DatasetFingerprint, *, seed: int = 0, 
     n_train = fp.split_counts.get("train", {})
     n_val = fp.split_counts.get("val", {})
     n_tr, n_va = sum(n_train.values()), sum(n_val.values())
-    rate = throughput or ESTIMATED_THROUGHPUT.get(arch, 100.0) * (32.0 * 32.0) / float(size * size)
+    rate = throughput or estimated_throughput(arch, size, gpu)
     train_budget = max(5.0, budget - STARTUP_S)
     max_time = max(5.0, 0.85 * budget - STARTUP_S)
     subsample = _subsample(n_tr, rate, train_budget, boxes)

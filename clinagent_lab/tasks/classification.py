@@ -85,16 +85,18 @@ def predict(module: Any, datamodule: Any, split: str) -> pd.DataFrame:
     import torch  # the training stack takes seconds to import
 
     loader = datamodule.dataloader_for(split)
-    gpu = torch.cuda.is_available() and datamodule.recipe.training.accelerator != "cpu"
+    training = datamodule.recipe.training
+    gpu = training.accelerator != "cpu" and torch.cuda.is_available()
     device = torch.device("cuda" if gpu else "cpu")  # Lightning hands the module back on the CPU after fit
     module.to(device).eval()
     indices, probs = [], []
-    with torch.no_grad(), torch.autocast(device.type, enabled=gpu and "16" in datamodule.recipe.training.precision,
-                                         dtype=torch.bfloat16 if "bf16" in datamodule.recipe.training.precision
-                                         else torch.float16):
+    with torch.no_grad(), torch.autocast(device.type, enabled=gpu and "16" in training.precision,
+                                         dtype=torch.bfloat16 if "bf16" in training.precision else torch.float16):
         for batch in loader:
             if gpu:
-                batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+                batch = {k: v.to(device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
+            if hasattr(module, "on_after_batch_transfer"):  # as in training: e.g. channels_last images
+                batch = module.on_after_batch_transfer(batch, 0)
             out = module.predict_step(batch, 0)
             indices.append(out["index"].cpu().numpy())
             probs.append(out["probs"].float().cpu().numpy())

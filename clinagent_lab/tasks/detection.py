@@ -95,7 +95,7 @@ def teacher_trainer_kwargs(recipe: Recipe) -> dict[str, Any]:
     budget."""
     t = recipe.training
     kwargs: dict[str, Any] = dict(max_epochs=t.max_epochs, accelerator=t.accelerator, devices=1,
-                                  precision=t.precision, deterministic=t.deterministic, logger=False,
+                                  precision=t.precision, deterministic=t.lightning_deterministic(), logger=False,
                                   enable_checkpointing=False, enable_progress_bar=False,
                                   enable_model_summary=False, num_sanity_val_steps=0, limit_val_batches=0)
     if t.max_time_s:
