@@ -735,6 +735,9 @@ devices: number
  * NHWC memory format (faster convolutions on tensor-core GPUs)
  */
 channels_last: boolean
+/**
+ * deterministic algorithms (on a GPU where PyTorch has them: see lightning_deterministic)
+ */
 deterministic: boolean
 limit_train_batches: (number | null)
 limit_val_batches: (number | null)
