@@ -130,6 +130,8 @@ class Session(_Model):
                                              "the user for the baseline (e.g. training.max_epochs)")
     status: Literal["created", "running", "stopped", "finished", "failed"] = "created"
     stop_reason: str = ""
+    auto_continue: bool | None = Field(default=None, description="run each next proposal without waiting for "
+                                       "approval, as last switched for this session (None: the server's default)")
     execution: dict[str, Any] = Field(default_factory=dict, description="where the notebooks run "
                                       "(execution.ExecutionConfig), so a reopened session or a rerun goes there too")
     audit: list[AuditEvent] = Field(default_factory=list)

@@ -5,7 +5,8 @@ in), opens a notebook, then through the sidebar: request -> Interpret -> Start -
 iteration's cells appear in the open notebook -> approve the proposed next iteration -> Finish.
 Along the way the sidebar is photographed at 280, 360 and 480 px in the light and dark themes (no control may
 overflow its panel; axe-core finds no serious or critical violation), and the run state is checked against the
-server's events over two iterations. Screenshots go to ``test-artifacts/``.
+server's events over two iterations; the iterations chart shows both iterations as the session records them.
+Screenshots go to ``test-artifacts/``.
 """
 
 from __future__ import annotations
@@ -138,6 +139,7 @@ def _drive(page, expect, url: str, token: str) -> None:
     rows.nth(1).locator("button").first.click()  # a row expands to its rationale and recipe diff
     expect(rows.nth(1)).to_contain_text("training.max_epochs")
     _photograph_widths(page, "history")
+    _check_chart(page, expect, server.session())
 
     finish = page.get_by_test_id("clinagent-finish")
     expect(finish).to_be_enabled(timeout=30_000)
@@ -197,8 +199,38 @@ class ServerEvents:
         raise AssertionError(f"the server sent no event for {what} in {self.timeout_s:.0f} s: "
                              f"{[e['type'] for e in self.events][-20:]}")
 
+    def session(self) -> dict:
+        return self._get(f"/clinagent/api/sessions/{self.sid}")["session"]
+
     def types(self, iteration: int) -> list[str]:
         return [e["type"] for e in self.events if e.get("iteration") == iteration]
+
+
+def _check_chart(page, expect, session: dict) -> None:
+    """The iterations chart has a mark for every iteration listed, each at its own place, told apart as the
+    session records it (kept, tried and not kept, no result on the axis), a legend in words, the metric named."""
+    figure = page.get_by_test_id("clinagent-chart-figure")
+    figure.scroll_into_view_if_needed()
+    points = page.get_by_test_id("clinagent-chart-point")
+    its = session["iterations"]
+    expect(points).to_have_count(len(its))
+    centres = set()
+    for i, it in enumerate(its):
+        point = points.nth(i)
+        has_value = it["status"] == "ok" and isinstance(it["selection_value"], (int, float))
+        mark = ("kept" if it["decision"] in ("kept", "baseline") else "discarded") if has_value else "failed"
+        assert (point.get_attribute("data-index"), point.get_attribute("data-mark")) == (str(it["index"]), mark)
+        if has_value:
+            assert abs(float(point.get_attribute("data-value")) - it["selection_value"]) < 1e-9
+        box = point.bounding_box()
+        assert box is not None and box["width"] > 0, f"iteration {it['index']} has no mark drawn"
+        centres.add(round(box["x"] + box["width"] / 2))
+    assert len(centres) == len(its), centres  # no two iterations drawn at the same place
+    legend = page.get_by_test_id("clinagent-chart-legend")
+    for mark in {p.get_attribute("data-mark") for p in points.all()}:
+        expect(legend.locator(f'li[data-mark="{mark}"]')).to_be_visible()
+    expect(page.get_by_test_id("clinagent-chart-metric")).to_contain_text("AUROC")
+    figure.screenshot(path=str(ARTIFACTS / "browser_4_chart.png"))
 
 
 def _photograph_widths(page, stage: str) -> None:

@@ -476,6 +476,27 @@ async def test_auto_continue_runs_until_budget(jp_fetch, manager):
     assert code == 409 and "no proposal" in answer["what"]
 
 
+async def test_auto_continue_switched_during_a_run_goes_on_and_is_kept_with_the_session(jp_fetch, manager):
+    StandInEngine.gate = threading.Event()
+    sid, other = await new_session(jp_fetch), await new_session(jp_fetch)
+    eng = await manager.engine(sid)
+    eng.session.spec.budget.max_iterations = 2
+    eng.session.save()
+    code, _ = await call(jp_fetch, "POST", "sessions", sid, "start", body={"auto_continue": False})
+    assert code == 202
+    await wait_iteration_started(jp_fetch, sid)
+    code, answer = await call(jp_fetch, "POST", "sessions", sid, "auto-continue", body={"auto_continue": True})
+    assert code == 200 and answer == {"auto_continue": True}
+    StandInEngine.gate.set()  # the iteration finishes (and saves the session) after the switch
+    await wait_idle(manager)
+    code, got = await call(jp_fetch, "GET", "sessions", sid)
+    assert len(got["session"]["iterations"]) == 2  # the loop went on without an approval
+    assert got["runtime"]["auto_continue"] is True and got["session"]["auto_continue"] is True
+    assert Session.load(eng.session.out_dir).auto_continue is True  # on disk, not lost to the iteration's saves
+    code, got = await call(jp_fetch, "GET", "sessions", other)
+    assert got["runtime"]["auto_continue"] is False and got["session"]["auto_continue"] is None  # per session
+
+
 async def test_reject_drops_the_proposal(jp_fetch, manager):
     sid = await new_session(jp_fetch)
     code, answer = await call(jp_fetch, "GET", "sessions", sid, "proposal")

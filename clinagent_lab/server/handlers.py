@@ -210,14 +210,15 @@ class StopHandler(ClinagentHandler):
 
 
 class AutoContinueHandler(ClinagentHandler):
-    """``POST {"auto_continue": bool}``: switch auto-continue for the loop running now and later starts."""
+    """``POST {"auto_continue": bool}``: switch the session's auto-continue (kept in its record) for the loop
+    running now and later starts."""
 
     @tornado.web.authenticated
     @api
     async def post(self, sid: str) -> Any:
         self.manager.load(sid)
         value = self.body(StartBody).auto_continue
-        return self.manager.set_auto_continue(sid, bool(value))
+        return await self.manager.set_auto_continue(sid, bool(value))
 
 
 class ParallelHandler(ClinagentHandler):

@@ -35,7 +35,7 @@ from .plumbing import (
     resolve_data_path,
     to_jsonable,
 )
-from .runner import Job, next_round, run_job
+from .runner import Job, next_round, remember_auto_continue, run_job
 
 __all__ = [
     "BusyError",
@@ -59,7 +59,6 @@ def _interpret_with_data(request: str, data_path: Path | None, model: str) -> Ta
     return interpret(request, fingerprint, model=model)
 
 
-
 class SessionManager:
     """Sessions under ``sessions_dir``, engines opened on demand, one loop task at a time.
 
@@ -70,7 +69,7 @@ class SessionManager:
         model: LLM model string for the planner ("offline" = deterministic rules).
         max_iterations: default iteration budget for new sessions (``None``: the spec decides).
         iteration_minutes: default time budget of one iteration.
-        auto_continue: run the proposed next iteration without waiting for approval.
+        auto_continue: run proposals without waiting for approval (for sessions that never switched it).
         recipe_overrides: recipe fields (dotted names) fixed for every new session's baseline.
         execution: where new sessions' notebooks run (``execution.ExecutionConfig`` fields; docs/cluster.md).
         event_logger: the server's Jupyter event bus (``serverapp.event_logger``); a private one when ``None``.
@@ -111,11 +110,9 @@ class SessionManager:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._pool, functools.partial(fn, *args, **kwargs))
 
-
     def emit(self, sid: str, type_: str, **payload: Any) -> None:
         """Publish one event of session ``sid`` (on the event loop's thread)."""
         self.events.publish({"type": type_, "session": sid, **payload})
-
 
     def _out_dir(self, sid: str) -> Path:
         if sid not in self._dirs:
@@ -195,16 +192,22 @@ class SessionManager:
                         "running": self._job is not None and self._job.session == s.id})
         return sorted(out, key=lambda d: d["created_at"], reverse=True)
 
-    def runtime(self, sid: str) -> dict[str, Any]:
-        """What the server is doing now: this session's loop, any loop, auto-continue, newest event."""
+    def runtime(self, sid: str, session: Session | None = None) -> dict[str, Any]:
+        """What the server is doing now: this session's loop, any loop, its auto-continue, newest event."""
         job = self._job
-        return {"running": job.describe() if job and job.session == sid else None,
-                "busy": job.describe() if job else None, "auto_continue": self.auto_continue,
-                "last_seq": self.events.last_seq(sid) if sid else 0}
+        mine = job if job and job.session == sid else None
+        auto = mine.auto_continue if mine else self.auto_continue_of(session) if session else self.auto_continue
+        return {"running": mine.describe() if mine else None, "busy": job.describe() if job else None,
+                "auto_continue": auto, "last_seq": self.events.last_seq(sid) if sid else 0}
+
+    def auto_continue_of(self, session: Session) -> bool:
+        """The session's own auto-continue switch (kept in its record across restarts), else the server's."""
+        return self.auto_continue if session.auto_continue is None else session.auto_continue
 
     def get(self, sid: str) -> dict[str, Any]:
         """``{"session": <Session JSON, proposal included>, "runtime": ...}``."""
-        return {"session": self.load(sid).model_dump(mode="json"), "runtime": self.runtime(sid)}
+        session = self.load(sid)
+        return {"session": session.model_dump(mode="json"), "runtime": self.runtime(sid, session)}
 
     def cells(self, sid: str, index: int) -> dict[str, Any]:
         return iteration_cells(self.load(sid), index)
@@ -331,8 +334,9 @@ class SessionManager:
             raise BusyError(f"an iteration is already running (session '{job.session}', iteration "
                             f"{job.iteration}); one runs at a time", where=f"session '{job.session}'",
                             fix="wait for it to finish or stop it")
-        job = Job(session=sid, auto_continue=self.auto_continue if auto_continue is None else auto_continue,
-                  collecting=collecting)
+        if auto_continue is None:  # the session's own switch: a restarted server goes on as it was left
+            auto_continue = self.auto_continue_of(self.load(sid))
+        job = Job(session=sid, auto_continue=auto_continue, collecting=collecting)
         self._job = job
         self.emit(sid, "state", running=job.describe())
         job.task = asyncio.create_task(run_job(self, job))
@@ -353,10 +357,10 @@ class SessionManager:
         self.emit(sid, "proposal", **got)
         return {"parallel": eng.parallel, **got}
 
-    def set_auto_continue(self, sid: str, enabled: bool) -> dict[str, Any]:
-        """Switch auto-continue for later starts and, when ``sid`` runs now, for the loop in progress."""
-        self._out_dir(sid)
-        self.auto_continue = enabled
+    async def set_auto_continue(self, sid: str, enabled: bool) -> dict[str, Any]:
+        """Switch auto-continue for this session's later starts (kept in its record, so a restarted server keeps
+        it) and, when ``sid`` runs now, for the loop in progress."""
+        await self.call(remember_auto_continue, await self.engine(sid), enabled)
         if self._job is not None and self._job.session == sid:
             self._job.auto_continue = enabled
         self.emit(sid, "state", running=self._job.describe() if self._job else None, auto_continue=enabled)

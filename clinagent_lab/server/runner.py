@@ -9,6 +9,7 @@ or after one step when auto-continue is off.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from dataclasses import dataclass, field
@@ -22,7 +23,7 @@ from .plumbing import to_jsonable
 if TYPE_CHECKING:
     from .manager import SessionManager
 
-__all__ = ["Job", "next_round", "run_job"]
+__all__ = ["Job", "next_round", "remember_auto_continue", "run_job"]
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +55,17 @@ def next_round(eng: Any) -> list[Any]:
     return [current] if current is not None else []
 
 
+def remember_auto_continue(eng: Any, enabled: bool) -> None:
+    """Record the session's auto-continue switch in its ``session.json`` (an atomic write, under the engine's lock
+    so that a save by the iteration running meanwhile neither loses it nor interleaves with it)."""
+    with getattr(eng, "lock", None) or contextlib.nullcontext():
+        if eng.session.auto_continue is enabled:
+            return
+        eng.session.auto_continue = enabled
+        eng.session.log("auto_continue", enabled=enabled)
+        eng.session.save()
+
+
 async def run_job(manager: SessionManager, job: Job) -> None:
     """Collect reattached iterations, then propose -> run -> decide; stop, or go on with auto-continue."""
     sid = job.session
@@ -70,6 +82,7 @@ async def run_job(manager: SessionManager, job: Job) -> None:
 
     try:
         eng = await manager.engine(sid)
+        await manager.call(remember_auto_continue, eng, job.auto_continue)  # what this loop runs with, kept
         if hasattr(eng, "resume"):  # iterations whose jobs outlived the last server: collect them, never resubmit
             job.phase = "running"
             done = await manager.call(eng.resume, on_event)

@@ -735,6 +735,9 @@ devices: number
  * NHWC memory format (faster convolutions on tensor-core GPUs)
  */
 channels_last: boolean
+/**
+ * deterministic algorithms (on a GPU where PyTorch has them: see lightning_deterministic)
+ */
 deterministic: boolean
 limit_train_batches: (number | null)
 limit_val_batches: (number | null)
@@ -1025,6 +1028,10 @@ recipe_overrides: {
 }
 status: ("created" | "running" | "stopped" | "finished" | "failed")
 stop_reason: string
+/**
+ * run each next proposal without waiting for approval, as last switched for this session (None: the server's default)
+ */
+auto_continue: (boolean | null)
 /**
  * where the notebooks run (execution.ExecutionConfig), so a reopened session or a rerun goes there too
  */

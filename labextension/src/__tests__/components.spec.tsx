@@ -80,9 +80,18 @@ describe('history', () => {
 
   it('marks kept, discarded and crashed iterations in the chart', () => {
     const { container } = render(<MetricChart iterations={its} best={1} />);
-    expect(container.querySelectorAll('.ca-chart-kept')).toHaveLength(1);
-    expect(container.querySelectorAll('.ca-chart-discarded')).toHaveLength(1);
-    expect(container.querySelectorAll('.ca-chart-crash')).toHaveLength(1);
+    const plot = container.querySelector('svg.ca-chart')!;
+    expect(plot.querySelectorAll('.ca-chart-kept')).toHaveLength(1);
+    expect(plot.querySelectorAll('.ca-chart-discarded')).toHaveLength(1);
+    expect(plot.querySelectorAll('.ca-chart-failed')).toHaveLength(1);
+    expect(plot.querySelectorAll('.ca-chart-best')).toHaveLength(1);
+    const points = screen.getAllByTestId('clinagent-chart-point');
+    expect(points.map(p => [p.dataset.index, p.dataset.mark, p.dataset.value])).toEqual([
+      ['1', 'kept', '0.71'], ['2', 'discarded', '0.69'], ['3', 'failed', '']]);
+    expect(points[2].querySelector('title')!.textContent).toBe('iteration 3, Stop the model relying on it: crashed, no result');
+    expect(Array.from(screen.getByTestId('clinagent-chart-legend').querySelectorAll('li')).map(li => li.textContent)).toEqual([
+      'kept', 'tried, not kept', 'no result (crashed or ran out of time)', 'best so far']);
+    expect(screen.getByTestId('clinagent-chart-metric').textContent).toBe('Validation AUROC per iteration, higher is better');
   });
 
   it('expands a row to its rationale and recipe diff', () => {

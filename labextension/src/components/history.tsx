@@ -1,23 +1,15 @@
 /**
- * The iterations at a glance: a small chart of the selection metric (kept, discarded, crashed marked) and rows
- * that expand to the rationale and the recipe diff. A session that ran rounds (`--parallel`) shows them grouped,
- * each with the candidate it kept.
+ * The iterations at a glance: the chart of their validation figures (./chart.tsx) and rows that expand to the
+ * rationale and the recipe diff. A session that ran rounds (`--parallel`) shows them grouped, each with the
+ * candidate it kept.
  */
 import React, { useState } from 'react';
+import { markOf } from '../chart';
 import { Iteration, Session } from '../schema';
 import { fmt, label } from '../vocab';
+import { MetricChart } from './chart';
 
-type Mark = 'kept' | 'discarded' | 'crashed' | 'running';
-
-export function markOf(it: Iteration): Mark {
-  if (it.status === 'running' || it.status === 'pending') {
-    return 'running';
-  }
-  if (it.status !== 'ok') {
-    return 'crashed';
-  }
-  return it.decision === 'kept' || it.decision === 'baseline' ? 'kept' : 'discarded';
-}
+export { markOf, MetricChart };
 
 /** Recipe fields that differ between two recipes, as dotted paths → [before, after]. */
 export function recipeDiff(before: unknown, after: unknown, prefix = ''): [string, unknown, unknown][] {
@@ -28,46 +20,6 @@ export function recipeDiff(before: unknown, after: unknown, prefix = ''): [strin
     );
   }
   return JSON.stringify(before) === JSON.stringify(after) ? [] : [[prefix, before, after]];
-}
-
-export function MetricChart(props: { iterations: Iteration[]; best: number | null }): JSX.Element | null {
-  const pts = props.iterations.filter(it => it.status !== 'running' && it.status !== 'pending');
-  if (!pts.length) {
-    return null;
-  }
-  const values = pts.map(it => it.selection_value).filter((v): v is number => typeof v === 'number');
-  const lo = values.length ? Math.min(...values) : 0;
-  const hi = values.length ? Math.max(...values) : 1;
-  const pad = Math.max(0.02, (hi - lo) * 0.15);
-  const [y0, y1] = [Math.max(0, lo - pad), Math.min(1, hi + pad)];
-  const W = 240;
-  const H = 64;
-  const x = (i: number) => (pts.length === 1 ? W / 2 : 14 + (i * (W - 28)) / (pts.length - 1));
-  const y = (v: number) => H - 10 - ((v - y0) / (y1 - y0 || 1)) * (H - 20);
-  const kept = pts.map((it, i) => [it, i] as const).filter(([it]) => markOf(it) === 'kept' && typeof it.selection_value === 'number');
-  return (
-    <svg className="ca-chart" viewBox={`0 0 ${W} ${H}`} role="img" data-testid="clinagent-chart"
-      aria-label={`selection metric per iteration: ${pts.map(it => `${it.index} ${fmt(it.selection_value)} ${markOf(it)}`).join(', ')}`}>
-      <text x={2} y={10} className="ca-chart-axis">{fmt(y1, 2)}</text>
-      <text x={2} y={H - 2} className="ca-chart-axis">{fmt(y0, 2)}</text>
-      {kept.length > 1 ? (
-        <polyline className="ca-chart-line" fill="none" points={kept.map(([it, i]) => `${x(i)},${y(it.selection_value as number)}`).join(' ')} />
-      ) : null}
-      {pts.map((it, i) => {
-        const m = markOf(it);
-        const v = typeof it.selection_value === 'number' ? it.selection_value : y0;
-        return m === 'crashed' ? (
-          <text key={it.index} x={x(i)} y={y(v) + 4} textAnchor="middle" className="ca-chart-crash">
-            <title>{`iteration ${it.index}: crashed`}</title>✕
-          </text>
-        ) : (
-          <circle key={it.index} cx={x(i)} cy={y(v)} r={props.best === it.index ? 5 : 4} className={`ca-chart-${m}`}>
-            <title>{`iteration ${it.index}: ${fmt(it.selection_value)} (${m})`}</title>
-          </circle>
-        );
-      })}
-    </svg>
-  );
 }
 
 function Row(props: { it: Iteration; previous: Iteration | null; best: boolean }): JSX.Element {
@@ -84,7 +36,7 @@ function Row(props: { it: Iteration; previous: Iteration | null; best: boolean }
         <span className="ca-hrow-value" title={`selection value ${it.selection_value ?? '–'}`}>{fmt(it.selection_value)}</span>
         <span className={`ca-badge ca-badge-${m}`} title={it.decision_reason}>
           {props.best ? '★ ' : ''}
-          {m === 'crashed' ? label(it.status) : label(it.decision)}
+          {it.status !== 'ok' && m !== 'running' ? label(it.status) : label(it.decision)}
         </span>
       </button>
       {open ? (
@@ -163,7 +115,7 @@ export function History(props: { session: Session }): JSX.Element | null {
   return (
     <section className="ca-section" aria-label="Iterations" data-testid="clinagent-history">
       <div className="ca-section-title">Iterations</div>
-      <MetricChart iterations={its} best={props.session.best_iteration} />
+      <MetricChart iterations={its} best={props.session.best_iteration} primary={props.session.spec?.primary_metric} />
       {grouped ? (
         <ol className="ca-rounds">
           {rounds(its).map(group => (
