@@ -108,7 +108,9 @@ class IterationRun:
         up here, once, so that the ranks share its images instead of each reading them.
         """
         # the training stack takes seconds to import
-        from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
+        from lightning.pytorch.callbacks import EarlyStopping
+
+        from .checkpoint import BestCheckpoint  # imports Lightning, like the line above
 
         t = self.recipe.training
         monitor = self.monitor(module)
@@ -124,8 +126,8 @@ class IterationRun:
                                               fixed_epochs=self.fixed_epochs,
                                               build_scheduler=self._scheduler_builder())
             callbacks.append(self.epoch_planner)
-        callbacks.append(ModelCheckpoint(dirpath=str(self.output_dir), filename="model", monitor=monitor,
-                                         mode="max", save_top_k=1, enable_version_counter=False))
+        callbacks.append(BestCheckpoint(dirpath=str(self.output_dir), filename="model", monitor=monitor,
+                                        enable_version_counter=False))  # a tie goes to the lower val_loss
         if t.early_stopping_patience:
             callbacks.append(EarlyStopping(monitor=monitor, mode="max", patience=t.early_stopping_patience))
         check_devices(self.backend, self.recipe)
