@@ -12,7 +12,7 @@ from clinagent_lab.data.formats import load_dataset
 from clinagent_lab.data.images import to_channels
 from clinagent_lab.data.samplers import build_sampler, sample_weights
 from clinagent_lab.data.synth import generate
-from clinagent_lab.data.transforms import build_transforms
+from clinagent_lab.data.transforms import build_transforms, normalise_images
 from clinagent_lab.errors import DataValidationError, SessionError
 from clinagent_lab.recipe import AugmentConfig, Recipe, apply_patch
 
@@ -44,15 +44,14 @@ def test_transform_policies_per_modality():
     aug = AugmentConfig(preset="medium")
     chest = _names(build_transforms(aug, 16, 1, "chest_xray", train=True))
     assert "VerticalFlip" not in chest and "HorizontalFlip" in chest and "ColorJitter" not in chest
-    assert chest[:2] == ["LongestMaxSize", "PadIfNeeded"] and chest[-2:] == ["Normalize", "ToTensorV2"]
+    assert chest[:2] == ["LongestMaxSize", "PadIfNeeded"] and chest[-1] == "ToTensorV2" and "Normalize" not in chest
     asked = _names(build_transforms(AugmentConfig(preset="medium", vertical_flip=True), 16, 1, "chest_xray"))
     assert "VerticalFlip" in asked
     derm = _names(build_transforms(aug, 16, 3, "dermoscopy", train=True))
     assert {"HorizontalFlip", "VerticalFlip", "RandomRotate90", "ColorJitter"} <= set(derm)
     assert derm[0] == "Resize"
-    assert _names(build_transforms(AugmentConfig(preset="none"), 16, 3, "dermoscopy")) == \
-        ["Resize", "Normalize", "ToTensorV2"]
-    evaluation = build_transforms(aug, 16, 3, "dermoscopy", train=False)
+    assert _names(build_transforms(AugmentConfig(preset="none"), 16, 3, "dermoscopy")) == ["Resize", "ToTensorV2"]
+    evaluation = build_transforms(aug, 16, 3, "dermoscopy", train=False, normalise=True)
     assert _names(evaluation) == ["Resize", "Normalize", "ToTensorV2"]
 
 
@@ -68,11 +67,16 @@ def test_preset_scales_magnitudes():
 
 def test_eval_transform_keeps_aspect_for_xray_and_normalises():
     image = np.full((8, 16, 1), 255, np.uint8)
-    out = build_transforms(AugmentConfig(), 16, 1, "chest_xray", train=False)(image=image)["image"]
-    assert out.shape == (1, 16, 16) and out.dtype == torch.float32
-    assert out[0, 8, 8] == pytest.approx(1.0) and out[0, 0, 8] == pytest.approx(-1.0)  # padded rows are black
+    pixels = build_transforms(AugmentConfig(), 16, 1, "chest_xray", train=False)(image=image)["image"]
+    assert pixels.shape == (1, 16, 16) and pixels.dtype == torch.uint8
+    assert pixels[0, 8, 8] == 255 and pixels[0, 0, 8] == 0  # padded rows are black
+    out = normalise_images(pixels)
+    assert out.dtype == torch.float32 and out[0, 8, 8] == 1.0 and out[0, 0, 8] == -1.0
+    cpu = build_transforms(AugmentConfig(), 16, 1, "chest_xray", train=False, normalise=True)(image=image)["image"]
+    assert cpu.dtype == torch.float32 and torch.equal(cpu, out)
+    assert normalise_images(out) is out  # float images count as normalised: the step is safe to repeat
     squashed = build_transforms(AugmentConfig(), 16, 1, "other", train=False)(image=image)["image"]
-    assert torch.allclose(squashed, torch.ones_like(squashed))
+    assert torch.equal(squashed, torch.full_like(squashed, 255))
 
 
 def test_train_transform_seeded():
@@ -136,12 +140,51 @@ def test_group_codes_missing_and_numeric_binning():
 # ------------------------------------------------------------------------------------------------ datamodule
 
 
+def test_device_side_normalisation_gives_the_cpu_normalised_inputs(derm):
+    """The model's inputs are the ones Normalize made in the workers (to float rounding): uint8 augmented batches
+    normalised by ``ImageClassifier.on_after_batch_transfer`` against the same seeded augmentation, normalised on
+    the CPU in the dataset, training and evaluation batches."""
+    from clinagent_lab.models.classifier import ImageClassifier
+
+    r = recipe(derm.classes, **{"augment.preset": "strong", "augment.rotate_degrees": 90.0,
+                                "augment.color_jitter": 0.2, "model.in_channels": 3,
+                                "model.architecture": "small_cnn", "model.pretrained": False,
+                                "training.channels_last": True})
+
+    class CpuNormalised(ImageDataModule):  # the loader as it was: Normalize in the pipeline, float batches
+        def _transform(self, train):
+            return build_transforms(r.augment, 16, 3, "dermoscopy", train=train, seed=r.seed if train else None,
+                                    normalise=True)
+
+    module = ImageClassifier(r.model_dump(mode="json"))
+    new, old = ImageDataModule(derm, r, modality="dermoscopy"), CpuNormalised(derm, r, modality="dermoscopy")
+    for a, b in [*zip(new.train_dataloader(), old.train_dataloader()), (next(iter(new.val_dataloader())),
+                                                                           next(iter(old.val_dataloader())))]:
+        assert a["image"].dtype == torch.uint8 and b["image"].dtype == torch.float32
+        assert torch.equal(a["index"], b["index"])
+        moved = module.on_after_batch_transfer(dict(a), 0)["image"]
+        assert moved.dtype == torch.float32 and moved.is_contiguous(memory_format=torch.channels_last)
+        torch.testing.assert_close(moved, b["image"], atol=1e-6, rtol=0)
+        before = module.on_after_batch_transfer(dict(b), 0)["image"]
+        assert torch.equal(before, b["image"])  # float batches are left as they are
+
+
+def test_float_pixels_from_a_custom_transform_are_normalised_in_the_dataset(chest):
+    r = recipe(chest.classes, **{"augment.preset": "none"})
+    as_float = ImageDataModule(chest, r, extra_transforms=lambda train: [A.ToFloat(max_value=1.0, p=1.0)])
+    plain = ImageDataModule(chest, r)
+    a, b = next(iter(as_float.val_dataloader())), next(iter(plain.val_dataloader()))
+    assert a["image"].dtype == torch.float32 and b["image"].dtype == torch.uint8
+    torch.testing.assert_close(a["image"], normalise_images(b["image"]), atol=1e-6, rtol=0)
+
+
+
 def test_batches_shapes_dtypes_groups(chest):
     r = recipe(chest.classes, **{"model.in_channels": 3})
     dm = ImageDataModule(chest, r, modality="chest_xray", group_column="chest_drain")
     dm.setup()
     batch = next(iter(dm.train_dataloader()))
-    assert batch["image"].shape == (8, 3, 16, 16) and batch["image"].dtype == torch.float32
+    assert batch["image"].shape == (8, 3, 16, 16) and batch["image"].dtype == torch.uint8  # normalised on device
     assert batch["label"].dtype == torch.long and batch["index"].dtype == torch.long
     assert batch["group"].dtype == torch.long
     rows = batch["index"].numpy()
@@ -175,8 +218,9 @@ def test_rgb_to_gray_eval_values_match_manual_pipeline(derm):
     row = int(batch["index"][0])
     gray = to_channels(derm.read_image(row), 1)
     manual = A.Compose([A.Resize(16, 16, area_for_downscale="image")])(image=gray)["image"]
+    assert torch.equal(batch["image"][0, 0], torch.as_tensor(manual).reshape(16, 16))
     expected = (torch.as_tensor(manual, dtype=torch.float32).reshape(16, 16) / 255 - 0.5) / 0.5
-    assert torch.allclose(batch["image"][0, 0], expected, atol=1e-6)
+    assert torch.allclose(normalise_images(batch["image"])[0, 0], expected, atol=1e-6)
 
 
 def test_cache_on_and_off_give_the_same_eval_batches(chest):
@@ -259,7 +303,7 @@ def test_custom_hooks(chest):
     k = int(np.flatnonzero(plain.rows_for("train") == row)[0])
     plain.setup()
     reference = plain.datasets["train"][k]["image"]
-    assert torch.allclose(batch["image"][0], -reference, atol=1e-5)  # inverted
+    assert torch.equal(batch["image"][0], 255 - reference)  # inverted
     bad = ImageDataModule(chest, r, sample_weights=lambda labels, groups: np.ones(3))
     with pytest.raises(DataValidationError, match="sample_weights"):
         bad.train_dataloader()

@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from ..data.images import to_channels
-from ..data.transforms import _policy, resize_transforms
+from ..data.transforms import NORMALISATION, _policy, resize_transforms
 from ..errors import ClinagentError, RecipeError, SessionError
 from ..fileio import atomic_write_text
 from ..records import Iteration, Session
@@ -42,8 +42,9 @@ __all__ = ["FORMATS", "export_model", "preprocess", "preprocessing_info", "model
 
 #: export formats and the file each writes
 FORMATS = {"onnx": "model.onnx", "torchscript": "model.pt"}
-#: the notebooks' normalisation: ``(x / 255 - 0.5) / 0.5`` per channel (``data/transforms.py``)
-NORMALISE = {"mean": 0.5, "std": 0.5, "max_pixel_value": 255.0}
+#: the training normalisation, ``(x / 255 - 0.5) / 0.5`` per channel, inside the exported graph: training applies
+#: it to each batch on the device (``data.transforms.normalise_images``), the exported model to its float input
+NORMALISE = NORMALISATION
 
 
 def _best(session: Session, session_dir: Path) -> Iteration:

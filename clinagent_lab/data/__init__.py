@@ -37,6 +37,7 @@ __all__ = [
     "read_fingerprint",
     "generate_synthetic",
     "build_transforms",
+    "normalise_images",
     "build_sampler",
     "ImageDataModule",
 ]
@@ -60,6 +61,7 @@ _LAZY = {
     "write_fingerprint": ".fingerprint",
     "read_fingerprint": ".fingerprint",
     "build_transforms": ".transforms",
+    "normalise_images": ".transforms",
     "build_sampler": ".samplers",
     "ImageDataModule": ".datamodule",
 }

@@ -2,7 +2,12 @@
 
 Batches are dicts:
 
-- ``image``: float tensor ``N x C x S x S`` (C = ``recipe.model.in_channels``; grayscale and RGB converted);
+- ``image``: uint8 tensor ``N x C x S x S`` of pixels 0-255 (C = ``recipe.model.in_channels``; grayscale and
+  RGB converted), augmented; :func:`~clinagent_lab.data.transforms.normalise_images` makes it the model's float
+  input, on the device after the transfer (``ImageClassifier.on_after_batch_transfer`` does it in training,
+  validation, test and prediction): a quarter of the bytes of float32 through the workers, pinned memory and
+  the host-to-device copy. (A custom ``extra_transforms`` step that gives float pixels makes the batches float
+  tensors normalised in the workers, as before.)
 - ``label``: long class index;
 - ``index``: long row position in ``dataset.table`` (to join predictions back to ids and metadata);
 - ``group``: long confounder code (``recipe.debias.column`` or ``group_column``; see ``group_codes``), -1
@@ -31,7 +36,7 @@ from .cache import image_cache
 from .counterfactual import ArtefactSwap, has_masks, mask_path, masks_folder
 from .images import to_channels
 from .samplers import build_sampler
-from .transforms import build_transforms, resize_transforms
+from .transforms import NORMALISATION, build_transforms, resize_transforms
 
 __all__ = ["ImageDataModule", "ImageDataset", "group_codes_for", "MAX_GROUP_LEVELS", "MISSING_GROUP"]
 
@@ -63,6 +68,12 @@ def group_codes_for(values: pd.Series) -> tuple[np.ndarray, dict[str, int]]:
     return levels.map(mapping).to_numpy(dtype=np.int64), mapping
 
 
+def _normalise_float_pixels(image: torch.Tensor) -> torch.Tensor:
+    """Float pixels 0-255 normalised as :func:`normalise_images` normalises uint8 ones."""
+    mean, std, top = NORMALISATION["mean"], NORMALISATION["std"], NORMALISATION["max_pixel_value"]
+    return (image - mean * top) * (1.0 / (std * top))
+
+
 class ImageDataset(Dataset):
     """Rows ``rows`` of a LoadedDataset, read (or taken from a cache), channel-converted and transformed."""
 
@@ -91,7 +102,9 @@ class ImageDataset(Dataset):
         if self.counterfactual is not None:  # artefact added or removed (training only; torch-seeded draws)
             raw, group = self.counterfactual(k, raw, self.raw_image, tuple(torch.rand(2).tolist()))
         image = self.transform(image=raw)["image"]
-        return {"image": image.float(), "label": torch.tensor(self.labels[k], dtype=torch.long),
+        if image.dtype != torch.uint8:  # a custom transform gave float pixels: normalise them here
+            image = _normalise_float_pixels(image.float())
+        return {"image": image, "label": torch.tensor(self.labels[k], dtype=torch.long),
                 "index": torch.tensor(self.rows[k], dtype=torch.long),
                 "group": torch.tensor(group, dtype=torch.long)}
 

@@ -16,8 +16,14 @@ Choices per modality (:data:`MODALITY_POLICIES`):
 
 Presets scale the recipe's magnitudes (rotation degrees, scale, brightness/contrast, colour jitter) and
 probabilities: ``none`` turns augmentation off, ``light`` x0.5, ``medium`` x1, ``strong`` x1.5. Evaluation
-transforms (``train=False``) only resize and normalise. Every pipeline ends with ``Normalize(mean=0.5,
-std=0.5)`` (pixels to [-1, 1]) and ``ToTensorV2`` (HWC uint8 -> CHW float tensor).
+transforms (``train=False``) only resize.
+
+Pixels stay uint8 through the whole pipeline (albumentations' fast path), which ends with ``ToTensorV2`` (HWC
+uint8 -> CHW uint8 tensor, no copy). The normalisation to the model's input, ``(pixel / 255 - 0.5) / 0.5`` (pixels
+to [-1, 1], :data:`NORMALISATION`), is :func:`normalise_images`, done on the batch after it reaches the device
+(``ImageClassifier.on_after_batch_transfer``): a quarter of the bytes through collation, pinned memory and the
+host-to-device copy, and no float work in the loader workers. ``build_transforms(..., normalise=True)`` gives
+the normalised float tensor on the CPU instead (the same values, to float rounding).
 """
 
 from __future__ import annotations
@@ -27,7 +33,12 @@ from typing import Any
 
 from ..recipe import AugmentConfig
 
-__all__ = ["ModalityPolicy", "MODALITY_POLICIES", "PRESET_SCALE", "build_transforms", "resize_transforms"]
+__all__ = ["ModalityPolicy", "MODALITY_POLICIES", "PRESET_SCALE", "NORMALISATION", "build_transforms",
+           "resize_transforms", "normalise_images"]
+
+#: the model's input normalisation, per channel: ``(pixel - mean * max_pixel_value) / (std * max_pixel_value)``
+#: (albumentations ``Normalize``'s definition), pixels 0-255 to [-1, 1]
+NORMALISATION = {"mean": 0.5, "std": 0.5, "max_pixel_value": 255.0}
 
 
 @dataclass(frozen=True)
@@ -105,8 +116,10 @@ def _augmentations(augment: AugmentConfig, channels: int, policy: ModalityPolicy
 
 
 def build_transforms(augment: AugmentConfig, image_size: int, channels: int, modality: str = "other",
-                     train: bool = True, seed: int | None = None, extra: list[Any] | None = None):
-    """An ``albumentations.Compose`` taking ``image=HxWxC uint8`` and giving a CHW float tensor.
+                     train: bool = True, seed: int | None = None, extra: list[Any] | None = None,
+                     normalise: bool = False):
+    """An ``albumentations.Compose`` taking ``image=HxWxC uint8`` and giving a CHW uint8 tensor (pixels 0-255;
+    :func:`normalise_images` turns a batch of them into the model's input).
 
     Args:
         augment: the recipe's augmentation settings.
@@ -116,14 +129,17 @@ def build_transforms(augment: AugmentConfig, image_size: int, channels: int, mod
         train: add augmentations; False gives the deterministic evaluation pipeline.
         seed: seed of the pipeline's random state (reproducible augmentation).
         extra: further albumentations transforms (a recipe's custom ``extra_transforms`` hook), applied after
-            the built-in ones and before normalisation.
+            the built-in ones (on uint8 pixels).
+        normalise: end with albumentations ``Normalize`` (:data:`NORMALISATION`): a CHW float32 tensor, the
+            model's input as it is, normalised on the CPU.
 
     Example:
         >>> import numpy as np
         >>> from clinagent_lab.recipe import AugmentConfig
         >>> t = build_transforms(AugmentConfig(), 16, 1, "chest_xray", train=False)
-        >>> tuple(t(image=np.zeros((20, 10, 1), np.uint8))["image"].shape)
-        (1, 16, 16)
+        >>> x = t(image=np.full((20, 10, 1), 255, np.uint8))["image"]
+        >>> tuple(x.shape), x.dtype, normalise_images(x[None]).amax().item()
+        ((1, 16, 16), torch.uint8, 1.0)
     """
     import albumentations as A  # augmentation stack: only to build a loader
     from albumentations.pytorch import ToTensorV2  # augmentation stack: only to build a loader
@@ -133,5 +149,26 @@ def build_transforms(augment: AugmentConfig, image_size: int, channels: int, mod
     if train:
         ops += _augmentations(augment, channels, policy)
     ops += list(extra or [])
-    ops += [A.Normalize(mean=(0.5,) * channels, std=(0.5,) * channels, max_pixel_value=255.0), ToTensorV2()]
-    return A.Compose(ops, seed=seed)
+    if normalise:
+        ops.append(A.Normalize(mean=(NORMALISATION["mean"],) * channels, std=(NORMALISATION["std"],) * channels,
+                               max_pixel_value=NORMALISATION["max_pixel_value"]))
+    return A.Compose([*ops, ToTensorV2()], seed=seed)
+
+
+def normalise_images(images: Any) -> Any:
+    """A batch (or image) of uint8 pixels as the model's normalised float32 input, on the tensor's own device.
+
+    The same values as albumentations ``Normalize`` with :data:`NORMALISATION` (to float rounding). A floating
+    tensor is taken to be normalised already and returned as it is, so the step is safe to apply twice.
+
+    Example:
+        >>> import torch
+        >>> normalise_images(torch.tensor([0, 51, 255], dtype=torch.uint8)).tolist()
+        [-1.0, -0.6000000238418579, 1.0]
+    """
+    import torch  # heavy: only where tensors are made
+
+    if images.dtype != torch.uint8:
+        return images
+    scale = NORMALISATION["std"] * NORMALISATION["max_pixel_value"]
+    return images.float().sub_(NORMALISATION["mean"] * NORMALISATION["max_pixel_value"]).mul_(1.0 / scale)

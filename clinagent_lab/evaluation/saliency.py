@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from ..data.transforms import normalise_images
 from ..errors import RecipeError
 
 __all__ = ["SALIENCY_FILE", "Saliency", "attribution_share", "gradcam", "last_conv_layer", "stratified_sample",
@@ -168,7 +169,8 @@ def compute_saliency(model: Any, dataset: Any, target: int, target_name: str, *,
 
     Args:
         model: ``images -> logits`` module.
-        dataset: items ``{"image", "label", "group"}`` with ``labels`` and ``groups`` arrays.
+        dataset: items ``{"image", "label", "group"}`` with ``labels`` and ``groups`` arrays (uint8 pixels, or
+            float images already normalised).
         target: class index whose score is attributed; ``target_name`` its name.
         masks: per dataset position, the artefact's ``HxW`` mask or None (read lazily: a callable
             ``position -> mask``, or a list).
@@ -182,6 +184,7 @@ def compute_saliency(model: Any, dataset: Any, target: int, target_name: str, *,
     items = [dataset[int(k)] for k in positions]
     x = torch.stack([item["image"] for item in items]) if items else torch.zeros(0)
     x = x.to(next((p.device for p in model.parameters()), x.device))  # the model's device (the GPU after fit)
+    x = normalise_images(x)  # the loader's uint8 pixels, normalised as in training (float images: as they are)
     maps = gradcam(model, x, target) if len(items) else np.zeros((0, 1, 1))
     with torch.no_grad():
         probs = torch.softmax(model.eval()(x), dim=1)[:, target].cpu().numpy() if len(items) else np.zeros(0)

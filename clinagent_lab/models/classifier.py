@@ -33,6 +33,7 @@ import torch.nn.functional as F
 from torch import nn
 from torchmetrics import CatMetric
 
+from ..data.transforms import normalise_images
 from ..errors import RecipeError
 from ..recipe import Recipe
 from ..tasks import get_backend
@@ -170,8 +171,13 @@ class ImageClassifier(L.LightningModule):
 
     # ---------------------------------------------------------------------------------------------- forward
     def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
-        if self.channels_last and isinstance(batch, dict) and getattr(batch.get("image"), "ndim", 0) == 4:
-            batch["image"] = batch["image"].contiguous(memory_format=torch.channels_last)
+        """On the device: uint8 pixels to the normalised float input (:func:`normalise_images`; float images are
+        taken as normalised already), then channels_last when the recipe asks for it."""
+        if isinstance(batch, dict) and torch.is_tensor(batch.get("image")):
+            image = batch["image"]
+            if self.channels_last and image.ndim == 4:  # before the float conversion: a quarter of the bytes
+                image = image.contiguous(memory_format=torch.channels_last)
+            batch["image"] = normalise_images(image)  # keeps the memory format
         return batch
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

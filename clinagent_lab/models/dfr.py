@@ -42,6 +42,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..data.transforms import normalise_images
+
 __all__ = ["DFRHead", "fit_balanced_head", "balanced_cells", "confounder_subspace", "select_refit_rows",
            "select_holdout", "collect_features", "choose_l2", "DFR_DEFAULTS", "DFR_L2_GRID"]
 
@@ -292,11 +294,12 @@ class DFRHead(nn.Module):
 
 def collect_features(feature_fn, batches: Iterable[dict[str, torch.Tensor]], device: torch.device | str = "cpu"
                      ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Features, labels and groups for every batch (``feature_fn(images) -> (N, d)``), on the CPU."""
+    """Features, labels and groups for every batch (``feature_fn(images) -> (N, d)``), on the CPU; uint8 images
+    (the image loader's batches) are normalised on ``device`` first (:func:`normalise_images`)."""
     feats, labels, groups = [], [], []
     with torch.no_grad():
         for batch in batches:
-            feats.append(feature_fn(batch["image"].to(device)).detach().float().cpu())
+            feats.append(feature_fn(normalise_images(batch["image"].to(device))).detach().float().cpu())
             labels.append(batch["label"].cpu())
             group = batch.get("group")
             groups.append(group.cpu() if group is not None else torch.full_like(batch["label"], -1).cpu())
