@@ -148,7 +148,7 @@ def test_device_side_normalisation_gives_the_cpu_normalised_inputs(derm):
 
     r = recipe(derm.classes, **{"augment.preset": "strong", "augment.rotate_degrees": 90.0,
                                 "augment.color_jitter": 0.2, "model.in_channels": 3,
-                                "model.architecture": "small_cnn", "model.pretrained": False,
+                                "model.architecture": "small_cnn",
                                 "training.channels_last": True})
 
     class CpuNormalised(ImageDataModule):  # the loader as it was: Normalize in the pipeline, float batches

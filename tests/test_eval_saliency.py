@@ -11,6 +11,7 @@ from torch import nn
 from clinagent_lab.data.datamodule import ImageDataModule
 from clinagent_lab.data.formats import load_dataset
 from clinagent_lab.data.synth import generate
+from clinagent_lab.data.transforms import normalise_images
 from clinagent_lab.evaluation.saliency import (
     attribution_share,
     gradcam,
@@ -80,7 +81,7 @@ def _detector(dm) -> BrightSpot:
     table, train = dm.dataset.table, dm.dataloader_for("train").dataset
     k = int(np.flatnonzero(train.groups == 1)[0])
     mask = torch.as_tensor(read_mask(mask_path(dm.dataset.root, "chest_drain", table["path"][train.rows[k]])))
-    x = train[k]["image"][0]
+    x = normalise_images(train[k]["image"])[0]  # the model sees the normalised pixels
     return BrightSpot(threshold=float(x[mask].min() + x[~mask].max()) / 2)
 
 

@@ -36,7 +36,7 @@ from .cache import image_cache
 from .counterfactual import ArtefactSwap, has_masks, mask_path, masks_folder
 from .images import to_channels
 from .samplers import build_sampler
-from .transforms import NORMALISATION, build_transforms, resize_transforms
+from .transforms import build_transforms, resize_transforms
 
 __all__ = ["ImageDataModule", "ImageDataset", "group_codes_for", "MAX_GROUP_LEVELS", "MISSING_GROUP"]
 
@@ -68,12 +68,6 @@ def group_codes_for(values: pd.Series) -> tuple[np.ndarray, dict[str, int]]:
     return levels.map(mapping).to_numpy(dtype=np.int64), mapping
 
 
-def _normalise_float_pixels(image: torch.Tensor) -> torch.Tensor:
-    """Float pixels 0-255 normalised as :func:`normalise_images` normalises uint8 ones."""
-    mean, std, top = NORMALISATION["mean"], NORMALISATION["std"], NORMALISATION["max_pixel_value"]
-    return (image - mean * top) * (1.0 / (std * top))
-
-
 class ImageDataset(Dataset):
     """Rows ``rows`` of a LoadedDataset, read (or taken from a cache), channel-converted and transformed."""
 
@@ -93,17 +87,17 @@ class ImageDataset(Dataset):
 
     def raw_image(self, k: int) -> np.ndarray:
         """The uint8 ``HxWxC`` image before augmentation (cached and resized when the cache is on)."""
-        if self.cache is not None:
-            return self.cache[k]
-        return to_channels(self.source.read_image(int(self.rows[k])), self.channels)
+        if self.cache is not None:  # a private copy (CachedImages copies already): tensors may share its memory
+            return self.cache[k] if not isinstance(self.cache, np.ndarray) else self.cache[k].copy()
+        # writable and contiguous: a channel-converted view (gray repeated to RGB) is read-only, and the uint8
+        # pipeline may hand it to ToTensorV2 unchanged
+        return np.require(to_channels(self.source.read_image(int(self.rows[k])), self.channels), requirements="CW")
 
     def __getitem__(self, k: int) -> dict[str, torch.Tensor]:
         raw, group = self.raw_image(k), int(self.groups[k])
         if self.counterfactual is not None:  # artefact added or removed (training only; torch-seeded draws)
             raw, group = self.counterfactual(k, raw, self.raw_image, tuple(torch.rand(2).tolist()))
         image = self.transform(image=raw)["image"]
-        if image.dtype != torch.uint8:  # a custom transform gave float pixels: normalise them here
-            image = _normalise_float_pixels(image.float())
         return {"image": image, "label": torch.tensor(self.labels[k], dtype=torch.long),
                 "index": torch.tensor(self.rows[k], dtype=torch.long),
                 "group": torch.tensor(group, dtype=torch.long)}

@@ -149,10 +149,23 @@ def build_transforms(augment: AugmentConfig, image_size: int, channels: int, mod
     if train:
         ops += _augmentations(augment, channels, policy)
     ops += list(extra or [])
+    if extra and not normalise:  # a custom step may give float pixels: those are normalised here, as before
+        ops.append(A.Lambda(image=_normalise_float_pixels, name="normalise_float_pixels"))
     if normalise:
         ops.append(A.Normalize(mean=(NORMALISATION["mean"],) * channels, std=(NORMALISATION["std"],) * channels,
                                max_pixel_value=NORMALISATION["max_pixel_value"]))
     return A.Compose([*ops, ToTensorV2()], seed=seed)
+
+
+def _normalise_float_pixels(image: Any, **_: Any) -> Any:
+    """Float pixels 0-255 (from a custom transform) normalised as ``Normalize`` would; uint8 ones as they are."""
+    import numpy as np  # only where a custom transform is applied
+
+    if image.dtype == np.uint8:
+        return image
+    scale = NORMALISATION["std"] * NORMALISATION["max_pixel_value"]
+    shift = NORMALISATION["mean"] * NORMALISATION["max_pixel_value"]
+    return ((image.astype(np.float32) - shift) * np.float32(1.0 / scale)).astype(np.float32)
 
 
 def normalise_images(images: Any) -> Any:
