@@ -60,6 +60,7 @@ def time_plain(recipe, spec, dataset, dm, make_module, epochs: int) -> float:
     for _ in range(epochs):
         for batch in loader:
             optimizer.zero_grad(set_to_none=True)
+            batch = module.on_after_batch_transfer(batch, 0)  # uint8 pixels normalised, as Lightning does
             features = module.backbone.forward_features(batch["image"])
             loss = module.loss_fn(module.backbone.classify(features), batch["label"], group=batch["group"])
             loss.backward()
