@@ -31,6 +31,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 from ..recipe import AugmentConfig
 
 __all__ = ["ModalityPolicy", "MODALITY_POLICIES", "PRESET_SCALE", "NORMALISATION", "build_transforms",
@@ -159,8 +161,6 @@ def build_transforms(augment: AugmentConfig, image_size: int, channels: int, mod
 
 def _normalise_float_pixels(image: Any, **_: Any) -> Any:
     """Float pixels 0-255 (from a custom transform) normalised as ``Normalize`` would; uint8 ones as they are."""
-    import numpy as np  # only where a custom transform is applied
-
     if image.dtype == np.uint8:
         return image
     scale = NORMALISATION["std"] * NORMALISATION["max_pixel_value"]

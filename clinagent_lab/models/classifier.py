@@ -171,8 +171,8 @@ class ImageClassifier(L.LightningModule):
 
     # ---------------------------------------------------------------------------------------------- forward
     def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
-        """On the device: uint8 pixels to the normalised float input (:func:`normalise_images`; float images are
-        taken as normalised already), then channels_last when the recipe asks for it."""
+        """On the device: channels_last when the recipe asks for it, then uint8 pixels to the normalised float
+        input (:func:`normalise_images`, which keeps the memory format; float images count as normalised)."""
         if isinstance(batch, dict) and torch.is_tensor(batch.get("image")):
             image = batch["image"]
             if self.channels_last and image.ndim == 4:  # before the float conversion: a quarter of the bytes
