@@ -98,7 +98,7 @@ def one_off_seconds(durations: list[float], factor: float = ONE_OFF_FACTOR) -> f
     median = statistics.median(durations)
     if median <= 0:
         return 0.0
-    return round(sum(d - median for d in durations if d > factor * median), 6)
+    return round(float(sum(d - median for d in durations if d > factor * median)), 6)
 
 
 class TimeBudget(L.Callback):
