@@ -135,6 +135,11 @@ class TimeBudget(L.Callback):
             return self.longest_later
         return max(0.0, (self.first_epoch or 0.0) - self.one_off_s)
 
+    def deduct(self, seconds: float) -> None:
+        """Count ``seconds`` spent before this fit (a teacher's training, pseudo-labelling) against the budget."""
+        if self.seconds is not None:
+            self.seconds = max(1.0, self.seconds - max(0.0, seconds))
+
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self.start = time.monotonic()
 
