@@ -9,7 +9,8 @@ notebook's training cell in this process, on this machine's accelerator (``--acc
 loader workers of ``--workers``) with the notebook's own ``Trainer`` arguments (progress, time budget, best
 checkpoint) and Lightning's ``SimpleProfiler``. Prints, per epoch and in all, the seconds spent waiting for
 batches, in training steps, in validation batches, at the validation epoch's end (the box metrics) and in the
-callbacks, and the notebook's ``timing`` note (what took the time). Writes ``profile.json`` in ``--work``.
+callbacks, and the note the notebook prints (:class:`~clinagent_lab.models.timing.EpochTimes`). Writes
+``profile.json`` in ``--work``.
 """
 
 from __future__ import annotations
@@ -50,6 +51,8 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--images", type=int, default=600)
     ap.add_argument("--accelerator", default="cpu")
+    ap.add_argument("--budget-s", type=float, default=None,
+                    help="the notebook's time budget for training (default: none, train --epochs)")
     args = ap.parse_args()
     import lightning as L
     from lightning.pytorch.profilers import SimpleProfiler
@@ -62,6 +65,7 @@ def main() -> None:
     if not (data / "dataset.csv").exists():
         grazpedwri(data, n=args.images, image_size=256, box_fraction=0.25)
     recipe, spec, splits = gpu_recipe(data, args.accelerator, args.workers)
+    recipe["training"]["max_time_s"] = args.budget_s
     print("recipe:", recipe["model"]["architecture"], recipe["data"]["image_size"], "px, batch",
           recipe["data"]["batch_size"], recipe["training"]["precision"], "workers", recipe["data"]["num_workers"])
     out = work / "run"
@@ -80,11 +84,12 @@ def main() -> None:
     print(f"fit {fit_s:.1f} s, {trainer.global_step} steps, {trainer.current_epoch} epochs")
     for name, seconds in rows[:30]:
         print(f"  {seconds:8.2f} s  x{counts[name]:<5} {name}")
-    timing = getattr(module, "timing", None)
-    if timing is not None:
-        print("timing note:", timing.summary())
+    times = next(cb for cb in trainer.callbacks if type(cb).__name__ == "EpochTimes")
+    budget = run.time_budget
+    print(f"time budget: first epoch {budget.first_epoch or 0:.1f} s, one-off {budget.one_off_s:.1f} s, "
+          f"stopped {budget.stopped}")
     (work / "profile.json").write_text(json.dumps({"fit_s": fit_s, "totals": totals, "counts": counts,
-                                                   "timing": timing.as_dict() if timing else None}, indent=1))
+                                                   "epochs": times.epochs, "note": times.note()}, indent=1))
 
 
 if __name__ == "__main__":

@@ -94,3 +94,23 @@ def test_an_even_run_names_nothing_in_particular():
     note = times.note()
     assert note.startswith("epoch 0: 0.6 s (data wait 0.0 s, training steps 0.5 s")
     assert "first training step" not in note and "took" not in note
+
+
+class SlowCheckpoint(L.Callback):
+    """Saving takes 0.3 s, at the training epoch's end, as Lightning's checkpoint does (called last)."""
+
+    def on_train_epoch_end(self, trainer, pl_module):
+        timing.time.advance(0.3)
+
+
+def test_the_checkpoint_saved_after_the_epoch_counts_in_its_tail():
+    times = EpochTimes()
+    x = torch.randn(16, 4, generator=torch.Generator().manual_seed(0))
+    data = DataLoader(TensorDataset(x, (x[:, 0] > 0).long()), batch_size=8)
+    trainer = L.Trainer(max_epochs=2, callbacks=[times, SlowCheckpoint()], logger=False, enable_progress_bar=False,
+                        enable_model_summary=False, enable_checkpointing=False, accelerator="cpu",
+                        num_sanity_val_steps=0)
+    trainer.fit(Costly(step_s=0.1, first_step_s=0.1, val_s=0.0, metrics_s=0.0), train_dataloaders=data,
+                val_dataloaders=data)
+    assert [e["after_val_s"] for e in times.epochs] == pytest.approx([0.3, 0.3])
+    assert [e["total_s"] for e in times.epochs] == pytest.approx([0.5, 0.5])

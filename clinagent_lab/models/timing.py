@@ -52,9 +52,11 @@ class EpochTimes(L.Callback):
         self._rec: dict[str, Any] = {}
         self._step_times: list[float] = []
         self._t0 = self._last = self._batch = self._vlast = self._vbatch = self._after = 0.0
+        self._ended = False
 
     # --- training ---------------------------------------------------------------------------------------
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._close()
         self._t0 = self._last = time.perf_counter()
         self._step_times = []
         self._rec = {"epoch": int(trainer.current_epoch), "data_wait_s": 0.0, "train_steps_s": 0.0,
@@ -100,16 +102,25 @@ class EpochTimes(L.Callback):
         self._last = self._after  # training resumes from here when validation runs within the epoch
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if not self._rec:
+        if self._rec and not (self._rec["val_batches_s"] or self._rec["val_end_s"]):
+            self._after = time.perf_counter()  # no validation this epoch: what follows is the epoch's tail
+        self._ended = bool(self._rec)
+
+    def _close(self) -> None:
+        """Finish the epoch that ended: its tail runs until the next epoch starts or training ends (the
+        checkpoint callbacks, which Lightning calls last, save at the training epoch's end)."""
+        if not self._ended:
             return
         now = time.perf_counter()
-        if self._rec["val_batches_s"] or self._rec["val_end_s"]:
-            self._rec["after_val_s"] += now - self._after
+        self._rec["after_val_s"] += now - self._after
         self._rec["total_s"] = now - self._t0
         if len(self._step_times) > 1:
             self._rec["median_step_s"] = statistics.median(self._step_times[1:])
         self.epochs.append({k: round(v, 4) if isinstance(v, float) else v for k, v in self._rec.items()})
-        self._rec = {}
+        self._rec, self._ended = {}, False
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._close()
 
     def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if not self.epochs or not bool(getattr(trainer, "is_global_zero", True)):
