@@ -125,6 +125,7 @@ class TimeBudget(L.Callback):
         self.longest_later = 0.0
         self.stopped = False
         self._mark = self._val_mark = self._last_check = 0.0
+        self._told = False
         self._train_batches: list[float] = []  # the first epoch's batch durations, data wait included
         self._val_batches: list[float] = []
 
@@ -172,15 +173,16 @@ class TimeBudget(L.Callback):
         if trainer.current_epoch == 0:
             self.first_epoch = max(self.first_epoch or 0.0, now - self.epoch_start)
             self.one_off_s = one_off_seconds(self._train_batches) + one_off_seconds(self._val_batches)
-            if self.one_off_s >= 0.25 * self.first_epoch and is_rank_zero(trainer):
+            if self.one_off_s >= 0.25 * self.first_epoch and not self._told and is_rank_zero(trainer):
+                self._told = True
                 print(f"first epoch {self.first_epoch:.1f} s, {self.one_off_s:.1f} s of it one-off start-up in its "
                       f"slowest batches: the time budget counts {self.longest_epoch:.1f} s for the next epoch")
         else:
             self.longest_later = max(self.longest_later, now - self.epoch_start)
         last = trainer.max_epochs is not None and trainer.max_epochs > 0 and \
             trainer.current_epoch + 1 >= trainer.max_epochs
-        # the last epoch ends anyway; under DDP rank 0's clock decides for every rank
         self._last_check = now
+        # the last epoch ends anyway; under DDP rank 0's clock decides for every rank
         if agreed(trainer, not last and now - self.start + 1.1 * self.longest_epoch > self.seconds):
             self.stopped = True
             trainer.should_stop = True
