@@ -42,8 +42,8 @@ class EpochTimes(L.Callback):
     ``fit`` (rank 0) print :meth:`note` and call ``report(message=note, timing=summary)`` (e.g. to write an
     event).
 
-    Put it before the checkpoint callback (Lightning runs callbacks in list order and moves checkpoints last),
-    so that saving the checkpoint counts as after validation.
+    An epoch's tail runs until the next epoch starts (or training ends), so that the checkpoint, which Lightning
+    saves at the training epoch's end after every other callback, counts as after validation.
     """
 
     def __init__(self, report: Callable[..., None] | None = None) -> None:
