@@ -181,6 +181,11 @@ def _iteration_phases(folder: Path, batch: int | None) -> dict:
             out["first_epoch_s"] = round(epochs[0], 2)
         if len(epochs) > 1:
             out["later_epoch_median_s"] = round(sorted(epochs[1:])[len(epochs[1:]) // 2], 2)
+    # where the epochs' time went (EpochTimes): data wait, steps, the first step, validation, metrics, checkpoint
+    timing = [e for e in rows if e["type"] == "log" and "timing" in e]
+    if timing:
+        out["epoch_phases"] = timing[-1]["timing"]
+        out["epoch_note"] = timing[-1].get("message")
     return out
 
 

@@ -14,6 +14,7 @@ import time
 import urllib.request
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 CHROMIUM = Path("/usr/bin/chromium")
@@ -40,6 +41,14 @@ def wait_up(url: str, token: str, proc: subprocess.Popen, timeout: float = 90) -
         except OSError:
             time.sleep(0.5)
     raise TimeoutError("jupyter lab did not answer in time")
+
+
+def lab_api(url: str, token: str, path: str, body: dict[str, Any] | None = None) -> Any:
+    """The clinagent REST API of a running lab: GET ``path``, or POST ``body`` as JSON."""
+    request = urllib.request.Request(f"{url}/clinagent/api/{path}?token={token}", method="POST" if body is not None
+                                     else "GET", data=json.dumps(body).encode() if body is not None else None)
+    with urllib.request.urlopen(request, timeout=120) as r:
+        return json.loads(r.read())
 
 
 @contextlib.contextmanager

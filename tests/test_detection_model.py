@@ -16,6 +16,7 @@ from clinagent_lab.data.formats import load_dataset
 from clinagent_lab.data.synth.wrist import grazpedwri
 from clinagent_lab.errors import DataValidationError, RecipeError, UnknownNameError
 from clinagent_lab.models.detector import DETECTORS, WristDetector, pseudo_label
+from clinagent_lab.notebooks.progress import TimeBudget
 from clinagent_lab.recipe import Recipe, recipe_error
 from clinagent_lab.spec import MetricSpec, TaskSpec
 from clinagent_lab.tasks import get_backend
@@ -183,10 +184,13 @@ def test_fit_runs_teacher_then_student_on_all(wrist) -> None:
     dm = backend.make_datamodule(wrist, recipe, SPEC)
     module = backend.make_module(recipe, wrist, SPEC)
     n_before = len(dm.train_rows())
-    trainer = _trainer(max_epochs=1, limit_val_batches=1)
+    budget = TimeBudget(1000.0)
+    trainer = _trainer(max_epochs=1, limit_val_batches=1, callbacks=[budget])
     out = backend.fit(module, dm, trainer, teacher_trainer=_trainer(max_epochs=1, limit_val_batches=0))
     assert out is module and trainer.current_epoch == 1
     summary = module.pseudo_label_summary
+    # the teacher and the pseudo-labelling came out of the student's time budget
+    assert summary["teacher_s"] > 0 and 1000.0 - budget.seconds == pytest.approx(summary["teacher_s"], abs=0.051)
     assert summary["candidates"] == len(dm.unboxed_positive_rows())
     assert summary["images"] == summary["candidates"]
     assert len(dm.train_rows()) == n_before + summary["images"]

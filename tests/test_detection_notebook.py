@@ -173,6 +173,9 @@ def test_template_runs_end_to_end_with_papermill(tmp_path: Path, monkeypatch: py
     events = [json.loads(line) for line in (out / "events.jsonl").read_text().splitlines()]
     epochs = [e for e in events if e["type"] == "epoch"]
     assert len(epochs) == 1 and "train_loss" in epochs[0]["metrics"]  # max_epochs=1 overrides the recipe's 3
+    timing = [e for e in events if e["type"] == "log" and "timing" in e]  # where the epoch's time went
+    assert len(timing) == 1 and timing[0]["timing"]["epochs"] == 1
+    assert timing[0]["message"].startswith("epoch 0: ") and "validation metrics" in timing[0]["message"]
     executed = nbformat.read(tmp_path / "executed.ipynb", as_version=4)
     assert any("pseudo labels:" in "".join(o.get("text", "") for o in c.get("outputs", []))
                for c in executed.cells if c.cell_type == "code")

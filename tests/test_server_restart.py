@@ -5,7 +5,6 @@ the server's default."""
 from __future__ import annotations
 
 import json
-import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -13,16 +12,13 @@ from clinagent_lab.recipe import Recipe
 from clinagent_lab.records import Iteration, Session
 from clinagent_lab.spec import TaskSpec
 
-from .lab_fixtures import running_lab
+from .lab_fixtures import lab_api, running_lab
 
 TOKEN = "clinagent-restart-token"
 
 
 def _api(url: str, path: str, body: dict[str, Any] | None = None) -> Any:
-    request = urllib.request.Request(f"{url}/clinagent/api/{path}?token={TOKEN}", method="POST" if body is not None
-                                     else "GET", data=json.dumps(body).encode() if body is not None else None)
-    with urllib.request.urlopen(request, timeout=120) as r:
-        return json.loads(r.read())
+    return lab_api(url, TOKEN, path, body)
 
 
 def _session(root: Path, sid: str) -> Path:

@@ -4,10 +4,8 @@ on with the loop. Skipped without a cluster."""
 
 from __future__ import annotations
 
-import json
 import subprocess
 import time
-import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +14,7 @@ import pytest
 from clinagent_lab.execution import read_record, slurm_available
 from clinagent_lab.records import Session
 
-from .lab_fixtures import running_lab
+from .lab_fixtures import lab_api, running_lab
 
 REASON = slurm_available()
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(REASON is not None, reason=f"no SLURM cluster: {REASON}")]
@@ -25,10 +23,7 @@ REQUEST = "flag a chest drain on chest x-rays"
 
 
 def _api(url: str, path: str, body: dict[str, Any] | None = None) -> Any:
-    request = urllib.request.Request(f"{url}/clinagent/api/{path}?token={TOKEN}", method="POST" if body is not None
-                                     else "GET", data=json.dumps(body).encode() if body is not None else None)
-    with urllib.request.urlopen(request, timeout=120) as r:
-        return json.loads(r.read())
+    return lab_api(url, TOKEN, path, body)
 
 
 def _until(what: str, check: Any, timeout: float = 300.0) -> Any:

@@ -25,7 +25,7 @@ from ..runfolder import FitState, RunFolder
 from .events import EVENT_VERSION, read_events, write_event
 
 __all__ = ["EVENT_VERSION", "EpochPlanner", "FitRecord", "ProgressCallback", "TimeBudget", "agreed", "write_event",
-           "read_events"]
+           "read_events", "one_off_seconds", "ONE_OFF_FACTOR"]
 
 
 def is_rank_zero(trainer: L.Trainer) -> bool:
@@ -79,14 +79,40 @@ class ProgressCallback(L.Callback):
         write_event(self.events_path, "fit_finished", epoch=trainer.current_epoch, step=trainer.global_step)
 
 
+#: a batch longer than this many times the median batch of its loop carries one-off costs
+ONE_OFF_FACTOR = 3.0
+
+
+def one_off_seconds(durations: list[float], factor: float = ONE_OFF_FACTOR) -> float:
+    """Seconds by which the batches longer than ``factor`` x the median exceed the median: the one-off costs of
+    a loop (workers starting, kernels loading, first-shape plans), which its next run will not pay again.
+
+    Example:
+        >>> one_off_seconds([12.0, 0.1, 0.1, 0.12, 0.1])  # a first step of 12 s, then 0.1 s steps
+        11.9
+        >>> one_off_seconds([0.1, 0.12, 0.1])  # nothing stands out
+        0.0
+    """
+    if len(durations) < 3:
+        return 0.0
+    median = statistics.median(durations)
+    if median <= 0:
+        return 0.0
+    return round(float(sum(d - median for d in durations if d > factor * median)), 6)
+
+
 class TimeBudget(L.Callback):
     """Stop training at an epoch boundary when the next epoch would not fit in ``seconds``.
 
     The next epoch is taken to last 1.1 x the longest epoch so far, the first left out once a later one is
     measured: the first carries one-off costs (data-loader workers starting, caches filling, the next notebook's
-    kernel warming up in the background) that later epochs do not. Stopping between epochs (rather than
-    mid-epoch, as ``max_time`` does) keeps a time-limited run reproducible: rerunning with ``max_epochs`` = the
-    epochs completed gives the same weights.
+    kernel warming up in the background; on a GPU, CUDA kernels loaded and cuDNN plans built at each new layer
+    shape's first pass) that later epochs do not. While the first is the only one measured it counts without
+    those costs: a batch that took more than :data:`ONE_OFF_FACTOR` x the median batch of its loop (training or
+    validation) counts as a median one (:func:`one_off_seconds`). A detector's first epoch on a GPU can take ten
+    times its later ones, nearly all of it in the first steps; taken at face value it would end a short budget
+    after one epoch. Stopping between epochs (rather than mid-epoch, as ``max_time`` does) keeps a time-limited
+    run reproducible: rerunning with ``max_epochs`` = the epochs completed gives the same weights.
     """
 
     def __init__(self, seconds: float | None) -> None:
@@ -94,30 +120,68 @@ class TimeBudget(L.Callback):
         self.start = 0.0
         self.epoch_start = 0.0
         self.first_epoch: float | None = None
+        #: seconds of the first epoch spent on one-off costs (its outlying batches beyond the median)
+        self.one_off_s = 0.0
         self.longest_later = 0.0
         self.stopped = False
+        self._mark = self._val_mark = self._last_check = 0.0
+        self._told = False
+        self._train_batches: list[float] = []  # the first epoch's batch durations, data wait included
+        self._val_batches: list[float] = []
 
     @property
     def longest_epoch(self) -> float:
-        """The longest epoch after the first (the first while it is the only one measured)."""
-        return self.longest_later if self.longest_later > 0 else (self.first_epoch or 0.0)
+        """The longest epoch after the first (the first less its one-off costs while it is the only one)."""
+        if self.longest_later > 0:
+            return self.longest_later
+        return max(0.0, (self.first_epoch or 0.0) - self.one_off_s)
+
+    def deduct(self, seconds: float) -> None:
+        """Count ``seconds`` spent before this fit (a teacher's training, pseudo-labelling) against the budget."""
+        if self.seconds is not None:
+            self.seconds = max(1.0, self.seconds - max(0.0, seconds))
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self.start = time.monotonic()
 
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self.epoch_start = time.monotonic()
+        self._mark = time.monotonic()
+        # a later epoch runs from the previous check on, so that the previous epoch's tail (the module's
+        # validation metrics, the checkpoint written after this callback's check) counts too
+        self.epoch_start = self._last_check if trainer.current_epoch > 0 and self._last_check else self._mark
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any,
+                           batch_idx: int) -> None:
+        if trainer.current_epoch == 0:
+            self._train_batches.append(time.monotonic() - self._mark)
+            self._mark = time.monotonic()
+
+    def on_validation_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._val_mark = time.monotonic()
+
+    def on_validation_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any,
+                                batch_idx: int, dataloader_idx: int = 0) -> None:
+        if trainer.current_epoch == 0 and not trainer.sanity_checking:
+            self._val_batches.append(time.monotonic() - self._val_mark)
+            self._val_mark = time.monotonic()
 
     def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if self.seconds is None or trainer.sanity_checking:
             return
         now = time.monotonic()
+        self._mark = now  # training resumes from here when validation runs within the epoch
         if trainer.current_epoch == 0:
             self.first_epoch = max(self.first_epoch or 0.0, now - self.epoch_start)
+            self.one_off_s = one_off_seconds(self._train_batches) + one_off_seconds(self._val_batches)
+            if self.one_off_s >= 0.25 * self.first_epoch and not self._told and is_rank_zero(trainer):
+                self._told = True
+                print(f"first epoch {self.first_epoch:.1f} s, {self.one_off_s:.1f} s of it one-off start-up in its "
+                      f"slowest batches: the time budget counts {self.longest_epoch:.1f} s for the next epoch")
         else:
             self.longest_later = max(self.longest_later, now - self.epoch_start)
         last = trainer.max_epochs is not None and trainer.max_epochs > 0 and \
             trainer.current_epoch + 1 >= trainer.max_epochs
+        self._last_check = now
         # the last epoch ends anyway; under DDP rank 0's clock decides for every rank
         if agreed(trainer, not last and now - self.start + 1.1 * self.longest_epoch > self.seconds):
             self.stopped = True

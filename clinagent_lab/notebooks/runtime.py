@@ -110,13 +110,15 @@ class IterationRun:
         # the training stack takes seconds to import
         from lightning.pytorch.callbacks import EarlyStopping
 
+        from ..models.timing import EpochTimes  # imports Lightning, like the line above
         from .checkpoint import BestCheckpoint  # imports Lightning, like the line above
 
         t = self.recipe.training
         monitor = self.monitor(module)
         max_time = training_time_left(t.max_time_s)
         self.time_budget = TimeBudget(max_time)
-        callbacks: list[Any] = [ProgressCallback(self.events_path), self.time_budget]
+        times = EpochTimes(lambda **note: write_event(self.events_path, "log", **note))  # where the time went
+        callbacks: list[Any] = [times, ProgressCallback(self.events_path), self.time_budget]
         self.epoch_planner = None
         if not self.backend.plans_epochs:  # the recipe's (or the fixed) epochs are trained
             epochs = self.fixed_epochs[-1] if self.fixed_epochs else t.max_epochs

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import copy
 import json
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -112,7 +113,9 @@ def fit(module: Any, datamodule: Any, trainer: Any, teacher_trainer: Any = None)
     ``teacher_trainer`` (default: :func:`teacher_trainer_kwargs`); :func:`~clinagent_lab.models.detector
     .pseudo_label` predicts boxes for the unboxed positive training images; the student (``module``, starting
     from the teacher's weights) trains on everything with ``trainer``. ``module.pseudo_label_summary`` records
-    what was added. Returns the trained module.
+    what was added. The teacher and the pseudo-labelling count against the time budget of ``trainer`` (a
+    callback with ``deduct(seconds)``, the notebook's time budget): the default teacher gets half of it, the
+    student what is left. Returns the trained module.
     """
     import lightning as L  # the training stack takes seconds to import
 
@@ -123,14 +126,25 @@ def fit(module: Any, datamodule: Any, trainer: Any, teacher_trainer: Any = None)
     if not recipe.supervision.pseudo_label or not datamodule.unboxed_positive_rows("train"):
         trainer.fit(module, datamodule=datamodule)
         return module
+    budget = next((cb for cb in trainer.callbacks if callable(getattr(cb, "deduct", None))), None)
+    start = time.monotonic()
     teacher = copy.deepcopy(module)
-    (teacher_trainer or L.Trainer(**teacher_trainer_kwargs(recipe))).fit(teacher, datamodule=datamodule)
+    if teacher_trainer is None:
+        kwargs = teacher_trainer_kwargs(recipe)
+        if budget is not None and budget.seconds is not None:  # half of what the kernel has left, not the recipe's
+            kwargs["max_time"] = {"seconds": int(max(1, budget.seconds / 2))}
+        teacher_trainer = L.Trainer(**kwargs)
+    teacher_trainer.fit(teacher, datamodule=datamodule)
     boxes = pseudo_label(teacher, datamodule)
+    teacher_s = time.monotonic() - start
+    if budget is not None:
+        budget.deduct(teacher_s)
     datamodule.set_pseudo_boxes(boxes)
     module.load_state_dict(teacher.state_dict())
     module.pseudo_label_summary = {"images": len(boxes), "boxes": sum(len(v) for v in boxes.values()),
                                    "candidates": len(datamodule.unboxed_positive_rows("train")),
-                                   "threshold": recipe.supervision.pseudo_threshold}
+                                   "threshold": recipe.supervision.pseudo_threshold,
+                                   "teacher_s": round(teacher_s, 1)}
     print(f"pseudo labels: {module.pseudo_label_summary}")
     trainer.fit(module, datamodule=datamodule)
     return module
