@@ -208,3 +208,18 @@ def test_function_level_imports_defer_something_heavy_and_say_why():
                 if "#" not in text and not above.startswith("#"):
                     problems.append(f"{where}: {ast.unparse(node)} needs a short reason (a '# ...' comment)")
     assert not problems, f"{len(problems)} function-level imports:\n" + "\n".join(problems)
+
+
+def test_importing_the_package_keeps_albumentations_off_the_network():
+    """albumentations asks PyPI for its latest version on import unless told not to: never from our processes."""
+    import os
+    import subprocess
+    import sys
+
+    code = ("import sys\ncalls = []\n"
+            "sys.addaudithook(lambda e, a: calls.append(e) if e in ('socket.getaddrinfo', 'socket.connect', "
+            "'urllib.Request') else None)\n"
+            "import clinagent_lab\nimport albumentations\nprint(len(calls))\n")
+    env = {k: v for k, v in os.environ.items() if k != "NO_ALBUMENTATIONS_UPDATE"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.split()[-1] == "0", out.stdout + out.stderr
