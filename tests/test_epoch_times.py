@@ -10,19 +10,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from clinagent_lab.models import timing
 from clinagent_lab.models.timing import EpochTimes
-
-
-class Clock:
-    """Stands in for the ``time`` module of :mod:`clinagent_lab.models.timing`: time passes when told to."""
-
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
-
-    def perf_counter(self) -> float:
-        return self.now
+from tests.test_epoch_planner import Clock  # a clock that moves only when a step says so
 
 
 @pytest.fixture(autouse=True)
