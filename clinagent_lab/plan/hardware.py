@@ -53,7 +53,7 @@ def detect_hardware(accelerator: str = "auto", devices: int = 1) -> Hardware:
     import torch  # deferred: heavy (CUDA start-up)
 
     cores = usable_cores()
-    gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    gpus = _gpu_count()
     if accelerator == "gpu" and gpus == 0:
         raise RecipeError("no GPU is visible to PyTorch", where="--accelerator gpu",
                           fix="use --accelerator cpu (or auto), or check the CUDA driver and CUDA_VISIBLE_DEVICES")
